@@ -1,0 +1,57 @@
+"""provlens dashboard entry point: ``streamlit run app.py``.
+
+Builds the demo database on first start when the configured one does not exist, draws the shared
+sidebar (filters kept in the URL, data freshness) and hands over to the page the user picked.
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from ingest.store import StoreError
+from pages import common
+
+st.set_page_config(page_title="provlens", page_icon=":material/sync_alt:", layout="wide")
+
+
+@st.cache_resource(show_spinner=False)
+def _ensure_database(path: str) -> str | None:
+    """Build the demo database once per server when the configured file does not exist."""
+    if os.path.exists(path) or path.startswith("md:"):
+        return None
+    from ingest.demo import build_demo
+
+    build_demo(path, quiet=True)
+    return path
+
+
+def main() -> None:
+    path = common.db_path()
+    if not os.path.exists(path) and not path.startswith("md:"):
+        with st.spinner(f"No database at {path} yet: building the demo database from the simulator..."):
+            try:
+                _ensure_database(path)
+            except StoreError as exc:
+                st.error(f"Could not build the demo database: {exc}")
+                st.stop()
+    meta = dict(common.query("meta").itertuples(index=False, name=None))
+    if meta.get("demo") == "true":
+        st.info(
+            "**Demo data.** This dashboard shows a simulated Leapsome tenant "
+            f"({meta.get('demo_users', '?')} users, {meta.get('demo_days', '?')} days, seed "
+            f"{meta.get('demo_seed', '?')}). To load your tenant, run `python -m ingest graph ...` or "
+            "`python -m ingest files EXPORT.json` with `PROVLENS_DB` pointing at a new database "
+            "(see the README).",
+            icon=":material/science:",
+        )
+    filters = common.sidebar_filters()
+    st.session_state["filters"] = filters
+    nav = st.navigation([
+        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    ])
+    nav.run()
+
+
+main()

@@ -1,0 +1,89 @@
+"""Command line of the ingester: ``python -m ingest {demo,files} ...`` (see ``--help``).
+
+Each subcommand registers itself in :func:`build_parser`; handlers return an exit code from
+:mod:`ingest.exitcodes`. Errors are printed as one clear line, never as a stack trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import datetime, timezone
+
+from ingest import __version__, exitcodes
+from ingest.config import ConfigError, load_toml, resolve_db_path
+from ingest.store import DatabaseLocked, NotAProvlensDatabase, StoreError
+
+
+def _iso_time(value: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {value!r}") from exc
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ingest.demo import build_demo
+
+    outcome = build_demo(args.db, seed=args.seed, users=args.users, days=args.days, end=args.end,
+                         quiet=args.quiet)
+    print(f"demo database {args.db}: {outcome.loaded.read} events from the simulator "
+          f"(seed {args.seed}, {args.users} users, {args.days} days)", file=sys.stderr)
+    return exitcodes.OK if outcome.loaded.read else exitcodes.FAILED
+
+
+def cmd_files(args: argparse.Namespace) -> int:
+    from ingest.file_ingest import ingest_files, print_report
+
+    outcome = ingest_files(args.db, args.paths, quiet=args.quiet)
+    print_report(outcome, args.db)
+    return outcome.exit_code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ingest", description="Load provisioning data into DuckDB.")
+    parser.add_argument("--version", action="version", version=f"provlens {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--db", help="database file (default: PROVLENS_DB, provlens.toml, data/provlens.duckdb)")
+        p.add_argument("--config", help="provlens.toml to read (default: ./provlens.toml if present)")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    demo = sub.add_parser("demo", help="build a demo database from the built-in simulator")
+    common(demo)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--users", type=int, default=200)
+    demo.add_argument("--days", type=int, default=14)
+    demo.add_argument("--end", type=_iso_time, help="end of the simulated period (default: this hour, UTC)")
+    demo.set_defaults(handler=cmd_demo)
+
+    files = sub.add_parser("files", help="load Graph-style JSON exports (pages, arrays, NDJSON, .gz)")
+    common(files)
+    files.add_argument("paths", nargs="+", help="files, directories or globs")
+    files.set_defaults(handler=cmd_files)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.db = resolve_db_path(args.db, load_toml(args.config))
+        return args.handler(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exitcodes.USAGE
+    except (DatabaseLocked, NotAProvlensDatabase, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exitcodes.DATABASE
+    except KeyboardInterrupt:
+        print("interrupted; committed data is kept, re-run to finish", file=sys.stderr)
+        return exitcodes.PARTIAL
+    except Exception as exc:  # noqa: BLE001 - one clear line for people, the traceback on request
+        if os.environ.get("PROVLENS_DEBUG"):
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (set PROVLENS_DEBUG=1 for the traceback)", file=sys.stderr)
+        return exitcodes.FAILED

@@ -1,0 +1,89 @@
+"""``python -m ingest files``: load Graph-style JSON exports through the one store write path."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from ingest import exitcodes
+from ingest.files import expand_paths, scan_file
+from ingest.loading import StagingFile, load_staged
+from ingest.progress import progress
+from ingest.store import LoadResult, Reject, Store
+
+BATCH_EVENTS = 200_000
+
+
+@dataclass
+class FilesOutcome:
+    files: int = 0
+    unreadable: list[str] = field(default_factory=list)
+    loaded: LoadResult = field(default_factory=LoadResult)
+    rejected: int = 0
+    run_id: int | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.loaded.read - self.loaded.invalid == 0 and (self.rejected or self.unreadable or self.files == 0):
+            return exitcodes.FAILED
+        return exitcodes.OK
+
+
+def _add(total: LoadResult, part: LoadResult) -> None:
+    total.read += part.read
+    total.new += part.new
+    total.updated += part.updated
+    total.invalid += part.invalid
+
+
+def ingest_files(db_path: str, paths: list[str], *, source: str = "files", quiet: bool = False,
+                 extra_rejects: list[Reject] | None = None) -> FilesOutcome:
+    """Scan every file (no database lock held), then load in batches of ``BATCH_EVENTS``."""
+    files, missing = expand_paths(paths)
+    outcome = FilesOutcome(files=len(files))
+    rejects: list[Reject] = list(extra_rejects or [])
+    for m in missing:
+        rejects.append(Reject(m, "-", "no such file, directory or glob match"))
+        outcome.unreadable.append(m)
+    batches = [StagingFile()]
+    try:
+        for path in progress(files, desc="reading files", unit="file", disable=quiet):
+            scan = scan_file(path, batches[-1])
+            rejects.extend(scan.rejects)
+            if scan.fatal:
+                outcome.unreadable.append(path)
+                if not scan.rejects:
+                    rejects.append(Reject(path, "-", scan.fatal))
+            if batches[-1].count >= BATCH_EVENTS:
+                batches.append(StagingFile())
+        # The write lock is held only from here on: for the bulk loads, not for reading the files.
+        with Store.open(db_path) as store:
+            run_id = store.start_run(source, scope=None)
+            outcome.run_id = run_id
+            for batch in batches:
+                _add(outcome.loaded, load_staged(store, batch, run_id=run_id))
+            store.add_rejects(run_id, source, rejects)
+            outcome.rejected = len(rejects) + outcome.loaded.invalid
+            result = "success" if not outcome.rejected else ("partial" if outcome.loaded.read else "failed")
+            store.finish_run(run_id, result, message=_summary(outcome), pages=len(files),
+                             records_read=outcome.loaded.read + len(rejects) - len(outcome.unreadable),
+                             records_new=outcome.loaded.new, records_updated=outcome.loaded.updated,
+                             records_rejected=outcome.rejected)
+    finally:
+        for batch in batches:
+            batch.discard()
+    return outcome
+
+
+def _summary(outcome: FilesOutcome) -> str:
+    r = outcome.loaded
+    return (f"{outcome.files} file(s): {r.read - r.invalid} event(s) loaded ({r.new} new, {r.updated} updated, "
+            f"{r.unchanged} unchanged), {outcome.rejected} rejected")
+
+
+def print_report(outcome: FilesOutcome, db_path: str, stream=sys.stderr) -> None:
+    print(f"ingest files: {_summary(outcome)} -> {db_path}", file=stream)
+    if outcome.rejected:
+        print(f"warning: {outcome.rejected} record(s) rejected; see them with "
+              f"`python -m queries export ingest-rejects --out rejects.csv` (run {outcome.run_id})",
+              file=stream)

@@ -1,0 +1,122 @@
+"""The DuckDB schema as an ordered list of migrations; :mod:`ingest.store` applies the missing ones.
+
+Add a migration by appending ``(next_version, description, [statements])``; never edit a released one.
+"""
+
+from __future__ import annotations
+
+EVENT_COLUMNS = """
+    id VARCHAR PRIMARY KEY,
+    activity_time TIMESTAMPTZ NOT NULL,
+    tenant_id VARCHAR,
+    job_id VARCHAR,
+    cycle_id VARCHAR,
+    change_id VARCHAR,
+    service_principal_id VARCHAR,
+    service_principal_name VARCHAR,
+    action VARCHAR,
+    status VARCHAR,
+    error_code VARCHAR,
+    error_category VARCHAR,
+    error_reason VARCHAR,
+    error_details VARCHAR,
+    recommended_action VARCHAR,
+    http_status INTEGER,
+    scim_type VARCHAR,
+    scim_detail VARCHAR,
+    retry_count INTEGER,
+    next_retry_at TIMESTAMPTZ,
+    source_id VARCHAR,
+    source_name VARCHAR,
+    source_upn VARCHAR,
+    source_type VARCHAR,
+    target_id VARCHAR,
+    target_name VARCHAR,
+    target_type VARCHAR,
+    user_name VARCHAR,
+    email VARCHAR,
+    email_domain VARCHAR,
+    skip_reason VARCHAR,
+    skip_category VARCHAR,
+    scope_active VARCHAR,
+    scope_assigned VARCHAR,
+    scope_has_role VARCHAR,
+    scope_filter_passed VARCHAR,
+    import_kind VARCHAR,
+    duration_ms BIGINT,
+    initiated_by VARCHAR,
+    raw JSON NOT NULL,
+    first_ingested_at TIMESTAMPTZ NOT NULL,
+    last_ingested_at TIMESTAMPTZ NOT NULL,
+    ingest_run_id BIGINT
+"""
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (
+        1,
+        "events, ingest runs, rejects, watermarks, job snapshots, metadata",
+        [
+            f"CREATE TABLE events ({EVENT_COLUMNS})",
+            "CREATE SEQUENCE ingest_run_seq START 1",
+            """CREATE TABLE ingest_runs (
+                run_id BIGINT PRIMARY KEY,
+                source VARCHAR NOT NULL,
+                scope VARCHAR,
+                started_at TIMESTAMPTZ NOT NULL,
+                ended_at TIMESTAMPTZ,
+                window_start TIMESTAMPTZ,
+                window_end TIMESTAMPTZ,
+                pages INTEGER DEFAULT 0,
+                records_read BIGINT DEFAULT 0,
+                records_new BIGINT DEFAULT 0,
+                records_updated BIGINT DEFAULT 0,
+                records_rejected BIGINT DEFAULT 0,
+                retries INTEGER DEFAULT 0,
+                throttled INTEGER DEFAULT 0,
+                outcome VARCHAR NOT NULL,
+                message VARCHAR
+            )""",
+            """CREATE TABLE ingest_rejects (
+                run_id BIGINT,
+                source VARCHAR NOT NULL,
+                file VARCHAR,
+                position VARCHAR,
+                reason VARCHAR NOT NULL,
+                excerpt VARCHAR,
+                rejected_at TIMESTAMPTZ NOT NULL
+            )""",
+            """CREATE TABLE watermarks (
+                source VARCHAR NOT NULL,
+                scope VARCHAR NOT NULL,
+                value TIMESTAMPTZ NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL,
+                run_id BIGINT,
+                PRIMARY KEY (source, scope)
+            )""",
+            """CREATE TABLE sync_job_snapshots (
+                job_id VARCHAR NOT NULL,
+                captured_at TIMESTAMPTZ NOT NULL,
+                service_principal_id VARCHAR,
+                template_id VARCHAR,
+                schedule_interval VARCHAR,
+                schedule_state VARCHAR,
+                status_code VARCHAR,
+                quarantine_reason VARCHAR,
+                quarantine_since TIMESTAMPTZ,
+                quarantine_series_began TIMESTAMPTZ,
+                quarantine_next_attempt TIMESTAMPTZ,
+                last_execution_state VARCHAR,
+                last_execution_began TIMESTAMPTZ,
+                last_execution_ended TIMESTAMPTZ,
+                last_success_ended TIMESTAMPTZ,
+                successive_failures INTEGER,
+                steady_state_last TIMESTAMPTZ,
+                raw JSON NOT NULL,
+                PRIMARY KEY (job_id, captured_at)
+            )""",
+            "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+        ],
+    ),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]

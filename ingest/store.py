@@ -1,0 +1,327 @@
+"""The store: the only code that writes to the DuckDB database.
+
+It applies migrations, records ingest runs and rejected input, upserts events on the Graph ``id``
+(re-loading the same data is a no-op), commits watermarks in the same transaction as the rows they
+cover, and keeps job-status snapshots. A writer holds DuckDB's file lock only while a ``Store`` is
+open: open it for a load, not for a network fetch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from ingest.event_sql import NORMALISE_EVENTS
+from ingest.schema import EVENT_COLUMNS, LATEST_VERSION, MIGRATIONS
+
+EVENT_COLUMN_NAMES = [line.strip().split()[0] for line in EVENT_COLUMNS.strip().splitlines()]
+_UPDATABLE = [c for c in EVENT_COLUMN_NAMES if c not in ("id", "first_ingested_at")]
+
+
+class StoreError(Exception):
+    """A database problem explained for a person (what happened, what to do)."""
+
+
+class DatabaseLocked(StoreError):
+    """Another process holds the database's write lock for longer than we were willing to wait."""
+
+
+class NotAProvlensDatabase(StoreError):
+    """The file exists but is not a provlens database; it is never overwritten."""
+
+
+@dataclass
+class Reject:
+    """One piece of input that could not be loaded: where it was and why."""
+
+    file: str
+    position: str
+    reason: str
+    excerpt: str = ""
+
+
+@dataclass
+class LoadResult:
+    read: int = 0  # records handed to the store, valid or not
+    new: int = 0
+    updated: int = 0
+    invalid: int = 0  # rejected by the store (no id, no valid time)
+
+    @property
+    def unchanged(self) -> int:
+        return self.read - self.invalid - self.new - self.updated
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def excerpt(text: str | bytes, limit: int = 200) -> str:
+    """A short, single-line, printable excerpt of bad input for the reject table."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    msg = str(exc).lower()
+    return "lock" in msg and ("conflicting" in msg or "could not set" in msg)
+
+
+def connect_with_retry(path: str, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
+    """Open ``path``, waiting (with backoff) while another process holds a conflicting lock."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(path, read_only=read_only)
+            con.execute("SET TimeZone = 'UTC'")
+            return con
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc):
+                raise _explain_open_error(path, exc) from exc
+            if time.monotonic() >= deadline:
+                raise DatabaseLocked(
+                    f"database {path} is locked by another process (an ingest or a dashboard reader) "
+                    f"for more than {timeout:.0f} s; try again when it finishes"
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        except duckdb.Error as exc:
+            raise _explain_open_error(path, exc) from exc
+
+
+def _explain_open_error(path: str, exc: Exception) -> StoreError:
+    msg = str(exc)
+    lowered = msg.lower()
+    if "not a valid duckdb database" in lowered or "corrupt" in lowered or "checksum" in lowered \
+            or "unable to read" in lowered or "invalid magic" in lowered:
+        return NotAProvlensDatabase(
+            f"{path} is not a readable DuckDB database ({msg.splitlines()[0]}); "
+            "it was left untouched - point --db/PROVLENS_DB at another file"
+        )
+    return StoreError(f"cannot open database {path}: {msg.splitlines()[0]}")
+
+
+class Store:
+    """A read-write session on the database. Use as a context manager; close it promptly."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: str):
+        self.con = con
+        self.path = path
+
+    # ----------------------------------------------------------------- lifecycle
+    @classmethod
+    def open(cls, path: str, *, lock_timeout: float = 60.0) -> Store:
+        if path != ":memory:" and not path.startswith("md:"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        con = connect_with_retry(path, read_only=False, timeout=lock_timeout)
+        store = cls(con, path)
+        try:
+            store.migrate()
+        except Exception:
+            con.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def migrate(self) -> int:
+        """Apply the migrations this database lacks; refuse foreign or newer databases."""
+        tables = {r[0] for r in self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
+        if tables and "schema_version" not in tables:
+            raise NotAProvlensDatabase(
+                f"{self.path} is a DuckDB database but not a provlens one (tables: "
+                f"{', '.join(sorted(tables)[:5])}); it was left untouched")
+        if "schema_version" not in tables:
+            self.con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+                             "description VARCHAR, applied_at TIMESTAMPTZ NOT NULL)")
+        current = self.con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+        if current > LATEST_VERSION:
+            raise StoreError(f"{self.path} has schema version {current}, newer than this provlens "
+                             f"({LATEST_VERSION}); upgrade provlens")
+        for version, description, statements in MIGRATIONS:
+            if version <= current:
+                continue
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                for sql in statements:
+                    self.con.execute(sql)
+                self.con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", [version, description, utcnow()])
+                self.con.execute("COMMIT")
+            except Exception:
+                self.con.execute("ROLLBACK")
+                raise
+        return LATEST_VERSION
+
+    # ----------------------------------------------------------------- runs and rejects
+    def start_run(self, source: str, scope: str | None = None,
+                  window_start: datetime | None = None, window_end: datetime | None = None) -> int:
+        self.con.execute("UPDATE ingest_runs SET outcome = 'abandoned', "
+                         "message = 'the process ended before the run finished' "
+                         "WHERE outcome = 'running' AND source = ? AND scope IS NOT DISTINCT FROM ?",
+                         [source, scope])
+        run_id = self.con.execute("SELECT nextval('ingest_run_seq')").fetchone()[0]
+        self.con.execute(
+            "INSERT INTO ingest_runs (run_id, source, scope, started_at, window_start, window_end, outcome) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'running')", [run_id, source, scope, utcnow(), window_start, window_end])
+        return run_id
+
+    def add_to_run(self, run_id: int, **counters: int) -> None:
+        """Add to a run's counters (pages, records_read, records_new, ...)."""
+        if not counters:
+            return
+        sets = ", ".join(f"{name} = coalesce({name}, 0) + ?" for name in counters)
+        self.con.execute(f"UPDATE ingest_runs SET {sets} WHERE run_id = ?", [*counters.values(), run_id])
+
+    def finish_run(self, run_id: int, outcome: str, message: str | None = None, **counters: int) -> None:
+        self.add_to_run(run_id, **counters)
+        self.con.execute("UPDATE ingest_runs SET outcome = ?, message = ?, ended_at = ? WHERE run_id = ?",
+                         [outcome, message, utcnow(), run_id])
+
+    def add_rejects(self, run_id: int | None, source: str, rejects: Iterable[Reject]) -> int:
+        rows = [(run_id, source, r.file, r.position, r.reason, excerpt(r.excerpt), utcnow()) for r in rejects]
+        if rows:
+            self.con.executemany("INSERT INTO ingest_rejects VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        return len(rows)
+
+    # ----------------------------------------------------------------- events
+    def load_events(self, source_sql: str, params: list[Any] | dict | None = None, *, run_id: int | None,
+                    watermark: tuple[str, str, datetime] | None = None
+                    ) -> LoadResult:
+        """Normalise and upsert the events of ``source_sql`` (a relation with columns ``raw`` JSON and
+        ``pos`` VARCHAR) in one transaction; records without an ``id`` or a valid ``activityDateTime`` are
+        rejected with their position. ``watermark`` = (source, scope, value) commits with the rows."""
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("CREATE OR REPLACE TEMP TABLE stage AS " + NORMALISE_EVENTS.replace("{source}", source_sql),
+                        params or [])
+            result = self._upsert_stage(run_id)
+            if watermark is not None:
+                self._set_watermark(*watermark, run_id=run_id)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.execute("DROP TABLE IF EXISTS stage")
+        return result
+
+    def _upsert_stage(self, run_id: int | None) -> LoadResult:
+        con = self.con
+        row = con.execute("SELECT source FROM ingest_runs WHERE run_id = ?", [run_id]).fetchone()
+        reject_source = row[0] if row else "events"
+        read = con.execute("SELECT count(*) FROM stage").fetchone()[0]
+        bad = con.execute(
+            "SELECT pos, CASE WHEN id IS NULL OR id = '' THEN 'event has no id' "
+            "ELSE 'activityDateTime missing or not a date' END, raw::VARCHAR "
+            "FROM stage WHERE id IS NULL OR id = '' OR activity_time IS NULL ORDER BY pos").fetchall()
+        if bad:
+            self.add_rejects(run_id, reject_source, [
+                Reject(file=(pos or "").rsplit("#", 1)[0], position=(pos or "").rsplit("#", 1)[-1],
+                       reason=reason, excerpt=raw) for pos, reason, raw in bad])
+            con.execute("DELETE FROM stage WHERE id IS NULL OR id = '' OR activity_time IS NULL")
+        # Several copies of one id in a batch: keep one deterministically (the newest, then the largest).
+        con.execute("CREATE OR REPLACE TEMP TABLE stage_dedup AS SELECT * FROM stage "
+                    "QUALIFY row_number() OVER (PARTITION BY id ORDER BY activity_time DESC, raw::VARCHAR DESC) = 1")
+        new, updated = con.execute(
+            "SELECT count(*) FILTER (WHERE e.id IS NULL), "
+            "count(*) FILTER (WHERE e.id IS NOT NULL AND e.raw::VARCHAR <> s.raw::VARCHAR) "
+            "FROM stage_dedup s LEFT JOIN events e ON e.id = s.id").fetchone()
+        cols = [c for c in EVENT_COLUMN_NAMES if c not in ("first_ingested_at", "last_ingested_at", "ingest_run_id")]
+        now = utcnow()
+        sets = ", ".join(f"{c} = excluded.{c}" for c in _UPDATABLE)
+        con.execute(
+            f"INSERT INTO events ({', '.join(cols)}, first_ingested_at, last_ingested_at, ingest_run_id) "
+            f"SELECT {', '.join(cols)}, $now, $now, $run FROM stage_dedup "
+            f"ON CONFLICT (id) DO UPDATE SET {sets} "
+            "WHERE events.raw::VARCHAR <> excluded.raw::VARCHAR",
+            {"now": now, "run": run_id})
+        con.execute("DROP TABLE IF EXISTS stage_dedup")
+        return LoadResult(read=read, new=new, updated=updated, invalid=len(bad))
+
+    def load_events_ndjson(self, path: str | os.PathLike, *, run_id: int | None, label: str | None = None,
+                           watermark: tuple[str, str, datetime] | None = None) -> LoadResult:
+        """Load a file holding exactly one valid JSON event per line (the sources' staging format)."""
+        label = label or str(path)
+        source = ("SELECT json AS raw, $label || '#' || row_number() OVER () AS pos "
+                  "FROM read_json_objects($path, format = 'newline_delimited')")
+        return self.load_events(source, {"path": str(path), "label": label}, run_id=run_id, watermark=watermark)
+
+    # ----------------------------------------------------------------- watermarks and metadata
+    def _set_watermark(self, source: str, scope: str, value: datetime, *, run_id: int | None) -> None:
+        self.con.execute(
+            "INSERT INTO watermarks VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, scope) DO UPDATE SET "
+            "value = greatest(watermarks.value, excluded.value), updated_at = excluded.updated_at, "
+            "run_id = excluded.run_id", [source, scope, value, utcnow(), run_id])
+
+    def set_watermark(self, source: str, scope: str, value: datetime, *, run_id: int | None = None) -> None:
+        self._set_watermark(source, scope, value, run_id=run_id)
+
+    def get_watermark(self, source: str, scope: str) -> datetime | None:
+        row = self.con.execute("SELECT value FROM watermarks WHERE source = ? AND scope = ?",
+                               [source, scope]).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.con.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                         [key, value])
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    # ----------------------------------------------------------------- job status
+    def load_job_snapshots(self, snapshots: Iterable[dict[str, Any]]) -> int:
+        """Keep ``/synchronization/jobs`` snapshots: {"capturedAt", "servicePrincipalId", "job": {...}}."""
+        rows = [(json.dumps(s["job"]), s["capturedAt"], s.get("servicePrincipalId")) for s in snapshots]
+        if not rows:
+            return 0
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.execute("CREATE OR REPLACE TEMP TABLE snap_raw (raw JSON, captured_at TIMESTAMPTZ, sp VARCHAR)")
+            self.con.executemany("INSERT INTO snap_raw VALUES (?, ?, ?)", rows)
+            before = self.con.execute("SELECT count(*) FROM sync_job_snapshots").fetchone()[0]
+            self.con.execute("""
+                INSERT INTO sync_job_snapshots
+                SELECT raw->>'$.id', captured_at, sp, raw->>'$.templateId',
+                       raw->>'$.schedule.interval', raw->>'$.schedule.state', raw->>'$.status.code',
+                       raw->>'$.status.quarantine.reason',
+                       try_cast(raw->>'$.status.quarantine.currentBegan' AS TIMESTAMPTZ),
+                       try_cast(raw->>'$.status.quarantine.seriesBegan' AS TIMESTAMPTZ),
+                       try_cast(raw->>'$.status.quarantine.nextAttempt' AS TIMESTAMPTZ),
+                       raw->>'$.status.lastExecution.state',
+                       try_cast(raw->>'$.status.lastExecution.timeBegan' AS TIMESTAMPTZ),
+                       try_cast(raw->>'$.status.lastExecution.timeEnded' AS TIMESTAMPTZ),
+                       try_cast(raw->>'$.status.lastSuccessfulExecution.timeEnded' AS TIMESTAMPTZ),
+                       try_cast(raw->>'$.status.countSuccessiveCompleteFailures' AS INTEGER),
+                       try_cast(raw->>'$.status.steadyStateLastAchievedTime' AS TIMESTAMPTZ),
+                       raw
+                FROM snap_raw WHERE raw->>'$.id' IS NOT NULL
+                QUALIFY row_number() OVER (PARTITION BY raw->>'$.id', captured_at) = 1
+                ON CONFLICT (job_id, captured_at) DO NOTHING""")
+            after = self.con.execute("SELECT count(*) FROM sync_job_snapshots").fetchone()[0]
+            self.con.execute("DROP TABLE snap_raw")
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+        return after - before

@@ -1,0 +1,7 @@
+"""Entry point for ``python -m queries``."""
+
+import sys
+
+from queries.cli import main
+
+sys.exit(main())

@@ -1,0 +1,77 @@
+"""The named queries. Each is SQL with bound parameters ($since, $until, $sps, $job, ...).
+
+Add a query here and call it with :func:`queries.db.run`; pages never write SQL themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from queries.filters import EVENT_FILTER
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str
+    description: str
+    sql: str
+
+
+def _q(name: str, description: str, sql: str) -> Query:
+    return Query(name, description, sql.replace("{EVENT_FILTER}", EVENT_FILTER))
+
+
+EVENT_EXPORT_COLUMNS = [
+    "id", "activity_time", "tenant_id", "job_id", "cycle_id", "change_id", "service_principal_id",
+    "service_principal_name", "action", "status", "error_code", "error_category", "error_reason",
+    "source_id", "source_name", "source_upn", "target_id", "user_name", "duration_ms",
+]
+
+_ALL = [
+    _q("overview_kpis", "Events, outcomes, success rate and identities in the period", """
+        SELECT count(*) AS events,
+               count(*) FILTER (WHERE status = 'success') AS success,
+               count(*) FILTER (WHERE status = 'failure') AS failure,
+               count(*) FILTER (WHERE status = 'skipped') AS skipped,
+               count(*) FILTER (WHERE status = 'warning') AS warning,
+               count(DISTINCT source_id) AS identities,
+               count(DISTINCT source_id) FILTER (WHERE status = 'failure') AS failing_identities,
+               count(DISTINCT (job_id, cycle_id)) AS cycles,
+               CASE WHEN count(*) FILTER (WHERE status IN ('success', 'failure')) > 0
+                    THEN count(*) FILTER (WHERE status = 'success')::DOUBLE
+                         / count(*) FILTER (WHERE status IN ('success', 'failure')) END AS success_rate,
+               min(activity_time) AS first_event, max(activity_time) AS last_event
+        FROM events WHERE {EVENT_FILTER}"""),
+    _q("events_per_day_by_status", "Events per UTC day and status", """
+        SELECT date_trunc('day', activity_time) AS day, status, count(*) AS events
+        FROM events WHERE {EVENT_FILTER}
+        GROUP BY ALL ORDER BY day, status"""),
+    _q("top_error_codes", "Failure codes by count, with identities affected and first/last seen", """
+        SELECT error_code, count(*) AS failures, count(DISTINCT source_id) AS identities,
+               min(activity_time) AS first_seen, max(activity_time) AS last_seen,
+               any_value(http_status) AS http_status, any_value(scim_type) AS scim_type
+        FROM events WHERE status = 'failure' AND {EVENT_FILTER}
+        GROUP BY error_code ORDER BY failures DESC, error_code LIMIT $limit"""),
+    _q("service_principals", "Enterprise apps (service principals) seen in the data", """
+        SELECT service_principal_id, any_value(service_principal_name) AS service_principal_name,
+               count(*) AS events, max(activity_time) AS last_event
+        FROM events GROUP BY service_principal_id ORDER BY service_principal_name, service_principal_id"""),
+    _q("data_range", "First and last event time in the whole database", """
+        SELECT min(activity_time) AS first_event, max(activity_time) AS last_event, count(*) AS events
+        FROM events"""),
+    _q("freshness", "Per source: the last ingest run, the last successful one, and the newest event", """
+        WITH runs AS (
+            SELECT source, max(ended_at) FILTER (WHERE outcome = 'success') AS last_success,
+                   arg_max(outcome, started_at) AS last_outcome, max(started_at) AS last_started,
+                   arg_max(message, started_at) AS last_message
+            FROM ingest_runs GROUP BY source)
+        SELECT r.source, r.last_started, r.last_outcome, r.last_success, r.last_message,
+               (SELECT max(activity_time) FROM events) AS newest_event
+        FROM runs r ORDER BY r.source"""),
+    _q("meta", "Database metadata (demo flag, simulator parameters)", "SELECT key, value FROM meta ORDER BY key"),
+    _q("events", "One row per provisioning event (audit export)", f"""
+        SELECT {', '.join(EVENT_EXPORT_COLUMNS)}
+        FROM events WHERE {{EVENT_FILTER}} ORDER BY activity_time, id"""),
+]
+
+QUERIES: dict[str, Query] = {q.name: q for q in _ALL}

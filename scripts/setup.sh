@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Create .venv and install provlens' pinned dependencies (idempotent; skips work already done).
+# Usage: scripts/setup.sh [dev]   -- "dev" adds the test tools and Debian's chromium for browser tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want=${1:-run}
+py=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$py" -m venv .venv
+fi
+reqs=requirements.txt
+[ "$want" = dev ] && reqs=requirements-dev.txt
+stamp=".venv/.installed-$(cat requirements.txt requirements-dev.txt constraints.txt | sha256sum | cut -c1-16)-$want"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r "$reqs" -c constraints.txt
+  touch "$stamp"
+fi
+if [ "$want" = dev ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing Debian's chromium for the browser tests..." >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+  else
+    echo "warning: chromium is not installed and we are not root; browser tests will fail" >&2
+  fi
+fi

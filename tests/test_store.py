@@ -1,0 +1,83 @@
+"""The store: migrations, refusing foreign or corrupt files, watermarks, run history."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import duckdb
+import pytest
+
+from ingest.schema import LATEST_VERSION
+from ingest.store import NotAProvlensDatabase, Store, StoreError
+
+
+def test_migrations_apply_once_and_record_the_version(tmp_path):
+    db = str(tmp_path / "a.duckdb")
+    with Store.open(db) as store:
+        assert store.migrate() == LATEST_VERSION
+    with Store.open(db) as store:  # reopening applies nothing twice
+        versions = store.con.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+    assert [v for (v,) in versions] == list(range(1, LATEST_VERSION + 1))
+
+
+def test_foreign_duckdb_file_is_refused_and_left_untouched(tmp_path):
+    db = tmp_path / "foreign.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE invoices (n INTEGER)")
+    con.close()
+    before = db.read_bytes()
+    with pytest.raises(NotAProvlensDatabase, match="not a provlens"):
+        Store.open(str(db))
+    assert db.read_bytes() == before
+
+
+def test_corrupt_file_is_refused_and_left_untouched(tmp_path):
+    db = tmp_path / "junk.duckdb"
+    db.write_bytes(b"this is not a database" * 500)
+    before = db.read_bytes()
+    with pytest.raises(StoreError):
+        Store.open(str(db))
+    assert db.read_bytes() == before
+
+
+def test_newer_schema_is_refused(tmp_path):
+    db = str(tmp_path / "new.duckdb")
+    with Store.open(db) as store:
+        store.con.execute("INSERT INTO schema_version VALUES (999, 'future', now())")
+    with pytest.raises(StoreError, match="newer"):
+        Store.open(db)
+
+
+def test_watermark_only_moves_forward_and_commits_with_rows(tmp_path):
+    db = str(tmp_path / "w.duckdb")
+    t1 = datetime(2026, 10, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 9, 1, tzinfo=timezone.utc)
+    with Store.open(db) as store:
+        run = store.start_run("graph", "sp")
+        src = ("SELECT '{\"id\":\"e1\",\"activityDateTime\":\"2026-10-01T00:00:00Z\"}'::JSON AS raw, "
+               "'x#1' AS pos")
+        res = store.load_events(src, run_id=run, watermark=("graph", "sp", t1))
+        assert (res.new, res.updated) == (1, 0)
+        store.set_watermark("graph", "sp", t0)
+        assert store.get_watermark("graph", "sp") == t1
+
+
+def test_failed_load_rolls_back_rows_and_watermark(tmp_path):
+    db = str(tmp_path / "r.duckdb")
+    with Store.open(db) as store:
+        run = store.start_run("graph", "sp")
+        with pytest.raises(duckdb.Error):
+            store.load_events("SELECT 'not json'::JSON AS raw, 'x' AS pos", run_id=run,
+                              watermark=("graph", "sp", datetime(2026, 1, 1, tzinfo=timezone.utc)))
+        assert store.get_watermark("graph", "sp") is None
+        assert store.con.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+
+
+def test_unfinished_run_is_marked_abandoned_by_the_next(tmp_path):
+    db = str(tmp_path / "runs.duckdb")
+    with Store.open(db) as store:
+        first = store.start_run("files")
+    with Store.open(db) as store:
+        store.start_run("files")
+        outcome = store.con.execute("SELECT outcome FROM ingest_runs WHERE run_id = ?", [first]).fetchone()[0]
+    assert outcome == "abandoned"
