@@ -1,6 +1,8 @@
 """The named queries. Each is SQL with bound parameters ($since, $until, $sps, $job, ...).
 
-Add a query here and call it with :func:`queries.db.run`; pages never write SQL themselves.
+This module holds the core event queries and merges the lists of the topic modules (``QUERY_LIST`` in
+each module named in ``_MODULES``) into :data:`QUERIES`. Call them with :func:`queries.db.run`; pages
+never write SQL themselves.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ class Query:
     sql: str
 
 
-def _q(name: str, description: str, sql: str) -> Query:
+def q(name: str, description: str, sql: str) -> Query:
+    """A named query; ``{EVENT_FILTER}`` in its SQL becomes the shared time/app/job filter."""
     return Query(name, description, sql.replace("{EVENT_FILTER}", EVENT_FILTER))
 
 
@@ -28,7 +31,7 @@ EVENT_EXPORT_COLUMNS = [
 ]
 
 _ALL = [
-    _q("overview_kpis", "Events, outcomes, success rate and identities in the period", """
+    q("overview_kpis", "Events, outcomes, success rate and identities in the period", """
         SELECT count(*) AS events,
                count(*) FILTER (WHERE status = 'success') AS success,
                count(*) FILTER (WHERE status = 'failure') AS failure,
@@ -42,24 +45,24 @@ _ALL = [
                          / count(*) FILTER (WHERE status IN ('success', 'failure')) END AS success_rate,
                min(activity_time) AS first_event, max(activity_time) AS last_event
         FROM events WHERE {EVENT_FILTER}"""),
-    _q("events_per_day_by_status", "Events per UTC day and status", """
+    q("events_per_day_by_status", "Events per UTC day and status", """
         SELECT date_trunc('day', activity_time) AS day, status, count(*) AS events
         FROM events WHERE {EVENT_FILTER}
         GROUP BY ALL ORDER BY day, status"""),
-    _q("top_error_codes", "Failure codes by count, with identities affected and first/last seen", """
+    q("top_error_codes", "Failure codes by count, with identities affected and first/last seen", """
         SELECT error_code, count(*) AS failures, count(DISTINCT source_id) AS identities,
                min(activity_time) AS first_seen, max(activity_time) AS last_seen,
                any_value(http_status) AS http_status, any_value(scim_type) AS scim_type
         FROM events WHERE status = 'failure' AND {EVENT_FILTER}
         GROUP BY error_code ORDER BY failures DESC, error_code LIMIT $limit"""),
-    _q("service_principals", "Enterprise apps (service principals) seen in the data", """
+    q("service_principals", "Enterprise apps (service principals) seen in the data", """
         SELECT service_principal_id, any_value(service_principal_name) AS service_principal_name,
                count(*) AS events, max(activity_time) AS last_event
         FROM events GROUP BY service_principal_id ORDER BY service_principal_name, service_principal_id"""),
-    _q("data_range", "First and last event time in the whole database", """
+    q("data_range", "First and last event time in the whole database", """
         SELECT min(activity_time) AS first_event, max(activity_time) AS last_event, count(*) AS events
         FROM events"""),
-    _q("freshness", "Per source: the last ingest run, the last successful one, and the newest event", """
+    q("freshness", "Per source: the last ingest run, the last successful one, and the newest event", """
         WITH runs AS (
             SELECT source, max(ended_at) FILTER (WHERE outcome = 'success') AS last_success,
                    arg_max(outcome, started_at) AS last_outcome, max(started_at) AS last_started,
@@ -68,10 +71,25 @@ _ALL = [
         SELECT r.source, r.last_started, r.last_outcome, r.last_success, r.last_message,
                (SELECT max(activity_time) FROM events) AS newest_event
         FROM runs r ORDER BY r.source"""),
-    _q("meta", "Database metadata (demo flag, simulator parameters)", "SELECT key, value FROM meta ORDER BY key"),
-    _q("events", "One row per provisioning event (audit export)", f"""
+    q("meta", "Database metadata (demo flag, simulator parameters)", "SELECT key, value FROM meta ORDER BY key"),
+    q("events", "One row per provisioning event (audit export)", f"""
         SELECT {', '.join(EVENT_EXPORT_COLUMNS)}
         FROM events WHERE {{EVENT_FILTER}} ORDER BY activity_time, id"""),
 ]
 
-QUERIES: dict[str, Query] = {q.name: q for q in _ALL}
+# Topic modules, each with a QUERY_LIST of q(...) entries. Add yours here.
+_MODULES: list[str] = []
+
+
+def _collect() -> dict[str, Query]:
+    import importlib
+
+    merged: dict[str, Query] = {}
+    for query in _ALL + [x for m in _MODULES for x in importlib.import_module(m).QUERY_LIST]:
+        if query.name in merged:
+            raise ValueError(f"query {query.name!r} is defined twice")
+        merged[query.name] = query
+    return merged
+
+
+QUERIES: dict[str, Query] = _collect()
