@@ -1,0 +1,281 @@
+"""The analytic datasets behind the exports and the dashboard's cycles, failures, skips and violations.
+
+Each dataset is one named query (stable column order, stable row order: time, then id) registered in
+:data:`queries.catalog.QUERIES`; ``python -m queries export NAME`` and the dashboard pages run the
+same SQL. Column meanings are documented in ``docs/exports.md`` (a contract: change it only with a
+version bump). All take the shared filters ($since, $until, $sps, $job) where they apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ingest.schema import MIGRATIONS
+from queries.catalog import EVENT_EXPORT_COLUMNS, q
+from queries.filters import EVENT_FILTER
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """An exportable dataset: its query name, its columns and the column that dates a row."""
+
+    name: str
+    columns: tuple[str, ...]
+    time_column: str
+
+
+def _time_filter(column: str) -> str:
+    """The shared time window on a relation that has no ``activity_time`` column."""
+    return (f"{column} >= coalesce($since::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ) "
+            f"AND {column} < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)")
+
+
+_SCOPE_FILTER = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id)) "
+                 "AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)")
+
+_EVENT_COLS = ", ".join(EVENT_EXPORT_COLUMNS)
+_EVENT_COLS_E = ", ".join(f"e.{c}" for c in EVENT_EXPORT_COLUMNS)
+
+FAILURE_COLUMNS = (*EVENT_EXPORT_COLUMNS, "http_status", "scim_type", "scim_detail", "next_retry_at",
+                   "consecutive_cycles", "recommended_action")
+SKIPPED_COLUMNS = (*EVENT_EXPORT_COLUMNS, "skip_reason", "skip_category")
+VIOLATION_COLUMNS = ("kind", "user_name", "email_domain", "source_id", "service_principal_id", "first_seen",
+                     "last_seen", "occurrences", "state", "resolved_at", "evidence")
+CYCLE_COLUMNS = ("job_id", "cycle_id", "service_principal_id", "started_at", "ended_at", "duration_s", "events",
+                 "created", "updated", "disabled", "deleted", "other", "success", "failure", "skipped",
+                 "warning", "kind", "gap_before_min")
+SYNC_JOB_COLUMNS = ("job_id", "captured_at", "service_principal_id", "template_id", "schedule_interval",
+                    "schedule_state", "status_code", "quarantine_reason", "quarantine_since",
+                    "quarantine_series_began", "quarantine_next_attempt", "last_execution_state",
+                    "last_execution_began", "last_execution_ended", "last_success_ended", "successive_failures",
+                    "steady_state_last")
+INGEST_RUN_COLUMNS = ("run_id", "source", "scope", "started_at", "ended_at", "window_start", "window_end",
+                      "pages", "records_read", "records_new", "records_updated", "records_rejected", "retries",
+                      "throttled", "outcome", "message")
+INGEST_REJECT_COLUMNS = ("run_id", "source", "file", "position", "reason", "excerpt", "rejected_at")
+
+# Our own advice where Microsoft's recommendedAction is empty (first match wins).
+RECOMMENDED_ACTION_SQL = """coalesce(nullif(e.recommended_action, ''), CASE
+    WHEN e.http_status = 409 OR e.scim_type = 'uniqueness' OR e.error_code LIKE '%EntryConflict'
+         OR e.error_code IN ('Conflict', 'DuplicateTargetEntries', 'DuplicateSourceEntries')
+        THEN 'Fix the duplicate userName: another account in the app already uses this userName '
+             '(case-insensitively). Rename or remove that account, or change the source UPN or the '
+             'attribute mapping; Entra retries in a later cycle.'
+    WHEN e.http_status = 400 AND (e.scim_detail ILIKE '%email%' OR e.error_reason ILIKE '%email%')
+        THEN 'The app rejected the email address: give the user a work email in an allowed domain '
+             '(mail attribute in Entra ID or the mapping); Entra retries in a later cycle.'
+    WHEN e.http_status = 400
+        THEN 'The app rejected a value: check the value named in the SCIM detail and the attribute mappings.'
+    WHEN e.http_status = 401 OR e.error_code LIKE '%CredentialValidationFailure'
+         OR e.error_code = 'Unauthorized'
+        THEN 'Renew the SCIM token: enterprise app > Provisioning > Admin credentials, paste a new '
+             'secret token, Test Connection; the job leaves quarantine at its next attempt.'
+    WHEN e.http_status = 403 OR e.error_code = 'InsufficientRights'
+        THEN 'The app refused the request: check the token''s permissions in the app.'
+    WHEN e.http_status = 429 OR e.error_code = 'TooManyRequests'
+        THEN 'The app throttled Entra: retried automatically in a later cycle; act only if it persists.'
+    WHEN e.http_status >= 500 OR e.error_code IN ('Timeout', 'InternalServerError', 'InternalError',
+                                                 'WebExceptionProtocolError')
+        THEN 'Temporary error in the app: retried automatically in a later cycle; contact the app vendor '
+             'if it persists.'
+END)"""
+
+# A failure's run: failures of one identity (source_id within service principal and job) in a row,
+# ordered by time, reset by a success of that identity; skipped/warning events neither count nor reset.
+# consecutive_cycles counts the distinct cycles of the run up to and including this event.
+FAILURES_SQL = f"""
+WITH outcomes AS (
+    SELECT id, activity_time, cycle_id, status, service_principal_id, job_id, source_id,
+           count(*) FILTER (WHERE status = 'success') OVER (
+               PARTITION BY service_principal_id, job_id, source_id ORDER BY activity_time, id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS run_no
+    FROM events
+    WHERE status IN ('success', 'failure')
+      AND ($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id))
+      AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)
+      AND activity_time < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
+),
+runs AS (
+    SELECT id, count(DISTINCT cycle_id) OVER (
+               PARTITION BY service_principal_id, job_id, source_id, run_no ORDER BY activity_time, id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS consecutive_cycles
+    FROM outcomes WHERE status = 'failure'
+)
+SELECT {_EVENT_COLS_E}, e.http_status, e.scim_type, e.scim_detail, e.next_retry_at,
+       r.consecutive_cycles, {RECOMMENDED_ACTION_SQL} AS recommended_action
+FROM events e JOIN runs r USING (id)
+WHERE e.status = 'failure' AND {{EVENT_FILTER}}
+ORDER BY e.activity_time, e.id
+"""
+
+SKIPPED_SQL = f"""
+SELECT {_EVENT_COLS}, skip_reason, skip_category
+FROM events WHERE status = 'skipped' AND {{EVENT_FILTER}}
+ORDER BY activity_time, id
+"""
+
+# Violations: failures classified by kind, one row per (kind, service principal, identity).
+# $allowed_domains (VARCHAR[]) lists the org's email domains; NULL derives them from the UPN domains
+# of successful events and the email domains of successful creates.
+_VIOLATIONS_CORE = """
+allowed AS (
+    SELECT DISTINCT domain FROM (
+        SELECT unnest($allowed_domains::VARCHAR[]) AS domain WHERE $allowed_domains::VARCHAR[] IS NOT NULL
+        UNION ALL
+        SELECT lower(split_part(source_upn, '@', -1)) FROM events
+        WHERE $allowed_domains::VARCHAR[] IS NULL AND status = 'success' AND source_upn LIKE '%@%'
+        UNION ALL
+        SELECT email_domain FROM events
+        WHERE $allowed_domains::VARCHAR[] IS NULL AND status = 'success' AND action = 'create'
+          AND email_domain IS NOT NULL)
+),
+classified AS (
+    SELECT e.*, CASE
+        WHEN e.http_status = 409 OR e.scim_type = 'uniqueness' OR e.error_code LIKE '%EntryConflict'
+             OR e.error_code LIKE '%Conflict' OR e.error_code = 'DuplicateTargetEntries'
+            THEN 'duplicate_user_name'
+        WHEN e.http_status = 400 AND e.scim_type = 'invalidValue'
+             AND ((e.email_domain IS NOT NULL AND e.email_domain NOT IN (SELECT domain FROM allowed))
+                  OR e.scim_detail ILIKE '%email%')
+            THEN 'non_work_email'
+        WHEN e.http_status = 400 AND e.scim_type = 'invalidValue' THEN 'other_rejected_value'
+    END AS kind
+    FROM events e WHERE e.status = 'failure' AND {EVENT_FILTER}
+),
+grouped AS (
+    SELECT kind, service_principal_id, job_id, source_id,
+           arg_max(user_name, activity_time) AS user_name,
+           arg_max(email_domain, activity_time) FILTER (WHERE email_domain IS NOT NULL) AS email_domain,
+           min(activity_time) AS first_seen, max(activity_time) AS last_seen, count(*) AS occurrences
+    FROM classified WHERE kind IS NOT NULL
+    GROUP BY kind, service_principal_id, job_id, source_id
+),
+resolved AS (
+    SELECT g.kind, g.service_principal_id, g.source_id, min(s.activity_time) AS resolved_at
+    FROM grouped g JOIN events s
+      ON s.service_principal_id = g.service_principal_id AND s.job_id IS NOT DISTINCT FROM g.job_id
+     AND s.source_id = g.source_id AND s.status = 'success' AND s.activity_time > g.last_seen
+     AND s.activity_time < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
+    GROUP BY ALL
+)"""
+
+_VIOLATIONS_SELECT = """
+SELECT g.kind, g.user_name, g.email_domain, g.source_id, g.service_principal_id, g.first_seen, g.last_seen,
+       g.occurrences, CASE WHEN r.resolved_at IS NULL THEN 'open' ELSE 'resolved' END AS state,
+       r.resolved_at, {evidence} AS evidence
+FROM grouped g LEFT JOIN resolved r USING (kind, service_principal_id, source_id)
+ORDER BY g.first_seen, g.kind, g.service_principal_id, g.source_id
+"""
+
+VIOLATIONS_ENTRA_SQL = "WITH " + _VIOLATIONS_CORE + _VIOLATIONS_SELECT.format(evidence="'entra'")
+
+# With the SCIM audit trail: a violation also seen by the SCIM server (a 409 for a duplicate, a 400
+# for a rejected value, for the same externalId or userName within 15 minutes of the Entra failures).
+VIOLATIONS_SCIM_SQL = "WITH " + _VIOLATIONS_CORE + """,
+scim_seen AS (
+    SELECT g.kind, g.service_principal_id, g.source_id
+    FROM grouped g JOIN scim_requests s
+      ON s.ts BETWEEN g.first_seen - INTERVAL 15 MINUTE AND g.last_seen + INTERVAL 15 MINUTE
+     AND try_cast(s.status AS INTEGER) = CASE g.kind WHEN 'duplicate_user_name' THEN 409 ELSE 400 END
+     AND (s.external_id = g.source_id OR lower(s.user_name) = lower(g.user_name))
+    GROUP BY ALL
+)""" + _VIOLATIONS_SELECT.format(
+    evidence="CASE WHEN EXISTS (SELECT 1 FROM scim_seen x WHERE x.kind = g.kind AND "
+             "x.service_principal_id = g.service_principal_id AND x.source_id = g.source_id) "
+             "THEN 'both' ELSE 'entra' END")
+
+
+def schema_has_scim_requests() -> bool:
+    """True once a migration creates the SCIM audit table (every migrated database then has it)."""
+    return any("CREATE TABLE scim_requests" in sql for _, _, statements in MIGRATIONS for sql in statements)
+
+
+def violations_sql_for(con) -> str:
+    """The violations SQL this database can run: with SCIM evidence when ``scim_requests`` exists."""
+    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'scim_requests' "
+                         "AND schema_name = 'main'").fetchone()[0]
+    return (VIOLATIONS_SCIM_SQL if exists else VIOLATIONS_ENTRA_SQL).replace("{EVENT_FILTER}", EVENT_FILTER)
+
+
+# Cycles: one row per (job_id, cycle_id) over events. initial = the job's first cycle in the database,
+# or a cycle with a full-import step ("Retrieved ..."); a long gap alone does not make a cycle initial
+# (quarantine retries come 6-24 h apart and are incremental). gap_before_min = minutes from the
+# previous cycle's start (same job) to this one's start (expected cadence 40 minutes).
+CYCLES_SQL = """
+WITH per_cycle AS (
+    SELECT job_id, cycle_id, any_value(service_principal_id) AS service_principal_id,
+           min(activity_time) AS started_at, max(activity_time) AS ended_at, count(*) AS events,
+           count(*) FILTER (WHERE action = 'create') AS created,
+           count(*) FILTER (WHERE action = 'update') AS updated,
+           count(*) FILTER (WHERE action = 'disable') AS disabled,
+           count(*) FILTER (WHERE action = 'delete') AS deleted,
+           count(*) FILTER (WHERE action NOT IN ('create', 'update', 'disable', 'delete')
+                            OR action IS NULL) AS other,
+           count(*) FILTER (WHERE status = 'success') AS success,
+           count(*) FILTER (WHERE status = 'failure') AS failure,
+           count(*) FILTER (WHERE status = 'skipped') AS skipped,
+           count(*) FILTER (WHERE status = 'warning') AS warning,
+           bool_or(import_kind = 'full') AS full_import
+    FROM events
+    WHERE ($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id))
+      AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)
+    GROUP BY job_id, cycle_id
+),
+ordered AS (
+    SELECT *, row_number() OVER (PARTITION BY job_id ORDER BY started_at, cycle_id) AS seq,
+           lag(started_at) OVER (PARTITION BY job_id ORDER BY started_at, cycle_id) AS previous_start
+    FROM per_cycle
+)
+SELECT job_id, cycle_id, service_principal_id, started_at, ended_at,
+       round(epoch(ended_at) - epoch(started_at), 3) AS duration_s, events, created, updated, disabled,
+       deleted, other, success, failure, skipped, warning,
+       CASE WHEN seq = 1 OR coalesce(full_import, false) THEN 'initial' ELSE 'incremental' END AS kind,
+       round((epoch(started_at) - epoch(previous_start)) / 60.0, 1) AS gap_before_min
+FROM ordered
+WHERE """ + _time_filter("started_at") + """
+ORDER BY started_at, job_id, cycle_id
+"""
+
+SYNC_JOBS_SQL = f"""
+SELECT {', '.join(SYNC_JOB_COLUMNS)}
+FROM sync_job_snapshots
+WHERE {_time_filter('captured_at')} AND {_SCOPE_FILTER}
+ORDER BY captured_at, job_id
+"""
+
+INGEST_RUNS_SQL = f"""
+SELECT {', '.join(INGEST_RUN_COLUMNS)}
+FROM ingest_runs WHERE {_time_filter('started_at')}
+ORDER BY started_at, run_id
+"""
+
+INGEST_REJECTS_SQL = f"""
+SELECT {', '.join(INGEST_REJECT_COLUMNS)}
+FROM ingest_rejects WHERE {_time_filter('rejected_at')}
+ORDER BY rejected_at, run_id, file, position
+"""
+
+QUERY_LIST = [
+    q("failures", "One row per failed event with the parsed SCIM error, its run of failures and what to do",
+      FAILURES_SQL),
+    q("skipped", "One row per skipped event with Entra's skip reason and our skip category", SKIPPED_SQL),
+    q("violations", "Constraint violations (duplicate userName, non-work email, other rejected value) "
+      "per identity, open or resolved",
+      VIOLATIONS_SCIM_SQL if schema_has_scim_requests() else VIOLATIONS_ENTRA_SQL),
+    q("cycles", "One row per sync cycle: window, counts by action and status, initial/incremental, gap",
+      CYCLES_SQL),
+    q("sync-jobs", "Provisioning job status history (snapshots of /synchronization/jobs)", SYNC_JOBS_SQL),
+    q("ingest-runs", "Every ingest run: source, window, counts, outcome", INGEST_RUNS_SQL),
+    q("ingest-rejects", "Input that could not be loaded: run, source, file, position, reason", INGEST_REJECTS_SQL),
+]
+
+DATASETS: dict[str, Dataset] = {
+    "events": Dataset("events", tuple(EVENT_EXPORT_COLUMNS), "activity_time"),
+    "failures": Dataset("failures", FAILURE_COLUMNS, "activity_time"),
+    "skipped": Dataset("skipped", SKIPPED_COLUMNS, "activity_time"),
+    "violations": Dataset("violations", VIOLATION_COLUMNS, "last_seen"),
+    "cycles": Dataset("cycles", CYCLE_COLUMNS, "ended_at"),
+    "sync-jobs": Dataset("sync-jobs", SYNC_JOB_COLUMNS, "captured_at"),
+    "ingest-runs": Dataset("ingest-runs", INGEST_RUN_COLUMNS, "started_at"),
+    "ingest-rejects": Dataset("ingest-rejects", INGEST_REJECT_COLUMNS, "rejected_at"),
+}
