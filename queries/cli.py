@@ -1,4 +1,4 @@
-"""Command line of the queries package: ``python -m queries {list,export} ...``."""
+"""Command line of the queries package: ``python -m queries {list,export,verify} ...``."""
 
 from __future__ import annotations
 
@@ -9,57 +9,72 @@ from ingest import exitcodes
 from ingest.config import ConfigError, load_toml, resolve_db_path
 from ingest.store import StoreError
 from queries.catalog import QUERIES
-from queries.export import export
+from queries.datasets import DATASETS
+from queries.export import FORMATS, ExportError, export
 from queries.filters import Filters, parse_time
-
-EXPORTABLE = ["events"]
+from queries.manifest import verify
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    for name in EXPORTABLE:
+    for name, dataset in DATASETS.items():
         print(f"{name}: {QUERIES[name].description}")
+        print(f"    columns: {', '.join(dataset.columns)}")
     return exitcodes.OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    if args.dataset not in EXPORTABLE:
-        print(f"error: unknown dataset {args.dataset!r}; choose one of: {', '.join(EXPORTABLE)}", file=sys.stderr)
-        return exitcodes.USAGE
     try:
         since = parse_time(args.since) if args.since else None
         until = parse_time(args.until) if args.until else None
-    except ValueError as exc:
+        filters = Filters(since=since, until=until, service_principal_ids=tuple(args.service_principal or ()) or None,
+                          job_id=args.job)
+        extra = {"allowed_domains": [d.lower() for d in args.allowed_domain]} if args.allowed_domain else {}
+        result = export(args.db, args.dataset, args.out, filters=filters, fmt=args.format, **extra)
+    except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exitcodes.USAGE
-    if since and until and until <= since:
-        print("error: --until must be after --since", file=sys.stderr)
+    except ValueError as exc:  # a bad date
+        print(f"error: {exc}", file=sys.stderr)
         return exitcodes.USAGE
-    filters = Filters(since=since, until=until, service_principal_ids=tuple(args.service_principal or ()) or None)
-    try:
-        result = export(args.db, args.dataset, args.out, filters=filters, fmt=args.format)
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exitcodes.FAILED
-    print(f"exported {result.rows} row(s) of {args.dataset} to {result.path}"
-          + (f" ({result.escaped_cells} formula-like cell(s) neutralised)" if result.escaped_cells else ""),
+    print(f"exported {result.rows} row(s) of {args.dataset} to {result.path} (manifest {result.manifest_path})"
+          + (f"; {result.escaped_cells} formula-like cell(s) neutralised" if result.escaped_cells else ""),
           file=sys.stderr)
+    return exitcodes.OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    problems = verify(args.file)
+    if problems:
+        for problem in problems:
+            print(f"error: {args.file}: {problem}", file=sys.stderr)
+        return exitcodes.FAILED
+    print(f"ok: {args.file} matches its manifest (SHA-256 and row count)")
     return exitcodes.OK
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m queries", description="Query and export provlens data.")
     sub = parser.add_subparsers(dest="command", required=True)
-    lst = sub.add_parser("list", help="list the exportable datasets")
+    lst = sub.add_parser("list", help="list the exportable datasets and their columns")
     lst.set_defaults(handler=cmd_list)
-    exp = sub.add_parser("export", help="export a dataset to CSV or Parquet")
-    exp.add_argument("dataset")
+    exp = sub.add_parser("export", help="export a dataset to CSV or Parquet, with a manifest beside it")
+    exp.add_argument("dataset", help="a dataset name from `python -m queries list`")
     exp.add_argument("--db")
     exp.add_argument("--since", help="ISO-8601 time or relative (30d, 12h); inclusive")
     exp.add_argument("--until", help="ISO-8601 time or relative; exclusive")
     exp.add_argument("--service-principal", action="append", metavar="ID", help="repeatable")
-    exp.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    exp.add_argument("--job", metavar="JOB_ID", help="one provisioning job")
+    exp.add_argument("--allowed-domain", action="append", metavar="DOMAIN",
+                     help="violations: an allowed email domain (repeatable; default: derived from the data)")
+    exp.add_argument("--format", choices=list(FORMATS), default="csv")
     exp.add_argument("--out", required=True)
     exp.set_defaults(handler=cmd_export)
+    ver = sub.add_parser("verify", help="check an exported file against FILE.manifest.json")
+    ver.add_argument("file")
+    ver.set_defaults(handler=cmd_verify)
     return parser
 
 

@@ -1,21 +1,37 @@
-"""Exports: a named dataset streamed by DuckDB straight to CSV or Parquet (constant memory).
+"""Exports: a named dataset streamed by DuckDB straight to CSV or Parquet, with a manifest beside it.
 
 CSV: UTF-8, header, RFC 4180 quoting, ISO-8601 UTC times, stable order, and text cells that a
-spreadsheet would run as a formula prefixed with ``'`` (OWASP); numbers stay numbers. The file is
-written under a temporary name and renamed, so a failed export leaves nothing behind.
+spreadsheet would run as a formula (starting with ``= + - @``, tab, CR or LF) prefixed with ``'``
+(OWASP); numeric columns are never touched, so numbers stay numbers. Parquet (zstd) keeps exact
+values. DuckDB's ``COPY`` streams the rows, so memory stays constant however many rows there are.
+The file and its manifest are written under temporary names and renamed, so a failed export leaves
+nothing behind. The dashboard's downloads use :func:`export_bytes` and :func:`csv_bytes_from_frame`:
+one implementation of the escaping rules.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import duckdb
+import pandas as pd
+
+from ingest import __version__
 from queries.catalog import QUERIES
+from queries.datasets import DATASETS, violations_sql_for
 from queries.db import bind, read_connection
 from queries.filters import Filters
+from queries.manifest import build_manifest, iso, manifest_path, sha256_file
 
 FORMULA_PREFIX = r"^[=+\-@\t\r\n]"
+FORMATS = ("csv", "parquet")
+
+
+class ExportError(ValueError):
+    """A request that cannot be exported (unknown dataset or format, bad filters), explained."""
 
 
 @dataclass
@@ -23,57 +39,153 @@ class ExportResult:
     path: str
     rows: int
     escaped_cells: int
+    manifest_path: str = ""
+    manifest: dict = field(default_factory=dict)
 
 
-def _wrapped_select(con, sql: str, params: dict, fmt: str) -> tuple[str, list[str]]:
-    """Wrap the dataset query so times print as ISO-8601 UTC and formula-like text is neutralised."""
-    described = con.execute(f"DESCRIBE {sql}", bind(sql, params)).fetchall()
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _is_text(col_type: str) -> bool:
+    return col_type in ("VARCHAR", "JSON") or col_type.startswith("VARCHAR(")
+
+
+def neutralised(expr: str) -> str:
+    """SQL for a text expression with formula-like values prefixed by ``'``."""
+    return f"CASE WHEN regexp_matches({expr}::VARCHAR, '{FORMULA_PREFIX}') THEN '''' || {expr}::VARCHAR " \
+           f"ELSE {expr}::VARCHAR END"
+
+
+def describe(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> list[tuple[str, str]]:
+    return [(row[0], row[1]) for row in con.execute(f"DESCRIBE {sql}", bind(sql, params)).fetchall()]
+
+
+def _wrapped_select(columns: list[tuple[str, str]], relation: str, fmt: str) -> tuple[str, list[str]]:
+    """Select from ``relation`` so times print as ISO-8601 UTC and formula-like text is neutralised."""
     exprs, text_cols = [], []
-    for name, col_type, *_ in described:
-        ident = '"' + name.replace('"', '""') + '"'
+    for name, col_type in columns:
+        ident = _ident(name)
         if fmt == "csv" and col_type.startswith("TIMESTAMP"):
             exprs.append(f"strftime({ident}, '%Y-%m-%dT%H:%M:%S.%fZ') AS {ident}")
-        elif fmt == "csv" and col_type in ("VARCHAR", "JSON"):
+        elif fmt == "csv" and _is_text(col_type):
             text_cols.append(ident)
-            exprs.append(f"CASE WHEN regexp_matches({ident}::VARCHAR, '{FORMULA_PREFIX}') "
-                         f"THEN '''' || {ident}::VARCHAR ELSE {ident}::VARCHAR END AS {ident}")
+            exprs.append(f"{neutralised(ident)} AS {ident}")
         else:
             exprs.append(ident)
-    return f"SELECT {', '.join(exprs)} FROM ({sql}) AS d", text_cols
+    return f"SELECT {', '.join(exprs)} FROM {relation}", text_cols
 
 
-def export(db_path: str, dataset: str, out: str, *, filters: Filters | None = None, fmt: str = "csv",
-           **extra) -> ExportResult:
-    if dataset not in QUERIES:
-        raise KeyError(dataset)
-    if fmt not in ("csv", "parquet"):
-        raise ValueError(f"unknown format {fmt!r} (csv or parquet)")
-    sql = QUERIES[dataset].sql
-    params = (filters or Filters()).params() | extra
-    out_dir = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(out_dir):
-        raise OSError(f"cannot write {out}: directory {out_dir} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.", suffix=".part", dir=out_dir)
-    os.close(fd)
-    try:
-        with read_connection(db_path) as con:
-            con.execute("SET TimeZone = 'UTC'")
-            select, text_cols = _wrapped_select(con, sql, params, fmt)
-            options = "FORMAT csv, HEADER true" if fmt == "csv" else "FORMAT parquet, COMPRESSION zstd"
-            escaped = 0
-            if text_cols:
-                checks = " + ".join(f"count(*) FILTER (WHERE regexp_matches({c}::VARCHAR, '{FORMULA_PREFIX}'))"
-                                    for c in text_cols)
-                escaped = con.execute(f"SELECT {checks} FROM ({sql}) AS d", bind(sql, params)).fetchone()[0]
-            rows = con.execute(f"COPY ({select}) TO '{_quote_path(tmp)}' ({options})",
-                               bind(sql, params)).fetchone()[0]
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return ExportResult(path=out, rows=int(rows), escaped_cells=int(escaped))
+def _copy_options(fmt: str) -> str:
+    return "FORMAT csv, HEADER true" if fmt == "csv" else "FORMAT parquet, COMPRESSION zstd"
 
 
 def _quote_path(path: str) -> str:
     return path.replace("'", "''")
+
+
+def dataset_sql(con: duckdb.DuckDBPyConnection, dataset: str) -> str:
+    """The dataset's SQL for this database (violations adapts to whether the SCIM trail exists)."""
+    return violations_sql_for(con) if dataset == "violations" else QUERIES[dataset].sql
+
+
+def check_request(dataset: str, fmt: str, filters: Filters | None) -> None:
+    if dataset not in DATASETS:
+        raise ExportError(f"unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)}")
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r} (csv or parquet)")
+    if filters and filters.since and filters.until and filters.until <= filters.since:
+        raise ExportError("--until must be after --since")
+
+
+def filters_for_manifest(filters: Filters | None, extra: dict) -> dict:
+    f = filters or Filters()
+    out = {"since": iso(f.since), "until": iso(f.until),
+           "service_principal_ids": list(f.service_principal_ids) if f.service_principal_ids else None,
+           "job_id": f.job_id}
+    out.update({k: v for k, v in sorted(extra.items()) if v is not None})
+    return out
+
+
+def _last_successful_ingest(con: duckdb.DuckDBPyConnection) -> dict:
+    rows = con.execute("SELECT source, max(ended_at) FILTER (WHERE outcome = 'success') "
+                       "FROM ingest_runs GROUP BY source ORDER BY source").fetchall()
+    return dict(rows)
+
+
+def export(db_path: str, dataset: str, out: str, *, filters: Filters | None = None, fmt: str = "csv",
+           **extra) -> ExportResult:
+    """Write ``dataset`` to ``out`` and ``out.manifest.json``; both appear only when both are complete."""
+    check_request(dataset, fmt, filters)
+    params = (filters or Filters()).params() | extra
+    out_dir = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(out_dir):
+        raise OSError(f"cannot write {out}: directory {out_dir} does not exist")
+    if os.path.isdir(out):
+        raise OSError(f"cannot write {out}: it is a directory")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.", suffix=".part", dir=out_dir)
+    except OSError as exc:
+        raise OSError(f"cannot write in {out_dir}: {exc.strerror or exc}") from exc
+    os.close(fd)
+    tmp_manifest = tmp + ".manifest"
+    try:
+        with read_connection(db_path) as con:
+            con.execute("SET TimeZone = 'UTC'")
+            sql = dataset_sql(con, dataset)
+            columns = describe(con, sql, params)
+            select, text_cols = _wrapped_select(columns, f"({sql}) AS d", fmt)
+            time_col = _ident(DATASETS[dataset].time_column)
+            escaped_sql = " + ".join(
+                f"count(*) FILTER (WHERE regexp_matches({c}::VARCHAR, '{FORMULA_PREFIX}'))" for c in text_cols
+            ) if fmt == "csv" and text_cols else "0"
+            newest, escaped = con.execute(f"SELECT max({time_col}), {escaped_sql} FROM ({sql}) AS d",
+                                          bind(sql, params)).fetchone()
+            rows = con.execute(f"COPY ({select}) TO '{_quote_path(tmp)}' ({_copy_options(fmt)})",
+                               bind(sql, params)).fetchone()[0]
+            freshness = _last_successful_ingest(con)
+        manifest = build_manifest(
+            dataset=dataset, file_name=os.path.basename(out), fmt=fmt, filters=filters_for_manifest(filters, extra),
+            rows=int(rows), sha256=sha256_file(tmp), escaped_cells=int(escaped or 0),
+            newest_activity_time=newest, last_successful_ingest=freshness,
+            columns=[{"name": n, "type": t} for n, t in columns], version=__version__)
+        with open(tmp_manifest, "w", encoding="utf-8") as fh:
+            json.dump(manifest, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, out)
+        os.replace(tmp_manifest, manifest_path(out))
+    except BaseException:
+        for leftover in (tmp, tmp_manifest):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+        raise
+    return ExportResult(path=out, rows=int(rows), escaped_cells=int(escaped or 0),
+                        manifest_path=manifest_path(out), manifest=manifest)
+
+
+def export_bytes(db_path: str, dataset: str, filters: Filters | None = None, fmt: str = "csv",
+                 **extra) -> tuple[bytes, dict]:
+    """The export as bytes plus its manifest (the dashboard's Export page and download buttons)."""
+    check_request(dataset, fmt, filters)
+    with tempfile.TemporaryDirectory(prefix="provlens-export-") as tmp_dir:
+        path = os.path.join(tmp_dir, f"{dataset}.{fmt}")
+        result = export(db_path, dataset, path, filters=filters, fmt=fmt, **extra)
+        with open(path, "rb") as fh:
+            return fh.read(), result.manifest
+
+
+def csv_bytes_from_frame(frame: pd.DataFrame) -> bytes:
+    """A formula-safe CSV of a small DataFrame (an on-page table), with the export's exact rules."""
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("frame", frame)
+        columns = [(row[0], row[1]) for row in con.execute("DESCRIBE SELECT * FROM frame").fetchall()]
+        select, _ = _wrapped_select(columns, "frame", "csv")
+        with tempfile.TemporaryDirectory(prefix="provlens-frame-") as tmp_dir:
+            path = os.path.join(tmp_dir, "frame.csv")
+            con.execute(f"COPY ({select}) TO '{_quote_path(path)}' ({_copy_options('csv')})")
+            with open(path, "rb") as fh:
+                return fh.read()
+    finally:
+        con.close()
