@@ -1,0 +1,46 @@
+"""`generate`: builds the story, runs both provisioning jobs, adds SCIM-only traffic, computes the truth."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timezone
+
+from . import scim
+from .clock import DAY, from_datetime
+from .engine import JobRun, Record
+from .ids import IdFactory
+from .model import Simulation
+from .story import build_story
+from .truth import build_truth
+
+DEFAULT_END = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+
+def generate(seed: int = 7, users: int = 200, days: float = 14, end: datetime | None = None) -> Simulation:
+    """A deterministic simulated tenant covering [end - days, end); same arguments, same output."""
+    if days <= 0:
+        raise ValueError("days must be positive")
+    end_t = from_datetime(end or DEFAULT_END)
+    start = end_t - int(days * DAY)
+    master = random.Random(seed)
+    ids = IdFactory(random.Random(master.getrandbits(64)))
+    story = build_story(random.Random(master.getrandbits(64)), ids, users, start, end_t)
+    source_system_id = ids.guid()
+    out = Record()
+    runs = []
+    for app in story.apps:
+        run = JobRun(random.Random(master.getrandbits(64)), ids, app, story.users, story.changes,
+                     story.tenant_id, source_system_id, start, end_t, out)
+        run.run()
+        runs.append(run)
+    extra_rng = random.Random(master.getrandbits(64))
+    scim_only = []
+    for app in story.apps:
+        scim_only += scim.probes(extra_rng, ids, app, start, end_t)
+    scim_only += scim.hris_client(extra_rng, ids, story.apps[0], runs[0].accounts, start, end_t)
+    out.events.sort(key=lambda e: (out.ticks[e["id"]], e["id"]))
+    records = sorted(out.scim + scim_only, key=lambda r: (r["ts"], r["request_id"]))
+    snapshots = sorted(out.snapshots, key=lambda s: (s["capturedAt"], s["servicePrincipalId"]))
+    truth = build_truth(seed=seed, users=users, days=days, start=start, end=end_t, story=story, out=out,
+                        records=records, scim_only=scim_only)
+    return Simulation(events=out.events, job_snapshots=snapshots, scim_records=records, truth=truth)

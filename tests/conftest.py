@@ -1,0 +1,58 @@
+"""Shared fixtures: a small simulated tenant (with its ground truth) and a demo database built from it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+SIM_END = datetime(2026, 11, 1, tzinfo=timezone.utc)
+SIM_ARGS = {"seed": 11, "users": 60, "days": 6, "end": SIM_END}
+
+
+def run_cli(*args: str, env: dict | None = None, check: bool = False,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m ...`` in the repository as a separate process, the way a user would."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run([PY, "-m", *args], cwd=ROOT, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def sim():
+    from simulator import generate
+
+    return generate(**SIM_ARGS)
+
+
+@pytest.fixture(scope="session")
+def sim_dir(sim, tmp_path_factory) -> Path:
+    from simulator import write
+
+    out = tmp_path_factory.mktemp("sim")
+    write(sim, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def truth(sim) -> dict:
+    return json.loads(json.dumps(sim.truth))
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory) -> Path:
+    """A demo database built by the real CLI with the same simulator arguments as ``sim``."""
+    db = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    run_cli("ingest", "demo", "--db", str(db), "--seed", str(SIM_ARGS["seed"]), "--users", str(SIM_ARGS["users"]),
+            "--days", str(SIM_ARGS["days"]), "--end", SIM_END.isoformat(), "-q", check=True)
+    return db
