@@ -27,6 +27,18 @@ def _ensure_database(path: str) -> str | None:
     return path
 
 
+PAGES = [
+    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("pages/cycles.py", title="Sync cycles", icon=":material/autorenew:", url_path="cycles"),
+    st.Page("pages/failures.py", title="Failures", icon=":material/error:", url_path="failures"),
+    st.Page("pages/skipped.py", title="Skipped", icon=":material/block:", url_path="skipped"),
+    st.Page("pages/violations.py", title="Constraint violations", icon=":material/rule:", url_path="violations"),
+    st.Page("pages/scim.py", title="SCIM audit", icon=":material/dns:", url_path="scim"),
+    st.Page("pages/identity.py", title="Identity", icon=":material/person_search:", url_path="identity"),
+    st.Page("pages/export.py", title="Export", icon=":material/download:", url_path="export"),
+]
+
+
 def main() -> None:
     path = common.db_path()
     if not os.path.exists(path) and not path.startswith("md:"):
@@ -46,11 +58,12 @@ def main() -> None:
             "(see the README).",
             icon=":material/science:",
         )
+    nav = st.navigation(PAGES)
     filters = common.sidebar_filters()
     st.session_state["filters"] = filters
-    nav = st.navigation([
-        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
-    ])
+    with st.sidebar:
+        st.divider()
+        common.freshness_panel()
     nav.run()
 
 

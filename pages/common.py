@@ -1,5 +1,5 @@
-"""What every page shares: the database path, the sidebar filters (kept in the URL), cached queries,
-clear error and empty states, and formula-safe CSV downloads.
+"""What every page shares: the database path, the sidebar filters (kept in the URL), the freshness
+panel, cached queries, clear error and empty states, and formula-safe CSV downloads of every table.
 """
 
 from __future__ import annotations
@@ -7,17 +7,20 @@ from __future__ import annotations
 import os
 from datetime import datetime, time, timedelta, timezone
 
+import duckdb
 import pandas as pd
 import streamlit as st
 
 from ingest.config import resolve_db_path
 from ingest.store import StoreError
 from queries import db as qdb
+from queries.catalog import QUERIES
 from queries.filters import Filters
 
 PRESETS = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "all": "All time",
            "custom": "Custom range"}
 DEFAULT_PRESET = "30d"
+ALL_JOBS = ""
 
 
 def db_path() -> str:
@@ -52,6 +55,41 @@ def query(name: str, filters: Filters | None = None, **extra) -> pd.DataFrame:
     except StoreError as exc:
         st.error(f"The database cannot be read right now: {exc}")
         st.stop()
+    except duckdb.Error as exc:  # e.g. a database from another tool, or one older than this page
+        st.error(f"The database {path} cannot answer this page's question ({type(exc).__name__}: "
+                 f"{str(exc).splitlines()[0]}). Run `python -m ingest` once to upgrade it, or point "
+                 "PROVLENS_DB at a provlens database.")
+        st.stop()
+
+
+def has_table(name: str) -> bool:
+    """Whether the database holds ``name`` (features such as the SCIM audit trail are optional)."""
+    return name in set(query("tables")["table_name"])
+
+
+def has_rows(table_name: str) -> bool:
+    """Whether ``table_name`` exists and holds at least one row."""
+    if not has_table(table_name):
+        return False
+    counts = query("table_rows")
+    return bool(counts.loc[counts["table_name"] == table_name, "rows"].sum())
+
+
+def query_names() -> set[str]:
+    return set(QUERIES)
+
+
+@st.cache_data(ttl=300, show_spinner=False, max_entries=32)
+def _export_file(path: str, version: tuple, dataset: str, filters: Filters, fmt: str) -> tuple[bytes, dict]:
+    from queries.export import export_bytes
+
+    return export_bytes(path, dataset, filters, fmt)
+
+
+def export_file(dataset: str, filters: Filters | None, fmt: str) -> tuple[bytes, dict]:
+    """A dataset export (bytes and manifest) through the exports code, cached until the data changes."""
+    path = db_path()
+    return _export_file(path, db_version(path), dataset, filters or Filters(), fmt)
 
 
 def _query_param(name: str, default: str | None = None) -> str | None:
@@ -73,12 +111,14 @@ def sidebar_filters(now: datetime | None = None) -> Filters:
     now = now or datetime.now(timezone.utc)
     ss = st.session_state
     if "f_range" not in ss:  # first run of this session: restore the view from the URL
+        ss.url_at_start = {k: st.query_params.get_all(k) for k in st.query_params}
         preset = _query_param("range", DEFAULT_PRESET)
         ss.f_range = preset if preset in PRESETS else DEFAULT_PRESET
         start = _parse_day(_query_param("from")) or (now - timedelta(days=7))
         end = _parse_day(_query_param("to")) or now
         ss.f_custom = (start.date(), end.date())
         ss.f_sps = [s for s in st.query_params.get_all("sp") if s]
+        ss.f_job = _query_param("job", ALL_JOBS)
     apps = query("service_principals")
     names = dict(zip(apps["service_principal_id"], apps["service_principal_name"].fillna("(unnamed)")))
     ss.f_sps = [s for s in ss.f_sps if s in names]
@@ -88,6 +128,16 @@ def sidebar_filters(now: datetime | None = None) -> Filters:
             st.date_input("From / to (UTC, inclusive)", key="f_custom")
         st.multiselect("Enterprise apps", list(names), format_func=lambda s: names.get(s, s), key="f_sps",
                        placeholder="All apps")
+        jobs = query("jobs")
+        if ss.f_sps:
+            jobs = jobs[jobs["service_principal_id"].isin(ss.f_sps)]
+        job_labels = {ALL_JOBS: "All jobs"} | {
+            j: f"{names.get(sp, sp)}: {j.split('.')[0]} job"
+            for j, sp in zip(jobs["job_id"], jobs["service_principal_id"])}
+        if ss.get("f_job") not in job_labels:
+            ss.f_job = ALL_JOBS
+        st.selectbox("Provisioning job", list(job_labels), format_func=job_labels.get, key="f_job",
+                     help="A job is one app's synchronization job (its id is shown on the Sync cycles page)")
     since = until = None
     if ss.f_range in ("24h", "7d", "30d"):
         since = now - {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}[ss.f_range]
@@ -104,7 +154,22 @@ def sidebar_filters(now: datetime | None = None) -> Filters:
     st.query_params.update(params)
     if ss.f_sps:
         st.query_params["sp"] = list(ss.f_sps)
-    return Filters(since=since, until=until, service_principal_ids=tuple(ss.f_sps) or None)
+    job = ss.f_job if ss.f_job != ALL_JOBS else None
+    if job:
+        st.query_params["job"] = job
+    return Filters(since=since, until=until, service_principal_ids=tuple(ss.f_sps) or None, job_id=job)
+
+
+def url_value(param: str, key: str, default: str = "") -> None:
+    """Restore a page widget's state (``key``) from the URL the session started with, once."""
+    if key not in st.session_state:
+        st.session_state[key] = (st.session_state.get("url_at_start", {}).get(param) or [default])[0]
+
+
+def keep_in_url(param: str, value: str | None) -> None:
+    """Put a page's own state into the URL (the sidebar rewrites the query string on every run)."""
+    if value:
+        st.query_params[param] = value
 
 
 def fmt_time(value) -> str:
@@ -131,3 +196,47 @@ def fmt_age(value, now: datetime | None = None) -> str:
 
 def empty_state(message: str) -> None:
     st.info(message)
+
+
+def csv_bytes(df: pd.DataFrame) -> bytes:
+    """The exports' formula-safe CSV encoding of a frame (the same code as ``python -m queries export``)."""
+    from queries import export
+
+    return export.csv_bytes_from_frame(df)
+
+
+def table(df: pd.DataFrame, name: str, *, column_config: dict | None = None, height: int | str = "auto",
+          key: str | None = None, **dataframe_args):
+    """A table with a formula-safe CSV download of exactly what it shows."""
+    shown = st.dataframe(df, hide_index=True, width="stretch", column_config=column_config, height=height,
+                         key=key, **dataframe_args)
+    st.download_button(f"Download {name} (CSV)", data=csv_bytes(df), file_name=f"provlens-{name}.csv",
+                       mime="text/csv", key=f"dl_{key or name}", on_click="ignore",
+                       icon=":material/download:")
+    return shown
+
+
+TIME_COLUMN = {"format": "YYYY-MM-DD HH:mm"}
+
+
+def time_columns(*names: str) -> dict:
+    """Column config that shows the given timestamp columns as UTC minutes."""
+    return {n: st.column_config.DatetimeColumn(n.replace("_", " "), **TIME_COLUMN) for n in names}
+
+
+@st.fragment(run_every="30s")
+def freshness_panel() -> None:
+    """Last ingest per source, its outcome and the data lag; refreshes itself every 30 seconds."""
+    fresh = query("freshness")
+    st.caption("Data freshness")
+    if fresh.empty:
+        st.write("No ingest has run yet: `python -m ingest files ...` or `python -m ingest graph ...`.")
+        return
+    newest = fresh["newest_event"].iloc[0]
+    st.markdown(f"**Newest event** {fmt_time(newest)}  \nData lag: {fmt_age(newest)}",
+                help="The latest activityDateTime in the database, and how long ago that is")
+    for row in fresh.itertuples():
+        mark = {"success": ":green", "partial": ":orange"}.get(row.last_outcome, ":red")
+        st.markdown(f"**{row.source}**: last run {fmt_age(row.last_started)}, "
+                    f"{mark}[{row.last_outcome}]  \nlast success: {fmt_time(row.last_success)}",
+                    help=row.last_message or None)

@@ -11,6 +11,33 @@ filters = st.session_state.get("filters")
 
 st.title("Overview")
 
+st.subheader("Jobs now")
+jobs = common.query("job_status", filters)
+last = common.query("last_cycle", filters).set_index("job_id")
+if jobs.empty:
+    st.write("No job status captured yet: `python -m ingest graph` records it with each pull.")
+for job in jobs.itertuples():
+    with st.container(border=True):
+        c = st.columns([2, 2, 2, 2])
+        if job.status_code == "Quarantine":
+            c[0].error(f"**{job.service_principal_name or job.service_principal_id}**: quarantined since "
+                       f"{common.fmt_time(job.quarantine_since)}", icon=":material/block:")
+            c[1].metric("Next attempt", common.fmt_time(job.quarantine_next_attempt),
+                        help=f"Reason: {job.quarantine_reason}; {job.successive_failures} failed runs in a row")
+        else:
+            c[0].success(f"**{job.service_principal_name or job.service_principal_id}**: {job.status_code}",
+                         icon=":material/check_circle:")
+            c[1].metric("Last run", common.fmt_time(job.last_execution_ended),
+                        help=f"State: {job.last_execution_state}; status captured {common.fmt_time(job.captured_at)}")
+        if job.job_id in last.index:
+            lc = last.loc[job.job_id]
+            c[2].metric("Last logged cycle", common.fmt_time(lc["started_at"]),
+                        help=f"Cycle {lc['cycle_id']} ({lc['kind']}), {lc['events']} event(s)")
+            c[3].metric("Its outcome", lc["outcome"],
+                        help=f"{lc['success']} succeeded, {lc['failure']} failed, {lc['skipped']} skipped")
+        else:
+            c[2].metric("Last logged cycle", "none in period")
+
 fresh = common.query("freshness")
 with st.container(border=True):
     st.caption("Data freshness")
@@ -30,7 +57,10 @@ if not kpis["events"]:
                        "or load data with `python -m ingest graph` / `python -m ingest files`.")
     st.stop()
 
-c = st.columns(6)
+violations = common.query("violations_summary", filters)
+open_violations = int(violations.loc[violations["state"] == "open", "violations"].sum())
+
+c = st.columns(7)
 c[0].metric("Events", f"{int(kpis['events']):,}")
 rate = kpis["success_rate"]
 c[1].metric("Success rate", "n/a" if rate != rate or rate is None else f"{rate:.1%}",
@@ -38,21 +68,31 @@ c[1].metric("Success rate", "n/a" if rate != rate or rate is None else f"{rate:.
 c[2].metric("Failures", f"{int(kpis['failure']):,}")
 c[3].metric("Skipped", f"{int(kpis['skipped']):,}")
 c[4].metric("Identities", f"{int(kpis['identities']):,}", help="Distinct source objects in the period")
-c[5].metric("Sync cycles", f"{int(kpis['cycles']):,}")
+c[5].metric("Sync cycles", f"{int(kpis['cycles']):,}", help="Cycles with at least one logged event")
+c[6].metric("Open violations", f"{open_violations:,}", help="Duplicate userName, non-work email and other "
+            "rejected values not yet followed by a success (see Constraint violations)")
 
+left, right = st.columns(2)
 per_day = common.query("events_per_day_by_status", filters)
 fig = px.bar(per_day, x="day", y="events", color="status", title="Events per day by status (UTC)",
              color_discrete_map={"success": "#2e7d32", "failure": "#c62828", "skipped": "#9e9e9e",
                                  "warning": "#f9a825"})
 fig.update_layout(barmode="stack", legend_title_text="", margin=dict(t=50, b=10))
-st.plotly_chart(fig, width="stretch", key="events_per_day")
+left.plotly_chart(fig, width="stretch", key="events_per_day")
+
+trend = common.query("success_rate_per_day", filters)
+fig = px.line(trend, x="day", y="success_rate", markers=True, title="Success rate per day (UTC)",
+              range_y=[0, 1])
+fig.update_layout(yaxis_tickformat=".0%", margin=dict(t=50, b=10))
+right.plotly_chart(fig, width="stretch", key="success_trend")
 
 st.subheader("Top error codes")
 errors = common.query("top_error_codes", filters, limit=10)
 if errors.empty:
     st.write("No failures in this period.")
 else:
-    st.dataframe(errors, hide_index=True, width="stretch", column_config={
-        "first_seen": st.column_config.DatetimeColumn("first seen", format="YYYY-MM-DD HH:mm"),
-        "last_seen": st.column_config.DatetimeColumn("last seen", format="YYYY-MM-DD HH:mm"),
-    })
+    common.table(errors, "top-errors", column_config=common.time_columns("first_seen", "last_seen"))
+
+if not violations.empty:
+    st.subheader("Constraint violations")
+    common.table(violations, "violations-summary")

@@ -78,7 +78,7 @@ _ALL = [
 ]
 
 # Topic modules, each with a QUERY_LIST of q(...) entries. Add yours here.
-_MODULES: list[str] = ["queries.datasets"]
+_MODULES: list[str] = ["queries.pages", "queries.datasets"]
 
 
 def _collect() -> dict[str, Query]:

@@ -1,0 +1,91 @@
+"""Sync cycles: every logged cycle per job on a timeline, counts per action x status, missed cycles and
+quarantine periods, and the events of a chosen cycle (layout only)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from pages import common
+
+filters = st.session_state.get("filters")
+
+st.title("Sync cycles")
+st.caption("Entra runs each provisioning job every 40 minutes (daily while quarantined) and logs only the "
+           "cycles that changed or tried to change something.")
+
+cycles = common.query("cycles_timeline", filters)
+if cycles.empty:
+    common.empty_state("No sync cycles in this period. Widen the time range in the sidebar, clear the app or "
+                       "job filter, or load data with `python -m ingest graph` / `python -m ingest files`.")
+    st.stop()
+
+missed = common.query("missed_cycles", filters)
+quarantine = common.query("quarantine_periods", filters)
+
+c = st.columns(4)
+c[0].metric("Logged cycles", f"{len(cycles):,}")
+c[1].metric("Initial cycles", f"{int((cycles['kind'] == 'initial').sum()):,}")
+c[2].metric("Missed cycles", f"{len(missed):,}", help="Runs later than 1.5 x 40 min outside quarantine")
+c[3].metric("Quarantine periods", f"{len(quarantine):,}")
+
+cycles["app"] = cycles["service_principal_name"].fillna(cycles["service_principal_id"])
+cycles["end"] = cycles["ended_at"].where(cycles["duration_s"] >= 60,
+                                         cycles["started_at"] + pd.Timedelta(seconds=60))
+fig = px.timeline(cycles, x_start="started_at", x_end="end", y="app", color="kind",
+                  hover_data=["cycle_id", "events", "success", "failure", "skipped", "gap_before_min"],
+                  title="Cycles per job (UTC); red bands: quarantine, orange lines: missed cycles",
+                  color_discrete_map={"initial": "#1565c0", "incremental": "#26a69a"})
+for p in quarantine.itertuples():
+    fig.add_vrect(x0=p.began, x1=p.ended if p.ended is not pd.NaT else cycles["ended_at"].max(),
+                  fillcolor="#c62828", opacity=0.15, line_width=0)
+for m in missed.itertuples():
+    fig.add_vline(x=m.expected_at, line_color="#ef6c00", line_dash="dot")
+fig.update_layout(margin=dict(t=50, b=10), legend_title_text="")
+st.plotly_chart(fig, width="stretch", key="cycle_timeline")
+
+left, right = st.columns(2)
+counts = common.query("action_status_counts", filters)
+fig = px.bar(counts, x="action", y="events", color="status", title="Events per action and status",
+             color_discrete_map={"success": "#2e7d32", "failure": "#c62828", "skipped": "#9e9e9e",
+                                 "warning": "#f9a825"})
+fig.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="")
+left.plotly_chart(fig, width="stretch", key="action_status")
+fig = px.scatter(cycles, x="started_at", y="gap_before_min", color="app", title="Minutes since the job's "
+                 "previous logged cycle", labels={"gap_before_min": "gap (min)", "started_at": ""})
+fig.add_hline(y=40, line_dash="dot", line_color="#616161")
+fig.update_layout(margin=dict(t=50, b=10), legend_title_text="")
+right.plotly_chart(fig, width="stretch", key="cycle_gaps")
+
+st.subheader("Missed cycles and quarantine")
+mc, qc = st.columns(2)
+with mc:
+    if missed.empty:
+        st.write("No missed cycles in this period.")
+    else:
+        common.table(missed, "missed-cycles",
+                     column_config=common.time_columns("expected_at", "previous_began", "next_began"))
+with qc:
+    if quarantine.empty:
+        st.write("No quarantine in this period.")
+    else:
+        common.table(quarantine, "quarantine-periods",
+                     column_config=common.time_columns("began", "ended", "last_next_attempt"))
+
+st.subheader("Cycles")
+shown = cycles.sort_values("started_at", ascending=False).drop(columns=["app", "end"])
+pick = common.table(shown, "cycles", column_config=common.time_columns("started_at", "ended_at"), key="cycles",
+                    height=300, on_select="rerun", selection_mode="single-row")
+
+labels = {r.cycle_id: f"{common.fmt_time(r.started_at)} · {r.app} · {r.kind} · {r.events} event(s)"
+          for r in cycles.sort_values("started_at", ascending=False).itertuples()}
+rows = getattr(getattr(pick, "selection", None), "rows", None) or []
+clicked = shown.iloc[rows[0]]["cycle_id"] if rows else None
+if clicked and clicked != st.session_state.get("cycle_clicked"):  # a new click in the table wins once
+    st.session_state["cycle_pick"] = clicked
+st.session_state["cycle_clicked"] = clicked
+chosen = st.selectbox("Events of cycle", list(labels), format_func=labels.get, key="cycle_pick",
+                      help="Or click a row in the table above")
+events = common.query("cycle_events", filters, cycle_id=chosen)
+common.table(events, "cycle-events", column_config=common.time_columns("activity_time"), key="cycle_events")

@@ -1,0 +1,53 @@
+"""Failures: by error code over time, top errors with the parsed SCIM reply and what to do, and the
+identities failing cycle after cycle (layout only)."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from pages import common
+
+filters = st.session_state.get("filters")
+
+st.title("Failures")
+
+top = common.query("top_errors", filters)
+if top.empty:
+    common.empty_state("No failures in this period. Widen the time range in the sidebar or clear the app/job "
+                       "filter; if you expected failures, check the freshness panel and run the ingest.")
+    st.stop()
+
+recurring = common.query("recurring_failures", filters)
+c = st.columns(4)
+c[0].metric("Failures", f"{int(top['failures'].sum()):,}")
+c[1].metric("Error codes", f"{len(top):,}")
+c[2].metric("Identities affected", f"{int(common.query('overview_kpis', filters).iloc[0]['failing_identities']):,}")
+c[3].metric("Failing in 2+ cycles in a row", f"{len(recurring):,}")
+
+per_day = common.query("failures_by_code_day", filters)
+fig = px.bar(per_day, x="day", y="failures", color="error_code", title="Failures per day by error code (UTC)")
+fig.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="",
+                  legend=dict(orientation="h", y=-0.25))
+st.plotly_chart(fig, width="stretch", key="failures_by_code")
+
+st.subheader("Top errors")
+st.caption("SCIM status, scimType and detail are parsed from Entra's \"Web Response\" text; the next retry is "
+           "the latest one Entra announced. The action is Microsoft's where Entra gives one, ours otherwise.")
+common.table(top, "top-errors", key="top_errors",
+             column_config=common.time_columns("first_seen", "last_seen", "next_retry_at")
+             | {"recommended_action": st.column_config.TextColumn("recommended action", width="large")})
+
+st.subheader("Recurring failures")
+if recurring.empty:
+    st.write("No identity failed in two or more cycles in a row in this period.")
+else:
+    st.caption("The same identity failing in consecutive cycles (a success resets the count); "
+               "'failing since' is the first failure of the current run.")
+    common.table(recurring, "recurring-failures", key="recurring",
+                 column_config=common.time_columns("failing_since", "last_failure"))
+
+st.subheader("Every failure")
+failures = common.query("failures", filters)
+common.table(failures.sort_values("activity_time", ascending=False), "failures", key="failures", height=320,
+             column_config=common.time_columns("activity_time", "next_retry_at"))

@@ -1,0 +1,59 @@
+"""Identity: find a person by UPN, userName, object id or target id and see one timeline of everything
+Entra and the SCIM server say about them (layout only)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from pages import common
+
+filters = st.session_state.get("filters")
+
+st.title("Identity")
+
+common.url_value("q", "identity_term")
+term = st.text_input("Search", key="identity_term", placeholder="UPN, userName, Entra object id or target id",
+                     help="Part of a UPN or userName, or an exact object id / SCIM id").strip()
+common.keep_in_url("q", term)
+if not term:
+    common.empty_state("Type a UPN (e.g. `jane.doe@contoso.com`), a SCIM userName, an Entra object id or the "
+                       "app's id for the account.")
+    st.stop()
+
+found = common.query("identity_search", filters, term=term)
+if found.empty:
+    common.empty_state(f"Nobody matches `{term}` in this period. Widen the time range in the sidebar, clear the "
+                       "app/job filter, or check the spelling.")
+    st.stop()
+
+common.table(found, "identity-matches", key="identity_matches",
+             column_config=common.time_columns("first_seen", "last_seen"))
+labels = {r.source_id: f"{r.source_upn or r.source_name or r.source_id} ({r.events} event(s))"
+          for r in found.itertuples()}
+if st.session_state.get("identity_pick") not in labels:
+    st.session_state["identity_pick"] = next(iter(labels))
+source_id = st.selectbox("Identity", list(labels), format_func=labels.get, key="identity_pick",
+                         disabled=len(labels) == 1)
+
+timeline = common.query("identity_events", filters, source_id=source_id)
+scim_note = None
+if common.has_rows("scim_requests") and "identity_scim_requests" in common.query_names():
+    scim = common.query("identity_scim_requests", filters, source_id=source_id)
+    timeline = pd.concat([timeline, scim], ignore_index=True) if not scim.empty else timeline
+else:
+    scim_note = "SCIM audit trail not loaded: load it with `python -m ingest scim PATH` to see the app's side."
+
+st.subheader(f"Timeline of {labels[source_id]}")
+if scim_note:
+    st.caption(scim_note)
+fig = px.scatter(timeline, x="time", y="source", color="status", symbol="action",
+                 hover_data=["app", "action", "detail", "user_name", "ref"], title="Everything logged (UTC)",
+                 color_discrete_map={"success": "#2e7d32", "failure": "#c62828", "skipped": "#9e9e9e",
+                                     "warning": "#f9a825"})
+fig.update_traces(marker_size=11)
+fig.update_layout(margin=dict(t=50, b=10), legend_title_text="", height=300)
+st.plotly_chart(fig, width="stretch", key="identity_timeline")
+common.table(timeline.sort_values("time", ascending=False), "identity-timeline", key="identity_timeline_table",
+             column_config=common.time_columns("time"))

@@ -1,0 +1,60 @@
+"""Skipped: why identities were not provisioned, who to fix and how (layout only)."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from pages import common
+
+filters = st.session_state.get("filters")
+
+# What to do about each skip category (a fixed text per category, shown beside the identities).
+FIXES = {
+    "default_access": "Assign an app role other than Default Access in the enterprise app "
+                      "(Users and groups > Edit assignment), or provision all users if that is the intent.",
+    "not_assigned": "Assign the user (or a group they are in) to the enterprise app, or scope provisioning "
+                    "to all users and groups.",
+    "out_of_scope": "The scoping filter excluded the user: check the attribute it tests (department, "
+                    "country...) in Entra ID, or widen the filter in the attribute mappings.",
+    "inactive": "The user is disabled in Entra ID (accountEnabled = false); enable the account if they "
+                "should have access.",
+    "no_change": "Nothing to do: the target already matches the source.",
+    "other": "Open the event on the Identity page and read Entra's reason.",
+}
+
+st.title("Skipped")
+
+by_category = common.query("skips_by_category", filters)
+if by_category.empty:
+    common.empty_state("No skipped events in this period. Widen the time range in the sidebar or clear the "
+                       "app/job filter; if you expected skips, run the ingest.")
+    st.stop()
+
+totals = by_category.groupby("skip_category", sort=False)["skips"].sum()
+c = st.columns(len(FIXES) - 1)
+for col, category in zip(c, [k for k in FIXES if k != "other"]):
+    col.metric(category.replace("_", " ").capitalize(), f"{int(totals.get(category, 0)):,}")
+
+left, right = st.columns([1, 2])
+fig = px.pie(by_category, names="skip_category", values="skips", title="Skips by category", hole=0.4)
+fig.update_layout(margin=dict(t=50, b=10))
+left.plotly_chart(fig, width="stretch", key="skips_pie")
+per_day = common.query("skips_by_category_day", filters)
+fig = px.bar(per_day, x="day", y="skips", color="skip_category", title="Skips per day by category (UTC)")
+fig.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="")
+right.plotly_chart(fig, width="stretch", key="skips_by_day")
+common.table(by_category, "skips-by-category", key="skips_by_category")
+
+st.subheader("Identities to fix")
+identities = common.query("skip_identities", filters)
+categories = [c for c in FIXES if c in set(identities["skip_category"])]
+default = ["default_access"] if "default_access" in categories else categories[:1]
+chosen = st.multiselect("Reasons", categories, default=default, key="skip_categories",
+                        format_func=lambda c: c.replace("_", " "))
+for category in chosen:
+    rows = identities[identities["skip_category"] == category]
+    st.markdown(f"**{category.replace('_', ' ').capitalize()}**: {len(rows)} identit{'y' if len(rows) == 1 else 'ies'}"
+                f". *What to do:* {FIXES[category]}")
+    common.table(rows.drop(columns=["skip_category"]), f"skipped-{category}", key=f"skipped_{category}",
+                 column_config=common.time_columns("first_seen", "last_seen"))

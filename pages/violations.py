@@ -1,0 +1,61 @@
+"""Constraint violations: duplicate userName, non-work email and other rejected values, open or
+resolved, with evidence from Entra, the SCIM server or both (layout only)."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from pages import common
+
+filters = st.session_state.get("filters")
+
+KINDS = {
+    "duplicate_user_name": ("Duplicate userName", "The app already has an account with this userName "
+                            "(compared case-insensitively). Rename or delete the existing account in the app, "
+                            "or change the user's UPN / the userName mapping."),
+    "non_work_email": ("Non-work email", "The app accepts only the organisation's email domains. Set the user's "
+                       "mail attribute to a work address."),
+    "other_rejected_value": ("Other rejected value", "Read the SCIM detail on the Failures page and fix the "
+                             "attribute in Entra ID or its mapping."),
+}
+
+st.title("Constraint violations")
+
+violations = common.query("violations", filters)
+if violations.empty:
+    common.empty_state("No constraint violations in this period. Widen the time range in the sidebar or clear "
+                       "the app/job filter.")
+    st.stop()
+
+apps = common.query("service_principals")
+names = dict(zip(apps["service_principal_id"], apps["service_principal_name"]))
+violations.insert(2, "app", violations["service_principal_id"].map(names))
+
+c = st.columns(4)
+for col, (kind, (label, _)) in zip(c, KINDS.items()):
+    rows = violations[violations["kind"] == kind]
+    col.metric(label, f"{len(rows):,}", help=f"{int((rows['state'] == 'open').sum())} open")
+c[3].metric("Open", f"{int((violations['state'] == 'open').sum()):,}")
+
+summary = common.query("violations_summary", filters)
+fig = px.bar(summary, x="kind", y="violations", color="state", title="Violations by kind and state",
+             color_discrete_map={"open": "#c62828", "resolved": "#2e7d32"})
+fig.update_layout(margin=dict(t=50, b=10), legend_title_text="")
+st.plotly_chart(fig, width="stretch", key="violations_by_kind")
+
+state = st.segmented_control("State", ["open", "resolved"], selection_mode="multi", default=["open", "resolved"],
+                             key="violation_state")
+shown = violations[violations["state"].isin(state or [])]
+allowed = common.query("allowed_email_domains", filters)
+for kind, (label, fix) in KINDS.items():
+    rows = shown[shown["kind"] == kind]
+    if rows.empty:
+        continue
+    st.subheader(f"{label} ({len(rows)})")
+    st.caption(f"*What to do:* {fix}")
+    if kind == "non_work_email" and not allowed.empty:
+        st.caption("Allowed (work) domains, from the domains of successful users: "
+                   + ", ".join(f"`{d}`" for d in allowed["domain"]))
+    common.table(rows.drop(columns=["kind"]), f"violations-{kind}", key=f"violations_{kind}",
+                 column_config=common.time_columns("first_seen", "last_seen", "resolved_at"))

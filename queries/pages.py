@@ -1,0 +1,213 @@
+"""Dashboard aggregates that are not export datasets: trends over time, current job status, the
+quarantine periods and missed cycles, identities to fix, the identity search and timeline.
+
+Queries that need the datasets' logic (cycle gaps, consecutive failures, violations) wrap the
+dataset's own SQL from :mod:`queries.datasets` as a subquery instead of repeating it.
+"""
+
+from __future__ import annotations
+
+from queries.catalog import q
+
+# Expected cadence of an Entra provisioning job, and how late a cycle may be before it counts as missed.
+CYCLE_MINUTES = 40
+MISSED_AFTER_MINUTES = 1.5 * CYCLE_MINUTES
+
+# Shared filter for relations that have no activity_time (job snapshots): app and job only.
+_APP_JOB_FILTER = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id)) "
+                   "AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)")
+
+_APP_NAMES = """(SELECT service_principal_id, any_value(service_principal_name) AS service_principal_name
+                 FROM events GROUP BY service_principal_id)"""
+
+_QUARANTINE_PERIODS = f"""
+    WITH s AS (
+        SELECT job_id, service_principal_id, captured_at, quarantine_since, quarantine_reason,
+               quarantine_next_attempt, status_code = 'Quarantine' AS quarantined,
+               coalesce(lag(status_code = 'Quarantine') OVER w, false) AS was_quarantined,
+               lead(captured_at) OVER w AS next_captured
+        FROM sync_job_snapshots WHERE {_APP_JOB_FILTER}
+        WINDOW w AS (PARTITION BY job_id ORDER BY captured_at)),
+    g AS (
+        SELECT *, sum(CASE WHEN quarantined AND NOT was_quarantined THEN 1 ELSE 0 END)
+                      OVER (PARTITION BY job_id ORDER BY captured_at) AS period
+        FROM s)
+    SELECT job_id, any_value(service_principal_id) AS service_principal_id,
+           coalesce(min(quarantine_since), min(captured_at)) AS began,
+           arg_max(next_captured, captured_at) AS ended,
+           any_value(quarantine_reason) AS reason,
+           arg_max(quarantine_next_attempt, captured_at) AS last_next_attempt,
+           count(*) AS snapshots
+    FROM g WHERE quarantined
+    GROUP BY job_id, period"""
+
+
+def _dataset_sql(name: str) -> str:
+    """The SQL of an export dataset (with the shared filter already in it), for use as a subquery."""
+    from queries import datasets
+
+    for query in datasets.QUERY_LIST:
+        if query.name == name:
+            return query.sql
+    raise KeyError(f"queries.datasets has no dataset {name!r}")
+
+
+def _violations_core() -> str:
+    """The violations dataset's CTEs (allowed domains, classification), to list its allowed domains."""
+    from queries import datasets
+
+    return datasets._VIOLATIONS_CORE
+
+
+def _wrapping_queries() -> list:
+    """Aggregates over the export datasets (cycles, failures, violations)."""
+    cycles, failures, violations = (_dataset_sql(n) for n in ("cycles", "failures", "violations"))
+    return [
+        q("cycles_timeline", "Every sync cycle in the period with its app name (from the cycles dataset)", f"""
+            SELECT c.*, n.service_principal_name
+            FROM ({cycles}) AS c LEFT JOIN {_APP_NAMES} AS n USING (service_principal_id)
+            ORDER BY c.started_at, c.cycle_id"""),
+        q("last_cycle", "The latest cycle per job in the period and its outcome", f"""
+            SELECT c.job_id, c.service_principal_id, n.service_principal_name, c.cycle_id, c.kind,
+                   c.started_at, c.ended_at, c.events, c.success, c.failure, c.skipped,
+                   CASE WHEN c.failure > 0 AND c.success = 0 THEN 'failed'
+                        WHEN c.failure > 0 THEN 'partly failed' ELSE 'succeeded' END AS outcome
+            FROM ({cycles}) AS c LEFT JOIN {_APP_NAMES} AS n USING (service_principal_id)
+            QUALIFY row_number() OVER (PARTITION BY c.job_id ORDER BY c.started_at DESC) = 1
+            ORDER BY n.service_principal_name, c.job_id"""),
+        q("top_errors", "Failures by error code: count, identities, first/last seen, parsed SCIM reply, action", f"""
+            SELECT error_code, count(*) AS failures, count(DISTINCT source_id) AS identities,
+                   min(activity_time) AS first_seen, max(activity_time) AS last_seen,
+                   mode(http_status) AS http_status, mode(scim_type) AS scim_type,
+                   mode(scim_detail) AS scim_detail, max(next_retry_at) AS next_retry_at,
+                   mode(recommended_action) AS recommended_action
+            FROM ({failures}) AS f
+            GROUP BY error_code ORDER BY failures DESC, error_code"""),
+        q("recurring_failures", "Identities failing in consecutive cycles: since when, how many cycles, why", f"""
+            SELECT source_id, any_value(service_principal_id) AS service_principal_id,
+                   arg_max(source_upn, activity_time) AS source_upn,
+                   arg_max(user_name, activity_time) AS user_name,
+                   max(consecutive_cycles) AS consecutive_cycles,
+                   max(activity_time) FILTER (WHERE consecutive_cycles = 1) AS failing_since,
+                   max(activity_time) AS last_failure,
+                   arg_max(error_code, activity_time) AS error_code,
+                   arg_max(recommended_action, activity_time) AS recommended_action
+            FROM ({failures}) AS f
+            GROUP BY source_id, service_principal_id
+            HAVING max(consecutive_cycles) >= 2
+            ORDER BY consecutive_cycles DESC, last_failure DESC, source_id"""),
+        q("allowed_email_domains", "The email domains the violations dataset treats as work domains", f"""
+            WITH {_violations_core()} SELECT domain FROM allowed WHERE domain IS NOT NULL ORDER BY domain"""),
+        q("violations_summary", "Constraint violations by kind and state", f"""
+            SELECT kind, state, count(*) AS violations FROM ({violations}) AS v
+            GROUP BY ALL ORDER BY kind, state"""),
+    ]
+
+
+QUERY_LIST = [
+    q("tables", "The tables the database holds (to tell a missing feature from an empty one)", """
+        SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY table_name"""),
+    q("table_rows", "Row count of every table (estimated by DuckDB's storage)", """
+        SELECT table_name, estimated_size AS rows FROM duckdb_tables() WHERE schema_name = 'main'
+        ORDER BY table_name"""),
+    q("jobs", "Provisioning jobs seen in the events, with their enterprise app", """
+        SELECT job_id, any_value(service_principal_id) AS service_principal_id,
+               any_value(service_principal_name) AS service_principal_name, count(*) AS events
+        FROM events WHERE job_id IS NOT NULL
+        GROUP BY job_id ORDER BY service_principal_name, job_id"""),
+    q("job_status", "The current status of each job: its latest synchronization-job snapshot", f"""
+        SELECT s.job_id, s.service_principal_id, n.service_principal_name, s.captured_at, s.status_code,
+               s.quarantine_reason, s.quarantine_since, s.quarantine_next_attempt, s.successive_failures,
+               s.last_execution_state, s.last_execution_began, s.last_execution_ended,
+               s.last_success_ended, s.schedule_interval
+        FROM sync_job_snapshots AS s LEFT JOIN {_APP_NAMES} AS n USING (service_principal_id)
+        WHERE {_APP_JOB_FILTER}
+        QUALIFY row_number() OVER (PARTITION BY s.job_id ORDER BY s.captured_at DESC) = 1
+        ORDER BY n.service_principal_name, s.job_id"""),
+    q("quarantine_periods", "Quarantine episodes per job from the job snapshots (ended NULL: still in it)", f"""
+        SELECT p.*, n.service_principal_name FROM ({_QUARANTINE_PERIODS}) AS p
+        LEFT JOIN {_APP_NAMES} AS n USING (service_principal_id)
+        WHERE coalesce(p.ended, 'infinity'::TIMESTAMPTZ) >= coalesce($since::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)
+          AND p.began < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
+        ORDER BY p.began"""),
+    q("missed_cycles", "Job runs that came more than 1.5 x the 40-minute cadence after the previous run, "
+      "outside quarantine (from the job snapshots: Entra logs nothing for a run with no changes)", f"""
+        WITH runs AS (
+            SELECT job_id, any_value(service_principal_id) AS service_principal_id,
+                   last_execution_began AS began, bool_or(status_code = 'Quarantine') AS quarantined
+            FROM sync_job_snapshots WHERE last_execution_began IS NOT NULL AND {_APP_JOB_FILTER}
+            GROUP BY job_id, last_execution_began),
+        gaps AS (
+            SELECT *, lag(began) OVER w AS previous_began, lag(quarantined) OVER w AS previous_quarantined
+            FROM runs WINDOW w AS (PARTITION BY job_id ORDER BY began))
+        SELECT g.job_id, g.service_principal_id, n.service_principal_name,
+               g.previous_began + INTERVAL {CYCLE_MINUTES} MINUTE AS expected_at,
+               g.previous_began, g.began AS next_began,
+               round((epoch(g.began) - epoch(g.previous_began)) / 60.0, 1) AS gap_minutes,
+               greatest(round((epoch(g.began) - epoch(g.previous_began)) / 60.0 / {CYCLE_MINUTES})::INTEGER - 1, 1)
+                   AS cycles_missed
+        FROM gaps AS g LEFT JOIN {_APP_NAMES} AS n USING (service_principal_id)
+        WHERE (epoch(g.began) - epoch(g.previous_began)) / 60.0 > {MISSED_AFTER_MINUTES}
+          AND NOT g.quarantined AND NOT g.previous_quarantined
+          AND g.began >= coalesce($since::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)
+          AND g.previous_began < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
+        ORDER BY expected_at"""),
+    q("success_rate_per_day", "Success rate per UTC day (success / (success + failure))", """
+        SELECT date_trunc('day', activity_time) AS day,
+               count(*) FILTER (WHERE status = 'success') AS success,
+               count(*) FILTER (WHERE status = 'failure') AS failure,
+               count(*) FILTER (WHERE status = 'success')::DOUBLE
+                   / nullif(count(*) FILTER (WHERE status IN ('success', 'failure')), 0) AS success_rate
+        FROM events WHERE {EVENT_FILTER}
+        GROUP BY ALL ORDER BY day"""),
+    q("action_status_counts", "Events per action and status in the period", """
+        SELECT action, status, count(*) AS events FROM events WHERE {EVENT_FILTER}
+        GROUP BY ALL ORDER BY action, status"""),
+    q("cycle_events", "The events of one sync cycle ($cycle_id)", """
+        SELECT activity_time, action, status, source_upn, user_name, error_code, scim_type, skip_category,
+               target_id, source_id, id
+        FROM events WHERE cycle_id = $cycle_id::VARCHAR AND {EVENT_FILTER}
+        ORDER BY activity_time, id"""),
+    q("failures_by_code_day", "Failures per UTC day and error code", """
+        SELECT date_trunc('day', activity_time) AS day, coalesce(error_code, '(none)') AS error_code,
+               count(*) AS failures
+        FROM events WHERE status = 'failure' AND {EVENT_FILTER}
+        GROUP BY ALL ORDER BY day, error_code"""),
+    q("skips_by_category", "Skipped events by category and reason, with identities affected", """
+        SELECT coalesce(skip_category, 'other') AS skip_category, coalesce(skip_reason, '') AS skip_reason,
+               count(*) AS skips, count(DISTINCT source_id) AS identities
+        FROM events WHERE status = 'skipped' AND {EVENT_FILTER}
+        GROUP BY ALL ORDER BY skips DESC, skip_category, skip_reason"""),
+    q("skips_by_category_day", "Skipped events per UTC day and category", """
+        SELECT date_trunc('day', activity_time) AS day, coalesce(skip_category, 'other') AS skip_category,
+               count(*) AS skips
+        FROM events WHERE status = 'skipped' AND {EVENT_FILTER}
+        GROUP BY ALL ORDER BY day, skip_category"""),
+    q("skip_identities", "Identities to fix: who is skipped, why, since when, in how many cycles", """
+        SELECT source_id, service_principal_id, any_value(service_principal_name) AS service_principal_name,
+               arg_max(source_upn, activity_time) AS source_upn, coalesce(skip_category, 'other') AS skip_category,
+               arg_max(skip_reason, activity_time) AS skip_reason,
+               min(activity_time) AS first_seen, max(activity_time) AS last_seen,
+               count(DISTINCT cycle_id) AS cycles, count(*) AS skips
+        FROM events WHERE status = 'skipped' AND {EVENT_FILTER}
+        GROUP BY source_id, service_principal_id, coalesce(skip_category, 'other')
+        ORDER BY skip_category, service_principal_name, source_upn, source_id"""),
+    q("identity_search", "Identities whose UPN, userName, object id or target id matches $term", """
+        SELECT source_id, arg_max(source_upn, activity_time) AS source_upn,
+               arg_max(source_name, activity_time) AS source_name,
+               string_agg(DISTINCT user_name, ', ') AS user_names,
+               string_agg(DISTINCT target_id, ', ') AS target_ids,
+               count(*) AS events, min(activity_time) AS first_seen, max(activity_time) AS last_seen
+        FROM events
+        WHERE {EVENT_FILTER}
+          AND (source_id = $term::VARCHAR OR target_id = $term::VARCHAR
+               OR contains(lower(source_upn), lower($term::VARCHAR))
+               OR contains(lower(user_name), lower($term::VARCHAR)))
+        GROUP BY source_id ORDER BY last_seen DESC, source_id LIMIT 50"""),
+    q("identity_events", "Everything Entra logged about one identity ($source_id), oldest first", """
+        SELECT activity_time AS time, 'entra' AS source, service_principal_name AS app, action, status,
+               coalesce(error_code, skip_category) AS detail, user_name, target_id, cycle_id, id AS ref
+        FROM events WHERE source_id = $source_id::VARCHAR AND {EVENT_FILTER}
+        ORDER BY activity_time, id"""),
+]
+QUERY_LIST += _wrapping_queries()
