@@ -24,11 +24,8 @@ def q(name: str, description: str, sql: str) -> Query:
     return Query(name, description, sql.replace("{EVENT_FILTER}", EVENT_FILTER))
 
 
-EVENT_EXPORT_COLUMNS = [
-    "id", "activity_time", "tenant_id", "job_id", "cycle_id", "change_id", "service_principal_id",
-    "service_principal_name", "action", "status", "error_code", "error_category", "error_reason",
-    "source_id", "source_name", "source_upn", "target_id", "user_name", "duration_ms",
-]
+# The events export's columns live with the other datasets' columns (docs/exports.md is their contract).
+from queries.datasets import EVENT_EXPORT_COLUMNS  # noqa: E402
 
 _ALL = [
     q("overview_kpis", "Events, outcomes, success rate and identities in the period", """

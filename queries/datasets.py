@@ -11,8 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ingest.schema import MIGRATIONS
-from queries.catalog import EVENT_EXPORT_COLUMNS, q
 from queries.filters import EVENT_FILTER
+
+# This module must not import queries.catalog at import time: the catalog imports it (for
+# EVENT_EXPORT_COLUMNS and, through _MODULES, for QUERY_LIST). QUERY_LIST is built on first access.
+
+EVENT_EXPORT_COLUMNS = [
+    "id", "activity_time", "tenant_id", "job_id", "cycle_id", "change_id", "service_principal_id",
+    "service_principal_name", "action", "status", "error_code", "error_category", "error_reason",
+    "source_id", "source_name", "source_upn", "target_id", "user_name", "duration_ms",
+]
 
 
 @dataclass(frozen=True)
@@ -255,19 +263,31 @@ FROM ingest_rejects WHERE {_time_filter('rejected_at')}
 ORDER BY rejected_at, run_id, file, position
 """
 
-QUERY_LIST = [
-    q("failures", "One row per failed event with the parsed SCIM error, its run of failures and what to do",
-      FAILURES_SQL),
-    q("skipped", "One row per skipped event with Entra's skip reason and our skip category", SKIPPED_SQL),
-    q("violations", "Constraint violations (duplicate userName, non-work email, other rejected value) "
-      "per identity, open or resolved",
-      VIOLATIONS_SCIM_SQL if schema_has_scim_requests() else VIOLATIONS_ENTRA_SQL),
-    q("cycles", "One row per sync cycle: window, counts by action and status, initial/incremental, gap",
-      CYCLES_SQL),
-    q("sync-jobs", "Provisioning job status history (snapshots of /synchronization/jobs)", SYNC_JOBS_SQL),
-    q("ingest-runs", "Every ingest run: source, window, counts, outcome", INGEST_RUNS_SQL),
-    q("ingest-rejects", "Input that could not be loaded: run, source, file, position, reason", INGEST_REJECTS_SQL),
-]
+def _query_list() -> list:
+    from queries.catalog import q
+
+    return [
+        q("failures", "One row per failed event with the parsed SCIM error, its run of failures and what to do",
+          FAILURES_SQL),
+        q("skipped", "One row per skipped event with Entra's skip reason and our skip category", SKIPPED_SQL),
+        q("violations", "Constraint violations (duplicate userName, non-work email, other rejected value) "
+          "per identity, open or resolved",
+          VIOLATIONS_SCIM_SQL if schema_has_scim_requests() else VIOLATIONS_ENTRA_SQL),
+        q("cycles", "One row per sync cycle: window, counts by action and status, initial/incremental, gap",
+          CYCLES_SQL),
+        q("sync-jobs", "Provisioning job status history (snapshots of /synchronization/jobs)", SYNC_JOBS_SQL),
+        q("ingest-runs", "Every ingest run: source, window, counts, outcome", INGEST_RUNS_SQL),
+        q("ingest-rejects", "Input that could not be loaded: run, source, file, position, reason", INGEST_REJECTS_SQL),
+    ]
+
+
+def __getattr__(name: str):
+    """``QUERY_LIST`` is built on first access (see the import note at the top)."""
+    if name == "QUERY_LIST":
+        globals()["QUERY_LIST"] = _query_list()
+        return globals()["QUERY_LIST"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 DATASETS: dict[str, Dataset] = {
     "events": Dataset("events", tuple(EVENT_EXPORT_COLUMNS), "activity_time"),
