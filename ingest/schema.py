@@ -51,6 +51,38 @@ EVENT_COLUMNS = """
     ingest_run_id BIGINT
 """
 
+# SCIM audit trail (migration 2): one row per request, keyed on the server's request_id.
+SCIM_REQUEST_COLUMNS = """
+    request_id VARCHAR PRIMARY KEY,
+    ts TIMESTAMPTZ NOT NULL,
+    method VARCHAR NOT NULL,
+    path VARCHAR NOT NULL,
+    query VARCHAR,
+    status INTEGER NOT NULL,
+    duration_ms DOUBLE,
+    resource_type VARCHAR,
+    resource_id VARCHAR,
+    external_id VARCHAR,
+    user_name VARCHAR,
+    user_name_lower VARCHAR,
+    operation VARCHAR,
+    scim_type VARCHAR,
+    error_detail VARCHAR,
+    email_domains VARCHAR[],
+    email_types VARCHAR[],
+    active_after BOOLEAN,
+    client_ip VARCHAR,
+    user_agent VARCHAR,
+    credential_id VARCHAR,
+    tenant VARCHAR,
+    is_probe BOOLEAN NOT NULL,
+    source_file VARCHAR,
+    source_line BIGINT,
+    raw JSON,
+    first_ingested_at TIMESTAMPTZ NOT NULL,
+    ingest_run_id BIGINT
+"""
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (
         1,
@@ -115,6 +147,40 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 PRIMARY KEY (job_id, captured_at)
             )""",
             "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+        ],
+    ),
+    # ---- SCIM audit trail and its correlation with Entra's log (owner: SCIM ingest, issue 4) ----
+    (
+        2,
+        "SCIM audit trail requests, per-file read state, Entra <-> SCIM correlation",
+        [
+            f"CREATE TABLE scim_requests ({SCIM_REQUEST_COLUMNS})",
+            """CREATE TABLE scim_file_state (
+                path VARCHAR PRIMARY KEY,
+                device BIGINT,
+                inode BIGINT,
+                head_len INTEGER NOT NULL,
+                head_sha256 VARCHAR NOT NULL,
+                size BIGINT NOT NULL,
+                byte_offset BIGINT NOT NULL,
+                line_count BIGINT NOT NULL,
+                csv_header VARCHAR,
+                updated_at TIMESTAMPTZ NOT NULL,
+                ingest_run_id BIGINT
+            )""",
+            """CREATE TABLE correlation (
+                event_id VARCHAR,
+                request_id VARCHAR,
+                match_key VARCHAR,
+                match_class VARCHAR NOT NULL,
+                detail VARCHAR,
+                suspicious BOOLEAN NOT NULL,
+                event_time TIMESTAMPTZ,
+                request_ts TIMESTAMPTZ,
+                delta_s DOUBLE,
+                service_principal_id VARCHAR,
+                computed_at TIMESTAMPTZ NOT NULL
+            )""",
         ],
     ),
 ]

@@ -1,0 +1,192 @@
+"""Joins Entra's provisioning events to the SCIM requests they caused, and classifies what does not join.
+
+Keys (reference §5), strongest first: ``targetIdentity.id`` = ``resource_id``, ``sourceIdentity.id`` =
+``external_id``, case-insensitive ``userName``; a request joins an event only inside a time window
+around ``activityDateTime`` (default ±180 s). Not quadratic: every key is an equi-join on
+(key, time bucket) where a bucket is as wide as the window, so each event is expanded to at most two
+buckets and the hash join stays linear; the exact window is a range predicate on the survivors.
+
+Two things are learned from the data before choosing, so weak keys do not cross-match:
+- tenant affinity: which SCIM ``tenant`` each enterprise app (service principal) writes to, from the
+  strong ``resource_id`` matches; a request in another app's tenant does not join this app's events;
+- Entra's clients: a client (credential fingerprint, else user agent, else IP) joins events only when
+  at least half of its non-probe requests have a candidate event; the others are another client
+  (an HRIS sync, a script) and are SCIM-only.
+Each request then joins its best event (strongest key, then nearest in time); an event may have several
+requests (the lookup GET, then the write).
+
+Classes (``correlation.match_class`` / ``detail`` / ``suspicious``):
+- ``matched``: an event and a request that belong together;
+- ``contradiction``: the pair with the event's last write request, when Entra logged success but the
+  server answered 4xx/5xx (``entra_success_scim_error``) or the server answered 2xx to the write but
+  Entra logged a failure (``entra_failure_scim_success``);
+- ``entra_only``: an event without a request: ``skipped`` (expected: Default Access, out of scope,
+  no change), ``write_not_seen_by_server`` (a successful create/update/disable/delete: suspicious),
+  ``failure_without_request``, ``no_request``, ``outside_scim_coverage`` (before/after the trail);
+- ``scim_only``: a request without an event: ``probe``, ``other_client``, ``write_not_logged_by_entra``
+  (suspicious), ``read_not_logged_by_entra``, ``outside_entra_coverage``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from ingest.store import Store, utcnow
+
+DEFAULT_WINDOW_S = 180.0
+WRITE_ACTIONS = ("create", "update", "disable", "delete")
+
+_PREPARE = """
+CREATE OR REPLACE TEMP TABLE c_req AS
+SELECT request_id, ts, epoch_ms(ts) AS t_ms, tenant,
+       coalesce(credential_id, user_agent, client_ip, '(unknown)') AS client,
+       method, status, operation, is_probe,
+       method IN ('POST', 'PUT', 'PATCH', 'DELETE') AND coalesce(operation, '') NOT LIKE '%.search' AS is_write,
+       resource_id, external_id, user_name_lower
+FROM scim_requests;
+
+CREATE OR REPLACE TEMP TABLE c_ev AS
+SELECT id AS event_id, activity_time, epoch_ms(activity_time) AS t_ms, service_principal_id, action, status,
+       target_id, source_id, lower(user_name) AS user_name_lower
+FROM events;
+
+CREATE OR REPLACE TEMP TABLE c_cand AS
+WITH ev_keys AS (
+    SELECT event_id, t_ms, service_principal_id, 1 AS key_rank, target_id AS k FROM c_ev
+    WHERE target_id IS NOT NULL AND status IS DISTINCT FROM 'skipped'
+    UNION ALL
+    SELECT event_id, t_ms, service_principal_id, 2, source_id FROM c_ev
+    WHERE source_id IS NOT NULL AND status IS DISTINCT FROM 'skipped'
+    UNION ALL
+    SELECT event_id, t_ms, service_principal_id, 3, user_name_lower FROM c_ev
+    WHERE user_name_lower IS NOT NULL AND status IS DISTINCT FROM 'skipped'
+), ev_buckets AS (
+    SELECT event_id, t_ms, service_principal_id, key_rank, k,
+           unnest(generate_series((t_ms - $before_ms) // $bucket_ms, (t_ms + $after_ms) // $bucket_ms)) AS bucket
+    FROM ev_keys
+), req_keys AS (
+    SELECT request_id, t_ms, 1 AS key_rank, resource_id AS k FROM c_req WHERE resource_id IS NOT NULL AND NOT is_probe
+    UNION ALL
+    SELECT request_id, t_ms, 2, external_id FROM c_req WHERE external_id IS NOT NULL AND NOT is_probe
+    UNION ALL
+    SELECT request_id, t_ms, 3, user_name_lower FROM c_req WHERE user_name_lower IS NOT NULL AND NOT is_probe
+)
+SELECT r.request_id, e.event_id, e.service_principal_id, min(e.key_rank) AS key_rank,
+       any_value(r.t_ms - e.t_ms) AS delta_ms
+FROM req_keys r
+JOIN ev_buckets e ON e.key_rank = r.key_rank AND e.k = r.k AND e.bucket = r.t_ms // $bucket_ms
+WHERE r.t_ms BETWEEN e.t_ms - $before_ms AND e.t_ms + $after_ms
+GROUP BY r.request_id, e.event_id, e.service_principal_id;
+
+-- Which SCIM tenant each app writes to, learned from resource_id matches (the strong key).
+CREATE OR REPLACE TEMP TABLE c_affinity AS
+SELECT c.service_principal_id, r.tenant, count(*) AS n,
+       sum(count(*)) OVER (PARTITION BY c.service_principal_id) AS total
+FROM c_cand c JOIN c_req r USING (request_id)
+WHERE c.key_rank = 1 AND r.tenant IS NOT NULL
+GROUP BY c.service_principal_id, r.tenant;
+
+CREATE OR REPLACE TEMP TABLE c_cand_tenant AS
+SELECT c.* FROM c_cand c JOIN c_req r USING (request_id)
+WHERE r.tenant IS NULL
+   OR NOT EXISTS (SELECT 1 FROM c_affinity a WHERE a.service_principal_id = c.service_principal_id)
+   OR EXISTS (SELECT 1 FROM c_affinity a WHERE a.service_principal_id = c.service_principal_id
+              AND a.tenant = r.tenant AND a.n >= 0.1 * a.total);
+
+-- Entra's clients: at least half of their non-probe requests have a candidate event.
+CREATE OR REPLACE TEMP TABLE c_clients AS
+SELECT r.client, count(*) AS requests, count(*) FILTER (WHERE h.request_id IS NOT NULL) AS with_candidate,
+       r.client = '(unknown)' OR count(*) FILTER (WHERE h.request_id IS NOT NULL) >= 0.5 * count(*) AS is_entra
+FROM c_req r LEFT JOIN (SELECT DISTINCT request_id FROM c_cand_tenant) h USING (request_id)
+WHERE NOT r.is_probe
+GROUP BY r.client;
+
+CREATE OR REPLACE TEMP TABLE c_pairs AS
+SELECT c.request_id, c.event_id, c.service_principal_id, c.key_rank, c.delta_ms
+FROM c_cand_tenant c JOIN c_req r USING (request_id) JOIN c_clients k ON k.client = r.client AND k.is_entra
+QUALIFY row_number() OVER (PARTITION BY c.request_id ORDER BY c.key_rank, abs(c.delta_ms), c.event_id) = 1;
+
+-- The last write request of each matched event decides whether the two sides contradict each other.
+CREATE OR REPLACE TEMP TABLE c_last_write AS
+SELECT p.event_id, p.request_id,
+       CASE WHEN e.status = 'success' AND r.status >= 400 THEN 'entra_success_scim_error'
+            WHEN e.status = 'failure' AND r.status BETWEEN 200 AND 299 THEN 'entra_failure_scim_success'
+       END AS contradiction
+FROM c_pairs p JOIN c_req r USING (request_id) JOIN c_ev e USING (event_id)
+WHERE r.is_write
+QUALIFY row_number() OVER (PARTITION BY p.event_id ORDER BY r.t_ms DESC, p.request_id DESC) = 1;
+"""
+
+_INSERT = """
+INSERT INTO correlation
+SELECT p.event_id, p.request_id,
+       CASE p.key_rank WHEN 1 THEN 'resource_id' WHEN 2 THEN 'external_id' ELSE 'user_name' END,
+       CASE WHEN w.contradiction IS NOT NULL THEN 'contradiction' ELSE 'matched' END,
+       w.contradiction, w.contradiction IS NOT NULL,
+       e.activity_time, r.ts, p.delta_ms / 1000.0, p.service_principal_id, $now
+FROM c_pairs p JOIN c_ev e USING (event_id) JOIN c_req r USING (request_id)
+LEFT JOIN c_last_write w ON w.event_id = p.event_id AND w.request_id = p.request_id
+UNION ALL
+SELECT e.event_id, NULL, NULL, 'entra_only',
+       CASE WHEN e.status = 'skipped' THEN 'skipped'
+            WHEN e.t_ms < cov.first_ms - $before_ms OR e.t_ms > cov.last_ms + $after_ms THEN 'outside_scim_coverage'
+            WHEN e.status = 'success' AND e.action IN ('create', 'update', 'disable', 'delete')
+                 THEN 'write_not_seen_by_server'
+            WHEN e.status = 'failure' THEN 'failure_without_request'
+            ELSE 'no_request' END AS detail,
+       e.status = 'success' AND e.action IN ('create', 'update', 'disable', 'delete')
+            AND e.t_ms BETWEEN cov.first_ms - $before_ms AND cov.last_ms + $after_ms,
+       e.activity_time, NULL, NULL, e.service_principal_id, $now
+FROM c_ev e, (SELECT min(t_ms) AS first_ms, max(t_ms) AS last_ms FROM c_req) cov
+WHERE e.event_id NOT IN (SELECT event_id FROM c_pairs)
+UNION ALL
+SELECT NULL, r.request_id, NULL, 'scim_only',
+       CASE WHEN r.is_probe THEN 'probe'
+            WHEN NOT coalesce(k.is_entra, true) THEN 'other_client'
+            WHEN cov.first_ms IS NULL OR r.t_ms < cov.first_ms - $after_ms OR r.t_ms > cov.last_ms + $before_ms
+                 THEN 'outside_entra_coverage'
+            WHEN r.is_write THEN 'write_not_logged_by_entra'
+            ELSE 'read_not_logged_by_entra' END,
+       NOT r.is_probe AND coalesce(k.is_entra, true) AND r.is_write
+            AND r.t_ms BETWEEN cov.first_ms - $after_ms AND cov.last_ms + $before_ms,
+       NULL, r.ts, NULL, NULL, $now
+FROM c_req r LEFT JOIN c_clients k USING (client),
+     (SELECT min(t_ms) AS first_ms, max(t_ms) AS last_ms FROM c_ev) cov
+WHERE r.request_id NOT IN (SELECT request_id FROM c_pairs)
+"""
+
+_CLEANUP = ["c_req", "c_ev", "c_cand", "c_affinity", "c_cand_tenant", "c_clients", "c_pairs", "c_last_write"]
+
+
+def _bind(sql: str, params: dict) -> dict:
+    """Only the parameters the statement names (DuckDB rejects unused ones)."""
+    return {name: params[name] for name in dict.fromkeys(re.findall(r"\$([A-Za-z_]\w*)", sql))}
+
+
+def correlation_statements(before_s: float, after_s: float) -> list[tuple[str, dict]]:
+    """The statements that rebuild ``correlation`` (run by the store in one transaction)."""
+    before_ms, after_ms = int(before_s * 1000), int(after_s * 1000)
+    params = {"before_ms": before_ms, "after_ms": after_ms, "bucket_ms": max(before_ms + after_ms, 1000),
+              "now": utcnow()}
+    statements = [sql.strip() for sql in _PREPARE.split(";\n") if sql.strip()] + [_INSERT]
+    return [(sql, _bind(sql, params)) for sql in statements] + [(f"DROP TABLE IF EXISTS {t}", {}) for t in _CLEANUP]
+
+
+def correlate(store: Store, *, window: tuple[float, float] | None = None) -> dict:
+    """Rebuild the correlation; returns {"classes": {class/detail: n}, "seconds": s, "window": (b, a)}."""
+    before_s, after_s = window or (DEFAULT_WINDOW_S, DEFAULT_WINDOW_S)
+    started = time.perf_counter()
+    store.replace_correlation(correlation_statements(before_s, after_s))
+    store.set_meta("correlation_window_s", f"{before_s:g},{after_s:g}")
+    store.set_meta("correlation_computed_at", utcnow().isoformat())
+    rows = store.con.execute("SELECT match_class || coalesce('/' || detail, ''), count(*) FROM correlation "
+                             "GROUP BY ALL ORDER BY 1").fetchall()
+    return {"classes": dict(rows), "seconds": time.perf_counter() - started, "window": (before_s, after_s)}
+
+
+def correlate_if_scim(store: Store, *, window: tuple[float, float] | None = None) -> dict | None:
+    """For other sources (a Graph or file load): recompute only when a SCIM trail has been loaded."""
+    if not store.con.execute("SELECT count(*) FROM scim_requests").fetchone()[0]:
+        return None
+    return correlate(store, window=window)

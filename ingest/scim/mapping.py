@@ -1,0 +1,164 @@
+"""Field mappings: how a server's own log shape feeds the ``scim-audit/1`` fields, without code.
+
+A mapping file (TOML or JSON) has up to four parts::
+
+    format = "json"                  # json | csv; default: from the file name (.csv -> csv)
+    [fields]                         # our field = their field name or a JSON path
+    ts = "$.time"
+    status = "$.response.status"
+    url = "$.request.uri"            # path and query in one (split at '?')
+    [constants]                      # our field = a fixed value for every line
+    tenant = "acme-prod"
+    [options]
+    unmapped = "same-name"           # fields not in [fields] are read from a field of the same name ("ignore": not)
+    ts_format = "%d/%b/%Y:%H:%M:%S %z"   # strptime pattern when ts is not RFC 3339 / epoch
+    duration_unit = "ms"             # ms | s | us
+
+A JSON path is ``$`` followed by ``.name``, ``['name with.dots']`` or ``[index]`` steps. A plain name
+is a top-level key (tried as a dotted path when no such key exists).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# Our fields: the scim-audit/1 columns plus inputs that only feed derivations.
+RECORD_FIELDS = ("ts", "request_id", "method", "path", "query", "status", "duration_ms", "resource_type",
+                 "resource_id", "external_id", "user_name", "operation", "scim_type", "error_detail",
+                 "email_domains", "email_types", "active_after", "client_ip", "user_agent", "credential_id",
+                 "tenant")
+DERIVATION_INPUTS = ("url", "body", "response_body", "emails")
+OUR_FIELDS = RECORD_FIELDS + DERIVATION_INPUTS
+FORMATS = ("json", "csv")
+DURATION_UNITS = {"ms": 1.0, "s": 1000.0, "us": 0.001}
+
+_STEP = re.compile(r"""\.([^.\[\]]+)|\[(\d+)\]|\['((?:[^'\\]|\\.)*)'\]|\["((?:[^"\\]|\\.)*)"\]""")
+_MISSING = object()
+
+
+class MappingError(Exception):
+    """The mapping file is unreadable or names something we do not know; the message says what."""
+
+
+def compile_path(spec: str) -> Callable[[Any], Any]:
+    """A getter for a JSON path (``$.a.b[0]``) or a plain field name; missing parts give ``None``."""
+    if not isinstance(spec, str) or not spec:
+        raise MappingError(f"a field source must be a non-empty string, got {spec!r}")
+    if not spec.startswith("$"):
+        dotted = compile_path("$." + spec) if "." in spec else None
+
+        def by_name(obj: Any) -> Any:
+            if isinstance(obj, dict) and spec in obj:
+                return obj[spec]
+            return dotted(obj) if dotted else None
+        return by_name
+    steps: list[str | int] = []
+    pos = 1
+    while pos < len(spec):
+        m = _STEP.match(spec, pos)
+        if not m:
+            raise MappingError(f"cannot read JSON path {spec!r} at character {pos}")
+        name, index, sq, dq = m.groups()
+        steps.append(int(index) if index is not None else (name if name is not None else (sq or dq or "")))
+        pos = m.end()
+
+    def by_path(obj: Any) -> Any:
+        for step in steps:
+            if isinstance(step, int):
+                if not isinstance(obj, list) or step >= len(obj):
+                    return None
+                obj = obj[step]
+            else:
+                if not isinstance(obj, dict):
+                    return None
+                obj = obj.get(step, _MISSING)
+                if obj is _MISSING:
+                    return None
+        return obj
+    return by_path
+
+
+@dataclass
+class Mapping:
+    """Compiled mapping: ``extract(record)`` gives our fields (absent ones are ``None``)."""
+
+    getters: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    constants: dict[str, Any] = field(default_factory=dict)
+    format: str | None = None
+    ts_format: str | None = None
+    duration_factor: float = 1.0
+    same_name: bool = True
+    source: str = "built-in scim-audit/1"
+
+    def extract(self, obj: dict) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in OUR_FIELDS:
+            getter = self.getters.get(name)
+            if getter is not None:
+                out[name] = getter(obj)
+            elif self.same_name:
+                out[name] = obj.get(name)
+            else:
+                out[name] = None
+        for name, value in self.constants.items():
+            out[name] = value
+        return out
+
+
+DEFAULT_MAPPING = Mapping()
+
+
+def load_mapping(path: str | os.PathLike | None) -> Mapping:
+    """Read and check a mapping file; ``None`` gives the built-in scim-audit/1 mapping."""
+    if path is None:
+        return DEFAULT_MAPPING
+    path = str(path)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise MappingError(f"cannot read mapping file {path}: {exc.strerror or exc}") from exc
+    try:
+        if path.lower().endswith(".json"):
+            doc = json.loads(data.decode("utf-8-sig"))
+        else:
+            doc = tomllib.loads(data.decode("utf-8-sig"))
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise MappingError(f"mapping file {path} is not valid {'JSON' if path.endswith('.json') else 'TOML'}: "
+                           f"{exc}") from exc
+    if not isinstance(doc, dict):
+        raise MappingError(f"mapping file {path} must hold an object/table")
+    unknown_top = set(doc) - {"format", "fields", "constants", "options", "description", "name"}
+    if unknown_top:
+        raise MappingError(f"mapping file {path}: unknown section(s) {', '.join(sorted(unknown_top))} "
+                           "(expected format, fields, constants, options)")
+    fields = doc.get("fields", {}) or {}
+    constants = doc.get("constants", {}) or {}
+    options = doc.get("options", {}) or {}
+    for section, value in (("fields", fields), ("constants", constants), ("options", options)):
+        if not isinstance(value, dict):
+            raise MappingError(f"mapping file {path}: [{section}] must be a table/object")
+    for name in list(fields) + list(constants):
+        if name not in OUR_FIELDS:
+            raise MappingError(f"mapping file {path}: unknown field {name!r}; ours are {', '.join(OUR_FIELDS)}")
+    fmt = doc.get("format")
+    if fmt is not None and fmt not in FORMATS:
+        raise MappingError(f"mapping file {path}: format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    unit = options.get("duration_unit", "ms")
+    if unit not in DURATION_UNITS:
+        raise MappingError(f"mapping file {path}: duration_unit must be one of {', '.join(DURATION_UNITS)}")
+    unmapped = options.get("unmapped", "same-name")
+    if unmapped not in ("same-name", "ignore"):
+        raise MappingError(f"mapping file {path}: options.unmapped must be 'same-name' or 'ignore'")
+    ts_format = options.get("ts_format")
+    if ts_format is not None and not isinstance(ts_format, str):
+        raise MappingError(f"mapping file {path}: options.ts_format must be a strptime pattern string")
+    return Mapping(getters={name: compile_path(spec) for name, spec in fields.items()}, constants=dict(constants),
+                   format=fmt, ts_format=ts_format, duration_factor=DURATION_UNITS[unit],
+                   same_name=unmapped == "same-name", source=path)
