@@ -325,3 +325,78 @@ class Store:
             self.con.execute("ROLLBACK")
             raise
         return after - before
+
+    # ----------------------------------------------------------------- SCIM audit trail (issue 4; owner: SCIM ingest)
+    # Requests are keyed on request_id (first copy wins: re-reading a line is a no-op). A batch's rows,
+    # its rejects and the file's read position commit in ONE transaction, so a crash never loads a
+    # line twice nor skips one.
+    _SCIM_STAGE_COLUMNS = (
+        "{request_id: 'VARCHAR', ts: 'VARCHAR', method: 'VARCHAR', path: 'VARCHAR', query: 'VARCHAR', "
+        "status: 'INTEGER', duration_ms: 'DOUBLE', resource_type: 'VARCHAR', resource_id: 'VARCHAR', "
+        "external_id: 'VARCHAR', user_name: 'VARCHAR', user_name_lower: 'VARCHAR', operation: 'VARCHAR', "
+        "scim_type: 'VARCHAR', error_detail: 'VARCHAR', email_domains: 'VARCHAR[]', email_types: 'VARCHAR[]', "
+        "active_after: 'BOOLEAN', client_ip: 'VARCHAR', user_agent: 'VARCHAR', credential_id: 'VARCHAR', "
+        "tenant: 'VARCHAR', is_probe: 'BOOLEAN', source_file: 'VARCHAR', source_line: 'BIGINT', raw: 'JSON'}")
+
+    def scim_file_states(self) -> list[dict[str, Any]]:
+        cur = self.con.execute("SELECT path, device, inode, head_len, head_sha256, size, byte_offset, line_count, "
+                               "csv_header FROM scim_file_state")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def load_scim_batch(self, run_id: int | None, staging_path: str | None, rejects: list[Reject],
+                        file_state: dict[str, Any] | None) -> tuple[int, int]:
+        """Insert the staged requests (NDJSON of typed records), the rejects and the file's new read
+        position in one transaction; returns (new requests, duplicates of already loaded ones)."""
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            new = dup = 0
+            if staging_path:
+                con.execute("CREATE OR REPLACE TEMP TABLE scim_stage AS SELECT * FROM read_json($path, "
+                            "format = 'newline_delimited', columns = " + self._SCIM_STAGE_COLUMNS + ")",
+                            {"path": staging_path})
+                staged = con.execute("SELECT count(*) FROM scim_stage").fetchone()[0]
+                before = con.execute("SELECT count(*) FROM scim_requests").fetchone()[0]
+                con.execute("""
+                    INSERT INTO scim_requests
+                    SELECT request_id, ts::TIMESTAMPTZ, method, path, query, status, duration_ms, resource_type,
+                           resource_id, external_id, user_name, user_name_lower, operation, scim_type,
+                           error_detail, email_domains, email_types, active_after, client_ip, user_agent,
+                           credential_id, tenant, is_probe, source_file, source_line, raw, $now, $run
+                    FROM scim_stage
+                    QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY source_file, source_line) = 1
+                    ON CONFLICT (request_id) DO NOTHING""", {"now": utcnow(), "run": run_id})
+                new = con.execute("SELECT count(*) FROM scim_requests").fetchone()[0] - before
+                dup = staged - new
+                con.execute("DROP TABLE scim_stage")
+            self.add_rejects(run_id, "scim", rejects)
+            if file_state is not None:
+                s = file_state
+                con.execute(
+                    "INSERT INTO scim_file_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE "
+                    "SET device = excluded.device, inode = excluded.inode, head_len = excluded.head_len, "
+                    "head_sha256 = excluded.head_sha256, size = excluded.size, byte_offset = excluded.byte_offset, "
+                    "line_count = excluded.line_count, csv_header = excluded.csv_header, "
+                    "updated_at = excluded.updated_at, ingest_run_id = excluded.ingest_run_id",
+                    [s["path"], s["device"], s["inode"], s["head_len"], s["head_sha256"], s["size"],
+                     s["byte_offset"], s["line_count"], s.get("csv_header"), utcnow(), run_id])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        return new, dup
+
+    def replace_correlation(self, statements: list[tuple[str, dict]]) -> None:
+        """Recompute the ``correlation`` table: run the correlation's SQL (temp tables, then one INSERT
+        into ``correlation``) in one transaction, replacing the previous result atomically."""
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("DELETE FROM correlation")
+            for sql, params in statements:
+                con.execute(sql, params)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
