@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 
 from ingest.file_ingest import FilesOutcome, ingest_files
+from ingest.scim.ingest import ingest_scim
 from ingest.store import Store, StoreError
 
 
@@ -54,6 +55,8 @@ def build_demo(db_path: str, *, seed: int = 7, users: int = 200, days: int = 14,
                                 f".{os.path.basename(db_path)}.building-{os.getpid()}")
         try:
             outcome = ingest_files(building, [str(Path(tmp) / "graph")], source="demo", quiet=quiet)
+            # SCIM: the simulated server's audit trail, then the Entra <-> SCIM correlation (issue 4).
+            ingest_scim(building, [str(paths["scim_audit"])], quiet=quiet, correlate=True)
             with Store.open(building) as store:
                 store.load_job_snapshots(sim.job_snapshots)
                 for key, value in {"demo": "true", "demo_seed": str(seed), "demo_users": str(users),
