@@ -75,7 +75,7 @@ _ALL = [
 ]
 
 # Topic modules, each with a QUERY_LIST of q(...) entries. Add yours here.
-_MODULES: list[str] = ["queries.pages", "queries.datasets"]
+_MODULES: list[str] = ["queries.pages", "queries.datasets", "queries.scim"]
 
 
 def _collect() -> dict[str, Query]:
