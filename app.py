@@ -58,13 +58,12 @@ def main() -> None:
             "(see the README).",
             icon=":material/science:",
         )
-    nav = st.navigation(PAGES)
     filters = common.sidebar_filters()
     st.session_state["filters"] = filters
     with st.sidebar:
         st.divider()
         common.freshness_panel()
-    nav.run()
+    st.navigation(PAGES).run()
 
 
 main()
