@@ -299,3 +299,8 @@ DATASETS: dict[str, Dataset] = {
     "ingest-runs": Dataset("ingest-runs", INGEST_RUN_COLUMNS, "started_at"),
     "ingest-rejects": Dataset("ingest-rejects", INGEST_REJECT_COLUMNS, "rejected_at"),
 }
+
+# SCIM audit trail datasets (issue 4; owner: SCIM ingest; columns documented in queries/scim.py and the README).
+from queries.scim import EXPORT_DATASETS as _SCIM_DATASETS  # noqa: E402
+
+DATASETS.update({name: Dataset(name, tuple(columns), time_column) for name, columns, time_column in _SCIM_DATASETS})

@@ -144,3 +144,10 @@ QUERY_LIST = [
           AND NOT r.is_probe AND {SCIM_TIME.replace('ts', 'r.ts')}
         ORDER BY r.ts, r.request_id"""),
 ]
+
+# (name, columns, time column) for queries.datasets.DATASETS (the export contract).
+EXPORT_DATASETS = [
+    ("scim-requests", SCIM_REQUEST_COLUMNS, "ts"),
+    ("scim-rejects", SCIM_REJECT_COLUMNS, "rejected_at"),
+    ("correlation", CORRELATION_COLUMNS, "event_time"),
+]
