@@ -1,0 +1,397 @@
+"""Pull provisioning events for one or more service principals: time slices, watermarks, loads.
+
+For each scope (tenant, service principal) the window runs from the watermark minus the overlap (or
+``--since``; first run: 30 days back) to ``--until`` (default: now). It is cut into time slices; each slice
+is fetched completely over the network first (pages staged to a temporary NDJSON file, no database lock
+held), then loaded by the store in one transaction together with the scope's watermark = the slice end.
+A kill at any moment therefore loses nothing, and the next run resumes after the last committed slice.
+Big slices commit their rows every ``chunk_events`` events as well (without moving the watermark).
+
+Each slice asks Graph for ``servicePrincipal/id eq '…' and activityDateTime gt S-1s and activityDateTime
+lt E`` (whole-second bounds: safe even for servers comparing strings) and keeps, client-side, only events
+of that service principal with S <= activityDateTime < E, so every event lands in exactly one slice and
+events of other service principals never land (they are counted in the run message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+
+from ingest import exitcodes
+from ingest.graph.auth import AuthSettings, build_auth_provider
+from ingest.graph.client import (
+    GraphAuthError,
+    GraphBadRequest,
+    GraphError,
+    GraphNotFound,
+    GraphSession,
+    GraphUnavailable,
+)
+from ingest.graph.jobs import fetch_job_snapshots
+from ingest.graph.log import RunLog
+from ingest.graph.pacing import Pacer, RetryPolicy
+from ingest.loading import StagingFile, load_staged
+from ingest.progress import progress
+from ingest.store import LoadResult, Store
+
+SOURCE = "graph"
+MAX_RESTARTS = 2  # a slice whose $skiptoken was rejected is fetched again from its first page
+TOP_FALLBACKS = (999, 500, 100)
+
+
+@dataclass
+class PullSettings:
+    db: str
+    base_url: str
+    auth: AuthSettings
+    service_principal_ids: list[str] = field(default_factory=list)
+    since: datetime | None = None
+    until: datetime | None = None
+    overlap: timedelta = timedelta(hours=2)
+    first_window: timedelta = timedelta(days=30)
+    slice_length: timedelta = timedelta(days=1)
+    rate: tuple[int, float] | None = (5, 10.0)
+    top: int = 999
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float = 60.0
+    jobs: bool = True
+    quiet: bool = False
+    chunk_events: int = 50_000
+    credential: Any = None  # an azure-identity credential object (overrides --auth; used by tests)
+
+
+@dataclass
+class ScopeOutcome:
+    scope: str
+    service_principal_id: str | None
+    window_start: datetime
+    window_end: datetime
+    run_id: int | None = None
+    slices: int = 0
+    slices_done: int = 0
+    pages: int = 0
+    loaded: LoadResult = field(default_factory=LoadResult)
+    other_sp_dropped: int = 0
+    job_snapshots: int = 0
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    exit_code: int = exitcodes.OK
+
+    @property
+    def outcome(self) -> str:
+        if self.exit_code == exitcodes.OK:
+            return "success"
+        return "partial" if self.slices_done else "failed"
+
+    def summary(self) -> str:
+        r = self.loaded
+        text = (f"graph {self.scope}: {self.window_start:%Y-%m-%d %H:%M} .. {self.window_end:%Y-%m-%d %H:%M} UTC, "
+                f"{self.slices_done}/{self.slices} slice(s), {self.pages} page(s), {r.read - r.invalid} event(s) "
+                f"({r.new} new, {r.updated} updated, {r.unchanged} unchanged, {r.invalid} rejected)")
+        if self.other_sp_dropped:
+            text += f", {self.other_sp_dropped} event(s) of other service principals ignored"
+        if self.job_snapshots:
+            text += f", {self.job_snapshots} job snapshot(s)"
+        return text
+
+
+@dataclass
+class GraphOutcome:
+    scopes: list[ScopeOutcome] = field(default_factory=list)
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        codes = [s.exit_code for s in self.scopes if s.exit_code != exitcodes.OK]
+        return codes[0] if codes else exitcodes.OK
+
+
+def odata_time(t: datetime) -> str:
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def odata_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def plan_slices(start: datetime, end: datetime, length: timedelta) -> list[tuple[datetime, datetime]]:
+    """[start, end) cut at multiples of ``length`` (UTC-aligned, so re-runs share boundaries)."""
+    if end <= start:
+        return []
+    epoch = datetime(2000, 1, 1, tzinfo=timezone.utc)
+    slices = []
+    s = start
+    while s < end:
+        k = (s - epoch) // length + 1
+        e = min(end, epoch + k * length)
+        slices.append((s, e))
+        s = e
+    return slices
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        t = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def _event_sp(event: dict) -> str | None:
+    sp = event.get("servicePrincipal")
+    if isinstance(sp, list):
+        sp = sp[0] if sp else None
+    if isinstance(sp, dict):
+        ident = sp.get("id")
+        return ident if isinstance(ident, str) else None
+    return None
+
+
+def _add(total: LoadResult, part: LoadResult) -> None:
+    total.read += part.read
+    total.new += part.new
+    total.updated += part.updated
+    total.invalid += part.invalid
+
+
+class ScopePull:
+    """Pull one (tenant, service principal) scope slice by slice."""
+
+    def __init__(self, session: GraphSession, settings: PullSettings, log: RunLog, tenant: str, sp: str | None,
+                 query_style: dict):
+        self.session = session
+        self.settings = settings
+        self.log = log
+        self.sp = sp
+        self.scope = f"{tenant}/{sp or '*'}"
+        self.query = query_style  # shared across scopes: {"top": int, "sp_filter": "eq"|"contains"}
+        self.out: ScopeOutcome | None = None
+        self.sps_seen: set[str] = set()
+
+    # ------------------------------------------------------------------ the run
+    async def run(self) -> ScopeOutcome:
+        settings = self.settings
+        until = (settings.until or datetime.now(timezone.utc)).replace(microsecond=0)
+        stats0 = (self.session.stats.retries, self.session.stats.throttled)
+        with Store.open(settings.db) as store:
+            mark = store.get_watermark(SOURCE, self.scope)
+            if settings.since is not None:
+                start = settings.since
+            elif mark is not None:
+                start = mark - settings.overlap
+            else:
+                start = until - settings.first_window
+            start = start.replace(microsecond=0)
+            run_id = store.start_run(SOURCE, self.scope, start, until)
+        out = self.out = ScopeOutcome(self.scope, self.sp, start, until, run_id=run_id)
+        slices = plan_slices(start, until, settings.slice_length)
+        out.slices = len(slices)
+        self.log.info("scope_start", f"graph {self.scope}: {len(slices)} slice(s) from {odata_time(start)} "
+                      f"to {odata_time(until)}", scope=self.scope, run_id=run_id, window_start=start,
+                      window_end=until, watermark=mark, slices=len(slices))
+        bar = progress(slices, desc=f"graph {self.sp or 'all'}"[:32], unit="slice",
+                       disable=settings.quiet or self.log.is_json)
+        try:
+            for s, e in bar:
+                await self._slice(s, e)
+                out.slices_done += 1
+                if hasattr(bar, "set_postfix"):
+                    bar.set_postfix(events=out.loaded.read, pages=out.pages)
+        except GraphAuthError as exc:
+            out.error, out.exit_code = str(exc), exitcodes.AUTH
+        except GraphUnavailable as exc:
+            out.error = str(exc)
+            out.exit_code = exitcodes.PARTIAL if out.slices_done else exitcodes.UNREACHABLE
+        except GraphNotFound as exc:
+            out.error, out.exit_code = str(exc), exitcodes.USAGE
+        except GraphError as exc:
+            out.error = str(exc)
+            out.exit_code = exitcodes.PARTIAL if out.slices_done else exitcodes.FAILED
+        finally:
+            if hasattr(bar, "close"):
+                bar.close()
+        snapshots: list[dict] = []
+        if settings.jobs and out.exit_code not in (exitcodes.AUTH,):
+            snapshots = await self._jobs()
+        with Store.open(settings.db) as store:
+            if snapshots:
+                out.job_snapshots = store.load_job_snapshots(snapshots)
+            message = out.summary() + "".join(f"; warning: {w}" for w in out.warnings)
+            if out.error:
+                message += f"; error: {out.error}"
+            store.finish_run(run_id, out.outcome, message,
+                             retries=self.session.stats.retries - stats0[0],
+                             throttled=self.session.stats.throttled - stats0[1])
+        return out
+
+    async def _jobs(self) -> list[dict]:
+        targets = [self.sp] if self.sp else sorted(self.sps_seen)
+        snapshots: list[dict] = []
+        for sp in targets:
+            try:
+                snapshots.extend(await fetch_job_snapshots(self.session, sp))
+            except GraphError as exc:
+                hint = " (reading job status needs Synchronization.Read.All or Directory.Read.All)" \
+                    if isinstance(exc, GraphAuthError) else ""
+                warning = f"job status of {sp} not read: {exc}{hint}"
+                self.out.warnings.append(warning)
+                self.log.warning("jobs_failed", warning, scope=self.scope)
+        return snapshots
+
+    # ------------------------------------------------------------------ one slice
+    def _first_request(self, s: datetime, e: datetime):
+        parts = []
+        if self.sp:
+            if self.query["sp_filter"] == "eq":
+                parts.append(f"servicePrincipal/id eq {odata_string(self.sp)}")
+            else:
+                parts.append(f"contains(tolower(servicePrincipal/id),{odata_string(self.sp.lower())})")
+        parts.append(f"activityDateTime gt {odata_time(s - timedelta(seconds=1))}")
+        parts.append(f"activityDateTime lt {odata_time(e)}")
+        return self.session.provisioning_request(filter=" and ".join(parts), top=self.query["top"])
+
+    def _fallback(self, exc: GraphBadRequest) -> bool:
+        """After a 400 on a slice's first page: try a smaller $top, then the documented SP filter form."""
+        top = self.query["top"]
+        smaller = [t for t in TOP_FALLBACKS if t < top]
+        if smaller:
+            self.query["top"] = smaller[0]
+            self.log.warning("top_fallback", f"Graph rejected $top={top} ({exc}); using $top={smaller[0]}")
+            return True
+        if self.sp and self.query["sp_filter"] == "eq":
+            self.query["sp_filter"] = "contains"
+            self.query["top"] = self.settings.top
+            self.log.warning("filter_fallback", f"Graph rejected the servicePrincipal/id eq filter ({exc}); "
+                             "using contains(tolower(servicePrincipal/id), ...) and checking each event")
+            return True
+        return False
+
+    async def _slice(self, s: datetime, e: datetime) -> None:
+        staging = StagingFile()
+        counters = {"pages": 0, "read": 0, "other_sp": 0}
+        restarts = 0
+        what = f"provisioning logs {odata_time(s)}..{odata_time(e)}"
+        try:
+            request = self._first_request(s, e)
+            page_no = 0
+            while True:
+                try:
+                    doc = await self.session.get_json(request, what)
+                except GraphBadRequest as exc:
+                    if page_no == 0 and self._fallback(exc):
+                        request = self._first_request(s, e)
+                        continue
+                    if page_no > 0 and restarts < MAX_RESTARTS:  # an expired or rejected $skiptoken
+                        restarts += 1
+                        self.log.warning("slice_restart", f"{what}: page {page_no + 1} rejected ({exc}); "
+                                         "fetching the slice again from its first page")
+                        staging.discard()
+                        staging = StagingFile()
+                        counters = {"pages": 0, "read": 0, "other_sp": 0}
+                        page_no = 0
+                        request = self._first_request(s, e)
+                        continue
+                    raise
+                page_no += 1
+                counters["pages"] += 1
+                value = doc.get("value")
+                if not isinstance(value, list):
+                    raise GraphError(f"{what}: page {page_no} has no \"value\" array "
+                                     f"(keys: {', '.join(list(doc)[:5])})")
+                self._stage(value, staging, s, e, page_no, counters)
+                next_link = doc.get("@odata.nextLink")
+                if not next_link:
+                    break
+                if not isinstance(next_link, str):
+                    raise GraphError(f"{what}: page {page_no} has a non-text @odata.nextLink")
+                if staging.count >= self.settings.chunk_events:
+                    self._commit(staging, None, counters)  # rows are safe now; the watermark waits
+                    staging.discard()
+                    staging = StagingFile()
+                request = self.session.next_request(next_link)
+            self._commit(staging, e, counters)
+        finally:
+            staging.discard()
+
+    def _stage(self, value: list, staging: StagingFile, s: datetime, e: datetime, page_no: int,
+               counters: dict) -> None:
+        want = self.sp.lower() if self.sp else None
+        label = orjson.dumps(f"graph {self.scope} {odata_time(s)} page {page_no}")[:-1]
+        lines = []
+        for i, event in enumerate(value):
+            if isinstance(event, dict):
+                sp = _event_sp(event)
+                if want is not None and sp is not None and sp.lower() != want:
+                    counters["other_sp"] += 1
+                    continue
+                t = _parse_time(event.get("activityDateTime"))
+                if t is not None and not (s <= t < e):
+                    continue  # the neighbouring slice owns it
+                if sp is not None and want is None:
+                    self.sps_seen.add(sp)
+            lines.append(b'{"pos":' + label + b"#value[" + str(i).encode() + b']","raw":' + orjson.dumps(event)
+                         + b"}\n")
+            counters["read"] += 1
+        if lines:
+            staging.write(b"".join(lines))
+
+    def _commit(self, staging: StagingFile, slice_end: datetime | None, counters: dict) -> None:
+        """Load the staged rows (and, at a slice end, the watermark) in one transaction."""
+        out = self.out
+        watermark = (SOURCE, self.scope, slice_end) if slice_end is not None else None
+        with Store.open(self.settings.db) as store:
+            result = load_staged(store, staging, run_id=out.run_id, watermark=watermark)
+            store.add_to_run(out.run_id, pages=counters["pages"], records_read=result.read,
+                             records_new=result.new, records_updated=result.updated,
+                             records_rejected=result.invalid)
+        _add(out.loaded, result)
+        out.pages += counters["pages"]
+        out.other_sp_dropped += counters["other_sp"]
+        if counters["other_sp"]:
+            self.log.warning("other_sp_events", f"{counters['other_sp']} event(s) of other service principals "
+                             f"ignored in {self.scope}", scope=self.scope, count=counters["other_sp"])
+        self.log.info("slice_committed" if slice_end else "chunk_committed", scope=self.scope,
+                      slice_end=slice_end, pages=counters["pages"], events=result.read, new=result.new,
+                      updated=result.updated, rejected=result.invalid)
+        counters.update(pages=0, read=0, other_sp=0)
+
+
+async def _pull_all(settings: PullSettings, log: RunLog) -> GraphOutcome:
+    auth_provider, method = build_auth_provider(settings.auth, credential=settings.credential)
+    tenant = settings.auth.tenant_id or "default"
+    outcome = GraphOutcome()
+    query_style = {"top": settings.top, "sp_filter": "eq"}
+    log.info("graph_start", base_url=settings.base_url, auth=method, cloud=settings.auth.cloud.name,
+             tenant=tenant, service_principals=settings.service_principal_ids or ["*"],
+             rate=f"{settings.rate[0]}/{settings.rate[1]:g}s" if settings.rate else "off")
+    async with GraphSession(auth_provider, settings.base_url, pacer=Pacer(settings.rate), policy=settings.policy,
+                            log=log, timeout=settings.timeout) as session:
+        for sp in settings.service_principal_ids or [None]:
+            scope = await ScopePull(session, settings, log, tenant, sp, query_style).run()
+            outcome.scopes.append(scope)
+            level = "summary" if scope.exit_code == exitcodes.OK else "error"
+            log.event("scope_done", scope.summary() + (f"; {scope.error}" if scope.error else ""), level=level,
+                      scope=scope.scope, run_id=scope.run_id, outcome=scope.outcome, exit_code=scope.exit_code,
+                      pages=scope.pages, events=scope.loaded.read, new=scope.loaded.new,
+                      updated=scope.loaded.updated, rejected=scope.loaded.invalid,
+                      other_sp_ignored=scope.other_sp_dropped, job_snapshots=scope.job_snapshots)
+            if scope.exit_code == exitcodes.AUTH:
+                break  # the same credentials will fail for the next service principal too
+        outcome.requests = session.stats.requests
+        outcome.retries = session.stats.retries
+        outcome.throttled = session.stats.throttled
+    return outcome
+
+
+def pull_graph(settings: PullSettings, log: RunLog | None = None) -> GraphOutcome:
+    """Run a pull to completion (or to a clear failure); see :class:`GraphOutcome` for the exit code."""
+    return asyncio.run(_pull_all(settings, log or RunLog()))

@@ -1,0 +1,581 @@
+"""A fake Microsoft Graph on loopback serving the simulator's provisioning logs and job status.
+
+    python -m simulator.graph_server --port 8765 --seed 7 --users 200 --days 14 [--fault 3:429:retry-after=2]
+    python -m simulator.graph_server --port 8765 --data data/sim     # a directory written by simulator.write
+
+Serves ``GET /v1.0/auditLogs/provisioning`` (also ``/beta``) with ``$filter`` (``activityDateTime``
+eq/ne/gt/ge/lt/le, ``servicePrincipal/id eq``, ``contains``/``startswith``/``tolower``, ``and``/``or``/``not``,
+parentheses), ``$top`` (max ``--max-top``, default 999; more -> 400), ``$orderby=activityDateTime asc|desc``,
+``$skiptoken`` paging with absolute ``@odata.nextLink``s, a bearer-token check (``--token``), and
+``GET /v1.0/servicePrincipals/{id}/synchronization/jobs`` (the latest snapshot of each job). Faults come
+from a plan (:mod:`simulator.faults`, ``--fault``, or ``POST /_control/faults`` with a JSON list of specs);
+``--throttle 5/10s`` adds Graph's per-tenant limit (429 with ``Retry-After``).
+
+In tests: ``with FakeGraphServer(GraphData.from_simulation(sim), token="t") as server: server.base_url``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import re
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from collections import deque
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, quote, urlsplit
+
+import orjson
+
+from .faults import Fault, FaultPlan
+
+DEFAULT_TOKEN = "provlens-fake-graph-token"
+DEFAULT_PAGE = 100  # page size when the client sends no $top
+
+
+# ----------------------------------------------------------------------------- data
+def _parse_time(value: str) -> datetime:
+    t = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+class GraphData:
+    """Events sorted by time (pre-serialised) and the latest job snapshot per job."""
+
+    def __init__(self, events: list[dict], job_snapshots: list[dict] | None = None):
+        rows = sorted(events, key=lambda e: (_parse_time(e["activityDateTime"]), e["id"]))
+        self.events = rows
+        self.times = [_parse_time(e["activityDateTime"]) for e in rows]
+        self.blobs = [orjson.dumps(e) for e in rows]
+        self.jobs: dict[str, dict[str, tuple[str, dict]]] = {}
+        for snap in job_snapshots or []:
+            sp = str(snap.get("servicePrincipalId", "")).lower()
+            job = snap["job"]
+            known = self.jobs.setdefault(sp, {}).get(job["id"])
+            if known is None or _parse_time(snap["capturedAt"]) >= _parse_time(known[0]):
+                self.jobs[sp][job["id"]] = (snap["capturedAt"], job)
+        for e in rows:  # every service principal with events exists (no jobs is a valid answer)
+            sp = e.get("servicePrincipal") or {}
+            if isinstance(sp, dict) and sp.get("id"):
+                self.jobs.setdefault(sp["id"].lower(), {})
+
+    @classmethod
+    def from_simulation(cls, sim) -> GraphData:
+        return cls(sim.events, sim.job_snapshots)
+
+    @classmethod
+    def from_dir(cls, path: str | Path) -> GraphData:
+        root = Path(path)
+        events_file = root / "events.ndjson"
+        if events_file.exists():
+            events = [json.loads(line) for line in events_file.read_text(encoding="utf-8").splitlines() if line]
+        else:
+            events = []
+            for page in sorted((root / "graph").glob("page-*.json")) or sorted(root.glob("*.json")):
+                events.extend(json.loads(page.read_text(encoding="utf-8")).get("value", []))
+        snaps_file = root / "job-snapshots.ndjson"
+        snaps = [json.loads(line) for line in snaps_file.read_text(encoding="utf-8").splitlines() if line] \
+            if snaps_file.exists() else []
+        return cls(events, snaps)
+
+
+# ----------------------------------------------------------------------------- $filter
+class FilterError(ValueError):
+    pass
+
+
+_TOKEN = re.compile(r"""\s*(?:
+    (?P<dt>\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?)
+  | (?P<str>'(?:[^']|'')*')
+  | (?P<num>-?\d+(?:\.\d+)?)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:/[A-Za-z_][A-Za-z0-9_]*)*)
+  | (?P<punct>[(),])
+)""", re.VERBOSE)
+_COMPARE = {"eq", "ne", "gt", "ge", "lt", "le"}
+
+
+def _tokens(text: str) -> list[tuple[str, object]]:
+    out, pos = [], 0
+    text = text.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise FilterError(f"Invalid filter clause near {text[pos:pos + 20]!r}")
+        pos = m.end()
+        kind = m.lastgroup
+        value = m.group(kind)
+        if kind == "dt":
+            out.append(("lit", _parse_time(value) if "T" in value else _parse_time(value + "T00:00:00Z")))
+        elif kind == "str":
+            out.append(("lit", value[1:-1].replace("''", "'")))
+        elif kind == "num":
+            out.append(("lit", float(value)))
+        elif kind == "name" and value in ("true", "false", "null"):
+            out.append(("lit", {"true": True, "false": False, "null": None}[value]))
+        else:
+            out.append((kind, value))
+    return out
+
+
+def _path_value(event: dict, path: str):
+    value: object = event
+    for part in path.split("/"):
+        if isinstance(value, list):
+            value = value[0] if value else None
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+class _Parser:
+    """Recursive descent over the token list; produces a predicate ``f(event) -> bool``."""
+
+    def __init__(self, text: str):
+        self.toks = _tokens(text)
+        self.i = 0
+
+    def peek(self, value: str | None = None):
+        if self.i >= len(self.toks):
+            return None
+        tok = self.toks[self.i]
+        if value is not None:
+            return tok if tok[0] in ("name", "punct") and str(tok[1]).lower() == value else None
+        return tok
+
+    def take(self, value: str | None = None):
+        tok = self.peek(value)
+        if tok is None:
+            raise FilterError("Invalid filter clause" + (f": expected {value!r}" if value else ": unexpected end"))
+        self.i += 1
+        return tok
+
+    def parse(self):
+        pred = self.expr()
+        if self.i != len(self.toks):
+            raise FilterError(f"Invalid filter clause: unexpected {self.toks[self.i][1]!r}")
+        return pred
+
+    def expr(self):
+        left = self.term()
+        while self.peek("or"):
+            self.take()
+            right = self.term()
+            left = (lambda a, b: lambda e: a(e) or b(e))(left, right)
+        return left
+
+    def term(self):
+        left = self.factor()
+        while self.peek("and"):
+            self.take()
+            right = self.factor()
+            left = (lambda a, b: lambda e: a(e) and b(e))(left, right)
+        return left
+
+    def factor(self):
+        if self.peek("not"):
+            self.take()
+            inner = self.factor()
+            return lambda e: not inner(e)
+        if self.peek("("):
+            self.take()
+            inner = self.expr()
+            self.take(")")
+            if self.peek() and self.peek()[0] == "name" and str(self.peek()[1]).lower() in _COMPARE:
+                raise FilterError("Invalid filter clause: comparison on a parenthesised expression")
+            return inner
+        left = self.operand()
+        tok = self.peek()
+        if tok and tok[0] == "name" and str(tok[1]).lower() in _COMPARE:
+            op = str(self.take()[1]).lower()
+            right = self.operand()
+            return _compare(left, op, right)
+        return lambda e: bool(left(e))
+
+    def operand(self):
+        tok = self.take()
+        kind, value = tok
+        if kind == "lit":
+            return lambda e, v=value: v
+        if kind == "name":
+            name = str(value)
+            if self.peek("("):
+                return self.call(name.lower())
+            if name.lower() in _COMPARE | {"and", "or", "not"}:
+                raise FilterError(f"Invalid filter clause: unexpected {name!r}")
+            return lambda e, p=name: _path_value(e, p)
+        raise FilterError(f"Invalid filter clause: unexpected {value!r}")
+
+    def call(self, fn: str):
+        self.take("(")
+        args = [self.operand_or_call()]
+        while self.peek(","):
+            self.take()
+            args.append(self.operand_or_call())
+        self.take(")")
+        if fn in ("tolower", "toupper") and len(args) == 1:
+            conv = str.lower if fn == "tolower" else str.upper
+            return lambda e, a=args[0]: conv(a(e)) if isinstance(a(e), str) else a(e)
+        if fn in ("contains", "startswith", "endswith") and len(args) == 2:
+            op = {"contains": lambda s, t: t in s, "startswith": str.startswith, "endswith": str.endswith}[fn]
+            return lambda e, a=args[0], b=args[1]: (isinstance(a(e), str) and isinstance(b(e), str)
+                                                     and op(a(e), b(e)))
+        raise FilterError(f"Invalid filter clause: unsupported function {fn}()")
+
+    def operand_or_call(self):
+        return self.operand()
+
+
+def _compare(left, op: str, right):
+    def coerce(a, b):
+        if isinstance(a, datetime) and isinstance(b, str):
+            return a, _parse_time(b)
+        if isinstance(b, datetime) and isinstance(a, str):
+            return _parse_time(a), b
+        return a, b
+
+    def pred(e):
+        a, b = coerce(left(e), right(e))
+        if op == "eq":
+            return a == b
+        if op == "ne":
+            return a != b
+        if a is None or b is None:
+            return False
+        try:
+            return {"gt": a > b, "ge": a >= b, "lt": a < b, "le": a <= b}[op]
+        except TypeError:
+            return False
+    return pred
+
+
+def compile_filter(text: str | None):
+    if not text or not text.strip():
+        return lambda e: True
+    return _Parser(text).parse()
+
+
+# ----------------------------------------------------------------------------- HTTP
+def _error(code: str, message: str) -> bytes:
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return orjson.dumps({"error": {"code": code, "message": message, "innerError": {
+        "date": now, "request-id": hashlib.md5(now.encode()).hexdigest(), "client-request-id": ""}}})
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, fmt, *args):  # quiet: tests and CLI users read the request log instead
+        pass
+
+    def _send(self, status: int, body: bytes, ctype: str = "application/json; odata.metadata=minimal",
+              headers: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+        self.server.owner._log(self.path, status)
+
+    def do_POST(self):
+        if urlsplit(self.path).path != "/_control/faults":
+            return self._send(404, _error("ResourceNotFound", "Unknown path"))
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            specs = json.loads(self.rfile.read(length) or b"[]")
+            self.server.owner.faults.set(list(specs))
+        except (ValueError, TypeError) as exc:
+            return self._send(400, _error("BadRequest", str(exc)))
+        return self._send(200, b'{"ok":true}')
+
+    def do_GET(self):
+        owner = self.server.owner
+        url = urlsplit(self.path)
+        parts = [p for p in url.path.split("/") if p]
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        if len(parts) < 2 or parts[0] not in ("v1.0", "beta"):
+            return self._send(404, _error("ResourceNotFound", f"Resource not found for the segment '{url.path}'."))
+        fault = None
+        if parts[1:] == ["auditLogs", "provisioning"]:
+            fault = owner.faults.next_request("$skiptoken" in query)
+        if not owner._token_ok(self.headers.get("Authorization")) or (fault and fault.kind == "401") \
+                or owner.faults.token_expired:
+            return self._send(401, _error("InvalidAuthenticationToken",
+                                          "Access token has expired or is not yet valid."),
+                              headers={"WWW-Authenticate": 'Bearer realm=""'})
+        wait = owner._throttle()
+        if wait is not None:
+            return self._send(429, _error("TooManyRequests", "Please retry again later."),
+                              headers={"Retry-After": str(max(1, math.ceil(wait)))})
+        if fault is not None and self._fault(fault):
+            return None
+        if parts[1:] == ["auditLogs", "provisioning"]:
+            return self._provisioning(parts[0], query, empty=bool(fault and fault.kind == "empty"),
+                                      truncated=bool(fault and fault.kind == "truncated"))
+        if len(parts) == 5 and parts[1] == "servicePrincipals" and parts[3:] == ["synchronization", "jobs"]:
+            return self._jobs(parts[0], parts[2])
+        return self._send(404, _error("ResourceNotFound", f"Resource not found for the segment '{url.path}'."))
+
+    # ------------------------------------------------------------------ faults
+    def _fault(self, fault: Fault) -> bool:
+        """Apply a fault; True when it produced the whole answer."""
+        kind = fault.kind
+        if kind in ("429", "500", "502", "503", "504"):
+            headers = {}
+            ra = fault.params.get("retry-after", "1" if kind == "429" else "none")
+            if ra.startswith("date+"):
+                when = datetime.now(timezone.utc) + timedelta(seconds=float(ra[5:]))
+                headers["Retry-After"] = format_datetime(when, usegmt=True)
+            elif ra != "none":
+                headers["Retry-After"] = ra
+            code = {"429": "TooManyRequests", "500": "InternalServerError", "502": "BadGateway",
+                    "503": "ServiceUnavailable", "504": "GatewayTimeout"}[kind]
+            self._send(int(kind), _error(code, "Please retry again later."), headers=headers)
+            return True
+        if kind == "slow":
+            time.sleep(float(fault.params.get("delay", "1")))
+            return False
+        if kind == "html":
+            status = int(fault.params.get("status", "502"))
+            self._send(status, b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
+                               b"<body><h1>Bad Gateway</h1><p>The proxy server received an invalid response."
+                               b"</p></body></html>", ctype="text/html; charset=utf-8")
+            return True
+        if kind == "reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+            self.server.owner._log(self.path, 0)
+            return True
+        if kind == "403":
+            self._send(403, _error("Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+                                   "Tenant does not have a SKU required for this call."))
+            return True
+        if kind == "404":
+            self._send(404, _error("ResourceNotFound", "Resource not found."))
+            return True
+        if kind == "skiptoken":
+            self._send(400, _error("BadRequest", "Invalid $skiptoken: the token is expired or malformed."))
+            return True
+        return False  # empty / truncated are applied by the page writer
+
+    # ------------------------------------------------------------------ endpoints
+    def _provisioning(self, version: str, query: dict, *, empty: bool, truncated: bool) -> None:
+        owner = self.server.owner
+        try:
+            top = int(query["$top"]) if "$top" in query else DEFAULT_PAGE
+        except ValueError:
+            return self._send(400, _error("BadRequest", f"Invalid $top value '{query['$top']}'."))
+        if top < 1 or top > owner.max_top:
+            return self._send(400, _error("BadRequest", f"Invalid page size specified: '{top}'. "
+                                                        f"Must be between 1 and {owner.max_top} inclusive."))
+        token = query.get("$skiptoken")
+        if token is not None:
+            state = owner.tokens.get(token)
+            if state is None:
+                return self._send(400, _error("BadRequest", "Invalid $skiptoken: the token is expired or malformed."))
+            key, offset = state
+        else:
+            key, offset = (query.get("$filter", ""), query.get("$orderby", "")), 0
+        try:
+            matches = owner._matches(*key)
+        except FilterError as exc:
+            return self._send(400, _error("BadRequest", str(exc)))
+        chunk = [] if empty else matches[offset:offset + top]
+        next_offset = offset if empty else offset + len(chunk)
+        base = f"http://{self.headers.get('Host') or owner.host_port}/{version}"
+        page = b'{"@odata.context":"' + base.encode() + b'/$metadata#auditLogs/provisioning","value":[' \
+            + b",".join(owner.data.blobs[i] for i in chunk) + b"]"
+        if next_offset < len(matches):
+            new_token = owner._new_token(key, next_offset)
+            params = []
+            if key[0]:
+                params.append("$filter=" + quote(key[0], safe="/'(),:"))
+            if key[1]:
+                params.append("$orderby=" + quote(key[1], safe=""))
+            params += [f"$top={top}", f"$skiptoken={new_token}"]
+            link = f"{base}/auditLogs/provisioning?" + "&".join(params)
+            page += b',"@odata.nextLink":' + orjson.dumps(link)
+        page += b"}"
+        if truncated:
+            page = page[: max(1, len(page) // 2)]
+        return self._send(200, page)
+
+    def _jobs(self, version: str, sp: str) -> None:
+        jobs = self.server.owner.data.jobs.get(sp.lower())
+        if jobs is None:
+            return self._send(404, _error("Request_ResourceNotFound",
+                                          f"Resource '{sp}' does not exist or one of its queried reference-property "
+                                          "objects are not present."))
+        value = [job for _, job in sorted(jobs.values(), key=lambda cj: cj[1]["id"])]
+        body = orjson.dumps({"@odata.context": f"http://{self.server.owner.host_port}/{version}/$metadata#"
+                                               f"servicePrincipals('{sp}')/synchronization/jobs", "value": value})
+        return self._send(200, body)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    owner: FakeGraphServer
+
+
+class FakeGraphServer:
+    """The fake Graph; ``start()`` on a free port (port 0) in a thread, ``stop()`` to end it."""
+
+    def __init__(self, data: GraphData, *, host: str = "127.0.0.1", port: int = 0, token: str | None = DEFAULT_TOKEN,
+                 max_top: int = 999, throttle: tuple[int, float] | None = None, faults: list[str] | None = None):
+        self.data = data
+        self.token = token
+        self.max_top = max_top
+        self.throttle_rate = throttle
+        self.faults = FaultPlan(faults)
+        self.tokens: dict[str, tuple[tuple[str, str], int]] = {}
+        self._cache: dict[tuple[str, str], list[int]] = {}
+        self._lock = threading.Lock()
+        self._sent: deque[float] = deque()
+        self.log: list[tuple[str, int]] = []
+        self.httpd = _Server((host, port), _Handler)
+        self.httpd.owner = self
+        self.thread: threading.Thread | None = None
+
+    @property
+    def host_port(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"{host}:{port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host_port}/v1.0"
+
+    def start(self) -> FakeGraphServer:
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self.thread:
+            self.thread.join(timeout=5)
+
+    def __enter__(self) -> FakeGraphServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def set_faults(self, specs: list[str]) -> None:
+        self.faults.set(specs)
+
+    def provisioning_requests(self) -> list[tuple[str, int]]:
+        return [(p, s) for p, s in self.log if "/auditLogs/provisioning" in p]
+
+    # ------------------------------------------------------------------ internals
+    def _log(self, path: str, status: int) -> None:
+        with self._lock:
+            self.log.append((path, status))
+
+    def _token_ok(self, header: str | None) -> bool:
+        if self.token is None:
+            return True
+        return header == f"Bearer {self.token}"
+
+    def _throttle(self) -> float | None:
+        if not self.throttle_rate:
+            return None
+        count, per = self.throttle_rate
+        with self._lock:
+            now = time.monotonic()
+            while self._sent and self._sent[0] <= now - per:
+                self._sent.popleft()
+            if len(self._sent) >= count:
+                return self._sent[0] + per - now
+            self._sent.append(now)
+        return None
+
+    def _matches(self, filter_text: str, orderby: str) -> list[int]:
+        key = (filter_text, orderby)
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        pred = compile_filter(filter_text)
+        idx = [i for i, e in enumerate(self.data.events) if pred(e)]
+        order = orderby.strip().lower()
+        if order and not order.startswith("activitydatetime"):
+            raise FilterError(f"Invalid $orderby: '{orderby}' (only activityDateTime is supported)")
+        if order.endswith("desc"):
+            idx.reverse()
+        with self._lock:
+            if len(self._cache) > 256:
+                self._cache.clear()
+            self._cache[key] = idx
+        return idx
+
+    def _new_token(self, key: tuple[str, str], offset: int) -> str:
+        with self._lock:
+            token = hashlib.sha256(f"{len(self.tokens)}:{key}:{offset}:{time.time_ns()}".encode()).hexdigest()[:40]
+            self.tokens[token] = (key, offset)
+        return token
+
+
+# ----------------------------------------------------------------------------- CLI
+def _rate(text: str) -> tuple[int, float]:
+    m = re.fullmatch(r"(\d+)/(\d+(?:\.\d+)?)s?", text.strip())
+    if not m:
+        raise argparse.ArgumentTypeError("expected N/Ts, e.g. 5/10s")
+    return int(m.group(1)), float(m.group(2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m simulator.graph_server", description=__doc__.split("\n\n")[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", help="directory written by `python -m simulator --out DIR`")
+    src.add_argument("--seed", type=int, help="generate a tenant with this seed (default 7)")
+    p.add_argument("--users", type=int, default=200)
+    p.add_argument("--days", type=int, default=14)
+    p.add_argument("--end", help="end of the simulated period (ISO; default: the simulator's)")
+    p.add_argument("--token", default=DEFAULT_TOKEN, help=f"bearer token to accept (default {DEFAULT_TOKEN!r})")
+    p.add_argument("--no-auth", action="store_true", help="accept requests without a token")
+    p.add_argument("--max-top", type=int, default=999)
+    p.add_argument("--throttle", type=_rate, help="per-tenant limit, e.g. 5/10s (429 beyond it)")
+    p.add_argument("--fault", action="append", default=[], help="N:kind[:key=value,...] (see simulator/faults.py)")
+    args = p.parse_args(argv)
+    if args.data:
+        data = GraphData.from_dir(args.data)
+    else:
+        from simulator import generate
+
+        kwargs = {"seed": args.seed if args.seed is not None else 7, "users": args.users, "days": args.days}
+        if args.end:
+            kwargs["end"] = _parse_time(args.end)
+        data = GraphData.from_simulation(generate(**kwargs))
+    server = FakeGraphServer(data, host=args.host, port=args.port, token=None if args.no_auth else args.token,
+                             max_top=args.max_top, throttle=args.throttle, faults=args.fault)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server.start()
+    print(f"fake Graph serving {len(data.events)} events at {server.base_url}", flush=True)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
