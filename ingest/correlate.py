@@ -10,7 +10,8 @@ Two things are learned from the data before choosing, so weak keys do not cross-
 - tenant affinity: which SCIM ``tenant`` each enterprise app (service principal) writes to, from the
   strong ``resource_id`` matches; a request in another app's tenant does not join this app's events;
 - Entra's clients: a client (credential fingerprint, else user agent, else IP) joins events only when
-  at least half of its non-probe requests have a candidate event; the others are another client
+  at least half of its non-probe requests inside Entra's log's time range have a candidate event
+  (a client with no request in that range is not judged); the others are another client
   (an HRIS sync, a script) and are SCIM-only.
 Each request then joins its best event (strongest key, then nearest in time); an event may have several
 requests (the lookup GET, then the write).
@@ -98,8 +99,9 @@ WHERE r.tenant IS NULL
 CREATE OR REPLACE TEMP TABLE c_clients AS
 SELECT r.client, count(*) AS requests, count(*) FILTER (WHERE h.request_id IS NOT NULL) AS with_candidate,
        r.client = '(unknown)' OR count(*) FILTER (WHERE h.request_id IS NOT NULL) >= 0.5 * count(*) AS is_entra
-FROM c_req r LEFT JOIN (SELECT DISTINCT request_id FROM c_cand_tenant) h USING (request_id)
-WHERE NOT r.is_probe
+FROM c_req r LEFT JOIN (SELECT DISTINCT request_id FROM c_cand_tenant) h USING (request_id),
+     (SELECT min(t_ms) AS first_ms, max(t_ms) AS last_ms FROM c_ev) cov
+WHERE NOT r.is_probe AND r.t_ms BETWEEN cov.first_ms - $after_ms AND cov.last_ms + $before_ms
 GROUP BY r.client;
 
 CREATE OR REPLACE TEMP TABLE c_pairs AS
@@ -135,21 +137,21 @@ SELECT e.event_id, NULL, NULL, 'entra_only',
                  THEN 'write_not_seen_by_server'
             WHEN e.status = 'failure' THEN 'failure_without_request'
             ELSE 'no_request' END AS detail,
-       e.status = 'success' AND e.action IN ('create', 'update', 'disable', 'delete')
-            AND e.t_ms BETWEEN cov.first_ms - $before_ms AND cov.last_ms + $after_ms,
+       coalesce(e.status = 'success' AND e.action IN ('create', 'update', 'disable', 'delete')
+            AND e.t_ms BETWEEN cov.first_ms - $before_ms AND cov.last_ms + $after_ms, false),
        e.activity_time, NULL, NULL, e.service_principal_id, $now
 FROM c_ev e, (SELECT min(t_ms) AS first_ms, max(t_ms) AS last_ms FROM c_req) cov
 WHERE e.event_id NOT IN (SELECT event_id FROM c_pairs)
 UNION ALL
 SELECT NULL, r.request_id, NULL, 'scim_only',
        CASE WHEN r.is_probe THEN 'probe'
-            WHEN NOT coalesce(k.is_entra, true) THEN 'other_client'
             WHEN cov.first_ms IS NULL OR r.t_ms < cov.first_ms - $after_ms OR r.t_ms > cov.last_ms + $before_ms
                  THEN 'outside_entra_coverage'
+            WHEN NOT coalesce(k.is_entra, true) THEN 'other_client'
             WHEN r.is_write THEN 'write_not_logged_by_entra'
             ELSE 'read_not_logged_by_entra' END,
-       NOT r.is_probe AND coalesce(k.is_entra, true) AND r.is_write
-            AND r.t_ms BETWEEN cov.first_ms - $after_ms AND cov.last_ms + $before_ms,
+       coalesce(NOT r.is_probe AND coalesce(k.is_entra, true) AND r.is_write
+            AND r.t_ms BETWEEN cov.first_ms - $after_ms AND cov.last_ms + $before_ms, false),
        NULL, r.ts, NULL, NULL, $now
 FROM c_req r LEFT JOIN c_clients k USING (client),
      (SELECT min(t_ms) AS first_ms, max(t_ms) AS last_ms FROM c_ev) cov
