@@ -64,6 +64,36 @@ def build_parser() -> argparse.ArgumentParser:
     common(files)
     files.add_argument("paths", nargs="+", help="files, directories or globs")
     files.set_defaults(handler=cmd_files)
+
+    scim = sub.add_parser("scim", help="load a SCIM server's audit trail (scim-audit/1 JSON Lines or CSV, .gz)")
+    common(scim)
+    scim.add_argument("paths", nargs="+", help="files, directories or globs (read incrementally)")
+    scim.add_argument("--mapping", help="TOML/JSON file mapping the server's own log fields to ours")
+    scim.add_argument("--strict", action="store_true", help="exit 7 when any line was rejected")
+    scim.add_argument("--no-correlate", action="store_true", help="do not recompute the Entra correlation")
+    scim.add_argument("--window", type=float, metavar="SECONDS",
+                      help="correlation window around each event's activityDateTime (default 180)")
+    scim.set_defaults(handler=cmd_scim)
+
+    corr = sub.add_parser("correlate", help="recompute the Entra <-> SCIM correlation")
+    common(corr)
+    corr.add_argument("--window", type=float, metavar="SECONDS",
+                      help="window around each event's activityDateTime (default 180)")
+    corr.set_defaults(handler=cmd_correlate)
+
+    # --- Microsoft Graph pull and scheduled runs (ingest/graph/, ingest/run.py)
+    from ingest.graph.command import add_graph_arguments, cmd_graph
+    from ingest.run import add_run_arguments, cmd_run
+
+    graph = sub.add_parser("graph", help="pull provisioning logs and job status from Microsoft Graph")
+    common(graph)
+    add_graph_arguments(graph)
+    graph.set_defaults(handler=cmd_graph)
+
+    run = sub.add_parser("run", help="run every source in provlens.toml once, or --every interval (locked)")
+    common(run)
+    add_run_arguments(run)
+    run.set_defaults(handler=cmd_run)
     return parser
 
 
