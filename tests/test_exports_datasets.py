@@ -161,8 +161,10 @@ def test_cycles_match_truth(exported, truth):
 
 def test_sync_jobs_ingest_runs_and_rejects(exported, sim):
     assert len(exported["sync-jobs"]) == len(sim.job_snapshots)
-    assert [r["source"] for r in exported["ingest-runs"]] == ["demo"]
-    assert exported["ingest-runs"][0]["outcome"] == "success"
+    runs = exported["ingest-runs"]
+    assert "demo" in {r["source"] for r in runs} and all(r["outcome"] == "success" for r in runs)
+    order = [(r["started_at"], int(r["run_id"])) for r in runs]
+    assert order == sorted(order)
     assert exported["ingest-rejects"] == []
 
 
