@@ -1,4 +1,4 @@
-"""Command line of the ingester: ``python -m ingest {demo,files} ...`` (see ``--help``).
+"""Command line of the ingester: ``python -m ingest {demo,files,scim,correlate} ...`` (see ``--help``).
 
 Each subcommand registers itself in :func:`build_parser`; handlers return an exit code from
 :mod:`ingest.exitcodes`. Errors are printed as one clear line, never as a stack trace.
@@ -40,6 +40,37 @@ def cmd_files(args: argparse.Namespace) -> int:
     outcome = ingest_files(args.db, args.paths, quiet=args.quiet)
     print_report(outcome, args.db)
     return outcome.exit_code
+
+
+# ---- SCIM audit trail and correlation (issue 4; owner: SCIM ingest)
+def _window(args: argparse.Namespace) -> tuple[float, float] | None:
+    return (args.window, args.window) if args.window is not None else None
+
+
+def cmd_scim(args: argparse.Namespace) -> int:
+    from ingest.scim.ingest import ingest_scim, print_report
+    from ingest.scim.mapping import MappingError, load_mapping
+
+    try:
+        mapping = load_mapping(args.mapping)
+    except MappingError as exc:
+        raise ConfigError(str(exc)) from exc
+    outcome = ingest_scim(args.db, args.paths, mapping=mapping, strict=args.strict, quiet=args.quiet,
+                          correlate=not args.no_correlate, window=_window(args))
+    print_report(outcome, args.db)
+    return outcome.exit_code
+
+
+def cmd_correlate(args: argparse.Namespace) -> int:
+    from ingest.correlate import correlate
+    from ingest.store import Store
+
+    with Store.open(args.db) as store:
+        result = correlate(store, window=_window(args))
+    classes = ", ".join(f"{k} {v}" for k, v in sorted(result["classes"].items()))
+    print(f"correlation: {classes or 'nothing to correlate'} ({result['seconds']:.2f} s) -> {args.db}",
+          file=sys.stderr)
+    return exitcodes.OK
 
 
 def build_parser() -> argparse.ArgumentParser:
