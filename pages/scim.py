@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import plotly.express as px
 import streamlit as st
 
 from pages import common
@@ -10,11 +11,87 @@ filters = st.session_state.get("filters")
 
 st.title("SCIM audit")
 st.caption("The SCIM server's own request log: requests by operation and status, latency, errors by scimType, "
-           "token trouble (401/403), probes, and how each request matches Entra's provisioning log.")
+           "token trouble (401/403), probes, and how each request matches Entra's provisioning log. SCIM "
+           "requests carry no enterprise app, so only the time range applies to them.")
 
 if not common.has_rows("scim_requests"):
     common.empty_state("No SCIM audit trail in this database. Load the server's audit log with "
                        "`python -m ingest scim PATH` (JSONL or CSV; see the README), then reload this page.")
     st.stop()
 
-common.empty_state("The SCIM audit views are not available in this version of provlens yet.")
+kpis = common.query("scim_kpis", filters).iloc[0]
+if not kpis["requests"]:
+    common.empty_state("No SCIM requests in this period. Widen the time range in the sidebar, or load a newer "
+                       "audit log with `python -m ingest scim PATH`.")
+    st.stop()
+
+unlogged = common.query("scim_unlogged_requests", filters)
+c = st.columns(6)
+c[0].metric("Requests", f"{int(kpis['requests']):,}")
+c[1].metric("Errors", f"{int(kpis['errors']):,}", help="HTTP status 400 or higher")
+c[2].metric("401/403", f"{int(kpis['auth_failures']):,}", help="Token trouble: an expired or revoked secret")
+c[3].metric("Probes", f"{int(kpis['probes']):,}", help="Entra's health checks (a userName filter on a random GUID)")
+c[4].metric("p95 latency", "n/a" if kpis["p95_ms"] != kpis["p95_ms"] else f"{kpis['p95_ms']:.0f} ms")
+c[5].metric("Not logged by Entra", f"{len(unlogged):,}", help="Requests Entra never logged, probes excluded")
+
+over_time = common.query("scim_requests_over_time", filters, bucket="hour")
+left, right = st.columns(2)
+fig = px.bar(over_time, x="bucket", y="requests", color="operation", title="Requests per hour by operation (UTC)")
+fig.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="")
+left.plotly_chart(fig, width="stretch", key="scim_by_operation")
+fig = px.bar(over_time, x="bucket", y="requests", color="status_class", title="Requests per hour by status (UTC)",
+             color_discrete_map={"2xx": "#2e7d32", "3xx": "#1565c0", "4xx": "#ef6c00", "5xx": "#c62828"})
+fig.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="")
+right.plotly_chart(fig, width="stretch", key="scim_by_status")
+
+st.subheader("Latency per operation")
+common.table(common.query("scim_latency", filters), "scim-latency", key="scim_latency")
+
+st.subheader("Errors by scimType")
+errors = common.query("scim_errors_by_type", filters)
+if errors.empty:
+    st.write("No error answers in this period.")
+else:
+    common.table(errors, "scim-errors", key="scim_errors", column_config=common.time_columns("first_seen", "last_seen"))
+
+st.subheader("Token trouble (401/403)")
+auth = common.query("scim_auth_failures", filters)
+if auth.empty:
+    st.write("No 401/403 answers in this period.")
+else:
+    st.caption("Renew the SCIM secret token in the enterprise app (Provisioning > Admin credentials) when these "
+               "come from Entra's client; from another client, find who holds that credential.")
+    common.table(auth, "scim-auth-failures", key="scim_auth",
+                 column_config=common.time_columns("day", "first_seen", "last_seen"))
+
+st.subheader("Correlation with Entra's log")
+classes = common.query("correlation_class_counts", filters)
+if classes.empty:
+    st.write("Nothing correlated yet: the correlation runs after `python -m ingest scim` loads a trail.")
+else:
+    fig = px.bar(classes, x="rows", y="match_class", color="detail", orientation="h",
+                 title="Entra events and SCIM requests by correlation class")
+    fig.update_layout(margin=dict(t=50, b=10), legend_title_text="")
+    st.plotly_chart(fig, width="stretch", key="correlation_classes")
+    common.table(classes, "correlation-classes", key="correlation_classes_table")
+
+contradictions = common.query("correlation_contradictions", filters)
+st.subheader(f"Contradictions ({len(contradictions)})")
+if contradictions.empty:
+    st.write("Entra and the SCIM server agree about every outcome in this period.")
+else:
+    st.caption("Entra and the SCIM server disagree about the outcome of the same change.")
+    common.table(contradictions, "scim-contradictions", key="contradictions",
+                 column_config=common.time_columns("event_time"))
+
+st.subheader(f"Requests Entra never logged ({len(unlogged)})")
+if unlogged.empty:
+    st.write("Every SCIM request (probes aside) has a matching Entra event.")
+else:
+    st.caption("Writes by another client (an HRIS sync, a script) or requests Entra did not report.")
+    common.table(unlogged, "scim-unlogged", key="unlogged", column_config=common.time_columns("ts"))
+
+probes = common.query("scim_probes", filters)
+if not probes.empty:
+    st.subheader("Probes")
+    common.table(probes, "scim-probes", key="probes", column_config=common.time_columns("day"))
