@@ -56,10 +56,17 @@ def _run_files_source(section: dict, db: str, args: argparse.Namespace, log: Run
     return outcome.exit_code
 
 
+def _run_scim_source(section: dict, db: str, args: argparse.Namespace, log: RunLog) -> int:
+    from ingest.scim.ingest import run_scim_source  # SCIM audit trail (issue 4; owner: SCIM ingest)
+
+    return run_scim_source(section, db, args, log)
+
+
 # type -> runner(section, db, args, log) -> exit code. Other sources (e.g. "scim") add an entry here.
 SOURCE_TYPES: dict[str, SourceRunner] = {
     "graph": _run_graph_source,
     "files": _run_files_source,
+    "scim": _run_scim_source,
 }
 
 

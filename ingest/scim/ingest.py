@@ -261,3 +261,35 @@ def print_report(outcome: ScimOutcome, db_path: str, stream=sys.stderr) -> None:
         kinds = ", ".join(f"{kind}: {n}" for kind, n in outcome.reasons.most_common())
         print(f"warning: {outcome.rejected} line(s) rejected ({kinds}); see them with "
               "`python -m queries export scim-rejects --out rejects.csv`", file=stream)
+
+
+def run_scim_source(section: dict, db: str, args, log) -> int:
+    """``python -m ingest run`` runner for a ``[[sources]]`` table with ``type = "scim"``::
+
+        [[sources]]
+        type = "scim"
+        paths = ["/var/log/scim/audit.jsonl*"]
+        mapping = "examples/mappings/json-access-log.toml"   # optional
+        strict = false                                        # optional
+        window_seconds = 180                                  # optional correlation window
+    """
+    from ingest.config import ConfigError
+    from ingest.scim.mapping import MappingError, load_mapping
+
+    paths = section.get("paths") or ([section["path"]] if section.get("path") else [])
+    if isinstance(paths, str):
+        paths = [paths]
+    if not paths:
+        raise ConfigError('a scim source needs paths = ["..."]')
+    try:
+        mapping = load_mapping(section.get("mapping"))
+    except MappingError as exc:
+        raise ConfigError(str(exc)) from exc
+    window = section.get("window_seconds")
+    outcome = ingest_scim(db, list(paths), mapping=mapping, strict=bool(section.get("strict", False)),
+                          quiet=bool(getattr(args, "quiet", False)),
+                          window=(float(window), float(window)) if window is not None else None)
+    level = "summary" if outcome.exit_code == exitcodes.OK else "error"
+    log.event("scim_done", f"ingest scim: {summary(outcome)}", level=level, run_id=outcome.run_id,
+              exit_code=outcome.exit_code)
+    return outcome.exit_code
