@@ -301,6 +301,9 @@ DATASETS: dict[str, Dataset] = {
 }
 
 # SCIM audit trail datasets (issue 4; owner: SCIM ingest; columns documented in queries/scim.py and the README).
+# Load the catalog (and so every topic module) before queries.scim: imported first, queries.scim would
+# start the catalog's merge while it is itself half-initialised.
+import queries.catalog  # noqa: E402,F401
 from queries.scim import EXPORT_DATASETS as _SCIM_DATASETS  # noqa: E402
 
 DATASETS.update({name: Dataset(name, tuple(columns), time_column) for name, columns, time_column in _SCIM_DATASETS})
