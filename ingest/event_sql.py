@@ -8,67 +8,94 @@ reason text. The raw JSON is kept unchanged so new questions need no re-download
 
 from __future__ import annotations
 
+import json
+
+# {source} is any relation with a JSON column ``raw`` and a VARCHAR ``pos`` (where the record came from).
+# The parts of an event the analytics need, parsed ONCE per event (json_transform is lenient: a value
+# of the wrong type becomes NULL or its JSON text, never an error).
+EVENT_STRUCTURE = json.dumps({
+    "id": "VARCHAR", "activityDateTime": "VARCHAR", "tenantId": "VARCHAR", "jobId": "VARCHAR",
+    "cycleId": "VARCHAR", "changeId": "VARCHAR", "durationInMilliseconds": "VARCHAR",
+    "provisioningAction": "VARCHAR", "action": "VARCHAR",
+    "provisioningStatusInfo": {"status": "VARCHAR", "errorInformation": {
+        "errorCode": "VARCHAR", "errorCategory": "VARCHAR", "reason": "VARCHAR",
+        "additionalDetails": "VARCHAR", "recommendedAction": "VARCHAR"}},
+    "statusInfo": {"status": "VARCHAR", "errorCode": "VARCHAR", "errorCategory": "VARCHAR", "reason": "VARCHAR",
+                   "additionalDetails": "VARCHAR", "recommendedAction": "VARCHAR"},
+    "provisioningSteps": [{"name": "VARCHAR", "provisioningStepType": "VARCHAR", "description": "VARCHAR",
+                           "details": "JSON"}],
+    "modifiedProperties": [{"displayName": "VARCHAR", "oldValue": "VARCHAR", "newValue": "VARCHAR"}],
+    "servicePrincipal": "JSON",
+    "sourceIdentity": {"id": "VARCHAR", "displayName": "VARCHAR", "identityType": "VARCHAR", "details": "JSON"},
+    "targetIdentity": {"id": "VARCHAR", "displayName": "VARCHAR", "identityType": "VARCHAR"},
+    "initiatedBy": {"displayName": "VARCHAR"},
+})
+
 # {source} is any relation with a JSON column ``raw`` and a VARCHAR ``pos`` (where the record came from).
 NORMALISE_EVENTS = r"""
 WITH src AS (SELECT raw::JSON AS raw, pos FROM ({source})),
+parsed AS (SELECT raw, pos, json_transform(raw, '""" + EVENT_STRUCTURE.replace("'", "''") + r"""') AS e FROM src),
 parts AS (
     SELECT
-        raw, pos,
-        coalesce(raw->'$.provisioningStatusInfo', raw->'$.statusInfo') AS psi,
-        coalesce(json_extract(raw, '$.provisioningSteps[*]'), []::JSON[]) AS steps,
-        coalesce(json_extract(raw, '$.modifiedProperties[*]'), []::JSON[]) AS mods,
-        coalesce(raw->'$.servicePrincipal[0]', raw->'$.servicePrincipal') AS sp
-    FROM src
+        raw, pos, e,
+        coalesce(e.provisioningStatusInfo.status, e.statusInfo.status) AS status_raw,
+        coalesce(e.provisioningStatusInfo.errorInformation.errorCode, e.statusInfo.errorCode) AS error_code,
+        coalesce(e.provisioningStatusInfo.errorInformation.errorCategory, e.statusInfo.errorCategory)
+            AS error_category,
+        coalesce(e.provisioningStatusInfo.errorInformation.reason, e.statusInfo.reason) AS error_reason,
+        coalesce(e.provisioningStatusInfo.errorInformation.additionalDetails, e.statusInfo.additionalDetails)
+            AS error_details,
+        coalesce(e.provisioningStatusInfo.errorInformation.recommendedAction, e.statusInfo.recommendedAction)
+            AS recommended_action,
+        coalesce(e.provisioningSteps, []) AS steps,
+        coalesce(e.modifiedProperties, []) AS mods,
+        CASE WHEN json_type(e.servicePrincipal) = 'ARRAY' THEN e.servicePrincipal->'$[0]'
+             ELSE e.servicePrincipal END AS sp
+    FROM parsed
 ),
 fields AS (
     SELECT
         raw, pos,
-        raw->>'$.id' AS id,
-        try_cast(raw->>'$.activityDateTime' AS TIMESTAMPTZ) AS activity_time,
-        raw->>'$.tenantId' AS tenant_id,
-        raw->>'$.jobId' AS job_id,
-        raw->>'$.cycleId' AS cycle_id,
-        raw->>'$.changeId' AS change_id,
+        e.id AS id,
+        try_cast(e.activityDateTime AS TIMESTAMPTZ) AS activity_time,
+        e.tenantId AS tenant_id,
+        e.jobId AS job_id,
+        e.cycleId AS cycle_id,
+        e.changeId AS change_id,
         sp->>'$.id' AS service_principal_id,
         sp->>'$.displayName' AS service_principal_name,
-        lower(coalesce(raw->>'$.provisioningAction', raw->>'$.action')) AS action,
-        lower(psi->>'$.status') AS status,
-        coalesce(psi->>'$.errorInformation.errorCode', psi->>'$.errorCode') AS error_code,
-        coalesce(psi->>'$.errorInformation.errorCategory', psi->>'$.errorCategory') AS error_category,
-        coalesce(psi->>'$.errorInformation.reason', psi->>'$.reason') AS error_reason,
-        coalesce(psi->>'$.errorInformation.additionalDetails', psi->>'$.additionalDetails') AS error_details,
-        coalesce(psi->>'$.errorInformation.recommendedAction', psi->>'$.recommendedAction')
-            AS recommended_action,
-        raw->>'$.sourceIdentity.id' AS source_id,
-        raw->>'$.sourceIdentity.displayName' AS source_name,
-        raw->>'$.sourceIdentity.identityType' AS source_type,
-        nullif(raw->>'$.targetIdentity.id', '') AS target_id,
-        nullif(raw->>'$.targetIdentity.displayName', '') AS target_name,
-        raw->>'$.targetIdentity.identityType' AS target_type,
+        lower(coalesce(e.provisioningAction, e.action)) AS action,
+        lower(status_raw) AS status,
+        error_code, error_category, error_reason, error_details, recommended_action,
+        e.sourceIdentity.id AS source_id,
+        e.sourceIdentity.displayName AS source_name,
+        e.sourceIdentity.identityType AS source_type,
+        nullif(e.targetIdentity.id, '') AS target_id,
+        nullif(e.targetIdentity.displayName, '') AS target_name,
+        e.targetIdentity.identityType AS target_type,
         coalesce(
-            raw->>'$.sourceIdentity.details.UserPrincipalName',
-            raw->>'$.sourceIdentity.details.userPrincipalName',
-            list_filter(steps, lambda s: s->'$.details'->>'$.userPrincipalName' IS NOT NULL)[1]
-                ->'$.details'->>'$.userPrincipalName'
+            e.sourceIdentity.details->>'$.UserPrincipalName',
+            e.sourceIdentity.details->>'$.userPrincipalName',
+            list_filter(steps, lambda s: s.details->>'$.userPrincipalName' IS NOT NULL)[1]
+                .details->>'$.userPrincipalName'
         ) AS source_upn,
-        list_filter(mods, lambda m: lower(m->>'$.displayName') = 'username')[1] AS mod_user_name,
-        list_filter(mods, lambda m: lower(m->>'$.displayName') LIKE 'emails%work%'
-            OR lower(m->>'$.displayName') IN ('mail', 'email', 'emails'))[1] AS mod_email,
-        list_filter(steps, lambda s: s->>'$.provisioningStepType' = 'scoping')[1]->'$.details' AS scoping,
-        list_filter(steps, lambda s: s->'$.details'->>'$.SkipReason' IS NOT NULL)[1]
-            ->'$.details'->>'$.SkipReason' AS step_skip_reason,
-        list_filter(steps, lambda s: s->>'$.provisioningStepType' = 'import')[1]->>'$.description'
-            AS import_text,
-        len(list_filter(steps, lambda s: s->>'$.name' = 'EntrySynchronizationSkip')) > 0 AS has_skip_step,
-        try_cast(raw->>'$.durationInMilliseconds' AS BIGINT) AS duration_ms,
-        raw->>'$.initiatedBy.displayName' AS initiated_by
+        list_filter(mods, lambda m: lower(m.displayName) = 'username')[1] AS mod_user_name,
+        list_filter(mods, lambda m: lower(m.displayName) LIKE 'emails%work%'
+            OR lower(m.displayName) IN ('mail', 'email', 'emails'))[1] AS mod_email,
+        list_filter(steps, lambda s: s.provisioningStepType = 'scoping')[1].details AS scoping,
+        list_filter(steps, lambda s: s.details->>'$.SkipReason' IS NOT NULL)[1].details->>'$.SkipReason'
+            AS step_skip_reason,
+        list_filter(steps, lambda s: s.provisioningStepType = 'import')[1].description AS import_text,
+        len(list_filter(steps, lambda s: s.name = 'EntrySynchronizationSkip')) > 0 AS has_skip_step,
+        try_cast(e.durationInMilliseconds AS BIGINT) AS duration_ms,
+        e.initiatedBy.displayName AS initiated_by
     FROM parts
 ),
 typed AS (
     SELECT
         *,
-        coalesce(mod_user_name->>'$.newValue', mod_user_name->>'$.oldValue', source_upn) AS user_name,
-        coalesce(mod_email->>'$.newValue', mod_email->>'$.oldValue') AS email,
+        coalesce(mod_user_name.newValue, mod_user_name.oldValue, source_upn) AS user_name,
+        coalesce(mod_email.newValue, mod_email.oldValue) AS email,
         scoping->>'$."Active in the source system"' AS scope_active,
         scoping->>'$."Assigned to the application"' AS scope_assigned,
         scoping->>'$."User has the required role"' AS scope_has_role,

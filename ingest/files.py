@@ -70,6 +70,24 @@ def read_bytes(path: str) -> bytes:
     return Path(path).read_bytes()
 
 
+def looks_like_clean_ndjson(path: str) -> bool:
+    """NDJSON of Graph-shaped (camelCase) events, plain or .gz by name: a candidate for DuckDB's fast path."""
+    name = path.lower()
+    if not name.endswith((".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")):
+        return False
+    try:
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(path, "rb") as fh:
+            first = fh.readline(1 << 20)
+    except (OSError, EOFError):
+        return False
+    try:
+        obj = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(obj, dict) and isinstance(obj.get("id"), str)
+
+
 def _lower_first(key: str) -> str:
     return key[:1].lower() + key[1:] if key[:1].isupper() else key
 
@@ -135,12 +153,14 @@ def scan_file(path: str, sink) -> FileScan:
         scan.fatal = "file is empty"
         return scan
 
-    def emit(position: str, obj: object) -> None:
+    def emit(position: str, obj: object, text: bytes | None = None) -> None:
+        """Stage one event; ``text`` is its original JSON when it can be staged as it came."""
         event, reason = _normalise_event(obj)
         if reason:
             scan.rejects.append(Reject(path, position, reason, orjson.dumps(obj).decode()[:200]))
             return
-        sink.write(b'{"pos":' + orjson.dumps(f"{path}#{position}") + b',"raw":' + orjson.dumps(event) + b"}\n")
+        body = text if (text is not None and event is obj) else orjson.dumps(event)
+        sink.write(b'{"pos":' + orjson.dumps(f"{path}#{position}") + b',"raw":' + body + b"}\n")
         scan.events += 1
 
     try:
@@ -185,7 +205,7 @@ def _scan_text_fallback(path: str, data: bytes, scan: FileScan, emit) -> None:
                 scan.rejects.append(Reject(path, f"line {lineno}", f"invalid JSON: {exc}", line[:200].decode(
                     "utf-8", errors="replace")))
                 continue
-            emit(f"line {lineno}", obj)
+            emit(f"line {lineno}", obj, line)
         return
     text = data.decode("utf-8", errors="replace")
     start = None

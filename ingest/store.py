@@ -23,7 +23,6 @@ from ingest.event_sql import NORMALISE_EVENTS
 from ingest.schema import EVENT_COLUMNS, LATEST_VERSION, MIGRATIONS
 
 EVENT_COLUMN_NAMES = [line.strip().split()[0] for line in EVENT_COLUMNS.strip().splitlines()]
-_UPDATABLE = [c for c in EVENT_COLUMN_NAMES if c not in ("id", "first_ingested_at")]
 
 
 class StoreError(Exception):
@@ -32,6 +31,10 @@ class StoreError(Exception):
 
 class DatabaseLocked(StoreError):
     """Another process holds the database's write lock for longer than we were willing to wait."""
+
+
+class DirtyInput(Exception):
+    """An all-or-nothing load found records it would reject; nothing was written."""
 
 
 class NotAProvlensDatabase(StoreError):
@@ -85,6 +88,7 @@ def connect_with_retry(path: str, read_only: bool, timeout: float) -> duckdb.Duc
         try:
             con = duckdb.connect(path, read_only=read_only)
             con.execute("SET TimeZone = 'UTC'")
+            con.execute("SET enable_progress_bar = false")
             return con
         except duckdb.IOException as exc:
             if not _is_lock_error(exc):
@@ -204,16 +208,20 @@ class Store:
 
     # ----------------------------------------------------------------- events
     def load_events(self, source_sql: str, params: list[Any] | dict | None = None, *, run_id: int | None,
-                    watermark: tuple[str, str, datetime] | None = None
+                    watermark: tuple[str, str, datetime] | None = None, all_or_nothing: bool = False
                     ) -> LoadResult:
         """Normalise and upsert the events of ``source_sql`` (a relation with columns ``raw`` JSON and
         ``pos`` VARCHAR) in one transaction; records without an ``id`` or a valid ``activityDateTime`` are
-        rejected with their position. ``watermark`` = (source, scope, value) commits with the rows."""
+        rejected with their position (or, with ``all_or_nothing``, :class:`DirtyInput` is raised and
+        nothing is written). ``watermark`` = (source, scope, value) commits with the rows."""
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute("CREATE OR REPLACE TEMP TABLE stage AS " + NORMALISE_EVENTS.replace("{source}", source_sql),
                         params or [])
+            if all_or_nothing and con.execute(
+                    "SELECT count(*) FROM stage WHERE id IS NULL OR id = '' OR activity_time IS NULL").fetchone()[0]:
+                raise DirtyInput("some records lack an id or a valid activityDateTime")
             result = self._upsert_stage(run_id)
             if watermark is not None:
                 self._set_watermark(*watermark, run_id=run_id)
@@ -240,31 +248,40 @@ class Store:
                        reason=reason, excerpt=raw) for pos, reason, raw in bad])
             con.execute("DELETE FROM stage WHERE id IS NULL OR id = '' OR activity_time IS NULL")
         # Several copies of one id in a batch: keep one deterministically (the newest, then the largest).
-        con.execute("CREATE OR REPLACE TEMP TABLE stage_dedup AS SELECT * FROM stage "
-                    "QUALIFY row_number() OVER (PARTITION BY id ORDER BY activity_time DESC, raw::VARCHAR DESC) = 1")
-        new, updated = con.execute(
-            "SELECT count(*) FILTER (WHERE e.id IS NULL), "
-            "count(*) FILTER (WHERE e.id IS NOT NULL AND e.raw::VARCHAR <> s.raw::VARCHAR) "
-            "FROM stage_dedup s LEFT JOIN events e ON e.id = s.id").fetchone()
+        distinct = con.execute("SELECT count(*) = count(DISTINCT id) FROM stage").fetchone()[0]
+        con.execute("CREATE OR REPLACE TEMP TABLE stage_dedup AS SELECT * EXCLUDE (pos) FROM stage "
+                    + ("" if distinct else "QUALIFY row_number() OVER (PARTITION BY id "
+                       "ORDER BY activity_time DESC, raw::VARCHAR DESC) = 1"))
+        con.execute("CREATE OR REPLACE TEMP TABLE stage_known AS "
+                    "SELECT s.id, e.raw::VARCHAR <> s.raw::VARCHAR AS changed "
+                    "FROM stage_dedup s JOIN events e ON e.id = s.id")
+        total, known, updated = con.execute(
+            "SELECT (SELECT count(*) FROM stage_dedup), count(*), count(*) FILTER (WHERE changed) "
+            "FROM stage_known").fetchone()
+        new = total - known
         cols = [c for c in EVENT_COLUMN_NAMES if c not in ("first_ingested_at", "last_ingested_at", "ingest_run_id")]
-        now = utcnow()
-        sets = ", ".join(f"{c} = excluded.{c}" for c in _UPDATABLE)
-        con.execute(
-            f"INSERT INTO events ({', '.join(cols)}, first_ingested_at, last_ingested_at, ingest_run_id) "
-            f"SELECT {', '.join(cols)}, $now, $now, $run FROM stage_dedup "
-            f"ON CONFLICT (id) DO UPDATE SET {sets} "
-            "WHERE events.raw::VARCHAR <> excluded.raw::VARCHAR",
-            {"now": now, "run": run_id})
+        params = {"now": utcnow(), "run": run_id}
+        if new:
+            con.execute(
+                f"INSERT INTO events ({', '.join(cols)}, first_ingested_at, last_ingested_at, ingest_run_id) "
+                f"SELECT {', '.join(cols)}, $now, $now, $run FROM stage_dedup s "
+                "WHERE NOT EXISTS (SELECT 1 FROM stage_known k WHERE k.id = s.id)", params)
+        if updated:  # Graph re-sent an event with different content: the newest copy wins
+            sets = ", ".join(f"{c} = s.{c}" for c in cols if c != "id")
+            con.execute(f"UPDATE events SET {sets}, last_ingested_at = $now, ingest_run_id = $run "
+                        "FROM stage_dedup s WHERE events.id = s.id "
+                        "AND s.id IN (SELECT id FROM stage_known WHERE changed)", params)
         con.execute("DROP TABLE IF EXISTS stage_dedup")
+        con.execute("DROP TABLE IF EXISTS stage_known")
         return LoadResult(read=read, new=new, updated=updated, invalid=len(bad))
 
-    def load_events_ndjson(self, path: str | os.PathLike, *, run_id: int | None, label: str | None = None,
-                           watermark: tuple[str, str, datetime] | None = None) -> LoadResult:
-        """Load a file holding exactly one valid JSON event per line (the sources' staging format)."""
-        label = label or str(path)
-        source = ("SELECT json AS raw, $label || '#' || row_number() OVER () AS pos "
+    def load_clean_ndjson(self, path: str | os.PathLike, *, run_id: int | None) -> LoadResult:
+        """Fast path: DuckDB reads an NDJSON file of events directly. All or nothing: raises
+        :class:`DirtyInput` (or a DuckDB parse error) when any line is bad, so the caller can fall back
+        to the line-by-line path that reports exact positions."""
+        source = ("SELECT json AS raw, $label || '#record ' || row_number() OVER () AS pos "
                   "FROM read_json_objects($path, format = 'newline_delimited')")
-        return self.load_events(source, {"path": str(path), "label": label}, run_id=run_id, watermark=watermark)
+        return self.load_events(source, {"path": str(path), "label": str(path)}, run_id=run_id, all_or_nothing=True)
 
     # ----------------------------------------------------------------- watermarks and metadata
     def _set_watermark(self, source: str, scope: str, value: datetime, *, run_id: int | None) -> None:

@@ -81,3 +81,31 @@ def test_unfinished_run_is_marked_abandoned_by_the_next(tmp_path):
         store.start_run("files")
         outcome = store.con.execute("SELECT outcome FROM ingest_runs WHERE run_id = ?", [first]).fetchone()[0]
     assert outcome == "abandoned"
+
+
+def test_changed_event_is_updated_and_unchanged_is_left_alone(tmp_path):
+    db = str(tmp_path / "u.duckdb")
+    v1 = '{"id":"e1","activityDateTime":"2026-10-01T00:00:00Z","provisioningStatusInfo":{"status":"failure"}}'
+    v2 = '{"id":"e1","activityDateTime":"2026-10-01T00:00:00Z","provisioningStatusInfo":{"status":"success"}}'
+
+    def load(store, raw):
+        return store.load_events("SELECT ?::JSON AS raw, 'x#1' AS pos", [raw], run_id=store.start_run("t"))
+
+    with Store.open(db) as store:
+        assert (load(store, v1).new, load(store, v1).unchanged) == (1, 1)
+        first = store.con.execute("SELECT first_ingested_at FROM events").fetchone()[0]
+        res = load(store, v2)
+        assert (res.new, res.updated) == (0, 1)
+        status, kept_first, count = store.con.execute(
+            "SELECT status, first_ingested_at, count(*) OVER () FROM events").fetchone()
+    assert (status, kept_first, count) == ("success", first, 1)
+
+
+def test_duplicate_ids_in_one_batch_collapse_to_one_row(tmp_path):
+    db = str(tmp_path / "d.duckdb")
+    raw = '{"id":"e1","activityDateTime":"2026-10-01T00:00:00Z"}'
+    with Store.open(db) as store:
+        res = store.load_events("SELECT ?::JSON AS raw, 'x#' || i AS pos FROM range(3) t(i)", [raw],
+                                run_id=store.start_run("t"))
+        assert res.new == 1
+        assert store.con.execute("SELECT count(*) FROM events").fetchone()[0] == 1
