@@ -29,7 +29,8 @@ def _ids(db: Path) -> list[str]:
 
 def _rejects(db: Path) -> list[tuple[str, int, str, str]]:
     with duckdb.connect(str(db), read_only=True) as con:
-        rows = con.execute("SELECT file, position, reason, excerpt FROM ingest_rejects WHERE source = 'scim'").fetchall()
+        rows = con.execute("SELECT file, position, reason, excerpt FROM ingest_rejects "
+                           "WHERE source = 'scim'").fetchall()
     return [(f, int(p.split()[1]) if p.startswith("line ") else -1, r, e) for f, p, r, e in rows]
 
 
