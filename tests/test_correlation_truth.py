@@ -90,7 +90,7 @@ def test_exports_have_the_contract_columns(demo_db, truth, tmp_path, dataset, co
     with out.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         rows = list(reader)
-    assert reader.fieldnames[:len(columns)] == columns
+    assert [c for c in reader.fieldnames if c in columns] == columns  # all there, in this order
     if dataset == "scim-requests":
         assert len(rows) == truth["scim"]["total"]
     if dataset == "correlation":
