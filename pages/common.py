@@ -207,7 +207,9 @@ def csv_bytes(df: pd.DataFrame) -> bytes:
 
 def table(df: pd.DataFrame, name: str, *, column_config: dict | None = None, height: int | str = "auto",
           key: str | None = None, **dataframe_args):
-    """A table with a formula-safe CSV download of exactly what it shows."""
+    """A table with a formula-safe CSV download of exactly what it shows; long ids go to the right."""
+    ids = [c for c in df.columns if c == "id" or c.endswith("_id") or c == "ref"]
+    df = df[[c for c in df.columns if c not in ids] + ids]
     shown = st.dataframe(df, hide_index=True, width="stretch", column_config=column_config, height=height,
                          key=key, **dataframe_args)
     st.download_button(f"Download {name} (CSV)", data=csv_bytes(df), file_name=f"provlens-{name}.csv",

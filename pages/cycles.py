@@ -39,7 +39,9 @@ fig = px.timeline(cycles, x_start="started_at", x_end="end", y="app", color="kin
                   color_discrete_map={"initial": "#1565c0", "incremental": "#26a69a"})
 for p in quarantine.itertuples():
     fig.add_vrect(x0=p.began, x1=p.ended if p.ended is not pd.NaT else cycles["ended_at"].max(),
-                  fillcolor="#c62828", opacity=0.15, line_width=0)
+                  fillcolor="#c62828", opacity=0.15, line_width=0,
+                  annotation_text=f"quarantine: {p.service_principal_name or p.job_id}",
+                  annotation_position="top left", annotation_font_size=10)
 for m in missed.itertuples():
     fig.add_vline(x=m.expected_at, line_color="#ef6c00", line_dash="dot")
 fig.update_layout(margin=dict(t=50, b=10), legend_title_text="")
@@ -74,7 +76,9 @@ with qc:
                      column_config=common.time_columns("began", "ended", "last_next_attempt"))
 
 st.subheader("Cycles")
-shown = cycles.sort_values("started_at", ascending=False).drop(columns=["app", "end"])
+first = ["started_at", "app", "kind", "events", "success", "failure", "skipped", "duration_s", "gap_before_min"]
+shown = cycles.sort_values("started_at", ascending=False).drop(columns=["end", "service_principal_name"])
+shown = shown[first + [c for c in shown.columns if c not in first]]
 pick = common.table(shown, "cycles", column_config=common.time_columns("started_at", "ended_at"), key="cycles",
                     height=300, on_select="rerun", selection_mode="single-row")
 

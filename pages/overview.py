@@ -22,21 +22,23 @@ for job in jobs.itertuples():
         if job.status_code == "Quarantine":
             c[0].error(f"**{job.service_principal_name or job.service_principal_id}**: quarantined since "
                        f"{common.fmt_time(job.quarantine_since)}", icon=":material/block:")
-            c[1].metric("Next attempt", common.fmt_time(job.quarantine_next_attempt),
-                        help=f"Reason: {job.quarantine_reason}; {job.successive_failures} failed runs in a row")
+            c[1].markdown(f"**Next attempt**  \n{common.fmt_time(job.quarantine_next_attempt)}",
+                          help=f"Reason: {job.quarantine_reason}; {job.successive_failures} failed runs in a row")
         else:
             c[0].success(f"**{job.service_principal_name or job.service_principal_id}**: {job.status_code}",
                          icon=":material/check_circle:")
-            c[1].metric("Last run", common.fmt_time(job.last_execution_ended),
-                        help=f"State: {job.last_execution_state}; status captured {common.fmt_time(job.captured_at)}")
+            c[1].markdown(f"**Last run**  \n{common.fmt_time(job.last_execution_ended)} "
+                          f"({job.last_execution_state})",
+                          help=f"Job status captured {common.fmt_time(job.captured_at)}")
         if job.job_id in last.index:
             lc = last.loc[job.job_id]
-            c[2].metric("Last logged cycle", common.fmt_time(lc["started_at"]),
-                        help=f"Cycle {lc['cycle_id']} ({lc['kind']}), {lc['events']} event(s)")
-            c[3].metric("Its outcome", lc["outcome"],
-                        help=f"{lc['success']} succeeded, {lc['failure']} failed, {lc['skipped']} skipped")
+            c[2].markdown(f"**Last logged cycle**  \n{common.fmt_time(lc['started_at'])}, {lc['kind']}",
+                          help=f"Cycle {lc['cycle_id']}, {lc['events']} event(s)")
+            mark = {"succeeded": ":green", "failed": ":red"}.get(lc["outcome"], ":orange")
+            c[3].markdown(f"**Its outcome**  \n{mark}[{lc['outcome']}]",
+                          help=f"{lc['success']} succeeded, {lc['failure']} failed, {lc['skipped']} skipped")
         else:
-            c[2].metric("Last logged cycle", "none in period")
+            c[2].markdown("**Last logged cycle**  \nnone in this period")
 
 fresh = common.query("freshness")
 with st.container(border=True):
