@@ -80,7 +80,8 @@ def test_wrong_types_and_missing_fields_are_rejected_with_reasons():
 
 
 _text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)
-_json_value = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | _text,
+_scalar = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | _text
+_json_value = st.recursive(_scalar,
                            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
                            max_leaves=12)
 _valid = st.fixed_dictionaries({
