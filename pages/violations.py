@@ -59,3 +59,20 @@ for kind, (label, fix) in KINDS.items():
                    + ", ".join(f"`{d}`" for d in allowed["domain"]))
     common.table(rows.drop(columns=["kind"]), f"violations-{kind}", key=f"violations_{kind}",
                  column_config=common.time_columns("first_seen", "last_seen", "resolved_at"))
+
+duplicates = violations[violations["kind"] == "duplicate_user_name"]
+if not duplicates.empty:
+    st.subheader("The SCIM server's side of a duplicate")
+    if not common.has_rows("scim_requests"):
+        st.caption("Load the SCIM audit trail (`python -m ingest scim PATH`) to see the existing account in the app.")
+    else:
+        labels = dict(zip(duplicates["user_name"], duplicates["user_name"] + " (" + duplicates["state"] + ")"))
+        user_name = st.selectbox("userName", list(labels), format_func=labels.get, key="violation_user")
+        st.caption("Every SCIM request for this userName, compared case-insensitively: the rejected creates (409) "
+                   "and, where the trail shows it, the existing account (its resource id) they collide with.")
+        requests = common.query("scim_identity_timeline", filters, identity=user_name)
+        if requests.empty:
+            st.write("The SCIM trail has no request for this userName in this period.")
+        else:
+            common.table(requests, "violation-scim-requests", key="violation_scim",
+                         column_config=common.time_columns("ts"))

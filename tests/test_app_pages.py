@@ -152,6 +152,11 @@ def test_violations_page_matches_truth(page, truth):
     assert m["Non-work email"] == str(len(truth_email))
     assert m["Open"] == str(sum(v["state"] == "open" for v in truth["violations"]))
     assert any(d in c.value for c in at.caption for d in truth["org_domains"])  # the allowed domains
+    # the SCIM trail's side of the chosen duplicate: its creates were rejected with 409 for that userName
+    chosen = at.selectbox(key="violation_user").value
+    scim = _frame(at, "request_id", "status", "match_class")
+    assert (scim["status"] == 409).any()
+    assert set(scim["user_name"].str.lower()) == {chosen.lower()}
     # showing only open ones hides the resolved rows
     at.segmented_control(key="violation_state").set_value(["open"]).run()
     shown = pd.concat(_frames(at, "user_name", "state", "evidence"))
