@@ -1,0 +1,1 @@
+"""provlens benchmarks: ``python -m bench`` (see bench/BENCHMARKS.md for method and results)."""

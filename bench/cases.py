@@ -1,0 +1,153 @@
+"""The benchmarks B1-B9 of issue 7. Each returns a dict of results for :mod:`bench.report`."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+from bench.harness import PY, ROOT, alternate, percentile, python_measured
+
+
+def _fresh(path: Path) -> Path:
+    for p in (path, Path(str(path) + ".wal")):
+        if p.exists():
+            p.unlink()
+    return path
+
+
+# --------------------------------------------------------------------------- B2: files ingest
+def b2_files_ingest(ndjson: Path, events: int, work: Path, reps: int) -> dict:
+    ours_db, ceil_db = work / "b2-ours.duckdb", work / "b2-ceiling.duckdb"
+
+    def ours():
+        return python_measured(["-m", "ingest", "files", "--db", str(_fresh(ours_db)), str(ndjson), "-q"])
+
+    def ceiling():
+        return python_measured(["-m", "bench.sides", "ceiling", str(_fresh(ceil_db)), str(ndjson)])
+
+    comp = alternate(ours, ceiling, reps)
+    _fresh(ceil_db)
+    return {"events": events, "reps": reps, "ours_s": comp.a_median, "ceiling_s": comp.b_median,
+            "ours_eps": events / comp.a_median, "ceiling_eps": events / comp.b_median,
+            "ratio": comp.a_median / comp.b_median,
+            "ours_peak_mb": max(r.peak_rss_mb for r in comp.a), "db": str(ours_db)}
+
+
+# --------------------------------------------------------------------------- B4: page queries
+def page_queries() -> list[tuple[str, dict]]:
+    """Every ``query("name", filters, k=v)`` call in pages/*.py, with its literal keyword arguments."""
+    found: dict[str, dict] = {}
+    for page in sorted((ROOT / "pages").glob("*.py")):
+        tree = ast.parse(page.read_text())
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) == "query"
+                    and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                kwargs = {}
+                for kw in node.keywords:
+                    kwargs[kw.arg] = kw.value.value if isinstance(kw.value, ast.Constant) else ...
+                found.setdefault(node.args[0].value, kwargs)
+    return sorted(found.items())
+
+
+def _samples(db: str) -> dict:
+    from queries.db import read_connection
+
+    with read_connection(db) as con:
+        source_id, upn = con.execute(
+            "SELECT source_id, any_value(source_upn) FROM events WHERE source_upn IS NOT NULL "
+            "GROUP BY source_id ORDER BY count(*) DESC LIMIT 1").fetchone()
+        cycle_id = con.execute("SELECT cycle_id FROM events GROUP BY cycle_id ORDER BY count(*) DESC LIMIT 1"
+                               ).fetchone()[0]
+    return {"source_id": source_id, "term": upn.split("@")[0][:6], "cycle_id": cycle_id, "identity": upn,
+            "limit": 10, "bucket": "hour"}
+
+
+def b4_queries(db: str, runs: int, pandas_reps: int = 3) -> dict:
+    import pandas as pd
+
+    from bench.pandas_equivalents import COLUMNS, PANDAS
+    from queries.db import read_connection, run
+    from queries.filters import Filters
+
+    samples = _samples(db)
+    results = []
+    filters = Filters()  # all time: the heaviest view a person can ask for
+    for name, kwargs in page_queries():
+        params = {k: (samples.get(k) if v is ... else v) for k, v in kwargs.items()}
+        times = []
+        error = None
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            try:
+                run(db, name, filters, **params)
+            except Exception as exc:  # noqa: BLE001 - reported in the table, not hidden
+                error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+                break
+            times.append(time.perf_counter() - t0)
+        results.append({"query": name, "p50_ms": percentile(times, 50) * 1000 if times else None,
+                        "p95_ms": percentile(times, 95) * 1000 if times else None, "error": error})
+    with read_connection(db) as con:
+        df = con.execute(f"SELECT {', '.join(COLUMNS)} FROM events").df()
+    df["activity_time"] = pd.to_datetime(df["activity_time"], utc=True)
+    timed = [r for r in results if r["p50_ms"] is not None]
+    heaviest = sorted(timed, key=lambda r: -r["p50_ms"])
+    comparisons = []
+    for r in heaviest:
+        if r["query"] not in PANDAS:
+            continue
+        pandas_times = []
+        for _ in range(pandas_reps):
+            t0 = time.perf_counter()
+            PANDAS[r["query"]](df)
+            pandas_times.append(time.perf_counter() - t0)
+        p = statistics.median(pandas_times) * 1000
+        comparisons.append({"query": r["query"], "duckdb_p50_ms": r["p50_ms"], "pandas_median_ms": p,
+                            "speedup": p / r["p50_ms"]})
+    return {"queries": results, "runs": runs, "heaviest": [r["query"] for r in heaviest[:3]],
+            "pandas": comparisons, "rows": len(df)}
+
+
+# --------------------------------------------------------------------------- B7: CSV export
+def b7_export(db: str, rows: int, work: Path, reps: int) -> dict:
+    out_ours, out_pandas = work / "b7-ours.csv", work / "b7-pandas.csv"
+
+    def ours():
+        return python_measured(["-m", "queries", "export", "events", "--db", db, "--out", str(out_ours)])
+
+    def pandas_side():
+        return python_measured(["-m", "bench.sides", "pandas_export", db, str(out_pandas)])
+
+    comp = alternate(ours, pandas_side, reps)
+    size = out_ours.stat().st_size
+    for f in (out_ours, out_pandas, Path(str(out_ours) + ".manifest.json")):
+        if f.exists():
+            f.unlink()
+    return {"rows": rows, "reps": reps, "ours_s": comp.a_median, "pandas_s": comp.b_median,
+            "ours_rows_per_s": rows / comp.a_median, "pandas_rows_per_s": rows / comp.b_median,
+            "ours_peak_mb": max(r.peak_rss_mb for r in comp.a), "pandas_peak_mb": max(r.peak_rss_mb for r in comp.b),
+            "csv_mb": size / 1e6}
+
+
+# --------------------------------------------------------------------------- B9: store size
+def b9_size(db: str, ndjson: Path, events: int) -> dict:
+    import duckdb
+
+    con = duckdb.connect(db)
+    con.execute("CHECKPOINT")
+    con.close()
+    db_bytes = os.path.getsize(db)
+    src_bytes = ndjson.stat().st_size
+    return {"events": events, "db_bytes_per_event": db_bytes / events, "ndjson_bytes_per_event": src_bytes / events,
+            "ratio": db_bytes / src_bytes, "db_mb": db_bytes / 1e6, "ndjson_mb": src_bytes / 1e6}
+
+
+def copy_db(src: str, dst: Path) -> str:
+    shutil.copyfile(src, _fresh(dst))
+    return str(dst)
+
+
+__all__ = ["b2_files_ingest", "b4_queries", "b7_export", "b9_size", "page_queries", "PY"]
