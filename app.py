@@ -63,7 +63,9 @@ def main() -> None:
     with st.sidebar:
         st.divider()
         common.freshness_panel()
-    st.navigation(PAGES).run()
+    nav = st.navigation(PAGES)
+    common.follow_deep_link()
+    nav.run()
 
 
 main()

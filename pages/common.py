@@ -62,6 +62,26 @@ def query(name: str, filters: Filters | None = None, **extra) -> pd.DataFrame:
         st.stop()
 
 
+def page_setup(page_file: str) -> Filters:
+    """Call first on every page: the shared filters, or a detour through app.py when Streamlit ran the
+    page on its own. On a freshly started server, Streamlit serves the first deep link (``/cycles?...``)
+    from the ``pages/`` directory without app.py (legacy multipage mode) until app.py has called
+    ``st.navigation`` once; then the sidebar and filters would be missing.
+    """
+    if "filters" in st.session_state:
+        return st.session_state["filters"]
+    st.session_state["url_at_start"] = {k: st.query_params.get_all(k) for k in st.query_params}
+    st.session_state["deep_link"] = page_file
+    st.switch_page("app.py")
+
+
+def follow_deep_link() -> None:
+    """In app.py after st.navigation: continue to the page a redirected deep link asked for."""
+    target = st.session_state.pop("deep_link", None)
+    if target:
+        st.switch_page(target)
+
+
 def has_table(name: str) -> bool:
     """Whether the database holds ``name`` (features such as the SCIM audit trail are optional)."""
     return name in set(query("tables")["table_name"])
@@ -93,8 +113,8 @@ def export_file(dataset: str, filters: Filters | None, fmt: str) -> tuple[bytes,
 
 
 def _query_param(name: str, default: str | None = None) -> str | None:
-    value = st.query_params.get(name)
-    return value if value not in (None, "") else default
+    values = st.session_state.get("url_at_start", {}).get(name) or [None]
+    return values[0] if values[0] not in (None, "") else default
 
 
 def _parse_day(text: str | None) -> datetime | None:
@@ -111,13 +131,14 @@ def sidebar_filters(now: datetime | None = None) -> Filters:
     now = now or datetime.now(timezone.utc)
     ss = st.session_state
     if "f_range" not in ss:  # first run of this session: restore the view from the URL
-        ss.url_at_start = {k: st.query_params.get_all(k) for k in st.query_params}
+        if "url_at_start" not in ss:  # (set already when a deep link was redirected through app.py)
+            ss.url_at_start = {k: st.query_params.get_all(k) for k in st.query_params}
         preset = _query_param("range", DEFAULT_PRESET)
         ss.f_range = preset if preset in PRESETS else DEFAULT_PRESET
         start = _parse_day(_query_param("from")) or (now - timedelta(days=7))
         end = _parse_day(_query_param("to")) or now
         ss.f_custom = (start.date(), end.date())
-        ss.f_sps = [s for s in st.query_params.get_all("sp") if s]
+        ss.f_sps = [s for s in ss.url_at_start.get("sp", []) if s]
         ss.f_job = _query_param("job", ALL_JOBS)
     apps = query("service_principals")
     names = dict(zip(apps["service_principal_id"], apps["service_principal_name"].fillna("(unnamed)")))

@@ -9,7 +9,7 @@ import streamlit as st
 
 from pages import common
 
-filters = st.session_state.get("filters")
+filters = common.page_setup("pages/cycles.py")
 
 st.title("Sync cycles")
 st.caption("Entra runs each provisioning job every 40 minutes (daily while quarantined) and logs only the "

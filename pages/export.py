@@ -11,7 +11,7 @@ from pages import common
 from queries.catalog import QUERIES
 from queries.datasets import DATASETS
 
-filters = st.session_state.get("filters")
+filters = common.page_setup("pages/export.py")
 
 st.title("Export")
 st.caption("Audit exports of the period, apps and job chosen in the sidebar: UTF-8 CSV with formula-like cells "

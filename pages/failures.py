@@ -8,7 +8,7 @@ import streamlit as st
 
 from pages import common
 
-filters = st.session_state.get("filters")
+filters = common.page_setup("pages/failures.py")
 
 st.title("Failures")
 

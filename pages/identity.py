@@ -9,7 +9,7 @@ import streamlit as st
 
 from pages import common
 
-filters = st.session_state.get("filters")
+filters = common.page_setup("pages/identity.py")
 
 st.title("Identity")
 

@@ -7,7 +7,7 @@ import streamlit as st
 
 from pages import common
 
-filters = st.session_state.get("filters")
+filters = common.page_setup("pages/scim.py")
 
 st.title("SCIM audit")
 st.caption("The SCIM server's own request log: requests by operation and status, latency, errors by scimType, "

@@ -7,7 +7,7 @@ import streamlit as st
 
 from pages import common
 
-filters = st.session_state.get("filters")
+filters = common.page_setup("pages/skipped.py")
 
 # What to do about each skip category (a fixed text per category, shown beside the identities).
 FIXES = {

@@ -140,6 +140,19 @@ def _expectations(truth: dict, sim) -> dict:
     }
 
 
+def test_deep_link_as_the_first_request_keeps_sidebar_and_filters(server, tab, truth):
+    """Runs first on the fresh server: Streamlit would serve /cycles from pages/ without app.py."""
+    app = truth["apps"][0]
+    _load(tab, f"{server}/cycles?range=all&job={app['job_id']}", "Sync cycles", 3)
+    nav = tab.locator('[data-testid="stSidebarNav"]').inner_text()
+    assert "Constraint violations" in nav and "common" not in nav
+    assert tab.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]', has_text="Provisioning job").count()
+    cycles = str(sum(c["job_id"] == app["job_id"] for c in truth["cycles"]))
+    tab.locator('[data-testid="stMetric"]', has_text="Logged cycles").filter(has_text=cycles).wait_for(timeout=30_000)
+    assert "job=" in tab.url and "range=all" in tab.url
+    _shot(tab, "deep-link-first-request")
+
+
 @pytest.mark.parametrize("name", ["overview", "cycles", "failures", "skipped", "violations", "scim", "identity",
                                   "export"])
 def test_page_loads_renders_charts_and_downloads_csv(server, tab, truth, sim, tmp_path, name):
