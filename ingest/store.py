@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -61,6 +62,12 @@ class LoadResult:
     @property
     def unchanged(self) -> int:
         return self.read - self.invalid - self.new - self.updated
+
+
+def _used(sql: str, params: dict) -> dict:
+    """The named parameters a statement uses (DuckDB rejects extra ones)."""
+    names = set(re.findall(r"\$([A-Za-z_]\w*)", sql))
+    return {k: v for k, v in params.items() if k in names}
 
 
 def utcnow() -> datetime:
@@ -249,39 +256,76 @@ class Store:
             con.execute("DELETE FROM stage WHERE id IS NULL OR id = '' OR activity_time IS NULL")
         # Several copies of one id in a batch: keep one deterministically (the newest, then the largest).
         distinct = con.execute("SELECT count(*) = count(DISTINCT id) FROM stage").fetchone()[0]
-        con.execute("CREATE OR REPLACE TEMP TABLE stage_dedup AS SELECT * EXCLUDE (pos) FROM stage "
-                    + ("" if distinct else "QUALIFY row_number() OVER (PARTITION BY id "
-                       "ORDER BY activity_time DESC, raw::VARCHAR DESC) = 1"))
-        con.execute("CREATE OR REPLACE TEMP TABLE stage_known AS "
-                    "SELECT s.id, e.raw::VARCHAR <> s.raw::VARCHAR AS changed "
-                    "FROM stage_dedup s JOIN events e ON e.id = s.id")
-        total, known, updated = con.execute(
-            "SELECT (SELECT count(*) FROM stage_dedup), count(*), count(*) FILTER (WHERE changed) "
-            "FROM stage_known").fetchone()
-        new = total - known
-        cols = [c for c in EVENT_COLUMN_NAMES if c not in ("first_ingested_at", "last_ingested_at", "ingest_run_id")]
-        params = {"now": utcnow(), "run": run_id}
-        if new:
-            con.execute(
-                f"INSERT INTO events ({', '.join(cols)}, first_ingested_at, last_ingested_at, ingest_run_id) "
-                f"SELECT {', '.join(cols)}, $now, $now, $run FROM stage_dedup s "
-                "WHERE NOT EXISTS (SELECT 1 FROM stage_known k WHERE k.id = s.id)", params)
-        if updated:  # Graph re-sent an event with different content: the newest copy wins
-            sets = ", ".join(f"{c} = s.{c}" for c in cols if c != "id")
-            con.execute(f"UPDATE events SET {sets}, last_ingested_at = $now, ingest_run_id = $run "
-                        "FROM stage_dedup s WHERE events.id = s.id "
-                        "AND s.id IN (SELECT id FROM stage_known WHERE changed)", params)
+        rows = "stage"
+        if not distinct:
+            con.execute("CREATE OR REPLACE TEMP TABLE stage_dedup AS SELECT * FROM stage QUALIFY row_number() "
+                        "OVER (PARTITION BY id ORDER BY activity_time DESC, raw::VARCHAR DESC) = 1")
+            rows = "stage_dedup"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE stage_keys AS SELECT id FROM {rows}")
+        new, updated = self._insert_and_update(rows, run_id)
         con.execute("DROP TABLE IF EXISTS stage_dedup")
-        con.execute("DROP TABLE IF EXISTS stage_known")
         return LoadResult(read=read, new=new, updated=updated, invalid=len(bad))
 
+    _LOADED_COLUMNS = [c for c in EVENT_COLUMN_NAMES
+                       if c not in ("first_ingested_at", "last_ingested_at", "ingest_run_id")]
+
+    def _insert_and_update(self, rows_sql: str, run_id: int | None, params: dict | None = None) -> tuple[int, int]:
+        """Insert the rows of ``rows_sql`` (normalised events, unique ids listed in temp table ``stage_keys``)
+        whose id is new; update existing ones whose raw JSON changed. Returns (new, updated)."""
+        con = self.con
+        con.execute("CREATE OR REPLACE TEMP TABLE stage_known AS "
+                    "SELECT e.id, e.raw::VARCHAR AS raw_text FROM events e SEMI JOIN stage_keys k ON e.id = k.id")
+        total, known = con.execute("SELECT (SELECT count(*) FROM stage_keys), count(*) FROM stage_known").fetchone()
+        cols = self._LOADED_COLUMNS
+        params = {**(params or {}), "now": utcnow(), "run": run_id}
+        relation = rows_sql if rows_sql.isidentifier() else f"({rows_sql})"
+        if total - known:
+            insert = (f"INSERT INTO events ({', '.join(cols)}, first_ingested_at, last_ingested_at, ingest_run_id) "
+                      f"SELECT {', '.join(cols)}, $now, $now, $run FROM {relation} s "
+                      "ANTI JOIN stage_known k ON k.id = s.id")
+            con.execute(insert, _used(insert, params))
+        updated = 0
+        if known:  # Graph re-sent an event: the newest copy wins if its content changed
+            changed = (f"CREATE OR REPLACE TEMP TABLE stage_changed AS SELECT s.* FROM {relation} s "
+                       "JOIN stage_known k ON k.id = s.id WHERE k.raw_text <> s.raw::VARCHAR")
+            con.execute(changed, _used(changed, params))
+            updated = con.execute("SELECT count(*) FROM stage_changed").fetchone()[0]
+            if updated:
+                sets = ", ".join(f"{c} = s.{c}" for c in cols if c != "id")
+                con.execute(f"UPDATE events SET {sets}, last_ingested_at = $now, ingest_run_id = $run "
+                            "FROM stage_changed s WHERE events.id = s.id", {"now": params["now"], "run": run_id})
+            con.execute("DROP TABLE IF EXISTS stage_changed")
+        con.execute("DROP TABLE IF EXISTS stage_known")
+        con.execute("DROP TABLE IF EXISTS stage_keys")
+        return total - known, updated
+
     def load_clean_ndjson(self, path: str | os.PathLike, *, run_id: int | None) -> LoadResult:
-        """Fast path: DuckDB reads an NDJSON file of events directly. All or nothing: raises
-        :class:`DirtyInput` (or a DuckDB parse error) when any line is bad, so the caller can fall back
-        to the line-by-line path that reports exact positions."""
-        source = ("SELECT json AS raw, $label || '#record ' || row_number() OVER () AS pos "
-                  "FROM read_json_objects($path, format = 'newline_delimited')")
-        return self.load_events(source, {"path": str(path), "label": str(path)}, run_id=run_id, all_or_nothing=True)
+        """Fast path: DuckDB streams an NDJSON file of events straight into ``events`` (no staging copy,
+        bounded memory). All or nothing: raises :class:`DirtyInput` (or a DuckDB parse error) when any
+        line is bad or an id repeats, so the caller can fall back to the line-by-line path that reports
+        exact positions."""
+        con = self.con
+        params = {"path": str(path), "label": str(path)}
+        reader = "read_json_objects($path, format = 'newline_delimited')"
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("CREATE OR REPLACE TEMP TABLE stage_keys AS SELECT json->>'$.id' AS id, "
+                        f"try_cast(json->>'$.activityDateTime' AS TIMESTAMPTZ) AS t FROM {reader}",
+                        {"path": params["path"]})
+            total, bad, distinct = con.execute(
+                "SELECT count(*), count(*) FILTER (WHERE id IS NULL OR id = '' OR t IS NULL), count(DISTINCT id) "
+                "FROM stage_keys").fetchone()
+            if bad or distinct != total:
+                raise DirtyInput("some records lack an id or a valid time, or an id repeats")
+            rows = NORMALISE_EVENTS.replace("{source}", f"SELECT json AS raw, $label AS pos FROM {reader}")
+            new, updated = self._insert_and_update(rows, run_id, params)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.execute("DROP TABLE IF EXISTS stage_keys")
+        return LoadResult(read=total, new=new, updated=updated)
 
     # ----------------------------------------------------------------- watermarks and metadata
     def _set_watermark(self, source: str, scope: str, value: datetime, *, run_id: int | None) -> None:

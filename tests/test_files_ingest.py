@@ -126,3 +126,21 @@ def test_ndjson_with_or_without_bom_and_with_crlf(tmp_path, sim, payload):
     db = tmp_path / "bom.duckdb"
     run_cli("ingest", "files", "--db", str(db), str(f), "-q", check=True)
     assert set(_db_events(db)) == {e["id"] for e in sim.events[:3]}
+
+
+def test_ndjson_fast_path_updates_changed_events_and_falls_back_on_bad_lines(tmp_path, sim):
+    first = tmp_path / "a.ndjson"
+    first.write_text("".join(json.dumps(e) + "\n" for e in sim.events[:20]))
+    db = tmp_path / "fast.duckdb"
+    run_cli("ingest", "files", "--db", str(db), str(first), "-q", check=True)
+    changed = dict(sim.events[3], durationInMilliseconds=424242)
+    second = tmp_path / "b.ndjson"
+    second.write_text("".join(json.dumps(e) + "\n" for e in [changed, *sim.events[20:25]]))
+    proc = run_cli("ingest", "files", "--db", str(db), str(second), "-q", check=True)
+    assert "5 new, 1 updated" in proc.stderr
+    assert json.loads(_db_events(db)[changed["id"]])["durationInMilliseconds"] == 424242
+    dirty = tmp_path / "c.ndjson"
+    dirty.write_text(json.dumps(sim.events[30]) + "\n{oops\n" + json.dumps(sim.events[31]) + "\n")
+    proc = run_cli("ingest", "files", "--db", str(db), str(dirty), "-q")
+    assert proc.returncode == 0 and "2 new" in proc.stderr
+    assert (str(dirty), "line 2") in [(f, p) for f, p, _r in _rejects(db)]
