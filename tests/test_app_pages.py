@@ -211,8 +211,8 @@ def test_export_page_uses_the_export_code(page, truth):
 
 
 def test_job_filter_from_the_url_changes_results(demo_db, monkeypatch, truth):
-    # AppTest (1.67) re-runs only the page script after the first run of an st.navigation app, so the
-    # sidebar cannot be clicked here: each view starts from its URL (the browser test clicks the sidebar).
+    # With a pages/ directory beside app.py, AppTest (1.67) re-runs only the page script after the first
+    # run, so the sidebar cannot be clicked here: each view starts from its URL (the browser test clicks it).
     app = truth["apps"][1]
     mine = sum(c["job_id"] == app["job_id"] for c in truth["cycles"])
     assert 0 < mine < len(truth["cycles"])
