@@ -223,8 +223,6 @@ class GraphSession:
         code, message = graph_error_fields(body)
         if status == 429:
             self.stats.throttled += 1
-            if retry_after is not None:
-                self.pacer.hold(retry_after)
             raise Retryable("throttled (429 TooManyRequests)", retry_after, status=status)
         if status in (408, 500, 502, 503, 504) or (status >= 500 and looks_like_html(body, ctype)):
             kind = "an HTML error page" if looks_like_html(body, ctype) else (code or "server error")

@@ -220,7 +220,7 @@ class ScopePull:
             if hasattr(bar, "close"):
                 bar.close()
         snapshots: list[dict] = []
-        if settings.jobs and out.exit_code not in (exitcodes.AUTH,):
+        if settings.jobs and out.exit_code not in (exitcodes.AUTH, exitcodes.UNREACHABLE):
             snapshots = await self._jobs()
         with Store.open(settings.db) as store:
             if snapshots:
