@@ -5,6 +5,8 @@ Add a migration by appending ``(next_version, description, [statements])``; neve
 
 from __future__ import annotations
 
+from ingest.derived import BACKFILL as DERIVED_BACKFILL
+
 EVENT_COLUMNS = """
     id VARCHAR PRIMARY KEY,
     activity_time TIMESTAMPTZ NOT NULL,
@@ -182,6 +184,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 computed_at TIMESTAMPTZ NOT NULL
             )""",
         ],
+    ),
+    # ---- derived state for fast page views (owner: performance, issue 7 B4; see ingest/derived.py) ----
+    (
+        3,
+        "derived state: failure runs, cycle summaries, work email domains (backfilled from events)",
+        DERIVED_BACKFILL,
     ),
 ]
 

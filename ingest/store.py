@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from ingest import derived
 from ingest.event_sql import NORMALISE_EVENTS
 from ingest.schema import EVENT_COLUMNS, LATEST_VERSION, MIGRATIONS
 
@@ -291,13 +292,25 @@ class Store:
             con.execute(changed, _used(changed, params))
             updated = con.execute("SELECT count(*) FROM stage_changed").fetchone()[0]
             if updated:
+                self._derived_note_old_keys("stage_changed")
                 sets = ", ".join(f"{c} = s.{c}" for c in cols if c != "id")
                 con.execute(f"UPDATE events SET {sets}, last_ingested_at = $now, ingest_run_id = $run "
                             "FROM stage_changed s WHERE events.id = s.id", {"now": params["now"], "run": run_id})
             con.execute("DROP TABLE IF EXISTS stage_changed")
         con.execute("DROP TABLE IF EXISTS stage_known")
+        if total - known or updated:
+            self._derived_refresh("stage_keys")
         con.execute("DROP TABLE IF EXISTS stage_keys")
         return total - known, updated
+
+    # ----------------------------------------------------------------- derived state (issue 7 B4; ingest/derived.py)
+    # Summaries the pages read instead of window functions over every event, refreshed for the keys a
+    # load touched, in the load's own transaction (so they never disagree with the rows).
+    def _derived_note_old_keys(self, changed_table: str) -> None:
+        derived.note_old_keys(self.con, changed_table)
+
+    def _derived_refresh(self, keys_table: str) -> None:
+        derived.refresh(self.con, keys_table)
 
     def load_clean_ndjson(self, path: str | os.PathLike, *, run_id: int | None) -> LoadResult:
         """Fast path: DuckDB streams an NDJSON file of events straight into ``events`` (no staging copy,

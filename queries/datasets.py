@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ingest.derived import RECOMMENDED_ACTION_SQL as _RECOMMENDED_ACTION_SQL
 from ingest.schema import MIGRATIONS
 from queries.filters import EVENT_FILTER
 
@@ -42,7 +43,6 @@ _SCOPE_FILTER = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], ser
                  "AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)")
 
 _EVENT_COLS = ", ".join(EVENT_EXPORT_COLUMNS)
-_EVENT_COLS_E = ", ".join(f"e.{c}" for c in EVENT_EXPORT_COLUMNS)
 
 FAILURE_COLUMNS = (*EVENT_EXPORT_COLUMNS, "http_status", "scim_type", "scim_detail", "next_retry_at",
                    "consecutive_cycles", "recommended_action")
@@ -62,58 +62,21 @@ INGEST_RUN_COLUMNS = ("run_id", "source", "scope", "started_at", "ended_at", "wi
                       "throttled", "outcome", "message")
 INGEST_REJECT_COLUMNS = ("run_id", "source", "file", "position", "reason", "excerpt", "rejected_at")
 
-# Our own advice where Microsoft's recommendedAction is empty (first match wins).
-RECOMMENDED_ACTION_SQL = """coalesce(nullif(e.recommended_action, ''), CASE
-    WHEN e.http_status = 409 OR e.scim_type = 'uniqueness' OR e.error_code LIKE '%EntryConflict'
-         OR e.error_code IN ('Conflict', 'DuplicateTargetEntries', 'DuplicateSourceEntries')
-        THEN 'Fix the duplicate userName: another account in the app already uses this userName '
-             '(case-insensitively). Rename or remove that account, or change the source UPN or the '
-             'attribute mapping; Entra retries in a later cycle.'
-    WHEN e.http_status = 400 AND (e.scim_detail ILIKE '%email%' OR e.error_reason ILIKE '%email%')
-        THEN 'The app rejected the email address: give the user a work email in an allowed domain '
-             '(mail attribute in Entra ID or the mapping); Entra retries in a later cycle.'
-    WHEN e.http_status = 400
-        THEN 'The app rejected a value: check the value named in the SCIM detail and the attribute mappings.'
-    WHEN e.http_status = 401 OR e.error_code LIKE '%CredentialValidationFailure'
-         OR e.error_code = 'Unauthorized'
-        THEN 'Renew the SCIM token: enterprise app > Provisioning > Admin credentials, paste a new '
-             'secret token, Test Connection; the job leaves quarantine at its next attempt.'
-    WHEN e.http_status = 403 OR e.error_code = 'InsufficientRights'
-        THEN 'The app refused the request: check the token''s permissions in the app.'
-    WHEN e.http_status = 429 OR e.error_code = 'TooManyRequests'
-        THEN 'The app throttled Entra: retried automatically in a later cycle; act only if it persists.'
-    WHEN e.http_status >= 500 OR e.error_code IN ('Timeout', 'InternalServerError', 'InternalError',
-                                                 'WebExceptionProtocolError')
-        THEN 'Temporary error in the app: retried automatically in a later cycle; contact the app vendor '
-             'if it persists.'
-END)"""
+# Our own advice where Microsoft's recommendedAction is empty: computed at load time into
+# derived_failures.recommended_action (the SQL lives with the derived state).
+RECOMMENDED_ACTION_SQL = _RECOMMENDED_ACTION_SQL
+
 
 # A failure's run: failures of one identity (source_id within service principal and job) in a row,
 # ordered by time, reset by a success of that identity; skipped/warning events neither count nor reset.
-# consecutive_cycles counts the distinct cycles of the run up to and including this event.
+# consecutive_cycles counts the distinct cycles of the run up to and including this event. The store
+# keeps it (and recommended_action) per failed event in derived_failures (ingest/derived.py), so this
+# reads one small table instead of window functions over every outcome.
 FAILURES_SQL = f"""
-WITH outcomes AS (
-    SELECT id, activity_time, cycle_id, status, service_principal_id, job_id, source_id,
-           count(*) FILTER (WHERE status = 'success') OVER (
-               PARTITION BY service_principal_id, job_id, source_id ORDER BY activity_time, id
-               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS run_no
-    FROM events
-    WHERE status IN ('success', 'failure')
-      AND ($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id))
-      AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)
-      AND activity_time < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
-),
-runs AS (
-    SELECT id, count(DISTINCT cycle_id) OVER (
-               PARTITION BY service_principal_id, job_id, source_id, run_no ORDER BY activity_time, id
-               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS consecutive_cycles
-    FROM outcomes WHERE status = 'failure'
-)
-SELECT {_EVENT_COLS_E}, e.http_status, e.scim_type, e.scim_detail, e.next_retry_at,
-       r.consecutive_cycles, {RECOMMENDED_ACTION_SQL} AS recommended_action
-FROM events e JOIN runs r USING (id)
-WHERE e.status = 'failure' AND {{EVENT_FILTER}}
-ORDER BY e.activity_time, e.id
+SELECT {_EVENT_COLS}, http_status, scim_type, scim_detail, next_retry_at, consecutive_cycles, recommended_action
+FROM derived_failures
+WHERE {{EVENT_FILTER}}
+ORDER BY activity_time, id
 """
 
 SKIPPED_SQL = f"""
@@ -124,18 +87,15 @@ ORDER BY activity_time, id
 
 # Violations: failures classified by kind, one row per (kind, service principal, identity).
 # $allowed_domains (VARCHAR[]) lists the org's email domains; NULL derives them from the UPN domains
-# of successful events and the email domains of successful creates.
+# of successful events and the email domains of successful creates (kept by the store in
+# derived_work_domains). Failures come from derived_failures, where next_success_at is the identity's
+# first success strictly after each failure: the first success after a group's last failure resolves it.
 _VIOLATIONS_CORE = """
 allowed AS (
     SELECT DISTINCT domain FROM (
         SELECT unnest($allowed_domains::VARCHAR[]) AS domain WHERE $allowed_domains::VARCHAR[] IS NOT NULL
         UNION ALL
-        SELECT lower(split_part(source_upn, '@', -1)) FROM events
-        WHERE $allowed_domains::VARCHAR[] IS NULL AND status = 'success' AND source_upn LIKE '%@%'
-        UNION ALL
-        SELECT email_domain FROM events
-        WHERE $allowed_domains::VARCHAR[] IS NULL AND status = 'success' AND action = 'create'
-          AND email_domain IS NOT NULL)
+        SELECT domain FROM derived_work_domains WHERE $allowed_domains::VARCHAR[] IS NULL)
 ),
 classified AS (
     SELECT e.*, CASE
@@ -148,22 +108,21 @@ classified AS (
             THEN 'non_work_email'
         WHEN e.http_status = 400 AND e.scim_type = 'invalidValue' THEN 'other_rejected_value'
     END AS kind
-    FROM events e WHERE e.status = 'failure' AND {EVENT_FILTER}
+    FROM derived_failures e WHERE {EVENT_FILTER}
 ),
 grouped AS (
     SELECT kind, service_principal_id, job_id, source_id,
            arg_max(user_name, activity_time) AS user_name,
            arg_max(email_domain, activity_time) FILTER (WHERE email_domain IS NOT NULL) AS email_domain,
-           min(activity_time) AS first_seen, max(activity_time) AS last_seen, count(*) AS occurrences
+           min(activity_time) AS first_seen, max(activity_time) AS last_seen, count(*) AS occurrences,
+           arg_max(next_success_at, activity_time) AS next_success_at
     FROM classified WHERE kind IS NOT NULL
     GROUP BY kind, service_principal_id, job_id, source_id
 ),
 resolved AS (
-    SELECT g.kind, g.service_principal_id, g.source_id, min(s.activity_time) AS resolved_at
-    FROM grouped g JOIN events s
-      ON s.service_principal_id = g.service_principal_id AND s.job_id IS NOT DISTINCT FROM g.job_id
-     AND s.source_id = g.source_id AND s.status = 'success' AND s.activity_time > g.last_seen
-     AND s.activity_time < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
+    SELECT kind, service_principal_id, source_id, min(next_success_at) AS resolved_at
+    FROM grouped
+    WHERE next_success_at < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
     GROUP BY ALL
 )"""
 
@@ -212,19 +171,13 @@ def violations_sql_for(con) -> str:
 CYCLES_SQL = """
 WITH per_cycle AS (
     SELECT job_id, cycle_id, any_value(service_principal_id) AS service_principal_id,
-           min(activity_time) AS started_at, max(activity_time) AS ended_at, count(*) AS events,
-           count(*) FILTER (WHERE action = 'create') AS created,
-           count(*) FILTER (WHERE action = 'update') AS updated,
-           count(*) FILTER (WHERE action = 'disable') AS disabled,
-           count(*) FILTER (WHERE action = 'delete') AS deleted,
-           count(*) FILTER (WHERE action NOT IN ('create', 'update', 'disable', 'delete')
-                            OR action IS NULL) AS other,
-           count(*) FILTER (WHERE status = 'success') AS success,
-           count(*) FILTER (WHERE status = 'failure') AS failure,
-           count(*) FILTER (WHERE status = 'skipped') AS skipped,
-           count(*) FILTER (WHERE status = 'warning') AS warning,
-           bool_or(import_kind = 'full') AS full_import
-    FROM events
+           min(started_at) AS started_at, max(ended_at) AS ended_at, sum(events)::BIGINT AS events,
+           sum(created)::BIGINT AS created, sum(updated)::BIGINT AS updated,
+           sum(disabled)::BIGINT AS disabled, sum(deleted)::BIGINT AS deleted, sum(other)::BIGINT AS other,
+           sum(success)::BIGINT AS success, sum(failure)::BIGINT AS failure,
+           sum(skipped)::BIGINT AS skipped, sum(warning)::BIGINT AS warning,
+           bool_or(full_import) AS full_import
+    FROM derived_cycles
     WHERE ($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id))
       AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)
     GROUP BY job_id, cycle_id
