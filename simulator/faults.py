@@ -4,7 +4,8 @@
 fault fires; ``repeat=K`` makes it fire on K consecutive requests. Kinds:
 
 - ``429``, ``500``, ``502``, ``503``, ``504``: that status, ``retry-after=`` a literal header value
-  (``2``, ``2.128``, ``200``), ``date+S`` (an HTTP date S seconds ahead) or ``none``;
+  (``2``, ``2.128``, ``200``), ``date+S`` (an HTTP date S seconds ahead) or ``none``; values are
+  percent-decoded, so ``retry-after=30%2C120`` sends ``Retry-After: 30,120``;
 - ``slow`` (``delay=S`` then a normal page), ``empty`` (an empty page that still has a nextLink),
   ``truncated`` (a 200 whose JSON body is cut off), ``html`` (an HTML error page, ``status=502``),
   ``reset`` (the connection is dropped without an answer);
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 KINDS = {"429", "500", "502", "503", "504", "slow", "empty", "truncated", "html", "reset", "401", "expire",
          "403", "404", "skiptoken"}
@@ -45,7 +47,7 @@ def parse_fault(spec: str) -> Fault:
     if len(parts) == 3 and parts[2].strip():
         for item in parts[2].split(","):
             key, _, value = item.partition("=")
-            params[key.strip().lower()] = value.strip()
+            params[key.strip().lower()] = unquote(value.strip())  # "," separates params: send it as %2C
     repeat = int(params.pop("repeat", "1"))
     return Fault(at=int(parts[0]), kind=kind, params=params, repeat=max(1, repeat))
 

@@ -137,7 +137,7 @@ def test_overlapping_pulls_make_no_duplicates_and_resume_from_watermark(sim, ser
 
 FAULT_PLANS = {
     # every Retry-After form: integer, decimal, decimal comma, HTTP date, none (exponential backoff)
-    "throttled": ["2:429:retry-after=0", "4:429:retry-after=0.2", "6:429:retry-after=0,2",
+    "throttled": ["2:429:retry-after=0", "4:429:retry-after=0.2", "6:429:retry-after=0%2C2",
                   "8:429:retry-after=date+1", "10:429:retry-after=none"],
     "server errors": ["2:503:retry-after=0", "4:504", "6:500", "8:html", "10:html:status=200", "12:truncated",
                       "14:reset"],
