@@ -428,6 +428,11 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     owner: FakeGraphServer
 
+    def handle_error(self, request, client_address):  # a client killed mid-request is not a server error
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 class FakeGraphServer:
     """The fake Graph; ``start()`` on a free port (port 0) in a thread, ``stop()`` to end it."""

@@ -1,0 +1,317 @@
+"""Helpers for the reliability and security tests (issue 8): a small simulated tenant, the ingest CLI as
+a killable child process, database snapshots compared row by row, and the fault matrix and kill plan
+that docs/reliability.md is generated from (``python -m tests.reliability_harness --write-doc``).
+
+The matrix and the kill plan are data: the tests are parametrised from them and assert each outcome,
+and :func:`render_doc` turns the same data into docs/reliability.md, so the document cannot drift from
+what the tests check (tests/test_reliability_doc.py compares the committed file with ``render_doc()``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "reliability.md"
+
+# A small tenant: the kill and reader tests run the CLI dozens of times.
+SMALL_SIM = {"seed": 23, "users": 40, "days": 4, "end": datetime(2026, 11, 1, tzinfo=timezone.utc)}
+GRAPH_SINCE = "2026-10-27T12:00:00Z"  # the simulated period starts on 2026-10-28
+GRAPH_UNTIL = "2026-11-01T06:00:00Z"
+GRAPH_SLICE = "1d"
+TOKEN = "fake-graph-token-for-tests"
+
+# ---------------------------------------------------------------------------- the kill plan
+GRAPH_KILLS = 12  # SIGKILLs of `python -m ingest graph`
+SCIM_KILLS = 10  # SIGKILLs of `python -m ingest scim`
+SCIM_FILES = 6  # the audit trail is split so a run commits several batches
+
+
+# ---------------------------------------------------------------------------- the fault matrix
+@dataclass(frozen=True)
+class FaultCase:
+    """One hostile Graph answer, the fault plan that produces it, and the outcome the test asserts."""
+
+    name: str  # what Graph did, as the doc says it
+    plan: tuple[str, ...]  # fake-server fault specs (simulator/faults.py)
+    exit_code: int  # the tested exit code of `python -m ingest graph`
+    outcome: str  # the tested outcome in words (doc column)
+    words: tuple[str, ...] = ()  # the error message must contain these
+    max_wait: float = 30.0  # --max-wait for the run
+    mid_run: bool = False  # the fault strikes after some slices committed (partial outcome)
+
+
+# Exit codes are those of ingest/exitcodes.py: 0 ok, 2 usage, 4 auth, 5 unreachable.
+FAULT_MATRIX: tuple[FaultCase, ...] = (
+    FaultCase("429, Retry-After: 1", ("3:429:retry-after=1",), 0, "waited 1 s, retried, completed"),
+    FaultCase("429, Retry-After: 2.128", ("3:429:retry-after=2.128",), 0, "waited 2.128 s, retried, completed"),
+    FaultCase("429, Retry-After: 30,120", ("3:429:retry-after=30%2C120",), 5,
+              "read as 30.12 s (a decimal comma), more than --max-wait 5: stopped at once, watermark unchanged",
+              ("--max-wait", "30"), max_wait=5),
+    FaultCase("429, Retry-After: an HTTP date 1 s ahead", ("3:429:retry-after=date+1",), 0,
+              "waited until the date, retried, completed"),
+    FaultCase("429, Retry-After: 600", ("3:429:retry-after=600",), 5,
+              "600 s is more than --max-wait 5: stopped at once, watermark unchanged", ("--max-wait", "600"),
+              max_wait=5),
+    FaultCase("503 Service Unavailable", ("3:503",), 0, "backed off, retried, completed"),
+    FaultCase("504 Gateway Timeout", ("3:504",), 0, "backed off, retried, completed"),
+    FaultCase("503 on every request", ("1:503:retry-after=1,repeat=1000",), 5,
+              "retried until --max-wait 3 was spent: stopped, watermark unchanged", ("still failing", "503"),
+              max_wait=3),
+    FaultCase("connection reset", ("3:reset",), 0, "retried, completed"),
+    FaultCase("body cut in the middle", ("3:truncated",), 0, "retried, completed"),
+    FaultCase("HTML error page (502)", ("3:html",), 0, "retried, completed"),
+    FaultCase("HTML page with status 200", ("3:html:status=200",), 0, "retried, completed"),
+    FaultCase("one 401 (token refreshed)", ("3:401",), 0, "asked for a fresh token, retried, completed"),
+    FaultCase("401 after the token expired mid-run", ("6:expire",), 4,
+              "stopped with the credentials hint; committed slices kept, watermark = last committed slice",
+              ("401", "expired"), mid_run=True),
+    FaultCase("403 tenant without premium licence", ("1:403",), 4,
+              "stopped: names the licence (P1/P2) and the permissions; watermark unchanged",
+              ("P1", "AuditLog.Read.All")),
+    FaultCase("404 Not Found", ("1:404",), 2, "stopped: says to check --graph-url; watermark unchanged",
+              ("404", "--graph-url")),
+    FaultCase("$skiptoken rejected (400)", ("4:skiptoken",), 0, "slice fetched again from its first page, completed"),
+    FaultCase("empty page that still has a nextLink", ("3:empty",), 0, "followed the nextLink, completed"),
+)
+
+
+# ---------------------------------------------------------------------------- processes
+def python() -> str:
+    return sys.executable
+
+
+def cli_env(**extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVLENS_")}
+    env.update(extra)
+    return env
+
+
+def graph_argv(db: str, base_url: str, sps: list[str], *, since: str | None = GRAPH_SINCE,
+               until: str = GRAPH_UNTIL, slice_length: str = GRAPH_SLICE, extra: tuple[str, ...] = ()) -> list[str]:
+    argv = [python(), "-m", "ingest", "graph", "--db", db, "--graph-url", base_url, "--rate", "off",
+            "--until", until, "--slice", slice_length, "--top", "25", "-q", "--log-format", "json", *extra]
+    if since:
+        argv += ["--since", since]
+    for sp in sps:
+        argv += ["--service-principal-id", sp]
+    return argv
+
+
+def scim_argv(db: str, paths: list[str]) -> list[str]:
+    return [python(), "-m", "ingest", "scim", "--db", db, "-q", *paths]
+
+
+@dataclass
+class KillResult:
+    killed: bool  # the process was still running when SIGKILL arrived
+    returncode: int
+    seconds: float
+    stderr: str
+
+
+def run_and_kill(argv: list[str], env: dict, *, after_seconds: float | None = None,
+                 after_events: tuple[str, int] | None = None, jitter: float = 0.0) -> KillResult:
+    """Start ``argv``; SIGKILL it ``after_seconds``, or ``jitter`` seconds after the n-th log line containing
+    ``after_events[0]`` (a JSON event name), whichever is given. Returns whether the kill hit a live process."""
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    lines: list[str] = []
+    try:
+        if after_events is not None:
+            name, count = after_events
+            seen = 0
+            for raw in proc.stderr:
+                line = raw.decode("utf-8", "replace")
+                lines.append(line)
+                if f'"event":"{name}"' in line:
+                    seen += 1
+                    if seen >= count:
+                        break
+            time.sleep(jitter)
+        else:
+            deadline = started + (after_seconds or 0.0)
+            while time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.005)
+        alive = proc.poll() is None
+        if alive:
+            os.kill(proc.pid, signal.SIGKILL)
+        rest = proc.stderr.read().decode("utf-8", "replace")
+        code = proc.wait(timeout=30)
+        return KillResult(alive, code, time.monotonic() - started, "".join(lines) + rest)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
+def run(argv: list[str], env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+# ---------------------------------------------------------------------------- database snapshots
+def query(db: str | Path, sql: str, params: list | None = None) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def events(db: str | Path) -> dict[str, str]:
+    """id -> raw JSON text of every stored event."""
+    return dict(query(db, "SELECT id, raw::VARCHAR FROM events"))
+
+
+def event_ids(db: str | Path) -> list[str]:
+    return [r[0] for r in query(db, "SELECT id FROM events")]
+
+
+def scim_requests(db: str | Path) -> dict[str, tuple]:
+    """request_id -> (raw, source_file, source_line) of every stored SCIM request."""
+    return {r[0]: r[1:] for r in query(db, "SELECT request_id, raw::VARCHAR, source_file, source_line "
+                                           "FROM scim_requests")}
+
+
+def scim_request_ids(db: str | Path) -> list[str]:
+    return [r[0] for r in query(db, "SELECT request_id FROM scim_requests")]
+
+
+def watermarks(db: str | Path) -> dict[str, datetime]:
+    return dict(query(db, "SELECT scope, value FROM watermarks WHERE source = 'graph'"))
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def files_sha256(path: str | Path) -> dict[str, str]:
+    """The database file and its WAL (if any)."""
+    out = {}
+    for p in (Path(path), Path(str(path) + ".wal")):
+        if p.exists():
+            out[p.name] = file_sha256(p)
+    return out
+
+
+# ---------------------------------------------------------------------------- the document
+def render_doc() -> str:
+    from ingest import exitcodes
+
+    names = {getattr(exitcodes, n): n for n in dir(exitcodes) if n.isupper()}
+    lines = [
+        "# Reliability and security",
+        "",
+        "<!-- Generated by `python -m tests.reliability_harness --write-doc` from the data the tests are",
+        "     parametrised with (tests/reliability_harness.py); tests/test_reliability_doc.py fails when this",
+        "     file and the tests disagree. Do not edit by hand. -->",
+        "",
+        "Every number and outcome below is asserted by a test; when a test fails, the claim is false.",
+        "Run them with `.venv/bin/python -m pytest tests/test_reliability_*.py tests/test_security_*.py -q`.",
+        "",
+        "## 1. Crash safety (tests/test_reliability_crash.py)",
+        "",
+        "| ingest | SIGKILLs | when | then | records lost | records duplicated |",
+        "|---|---|---|---|---|---|",
+        f"| `python -m ingest graph` (fake Graph, {SMALL_SIM['users']} users, {SMALL_SIM['days']} days, "
+        f"slices of {GRAPH_SLICE}) | {GRAPH_KILLS} | half at a random time, half just after a random slice "
+        "commit (+0-60 ms: the next fetch, load or commit) | re-run without `--since` (resumes at the "
+        "watermark) | 0 | 0 |",
+        f"| `python -m ingest scim` ({SCIM_FILES} audit files) | {SCIM_KILLS} | at a random time "
+        "(reading, loading, committing, correlating) | re-run on the same files | 0 | 0 |",
+        f"| **total** | **{GRAPH_KILLS + SCIM_KILLS}** | | | **0** | **0** |",
+        "",
+        "After every kill the database opens, and its watermarks never run ahead of the data: every event of",
+        "the simulator's ground truth before a scope's watermark is in the database, and every audit line",
+        "before a file's stored read position is loaded. After the final re-run the database equals an",
+        "uninterrupted run row by row (event ids and raw JSON, SCIM request ids, raw lines and positions,",
+        "watermarks). A kill never leaves a half-written transaction: DuckDB's write-ahead log is replayed or",
+        "discarded when the file is next opened.",
+        "",
+        "A corrupt or foreign database file gives a clear error (exit 6 `DATABASE`) and is left byte-identical",
+        "by every command: `ingest files`, `ingest graph`, `ingest scim`, `ingest demo`, `ingest run`,",
+        "`queries export`, and the dashboard (a red message, no stack trace).",
+        "",
+        "## 2. Readers beside writers (tests/test_reliability_readers.py)",
+        "",
+        "Three reader processes run the dashboard's page queries (`queries.db.run`) in a tight loop while ten",
+        "`python -m ingest files` runs load new events one after another. Asserted: zero errors reach a",
+        "reader; no ingest waits more than 10 s in total for the database lock; after each ingest a new",
+        "reader sees exactly the events loaded so far.",
+        "",
+        "## 3. Hostile Graph responses (tests/test_reliability_graph_faults.py)",
+        "",
+        "Each row is one test case against the fake Graph server (`simulator/graph_server.py`) through the",
+        "real msgraph-sdk. \"Completed\" means every event of the window landed exactly once and the",
+        "watermark reached the end of the window; \"watermark unchanged\" means the run changed no event and",
+        "no watermark of the database it started from.",
+        "",
+        "| Graph answers | fault plan | exit code | tested outcome |",
+        "|---|---|---|---|",
+    ]
+    for case in FAULT_MATRIX:
+        plan = ", ".join(f"`{p}`" for p in case.plan)
+        lines.append(f"| {case.name} | {plan} | {case.exit_code} `{names[case.exit_code]}` | {case.outcome} |")
+    lines += [
+        "",
+        f"Faults tried: {len(FAULT_MATRIX)}; records lost: 0.",
+        "",
+        "## 4. Hostile input (tests/test_security_input.py)",
+        "",
+        "- Property tests (hypothesis): random and mutated Graph events loaded through the store never crash",
+        "  a load and never lose a record that has an id and a valid `activityDateTime` (the others are",
+        "  rejected with their position); random \"Web Response\" texts never break the SQL regexes and a",
+        "  well-formed one yields its HTTP status, `scimType` and detail; mutated SCIM audit lines and CSV",
+        "  rows are loaded or rejected, never crash; random mapping files load or fail with `MappingError`.",
+        "- SQL-injection payloads in every sidebar filter (URL `range`, `from`, `to`, `sp`, `job`), the",
+        "  identity search box (`q`) and the export page's dataset (`dataset`): every page renders, the",
+        "  payload matches nothing, and the database file is byte-identical afterwards (all values are",
+        "  bound parameters).",
+        "- User and display names with quotes, control characters, right-to-left text, emoji and",
+        "  spreadsheet-formula prefixes render on every page and export as neutralised CSV cells.",
+        "",
+        "## 5. Secrets (tests/test_security_secrets.py)",
+        "",
+        "`ingest graph` (client secret through azure-identity's `ClientSecretCredential` with its token",
+        "request answered in-process, and `PROVLENS_GRAPH_TOKEN`), `ingest scim` (audit lines carrying",
+        "`Authorization` headers and tokens), `ingest files` and `ingest run` are run with known secret and",
+        "token strings. They appear nowhere: not in stdout/stderr (text and `--log-format json`), error",
+        "output, the database file bytes or any stored text value, nor in CSV/Parquet exports. provlens",
+        "writes no token cache: no new file appears under `$HOME` and none outside the database and exports.",
+        "",
+        "## 6. Login (tests/test_security_login.py)",
+        "",
+        "With an `[auth]` section in `.streamlit/secrets.toml` a visitor who has not signed in sees only a",
+        "sign-in prompt (no query runs, no table, metric or chart is drawn); a signed-in user sees data only",
+        "when `[provlens.access]` allows them (email, domain, Entra group id or app role), everyone else gets",
+        "a polite refusal. Without `[auth]` the server binds to 127.0.0.1 (`.streamlit/config.toml`,",
+        "`scripts/dashboard.sh`). Every page leaves the database file byte-identical (read-only connections).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    if args == ["--write-doc"]:
+        DOC.parent.mkdir(parents=True, exist_ok=True)
+        DOC.write_text(render_doc(), encoding="utf-8")
+        print(f"wrote {DOC}")
+        return 0
+    print(render_doc())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
