@@ -88,28 +88,88 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in msg and ("conflicting" in msg or "could not set" in msg)
 
 
+# ---- writer priority (issue 8: readers beside writers). DuckDB's file lock is first come, first served:
+# dashboard readers opening short connections back to back can keep a writer out indefinitely. A writer
+# that finds the file locked touches ``<db>.write-wanted`` on every retry; readers hold back while that
+# marker is fresh, so the writer gets in as soon as the current readers close. A marker left by a killed
+# writer goes stale after WRITER_MARK_FRESH_S and is ignored (it works across hosts/containers too).
+WRITER_MARK_FRESH_S = 2.5
+READER_YIELD_MAX_S = 10.0
+
+
+def _writer_mark(path: str) -> str | None:
+    return None if path == ":memory:" or path.startswith("md:") else path + ".write-wanted"
+
+
+def _touch_writer_mark(mark: str | None) -> bool:
+    if mark is None:
+        return False
+    try:
+        with open(mark, "a"):
+            pass
+        os.utime(mark)
+        return True
+    except OSError:
+        return False
+
+
+def _clear_writer_mark(mark: str | None) -> None:
+    try:
+        if mark:
+            os.unlink(mark)
+    except OSError:
+        pass
+
+
+def _yield_to_writer(mark: str | None, deadline: float) -> None:
+    """A reader waits (bounded) while a writer is waiting for the lock."""
+    if mark is None:
+        return
+    give_up = min(deadline, time.monotonic() + READER_YIELD_MAX_S)
+    while time.monotonic() < give_up:
+        try:
+            age = time.time() - os.stat(mark).st_mtime
+        except OSError:
+            return
+        if age > WRITER_MARK_FRESH_S:
+            return
+        time.sleep(0.02)
+
+
 def connect_with_retry(path: str, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
-    """Open ``path``, waiting (with backoff) while another process holds a conflicting lock."""
+    """Open ``path``, waiting (with backoff) while another process holds a conflicting lock. Readers
+    first give way to a writer that is waiting for the lock (see ``WRITER_MARK_FRESH_S``)."""
     deadline = time.monotonic() + timeout
     delay = 0.05
-    while True:
-        try:
-            con = duckdb.connect(path, read_only=read_only)
-            con.execute("SET TimeZone = 'UTC'")
-            con.execute("SET enable_progress_bar = false")
-            return con
-        except duckdb.IOException as exc:
-            if not _is_lock_error(exc):
+    mark = _writer_mark(path)
+    marked = False
+    try:
+        while True:
+            if read_only:
+                _yield_to_writer(mark, deadline)
+            try:
+                con = duckdb.connect(path, read_only=read_only)
+                con.execute("SET TimeZone = 'UTC'")
+                con.execute("SET enable_progress_bar = false")
+                return con
+            except duckdb.IOException as exc:
+                if not _is_lock_error(exc):
+                    raise _explain_open_error(path, exc) from exc
+                if time.monotonic() >= deadline:
+                    raise DatabaseLocked(
+                        f"database {path} is locked by another process (an ingest or a dashboard reader) "
+                        f"for more than {timeout:.0f} s; try again when it finishes"
+                    ) from exc
+                if not read_only:
+                    marked = _touch_writer_mark(mark) or marked
+                    delay = min(delay, 0.1)  # readers are making way: try again soon
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            except duckdb.Error as exc:
                 raise _explain_open_error(path, exc) from exc
-            if time.monotonic() >= deadline:
-                raise DatabaseLocked(
-                    f"database {path} is locked by another process (an ingest or a dashboard reader) "
-                    f"for more than {timeout:.0f} s; try again when it finishes"
-                ) from exc
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
-        except duckdb.Error as exc:
-            raise _explain_open_error(path, exc) from exc
+    finally:
+        if marked:
+            _clear_writer_mark(mark)
 
 
 def _explain_open_error(path: str, exc: Exception) -> StoreError:

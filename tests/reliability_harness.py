@@ -302,8 +302,72 @@ def render_doc() -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------- readers and timed writers
+# The dashboard's page queries (pages/*.py, app.py) with the extra parameters the pages pass.
+PAGE_QUERIES: dict[str, dict] = {
+    "meta": {}, "service_principals": {}, "jobs": {}, "freshness": {}, "tables": {}, "table_rows": {},
+    "overview_kpis": {}, "events_per_day_by_status": {}, "top_error_codes": {"limit": 10}, "job_status": {},
+    "last_cycle": {}, "cycles_timeline": {}, "missed_cycles": {}, "quarantine_periods": {},
+    "cycle_events": {"cycle_id": "c"}, "success_rate_per_day": {}, "action_status_counts": {},
+    "failures_by_code_day": {}, "top_errors": {}, "recurring_failures": {}, "failures": {},
+    "skips_by_category": {}, "skips_by_category_day": {}, "skip_identities": {},
+    "violations_summary": {"allowed_domains": ["contoso.com"]}, "violations": {"allowed_domains": ["contoso.com"]},
+    "allowed_email_domains": {"allowed_domains": ["contoso.com"]},
+    "identity_search": {"term": "a"}, "identity_events": {"source_id": "x"}, "scim_kpis": {},
+    "scim_latency": {}, "scim_errors_by_type": {}, "scim_auth_failures": {}, "scim_probes": {},
+    "correlation_class_counts": {}, "scim_unlogged_requests": {}, "correlation_contradictions": {},
+}
+
+
+def reader_loop(db: str, stop_file: str, out_file: str) -> None:
+    """Run the page queries round-robin until ``stop_file`` exists; write counts and errors as JSON."""
+    import json
+
+    from queries import db as qdb
+
+    ok, errors = 0, []
+    names = list(PAGE_QUERIES)
+    i = 0
+    while not os.path.exists(stop_file):
+        name = names[i % len(names)]
+        i += 1
+        try:
+            qdb.run(db, name, None, **PAGE_QUERIES[name])
+            ok += 1
+        except Exception as exc:  # noqa: BLE001 - every error that would reach a page is counted
+            errors.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+    Path(out_file).write_text(json.dumps({"ok": ok, "errors": errors}), encoding="utf-8")
+
+
+def timed_cli(out_file: str, argv: list[str]) -> int:
+    """Run ``python -m ingest ARGV`` in this process, timing every wait for the database lock."""
+    import json
+
+    from ingest import cli, store
+
+    waits: list[float] = []
+    original = store.connect_with_retry
+
+    def timed(path, read_only, timeout):
+        started = time.monotonic()
+        try:
+            return original(path, read_only, timeout)
+        finally:
+            waits.append(time.monotonic() - started)
+
+    store.connect_with_retry = timed
+    code = cli.main(argv)
+    Path(out_file).write_text(json.dumps({"code": code, "waits": waits}), encoding="utf-8")
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
+    if args[:1] == ["reader"]:
+        reader_loop(*args[1:4])
+        return 0
+    if args[:1] == ["timed-ingest"]:
+        return timed_cli(args[1], args[2:])
     if args == ["--write-doc"]:
         DOC.parent.mkdir(parents=True, exist_ok=True)
         DOC.write_text(render_doc(), encoding="utf-8")
