@@ -285,12 +285,17 @@ class Store:
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute("CREATE OR REPLACE TEMP TABLE stage AS " + NORMALISE_EVENTS.replace("{source}", source_sql),
-                        params or [])
-            if all_or_nothing and con.execute(
-                    "SELECT count(*) FROM stage WHERE id IS NULL OR id = '' OR activity_time IS NULL").fetchone()[0]:
-                raise DirtyInput("some records lack an id or a valid activityDateTime")
-            result = self._upsert_stage(run_id)
+            clean, total = self._scan_keys(source_sql, params)
+            if clean:  # the common case: stream straight into events, no staging copy
+                new, updated = self._insert_and_update(NORMALISE_EVENTS.replace("{source}", source_sql), run_id,
+                                                       params if isinstance(params, dict) else None)
+                result = LoadResult(read=total, new=new, updated=updated)
+            elif all_or_nothing:
+                raise DirtyInput("some records lack an id or a valid activityDateTime, or an id repeats")
+            else:
+                con.execute("CREATE OR REPLACE TEMP TABLE stage AS "
+                            + NORMALISE_EVENTS.replace("{source}", source_sql), params or [])
+                result = self._upsert_stage(run_id)
             if watermark is not None:
                 self._set_watermark(*watermark, run_id=run_id)
             con.execute("COMMIT")
@@ -299,7 +304,25 @@ class Store:
             raise
         finally:
             con.execute("DROP TABLE IF EXISTS stage")
+            con.execute("DROP TABLE IF EXISTS stage_keys")
         return result
+
+    def _scan_keys(self, source_sql: str, params: list[Any] | dict | None) -> tuple[bool, int]:
+        """List the batch's ids in temp table ``stage_keys``; clean = every record has an id and a valid
+        time and no id repeats (then the batch can be streamed). Positional parameters take the slow path."""
+        if params and not isinstance(params, dict):
+            return False, 0
+        sql = ("CREATE OR REPLACE TEMP TABLE stage_keys AS SELECT json_extract_string(raw, '$.id') AS id, "
+               "try_cast(json_extract_string(raw, '$.activityDateTime') AS TIMESTAMPTZ) AS t "
+               f"FROM ({source_sql})")
+        self.con.execute(sql, _used(sql, params or {}))
+        total, bad, distinct = self.con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE id IS NULL OR id = '' OR t IS NULL), count(DISTINCT id) "
+            "FROM stage_keys").fetchone()
+        clean = not bad and distinct == total
+        if not clean:
+            self.con.execute("DROP TABLE IF EXISTS stage_keys")
+        return clean, total
 
     def _upsert_stage(self, run_id: int | None) -> LoadResult:
         con = self.con
@@ -377,28 +400,8 @@ class Store:
         bounded memory). All or nothing: raises :class:`DirtyInput` (or a DuckDB parse error) when any
         line is bad or an id repeats, so the caller can fall back to the line-by-line path that reports
         exact positions."""
-        con = self.con
-        params = {"path": str(path), "label": str(path)}
-        reader = "read_json_objects($path, format = 'newline_delimited')"
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute("CREATE OR REPLACE TEMP TABLE stage_keys AS SELECT json->>'$.id' AS id, "
-                        f"try_cast(json->>'$.activityDateTime' AS TIMESTAMPTZ) AS t FROM {reader}",
-                        {"path": params["path"]})
-            total, bad, distinct = con.execute(
-                "SELECT count(*), count(*) FILTER (WHERE id IS NULL OR id = '' OR t IS NULL), count(DISTINCT id) "
-                "FROM stage_keys").fetchone()
-            if bad or distinct != total:
-                raise DirtyInput("some records lack an id or a valid time, or an id repeats")
-            rows = NORMALISE_EVENTS.replace("{source}", f"SELECT json AS raw, $label AS pos FROM {reader}")
-            new, updated = self._insert_and_update(rows, run_id, params)
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.execute("DROP TABLE IF EXISTS stage_keys")
-        return LoadResult(read=total, new=new, updated=updated)
+        source = "SELECT json AS raw, $label AS pos FROM read_json_objects($path, format = 'newline_delimited')"
+        return self.load_events(source, {"path": str(path), "label": str(path)}, run_id=run_id, all_or_nothing=True)
 
     # ----------------------------------------------------------------- watermarks and metadata
     def _set_watermark(self, source: str, scope: str, value: datetime, *, run_id: int | None) -> None:
