@@ -320,6 +320,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and self._fault(fault):
             return None
         if parts[1:] == ["auditLogs", "provisioning"]:
+            if owner.latency:
+                time.sleep(owner.latency)
             return self._provisioning(parts[0], query, empty=bool(fault and fault.kind == "empty"),
                                       truncated=bool(fault and fault.kind == "truncated"))
         if len(parts) == 5 and parts[1] == "servicePrincipals" and parts[3:] == ["synchronization", "jobs"]:
@@ -438,8 +440,10 @@ class FakeGraphServer:
     """The fake Graph; ``start()`` on a free port (port 0) in a thread, ``stop()`` to end it."""
 
     def __init__(self, data: GraphData, *, host: str = "127.0.0.1", port: int = 0, token: str | None = DEFAULT_TOKEN,
-                 max_top: int = 999, throttle: tuple[int, float] | None = None, faults: list[str] | None = None):
+                 max_top: int = 999, throttle: tuple[int, float] | None = None, faults: list[str] | None = None,
+                 latency: float = 0.0):
         self.data = data
+        self.latency = latency  # seconds each provisioning page takes to answer (Graph: ~1 s)
         self.token = token
         self.max_top = max_top
         self.throttle_rate = throttle
@@ -557,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-top", type=int, default=999)
     p.add_argument("--throttle", type=_rate, help="per-tenant limit, e.g. 5/10s (429 beyond it)")
     p.add_argument("--fault", action="append", default=[], help="N:kind[:key=value,...] (see simulator/faults.py)")
+    p.add_argument("--latency", type=float, default=0.0, help="seconds every provisioning page takes (default 0)")
     args = p.parse_args(argv)
     if args.data:
         data = GraphData.from_dir(args.data)
@@ -568,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
             kwargs["end"] = _parse_time(args.end)
         data = GraphData.from_simulation(generate(**kwargs))
     server = FakeGraphServer(data, host=args.host, port=args.port, token=None if args.no_auth else args.token,
-                             max_top=args.max_top, throttle=args.throttle, faults=args.fault)
+                             max_top=args.max_top, throttle=args.throttle, faults=args.fault, latency=args.latency)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server.start()
