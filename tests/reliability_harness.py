@@ -29,6 +29,7 @@ SMALL_SIM = {"seed": 23, "users": 40, "days": 4, "end": datetime(2026, 11, 1, tz
 GRAPH_SINCE = "2026-10-27T12:00:00Z"  # the simulated period starts on 2026-10-28
 GRAPH_UNTIL = "2026-11-01T06:00:00Z"
 GRAPH_SLICE = "1d"
+GRAPH_MID = "2026-10-30T00:00:00Z"  # the fault matrix starts from a database pulled up to here
 TOKEN = "fake-graph-token-for-tests"
 
 # ---------------------------------------------------------------------------- the kill plan
@@ -49,37 +50,43 @@ class FaultCase:
     words: tuple[str, ...] = ()  # the error message must contain these
     max_wait: float = 30.0  # --max-wait for the run
     mid_run: bool = False  # the fault strikes after some slices committed (partial outcome)
+    waited: float | None = None  # the retry wait the log must show (Retry-After honoured exactly)
 
 
 # Exit codes are those of ingest/exitcodes.py: 0 ok, 2 usage, 4 auth, 5 unreachable.
 FAULT_MATRIX: tuple[FaultCase, ...] = (
-    FaultCase("429, Retry-After: 1", ("3:429:retry-after=1",), 0, "waited 1 s, retried, completed"),
-    FaultCase("429, Retry-After: 2.128", ("3:429:retry-after=2.128",), 0, "waited 2.128 s, retried, completed"),
-    FaultCase("429, Retry-After: 30,120", ("3:429:retry-after=30%2C120",), 5,
+    FaultCase("429, Retry-After: 1", ("3:429:retry-after=1",), 0, "waited 1 s, retried, completed",
+              waited=1.0),
+    FaultCase("429, Retry-After: 2.128", ("3:429:retry-after=2.128",), 0, "waited 2.128 s, retried, completed",
+              waited=2.128),
+    FaultCase("429, Retry-After: 30,120", ("1:429:retry-after=30%2C120,repeat=1000",), 5,
               "read as 30.12 s (a decimal comma), more than --max-wait 5: stopped at once, watermark unchanged",
               ("--max-wait", "30"), max_wait=5),
     FaultCase("429, Retry-After: an HTTP date 1 s ahead", ("3:429:retry-after=date+1",), 0,
               "waited until the date, retried, completed"),
-    FaultCase("429, Retry-After: 600", ("3:429:retry-after=600",), 5,
+    FaultCase("429, Retry-After: 600", ("1:429:retry-after=600,repeat=1000",), 5,
               "600 s is more than --max-wait 5: stopped at once, watermark unchanged", ("--max-wait", "600"),
               max_wait=5),
+    FaultCase("429, Retry-After: 600, after some slices committed", ("9:429:retry-after=600,repeat=1000",), 3,
+              "stopped (partial): committed slices kept, watermark = last committed slice; a re-run resumes there",
+              ("--max-wait", "600"), max_wait=5, mid_run=True),
     FaultCase("503 Service Unavailable", ("3:503",), 0, "backed off, retried, completed"),
     FaultCase("504 Gateway Timeout", ("3:504",), 0, "backed off, retried, completed"),
     FaultCase("503 on every request", ("1:503:retry-after=1,repeat=1000",), 5,
-              "retried until --max-wait 3 was spent: stopped, watermark unchanged", ("still failing", "503"),
+              "retried until --max-wait 3 was spent: stopped, watermark unchanged", ("--max-wait", "503"),
               max_wait=3),
     FaultCase("connection reset", ("3:reset",), 0, "retried, completed"),
     FaultCase("body cut in the middle", ("3:truncated",), 0, "retried, completed"),
     FaultCase("HTML error page (502)", ("3:html",), 0, "retried, completed"),
     FaultCase("HTML page with status 200", ("3:html:status=200",), 0, "retried, completed"),
     FaultCase("one 401 (token refreshed)", ("3:401",), 0, "asked for a fresh token, retried, completed"),
-    FaultCase("401 after the token expired mid-run", ("6:expire",), 4,
+    FaultCase("401 after the token expired mid-run", ("9:expire",), 4,
               "stopped with the credentials hint; committed slices kept, watermark = last committed slice",
               ("401", "expired"), mid_run=True),
-    FaultCase("403 tenant without premium licence", ("1:403",), 4,
+    FaultCase("403 tenant without premium licence", ("1:403:repeat=1000",), 4,
               "stopped: names the licence (P1/P2) and the permissions; watermark unchanged",
               ("P1", "AuditLog.Read.All")),
-    FaultCase("404 Not Found", ("1:404",), 2, "stopped: says to check --graph-url; watermark unchanged",
+    FaultCase("404 Not Found", ("1:404:repeat=1000",), 2, "stopped: says to check --graph-url; watermark unchanged",
               ("404", "--graph-url")),
     FaultCase("$skiptoken rejected (400)", ("4:skiptoken",), 0, "slice fetched again from its first page, completed"),
     FaultCase("empty page that still has a nextLink", ("3:empty",), 0, "followed the nextLink, completed"),
