@@ -11,7 +11,7 @@ import os
 import streamlit as st
 
 from ingest.store import StoreError
-from pages import common
+from pages import auth, common  # auth: the sign-in gate (issue 8)
 
 st.set_page_config(page_title="provlens", page_icon=":material/sync_alt:", layout="wide")
 
@@ -40,6 +40,7 @@ PAGES = [
 
 
 def main() -> None:
+    auth.require_login()  # issue 8: nothing below runs (no data is read) until the visitor may see it
     path = common.db_path()
     if not os.path.exists(path) and not path.startswith("md:"):
         with st.spinner(f"No database at {path} yet: building the demo database from the simulator..."):
