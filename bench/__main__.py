@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", help="comma-separated subset, e.g. B2,B4")
     p.add_argument("--work", default=str(ROOT / "bench" / "out"), help="scratch folder for data and databases")
     p.add_argument("--smoke", action="store_true", help="tiny scale, 1 rep; report into --work, not the repo")
+    p.add_argument("--b1-events", type=int, default=200_000, help="events the fake Graph server holds for B1")
+    p.add_argument("--b3-pages", type=int, default=2000, help="pages of the throttled backfill (B3)")
+    p.add_argument("--b3-scale", type=float, default=10.0, help="B3 time scale: budget and latency divided by this")
     p.add_argument("--report", help="write the report here instead of bench/BENCHMARKS.md")
     args = p.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
@@ -115,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         _run_scale(scale, wanted, db=db, data=data, ndjson=ndjson, truth=truth, work=work, args=args,
                    notes=results["notes"])
         results["scales"].append(scale)
-    for key, fn in (("B1", lambda: cases.b1_graph(work)), ("B3", lambda: cases.b3_backfill(work))):
+    b1_events = 3000 if args.smoke else args.b1_events
+    b3_pages, b3_scale = (20, 50.0) if args.smoke else (args.b3_pages, args.b3_scale)
+    for key, fn in (("B1", lambda: cases.b1_graph(work, b1_events, args.reps)),
+                    ("B3", lambda: cases.b3_backfill(work, b3_pages, b3_scale))):
         if wanted(key):
             print(f"[bench] {key}", file=sys.stderr)
             try:

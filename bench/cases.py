@@ -145,9 +145,45 @@ def b9_size(db: str, ndjson: Path, events: int) -> dict:
             "ratio": db_bytes / src_bytes, "db_mb": db_bytes / 1e6, "ndjson_mb": src_bytes / 1e6}
 
 
+# --------------------------------------------------------------------------- B5/B6: dashboard
+def b5_b6_dashboard(db: str) -> dict:
+    from bench.dashboard import measure
+
+    return measure(db)
+
+
+# --------------------------------------------------------------------------- B8: correlation
+def b8_correlation(db: str, data: Path, truth: dict) -> dict:
+    """Load the SCIM trail (not timed), then time the correlation of all events with all requests."""
+    python_measured(["-m", "ingest", "scim", "--db", db, "--no-correlate", "-q", str(data / "scim-audit.jsonl")])
+    run = python_measured(["-m", "ingest", "correlate", "--db", db])
+    return {"events": truth["events"], "requests": truth["scim_requests"], "seconds": run.seconds,
+            "peak_mb": run.peak_rss_mb, "output": run.stderr.strip().splitlines()[-2:]}
+
+
+# --------------------------------------------------------------------------- B1/B3: Graph
+def b1_graph(work: Path, events: int, reps: int) -> dict:
+    from bench.graph import b1
+    from simulator.bulk import write_bulk
+
+    data = work / "graph-b1"
+    truth = write_bulk(data, events, scim=False)
+    return b1(data, truth["events"], work, reps)
+
+
+def b3_backfill(work: Path, pages: int, scale: float) -> dict:
+    from bench.graph import b3
+    from simulator.bulk import write_bulk
+
+    data = work / "graph-b3"
+    write_bulk(data, pages * 10, scim=False)
+    return b3(data, work, pages=pages, scale=scale)
+
+
 def copy_db(src: str, dst: Path) -> str:
     shutil.copyfile(src, _fresh(dst))
     return str(dst)
 
 
-__all__ = ["b2_files_ingest", "b4_queries", "b7_export", "b9_size", "page_queries", "PY"]
+__all__ = ["b1_graph", "b2_files_ingest", "b3_backfill", "b4_queries", "b5_b6_dashboard", "b7_export",
+           "b8_correlation", "b9_size", "page_queries", "PY"]

@@ -34,5 +34,50 @@ def pandas_export(db: str, out: str) -> None:
     frame.to_csv(out, index=False)
 
 
+def typed_graph(url: str, token: str, db: str, max_pages: str) -> None:
+    """B1 baseline: msgraph-sdk's typed models (get() + with_url(nextLink)), models to rows, rows into DuckDB."""
+    import asyncio
+
+    import duckdb
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+    from msgraph import GraphServiceClient
+    from msgraph.generated.audit_logs.provisioning.provisioning_request_builder import ProvisioningRequestBuilder
+    from msgraph.graph_request_adapter import GraphRequestAdapter
+
+    from ingest.graph.auth import static_token_provider
+
+    async def pull() -> list[tuple]:
+        adapter = GraphRequestAdapter(static_token_provider(token))
+        adapter.base_url = url
+        client = GraphServiceClient(request_adapter=adapter)
+        query = ProvisioningRequestBuilder.ProvisioningRequestBuilderGetQueryParameters(top=999)
+        page = await client.audit_logs.provisioning.get(RequestConfiguration(query_parameters=query))
+        rows: list[tuple] = []
+        for n in range(int(max_pages)):
+            for e in page.value or []:
+                info = e.provisioning_status_info
+                err = info.error_information if info else None
+                rows.append((e.id, e.activity_date_time, e.job_id, e.cycle_id, e.change_id,
+                             str(e.provisioning_action) if e.provisioning_action else None,
+                             str(info.status) if info and info.status else None,
+                             err.error_code if err else None, err.reason if err else None,
+                             e.service_principal.id if e.service_principal else None,
+                             e.source_identity.id if e.source_identity else None,
+                             e.target_identity.id if e.target_identity else None, e.duration_in_milliseconds))
+            if not page.odata_next_link or n + 1 >= int(max_pages):
+                break
+            page = await client.audit_logs.provisioning.with_url(page.odata_next_link).get()
+        return rows
+
+    rows = asyncio.run(pull())
+    con = duckdb.connect(db)
+    con.execute("CREATE TABLE events (id VARCHAR, activity_time TIMESTAMPTZ, job_id VARCHAR, cycle_id VARCHAR, "
+                "change_id VARCHAR, action VARCHAR, status VARCHAR, error_code VARCHAR, error_reason VARCHAR, "
+                "service_principal_id VARCHAR, source_id VARCHAR, target_id VARCHAR, duration_ms BIGINT)")
+    con.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    con.close()
+    print(len(rows))
+
+
 if __name__ == "__main__":
-    {"ceiling": ceiling, "pandas_export": pandas_export}[sys.argv[1]](*sys.argv[2:])
+    {"ceiling": ceiling, "pandas_export": pandas_export, "typed_graph": typed_graph}[sys.argv[1]](*sys.argv[2:])

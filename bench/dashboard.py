@@ -1,0 +1,132 @@
+"""B5 and B6: the real dashboard server on a big database, driven by headless Chromium.
+
+B6: time from navigation to the Overview's first rendered Plotly chart (first visit: cold caches;
+then warm visits). B5: the server's resident memory after every page has been opened.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from bench.harness import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def _pages() -> list[str]:
+    """The url paths of the app's pages, read from app.py's st.Page entries ('' is the default page)."""
+    text = (ROOT / "app.py").read_text()
+    paths = re.findall(r'url_path="([^"]+)"', text)
+    return ["", *paths]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _wait_idle(page, timeout_ms: int = 120_000) -> None:
+    page.locator('[data-testid="stApp"][data-test-connection-state="CONNECTED"]').wait_for(timeout=timeout_ms)
+    page.wait_for_load_state("networkidle", timeout=timeout_ms)
+
+
+def _wait_for_chart(page, timeout_s: float = 300) -> None:
+    """Until the first Plotly chart has drawn; an exception or error box on the page fails at once."""
+    chart = page.locator('[data-testid="stPlotlyChart"] .main-svg').first
+    problems = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if chart.count() and chart.is_visible():
+            return
+        if problems.count():
+            raise RuntimeError(f"the Overview shows an error: {problems.first.inner_text()[:300]}")
+        time.sleep(0.02)
+    raise RuntimeError("no chart on the Overview within the time limit")
+
+
+def measure(db: str, warm_visits: int = 3) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    env = {**os.environ, "PROVLENS_DB": db}
+    streamlit = str(Path(sys.executable).parent / "streamlit")
+    proc = subprocess.Popen([streamlit, "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+                             "--server.fileWatcherType", "none"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as resp:
+                    if resp.read().strip() == b"ok":
+                        break
+            except OSError:
+                time.sleep(0.3)
+            if time.monotonic() > deadline:
+                raise RuntimeError("streamlit did not start")
+        rss_idle = _rss_mb(proc.pid)
+        visits = []
+        with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+            ctx = pw.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True, args=ARGS,
+                                                        viewport={"width": 1500, "height": 1800})
+            for _ in range(1 + warm_visits):
+                page = ctx.new_page()
+                t0 = time.perf_counter()
+                page.goto(base + "/?range=all")
+                _wait_for_chart(page)
+                visits.append(time.perf_counter() - t0)
+                _wait_idle(page)
+                page.close()
+            page = ctx.new_page()
+            opened = []
+            for path in _pages():
+                t0 = time.perf_counter()
+                page.goto(f"{base}/{path}?range=all")
+                _wait_idle(page, 300_000)
+                time.sleep(1.0)  # let the last fragments finish
+                opened.append((path or "overview", time.perf_counter() - t0))
+            ctx.close()
+        rss_after = _rss_mb(proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    cold, warm = visits[0], statistics.median(visits[1:]) if len(visits) > 1 else float("nan")
+    return {
+        "B5": {"title": "dashboard server memory after opening every page",
+               "rss_idle_mb": rss_idle, "rss_mb": rss_after, "pages": opened,
+               "summary": f"{rss_after:,.0f} MB RSS after {len(opened)} pages (idle {rss_idle:,.0f} MB)",
+               "met": "yes" if rss_after <= 600 else "no",
+               "text": f"Server RSS {rss_idle:,.0f} MB after start, **{rss_after:,.0f} MB** after opening "
+                       + ", ".join(f"{p} ({s:.1f} s)" for p, s in opened) + " (all-time range)."},
+        "B6": {"title": "navigation to the Overview's first chart (headless Chromium)",
+               "cold_s": cold, "warm_s": warm,
+               "summary": f"first visit {cold:.2f} s (cold caches), then {warm:.2f} s (median of {warm_visits})",
+               "met": "yes" if cold <= 2 else ("warm only" if warm <= 2 else "no"),
+               "text": f"First visit after server start (cold query caches): **{cold:.2f} s**; later visits "
+                       f"(cached queries): median **{warm:.2f} s** of {warm_visits}. Range: all time."},
+    }

@@ -1,0 +1,29 @@
+"""A tiny run of the whole benchmark harness, so it cannot rot. No timing assertions: only that every
+benchmark ran, measured what it says on the data it generated, and wrote a report."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import run_cli
+
+
+def test_bench_smoke_runs_every_benchmark(tmp_path):
+    proc = run_cli("bench", "--smoke", "--work", str(tmp_path), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    truth = json.loads((tmp_path / "data-3000" / "bulk-truth.json").read_text())
+    scale = results["scales"][0]
+    assert scale["events"] == truth["events"]
+    assert scale["B2"]["events"] == truth["events"] and scale["B2"]["ours_s"] > 0
+    assert not [q for q in scale["B4"]["queries"] if q["error"]], scale["B4"]["queries"]
+    assert scale["B4"]["rows"] == truth["events"]
+    assert scale["B7"]["rows"] == truth["events"]
+    assert scale["B8"]["requests"] == truth["scim_requests"]
+    assert 0 < scale["B9"]["ratio"] < 5
+    assert scale["B5"]["rss_mb"] > 0 and scale["B6"]["cold_s"] > 0
+    assert results["B1"]["events"] > 0 and results["B1"]["typed_rows"] > 0
+    assert results["B3"]["pages"] == 20 and results["B3"]["seconds"] >= results["B3"]["minimum_s"]
+    report = (tmp_path / "BENCHMARKS.md").read_text()
+    for key in ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9"):
+        assert f"| {key} |" in report and "not run in this run" not in report.split(f"| {key} |")[1].split("\n")[0]
