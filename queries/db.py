@@ -22,7 +22,15 @@ from contextlib import contextmanager
 import duckdb
 import pandas as pd
 
-from ingest.store import DatabaseLocked, StoreError, _explain_open_error, _is_lock_error, connect_with_retry
+from ingest.store import (
+    DatabaseLocked,
+    StoreError,
+    _explain_open_error,
+    _is_lock_error,
+    _writer_mark,
+    _yield_to_writer,
+    connect_with_retry,
+)
 from queries.catalog import QUERIES
 from queries.filters import Filters
 
@@ -50,11 +58,14 @@ def _host_connection() -> duckdb.DuckDBPyConnection:
 
 
 def _attach(cur: duckdb.DuckDBPyConnection, db_path: str, alias: str, timeout: float) -> None:
-    """ATTACH the file read-only, waiting (with backoff) while a writer holds its lock."""
+    """ATTACH the file read-only, waiting (with backoff) while a writer holds its lock; like
+    :func:`ingest.store.connect_with_retry` for readers, it first gives way to a waiting writer."""
     deadline = time.monotonic() + timeout
     delay = 0.05
     quoted = db_path.replace("'", "''")
+    mark = _writer_mark(db_path)
     while True:
+        _yield_to_writer(mark, deadline)
         try:
             cur.execute(f"ATTACH '{quoted}' AS {alias} (READ_ONLY)")
             return
