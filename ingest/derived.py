@@ -57,6 +57,7 @@ FAILURE_EVENT_COLUMNS = (
     "http_status", "scim_type", "scim_detail", "next_retry_at", "email_domain",
 )
 
+# Migration 3 created these (its backfill is done by migration 4, with the columns added there).
 CREATE_TABLES = [
     """CREATE TABLE derived_failures (
         id VARCHAR, activity_time TIMESTAMPTZ, tenant_id VARCHAR, job_id VARCHAR, cycle_id VARCHAR,
@@ -104,6 +105,9 @@ FROM events e JOIN runs r USING (id)
 WHERE e.status = 'failure'
 """
 
+CYCLE_COLUMNS = ("job_id", "cycle_id", "service_principal_id", "started_at", "ended_at", "events", "created",
+                 "updated", "disabled", "deleted", "other", "success", "failure", "skipped", "warning",
+                 "full_import", "service_principal_name")
 _CYCLES_SELECT = """
 SELECT job_id, cycle_id, service_principal_id,
        min(activity_time), max(activity_time), count(*),
@@ -116,9 +120,21 @@ SELECT job_id, cycle_id, service_principal_id,
        count(*) FILTER (WHERE status = 'failure'),
        count(*) FILTER (WHERE status = 'skipped'),
        count(*) FILTER (WHERE status = 'warning'),
-       bool_or(import_kind = 'full')
+       bool_or(import_kind = 'full'), any_value(service_principal_name)
 FROM events {scope}
 GROUP BY job_id, cycle_id, service_principal_id
+"""
+
+# Events per UTC hour and the dimensions the pages count by. The hour is computed from the epoch
+# (date_trunc on a TIMESTAMPTZ goes through ICU and is ~8x slower); same instant, TIMESTAMPTZ.
+HOUR_SQL = "make_timestamptz(epoch_us({col}) // 3600000000 * 3600000000)"
+HOUR_COLUMNS = ("hour", "service_principal_id", "job_id", "status", "action", "error_code", "skip_category",
+                "skip_reason", "events", "first_time", "last_time")
+_HOURS_SELECT = f"""
+SELECT {HOUR_SQL.format(col='activity_time')} AS hour, service_principal_id, job_id, status, action, error_code,
+       skip_category, skip_reason, count(*), min(activity_time), max(activity_time)
+FROM events {{scope}}
+GROUP BY ALL
 """
 
 _DOMAINS_SELECT = """
@@ -130,11 +146,27 @@ SELECT DISTINCT domain FROM (
     WHERE status = 'success' AND action = 'create' AND email_domain IS NOT NULL)
 """
 
-# Migration 3: the tables, filled from the events already stored.
-BACKFILL = [
-    *CREATE_TABLES,
-    "INSERT INTO derived_failures " + _FAILURES_SELECT.format(scope=""),
-    "INSERT INTO derived_cycles " + _CYCLES_SELECT.format(scope=""),
+_FAILURE_COLUMNS = (*FAILURE_EVENT_COLUMNS, "consecutive_cycles", "next_success_at", "recommended_action")
+
+
+def _insert(table: str, columns: tuple[str, ...], select: str, scope: str) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) " + select.format(scope=scope)
+
+
+# Migration 4: app names on cycle summaries, hourly counts; then everything (re)computed from the events.
+MIGRATION_4 = [
+    "ALTER TABLE derived_cycles ADD COLUMN service_principal_name VARCHAR",
+    """CREATE TABLE derived_event_hours (
+        hour TIMESTAMPTZ, service_principal_id VARCHAR, job_id VARCHAR, status VARCHAR, action VARCHAR,
+        error_code VARCHAR, skip_category VARCHAR, skip_reason VARCHAR, events BIGINT,
+        first_time TIMESTAMPTZ, last_time TIMESTAMPTZ
+    )""",
+    "DELETE FROM derived_failures",
+    "DELETE FROM derived_cycles",
+    "DELETE FROM derived_work_domains",
+    _insert("derived_failures", _FAILURE_COLUMNS, _FAILURES_SELECT, ""),
+    _insert("derived_cycles", CYCLE_COLUMNS, _CYCLES_SELECT, ""),
+    _insert("derived_event_hours", HOUR_COLUMNS, _HOURS_SELECT, ""),
     "INSERT INTO derived_work_domains " + _DOMAINS_SELECT.format(scope=""),
 ]
 
@@ -147,22 +179,24 @@ def note_old_keys(con: duckdb.DuckDBPyConnection, changed: str) -> None:
     """Before ``events`` rows are overwritten: remember the keys they had (an update may move an event
     to another identity or cycle, and both the old and the new key must be refreshed)."""
     _ensure_touched(con)
-    con.execute(f"INSERT INTO derived_touched SELECT {', '.join(sorted(set(IDENTITY_KEY + CYCLE_KEY)))}, "
-                f"status = 'success' FROM events e SEMI JOIN {changed} c ON e.id = c.id")
+    con.execute(f"INSERT INTO derived_touched SELECT {_TOUCHED} FROM events e SEMI JOIN {changed} c ON e.id = c.id")
     con.execute("CREATE OR REPLACE TEMP TABLE derived_updated AS SELECT true AS yes")
 
 
 def _ensure_touched(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE TEMP TABLE IF NOT EXISTS derived_touched (cycle_id VARCHAR, job_id VARCHAR, "
-                "service_principal_id VARCHAR, source_id VARCHAR, was_success BOOLEAN)")
+                "service_principal_id VARCHAR, source_id VARCHAR, hour TIMESTAMPTZ, was_success BOOLEAN)")
+
+
+_TOUCHED = ("cycle_id, job_id, service_principal_id, source_id, " + HOUR_SQL.format(col="activity_time")
+            + ", status = 'success'")
 
 
 def refresh(con: duckdb.DuckDBPyConnection, keys: str) -> None:
     """Bring the derived tables up to date for the events whose ids are in temp table ``keys`` (just
     inserted or updated), plus the old keys :func:`note_old_keys` saw. Call inside the load's transaction."""
     _ensure_touched(con)
-    con.execute(f"INSERT INTO derived_touched SELECT {', '.join(sorted(set(IDENTITY_KEY + CYCLE_KEY)))}, "
-                f"status = 'success' FROM events e SEMI JOIN {keys} k ON e.id = k.id")
+    con.execute(f"INSERT INTO derived_touched SELECT {_TOUCHED} FROM events e SEMI JOIN {keys} k ON e.id = k.id")
     updated = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'derived_updated' "
                           "AND temporary").fetchone()[0] > 0
     ident = ", ".join(IDENTITY_KEY)
@@ -171,12 +205,21 @@ def refresh(con: duckdb.DuckDBPyConnection, keys: str) -> None:
     con.execute(f"CREATE OR REPLACE TEMP TABLE derived_cycle_keys AS SELECT DISTINCT {cyc} FROM derived_touched")
 
     con.execute(f"DELETE FROM derived_failures f USING derived_identities k WHERE {_match('f', 'k', IDENTITY_KEY)}")
-    con.execute("INSERT INTO derived_failures " + _FAILURES_SELECT.format(
-        scope=f"SEMI JOIN derived_identities k ON {_match('events', 'k', IDENTITY_KEY)}"))
+    con.execute(_insert("derived_failures", _FAILURE_COLUMNS, _FAILURES_SELECT,
+                        f"SEMI JOIN derived_identities k ON {_match('events', 'k', IDENTITY_KEY)}"))
 
     con.execute(f"DELETE FROM derived_cycles c USING derived_cycle_keys k WHERE {_match('c', 'k', CYCLE_KEY)}")
-    con.execute("INSERT INTO derived_cycles " + _CYCLES_SELECT.format(
-        scope=f"SEMI JOIN derived_cycle_keys k ON {_match('events', 'k', CYCLE_KEY)}"))
+    con.execute(_insert("derived_cycles", CYCLE_COLUMNS, _CYCLES_SELECT,
+                        f"SEMI JOIN derived_cycle_keys k ON {_match('events', 'k', CYCLE_KEY)}"))
+
+    # Hours: recount every touched hour from the events (the time range lets zone maps skip the rest).
+    first, last = con.execute("SELECT min(hour), max(hour) FROM derived_touched").fetchone()
+    con.execute("CREATE OR REPLACE TEMP TABLE derived_hour_keys AS SELECT DISTINCT hour FROM derived_touched")
+    con.execute("DELETE FROM derived_event_hours h USING derived_hour_keys k WHERE h.hour = k.hour")
+    con.execute(_insert("derived_event_hours", HOUR_COLUMNS, _HOURS_SELECT,
+                        "WHERE activity_time >= $first AND activity_time < $last + INTERVAL 1 HOUR AND "
+                        f"{HOUR_SQL.format(col='activity_time')} IN (SELECT hour FROM derived_hour_keys)"),
+                {"first": first, "last": last})
 
     if updated:  # an event may have stopped being a success: recount the domains from all events
         con.execute("DELETE FROM derived_work_domains")
@@ -185,5 +228,6 @@ def refresh(con: duckdb.DuckDBPyConnection, keys: str) -> None:
         scope = f"SEMI JOIN {keys} k ON events.id = k.id"
         con.execute("INSERT INTO derived_work_domains SELECT domain FROM (" + _DOMAINS_SELECT.format(scope=scope)
                     + ") ANTI JOIN derived_work_domains d USING (domain)")
-    for table in ("derived_touched", "derived_updated", "derived_identities", "derived_cycle_keys"):
+    for table in ("derived_touched", "derived_updated", "derived_identities", "derived_cycle_keys",
+                  "derived_hour_keys"):
         con.execute(f"DROP TABLE IF EXISTS {table}")

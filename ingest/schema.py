@@ -5,7 +5,8 @@ Add a migration by appending ``(next_version, description, [statements])``; neve
 
 from __future__ import annotations
 
-from ingest.derived import BACKFILL as DERIVED_BACKFILL
+from ingest.derived import CREATE_TABLES as DERIVED_TABLES
+from ingest.derived import MIGRATION_4 as DERIVED_MIGRATION_4
 
 EVENT_COLUMNS = """
     id VARCHAR PRIMARY KEY,
@@ -188,8 +189,13 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     # ---- derived state for fast page views (owner: performance, issue 7 B4; see ingest/derived.py) ----
     (
         3,
-        "derived state: failure runs, cycle summaries, work email domains (backfilled from events)",
-        DERIVED_BACKFILL,
+        "derived state: failure runs, cycle summaries, work email domains (filled by migration 4)",
+        DERIVED_TABLES,
+    ),
+    (
+        4,
+        "derived state: app names on cycle summaries, hourly event counts; all derived state backfilled",
+        DERIVED_MIGRATION_4,
     ),
 ]
 
