@@ -75,10 +75,24 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# Secrets in rejected input (an audit line's Authorization header, a "password" field) never reach the
+# reject table: excerpts are scrubbed before they are cut (issue 8).
+_AUTH_VALUE = re.compile(r"(?i)\b(bearer|basic)\s+[^\s\"',;}]+")
+_SECRET_FIELD = re.compile(r"""(?ix)(["']?[\w.-]*(?:authori[sz]ation|token|secret|password|passwd|cookie|api[-_]?key)
+                               [\w.-]*["']?\s*[:=]\s*)("(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s,;&}]+)""")
+
+
+def scrub(text: str) -> str:
+    """``text`` with bearer/basic credentials and secret-named fields' values replaced by [redacted]."""
+    text = _SECRET_FIELD.sub(lambda m: m.group(1) + '"[redacted]"', text)
+    return _AUTH_VALUE.sub(lambda m: m.group(1) + " [redacted]", text)
+
+
 def excerpt(text: str | bytes, limit: int = 200) -> str:
-    """A short, single-line, printable excerpt of bad input for the reject table."""
+    """A short, single-line, printable excerpt of bad input for the reject table (secrets scrubbed)."""
     if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
+        text = text[: limit * 8].decode("utf-8", errors="replace")
+    text = scrub(text[: limit * 8])
     text = text.replace("\r", "\\r").replace("\n", "\\n")
     return text if len(text) <= limit else text[:limit] + "..."
 

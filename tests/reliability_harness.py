@@ -368,8 +368,63 @@ def timed_cli(out_file: str, argv: list[str]) -> int:
     return code
 
 
+def fake_entra_cli(argv: list[str]) -> int:
+    """Run ``python -m ingest ARGV`` with Microsoft's token endpoint answered in-process: azure-identity's
+    ``ClientSecretCredential`` and MSAL run unchanged; only their HTTP calls (``MsalClient.get/post``) are
+    answered here. The token endpoint checks that the client secret from the environment arrived and
+    issues ``PROVLENS_TEST_ISSUED_TOKEN`` if the secret equals ``PROVLENS_TEST_EXPECTED_SECRET`` (test-only
+    variables); ``PROVLENS_TEST_ENTRA_LOG`` receives one line per token request (never the secret)."""
+    import json
+    from urllib.parse import urlparse
+
+    from azure.identity._internal import msal_client
+
+    from ingest import cli
+
+    secret = os.environ.get("PROVLENS_TEST_EXPECTED_SECRET", "")  # what Entra knows, not what we send
+    issued = os.environ["PROVLENS_TEST_ISSUED_TOKEN"]
+    log = os.environ["PROVLENS_TEST_ENTRA_LOG"]
+
+    class Answer:
+        def __init__(self, body: dict, status: int = 200):
+            self.status_code, self.text, self.headers = status, json.dumps(body), {}
+
+        def raise_for_status(self) -> None:
+            if self.status_code >= 400:
+                raise RuntimeError(f"HTTP {self.status_code}")
+
+    def get(self, url, params=None, headers=None, **kwargs):
+        parsed = urlparse(url)
+        tenant = parsed.path.strip("/").split("/")[0]
+        base = f"https://{parsed.hostname}/{tenant}"
+        if "discovery/instance" in url:
+            return Answer({"tenant_discovery_endpoint": f"{base}/v2.0/.well-known/openid-configuration",
+                           "api-version": "1.1", "metadata": [{"preferred_network": parsed.hostname,
+                                                               "preferred_cache": parsed.hostname,
+                                                               "aliases": [parsed.hostname]}]})
+        return Answer({"authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                       "token_endpoint": f"{base}/oauth2/v2.0/token", "issuer": f"{base}/v2.0",
+                       "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode"})
+
+    def post(self, url, params=None, data=None, headers=None, **kwargs):
+        fields = data if isinstance(data, dict) else {}
+        ok = bool(secret) and fields.get("client_secret") == secret
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"token request to {urlparse(url).hostname}: secret {'ok' if ok else 'WRONG'}\n")
+        if not ok:
+            return Answer({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret"},
+                          401)
+        return Answer({"access_token": issued, "expires_in": 3600, "token_type": "Bearer"})
+
+    msal_client.MsalClient.get = get
+    msal_client.MsalClient.post = post
+    return cli.main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
+    if args[:1] == ["fake-entra"]:
+        return fake_entra_cli(args[1:])
     if args[:1] == ["reader"]:
         reader_loop(*args[1:4])
         return 0

@@ -340,6 +340,8 @@ def redact(obj: Any, depth: int = 0) -> Any:
         for key, value in obj.items():
             if _SECRET_KEY.search(str(key)) and not str(key).lower().endswith(("_id", "id")):
                 out[key] = "[redacted]"
+            elif _SECRET_KEY.search(str(key)) and isinstance(value, str):
+                out[key] = fingerprint_credential(value)  # e.g. credential_id: keep an id, hash a token (issue 8)
             elif str(key).lower() == "emails" or str(key).lower() == "email":
                 domains, types = _emails(value)
                 out[key] = [{"domain": d} for d in domains or []]
@@ -348,6 +350,8 @@ def redact(obj: Any, depth: int = 0) -> Any:
         return out
     if isinstance(obj, list):
         return [redact(v, depth + 1) for v in obj]
+    if isinstance(obj, str) and obj[:7].lower().startswith(("bearer ", "basic ")):
+        return fingerprint_credential(obj)  # an Authorization value under any key (issue 8)
     return obj
 
 
