@@ -17,6 +17,7 @@ In tests: ``with FakeGraphServer(GraphData.from_simulation(sim), token="t") as s
 from __future__ import annotations
 
 import argparse
+import bisect
 import hashlib
 import json
 import math
@@ -263,6 +264,27 @@ def compile_filter(text: str | None):
 
 
 # ----------------------------------------------------------------------------- HTTP
+_BOUND = re.compile(r"activityDateTime\s+(gt|ge|lt|le)\s+([0-9][0-9T:.\-+Z]*)", re.IGNORECASE)
+
+
+def _time_window(filter_text: str | None, n: int, times: list[datetime]) -> tuple[int, int]:
+    """Index range of the time-sorted events that can match: a superset, narrowed only when the filter is a
+    plain conjunction (no ``or``/``not``) so every time bound applies to every match. The predicate decides."""
+    lo, hi = 0, n
+    if not filter_text or re.search(r"\b(or|not)\b", filter_text, re.IGNORECASE):
+        return lo, hi
+    for op, value in _BOUND.findall(filter_text):
+        try:
+            t = _parse_time(value)
+        except ValueError:
+            return 0, n
+        if op.lower() in ("gt", "ge"):
+            lo = max(lo, bisect.bisect_left(times, t))
+        else:
+            hi = min(hi, bisect.bisect_right(times, t))
+    return lo, max(lo, hi)
+
+
 def _error(code: str, message: str) -> bytes:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     return orjson.dumps({"error": {"code": code, "message": message, "innerError": {
@@ -519,7 +541,8 @@ class FakeGraphServer:
         if cached is not None:
             return cached
         pred = compile_filter(filter_text)
-        idx = [i for i, e in enumerate(self.data.events) if pred(e)]
+        lo, hi = _time_window(filter_text, len(self.data.times), self.data.times)
+        idx = [i for i in range(lo, hi) if pred(self.data.events[i])]
         order = orderby.strip().lower()
         if order and not order.startswith("activitydatetime"):
             raise FilterError(f"Invalid $orderby: '{orderby}' (only activityDateTime is supported)")
