@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from queries.filters import EVENT_FILTER
+from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, EVENT_FILTER
 
 
 @dataclass(frozen=True)
@@ -42,20 +42,20 @@ _ALL = [
                          / count(*) FILTER (WHERE status IN ('success', 'failure')) END AS success_rate,
                min(activity_time) AS first_event, max(activity_time) AS last_event
         FROM events WHERE {EVENT_FILTER}"""),
-    q("events_per_day_by_status", "Events per UTC day and status", """
-        SELECT date_trunc('day', activity_time) AS day, status, count(*) AS events
-        FROM events WHERE {EVENT_FILTER}
+    q("events_per_day_by_status", "Events per UTC day and status", f"""
+        SELECT {DAY_OF_HOUR} AS day, status, sum(events)::BIGINT AS events
+        FROM {EVENT_COUNTS} AS c
         GROUP BY ALL ORDER BY day, status"""),
     q("top_error_codes", "Failure codes by count, with identities affected and first/last seen", """
         SELECT error_code, count(*) AS failures, count(DISTINCT source_id) AS identities,
                min(activity_time) AS first_seen, max(activity_time) AS last_seen,
                any_value(http_status) AS http_status, any_value(scim_type) AS scim_type
-        FROM events WHERE status = 'failure' AND {EVENT_FILTER}
+        FROM derived_failures WHERE {EVENT_FILTER}
         GROUP BY error_code ORDER BY failures DESC, error_code LIMIT $limit"""),
     q("service_principals", "Enterprise apps (service principals) seen in the data", """
         SELECT service_principal_id, any_value(service_principal_name) AS service_principal_name,
-               count(*) AS events, max(activity_time) AS last_event
-        FROM events GROUP BY service_principal_id ORDER BY service_principal_name, service_principal_id"""),
+               sum(events)::BIGINT AS events, max(ended_at) AS last_event
+        FROM derived_cycles GROUP BY service_principal_id ORDER BY service_principal_name, service_principal_id"""),
     q("data_range", "First and last event time in the whole database", """
         SELECT min(activity_time) AS first_event, max(activity_time) AS last_event, count(*) AS events
         FROM events"""),
@@ -66,7 +66,7 @@ _ALL = [
                    arg_max(message, started_at) AS last_message
             FROM ingest_runs GROUP BY source)
         SELECT r.source, r.last_started, r.last_outcome, r.last_success, r.last_message,
-               (SELECT max(activity_time) FROM events) AS newest_event
+               (SELECT max(ended_at) FROM derived_cycles) AS newest_event
         FROM runs r ORDER BY r.source"""),
     q("meta", "Database metadata (demo flag, simulator parameters)", "SELECT key, value FROM meta ORDER BY key"),
     q("events", "One row per provisioning event (audit export)", f"""

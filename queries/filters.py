@@ -14,6 +14,32 @@ EVENT_FILTER = (
 )
 
 
+# Event counts for the shared filters from the store's hourly rollup (ingest/derived.py): the whole UTC
+# hours inside [since, until) come from derived_event_hours, the ragged edges (a window that does not
+# start or end on the hour) from the events themselves, so the counts are exact for any window.
+# Columns: hour, service_principal_id, job_id, status, action, error_code, skip_category, skip_reason,
+# events, first_time, last_time. Use as ``FROM {EVENT_COUNTS} AS c``; sum(events) is the event count.
+_FULL_FROM = ("CASE WHEN $since::TIMESTAMPTZ IS NULL THEN '-infinity'::TIMESTAMPTZ ELSE make_timestamptz("
+              "(epoch_us($since::TIMESTAMPTZ) + 3599999999) // 3600000000 * 3600000000) END")
+_FULL_TO = ("CASE WHEN $until::TIMESTAMPTZ IS NULL THEN 'infinity'::TIMESTAMPTZ ELSE make_timestamptz("
+            "epoch_us($until::TIMESTAMPTZ) // 3600000000 * 3600000000) END")
+_COUNT_COLUMNS = "service_principal_id, job_id, status, action, error_code, skip_category, skip_reason"
+EVENT_COUNTS = f"""(
+    SELECT hour, {_COUNT_COLUMNS}, events, first_time, last_time
+    FROM derived_event_hours
+    WHERE hour >= {_FULL_FROM} AND hour < {_FULL_TO}
+      AND ($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id))
+      AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)
+    UNION ALL
+    SELECT make_timestamptz(epoch_us(activity_time) // 3600000000 * 3600000000), {_COUNT_COLUMNS}, 1,
+           activity_time, activity_time
+    FROM events
+    WHERE {EVENT_FILTER} AND (activity_time < {_FULL_FROM} OR activity_time >= {_FULL_TO})
+)"""
+# The UTC day of an hour (date_trunc('day', ...) on TIMESTAMPTZ goes through ICU and is much slower).
+DAY_OF_HOUR = "make_timestamptz(epoch_us(hour) // 86400000000 * 86400000000)"
+
+
 @dataclass(frozen=True)
 class Filters:
     """``since`` inclusive, ``until`` exclusive, both UTC; ``None`` means open-ended / all."""

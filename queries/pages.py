@@ -8,6 +8,7 @@ dataset's own SQL from :mod:`queries.datasets` as a subquery instead of repeatin
 from __future__ import annotations
 
 from queries.catalog import q
+from queries.filters import DAY_OF_HOUR, EVENT_COUNTS
 
 # Expected cadence of an Entra provisioning job, and how late a cycle may be before it counts as missed.
 CYCLE_MINUTES = 40
@@ -17,8 +18,9 @@ MISSED_AFTER_MINUTES = 1.5 * CYCLE_MINUTES
 _APP_JOB_FILTER = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id)) "
                    "AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)")
 
+# App names from the store's per-cycle summaries (ingest/derived.py), not a scan of every event.
 _APP_NAMES = """(SELECT service_principal_id, any_value(service_principal_name) AS service_principal_name
-                 FROM events GROUP BY service_principal_id)"""
+                 FROM derived_cycles GROUP BY service_principal_id)"""
 
 _QUARANTINE_PERIODS = f"""
     WITH s AS (
@@ -112,8 +114,8 @@ QUERY_LIST = [
         ORDER BY table_name"""),
     q("jobs", "Provisioning jobs seen in the events, with their enterprise app", """
         SELECT job_id, any_value(service_principal_id) AS service_principal_id,
-               any_value(service_principal_name) AS service_principal_name, count(*) AS events
-        FROM events WHERE job_id IS NOT NULL
+               any_value(service_principal_name) AS service_principal_name, sum(events)::BIGINT AS events
+        FROM derived_cycles WHERE job_id IS NOT NULL
         GROUP BY job_id ORDER BY service_principal_name, job_id"""),
     q("job_status", "The current status of each job: its latest synchronization-job snapshot", f"""
         SELECT s.job_id, s.service_principal_id, n.service_principal_name, s.captured_at, s.status_code,
@@ -152,36 +154,36 @@ QUERY_LIST = [
           AND g.began >= coalesce($since::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)
           AND g.previous_began < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
         ORDER BY expected_at"""),
-    q("success_rate_per_day", "Success rate per UTC day (success / (success + failure))", """
-        SELECT date_trunc('day', activity_time) AS day,
-               count(*) FILTER (WHERE status = 'success') AS success,
-               count(*) FILTER (WHERE status = 'failure') AS failure,
-               count(*) FILTER (WHERE status = 'success')::DOUBLE
-                   / nullif(count(*) FILTER (WHERE status IN ('success', 'failure')), 0) AS success_rate
-        FROM events WHERE {EVENT_FILTER}
+    q("success_rate_per_day", "Success rate per UTC day (success / (success + failure))", f"""
+        SELECT {DAY_OF_HOUR} AS day,
+               coalesce(sum(events) FILTER (WHERE status = 'success'), 0)::BIGINT AS success,
+               coalesce(sum(events) FILTER (WHERE status = 'failure'), 0)::BIGINT AS failure,
+               coalesce(sum(events) FILTER (WHERE status = 'success'), 0)::DOUBLE
+                   / nullif(sum(events) FILTER (WHERE status IN ('success', 'failure')), 0) AS success_rate
+        FROM {EVENT_COUNTS} AS c
         GROUP BY ALL ORDER BY day"""),
-    q("action_status_counts", "Events per action and status in the period", """
-        SELECT action, status, count(*) AS events FROM events WHERE {EVENT_FILTER}
+    q("action_status_counts", "Events per action and status in the period", f"""
+        SELECT action, status, sum(events)::BIGINT AS events FROM {EVENT_COUNTS} AS c
         GROUP BY ALL ORDER BY action, status"""),
     q("cycle_events", "The events of one sync cycle ($cycle_id)", """
         SELECT activity_time, action, status, source_upn, user_name, error_code, scim_type, skip_category,
                target_id, source_id, id
         FROM events WHERE cycle_id = $cycle_id::VARCHAR AND {EVENT_FILTER}
         ORDER BY activity_time, id"""),
-    q("failures_by_code_day", "Failures per UTC day and error code", """
-        SELECT date_trunc('day', activity_time) AS day, coalesce(error_code, '(none)') AS error_code,
-               count(*) AS failures
-        FROM events WHERE status = 'failure' AND {EVENT_FILTER}
+    q("failures_by_code_day", "Failures per UTC day and error code", f"""
+        SELECT {DAY_OF_HOUR} AS day, coalesce(error_code, '(none)') AS error_code,
+               sum(events)::BIGINT AS failures
+        FROM {EVENT_COUNTS} AS c WHERE status = 'failure'
         GROUP BY ALL ORDER BY day, error_code"""),
     q("skips_by_category", "Skipped events by category and reason, with identities affected", """
         SELECT coalesce(skip_category, 'other') AS skip_category, coalesce(skip_reason, '') AS skip_reason,
                count(*) AS skips, count(DISTINCT source_id) AS identities
         FROM events WHERE status = 'skipped' AND {EVENT_FILTER}
         GROUP BY ALL ORDER BY skips DESC, skip_category, skip_reason"""),
-    q("skips_by_category_day", "Skipped events per UTC day and category", """
-        SELECT date_trunc('day', activity_time) AS day, coalesce(skip_category, 'other') AS skip_category,
-               count(*) AS skips
-        FROM events WHERE status = 'skipped' AND {EVENT_FILTER}
+    q("skips_by_category_day", "Skipped events per UTC day and category", f"""
+        SELECT {DAY_OF_HOUR} AS day, coalesce(skip_category, 'other') AS skip_category,
+               sum(events)::BIGINT AS skips
+        FROM {EVENT_COUNTS} AS c WHERE status = 'skipped'
         GROUP BY ALL ORDER BY day, skip_category"""),
     q("skip_identities", "Identities to fix: who is skipped, why, since when, in how many cycles", """
         SELECT source_id, service_principal_id, any_value(service_principal_name) AS service_principal_name,
