@@ -148,9 +148,46 @@ SELECT DISTINCT domain FROM (
 
 _FAILURE_COLUMNS = (*FAILURE_EVENT_COLUMNS, "consecutive_cycles", "next_success_at", "recommended_action")
 
+# Per identity: its events, and its failures' state over all time (the latest failure's details, the
+# longest run, when the latest run began). Built from derived_failures, so refresh that first.
+IDENTITY_COLUMNS = ("service_principal_id", "job_id", "source_id", "events", "failures", "max_consecutive_cycles",
+                    "failing_since", "last_failure", "source_upn", "user_name", "error_code", "recommended_action")
+_IDENTITIES_SELECT = """
+WITH ev AS (
+    SELECT service_principal_id, job_id, source_id, count(*) AS events
+    FROM events {scope_events} GROUP BY ALL),
+f AS (
+    SELECT service_principal_id, job_id, source_id, count(*) AS failures,
+           max(consecutive_cycles) AS max_consecutive_cycles,
+           max(activity_time) FILTER (WHERE consecutive_cycles = 1) AS failing_since,
+           max(activity_time) AS last_failure, arg_max(source_upn, activity_time) AS source_upn,
+           arg_max(user_name, activity_time) AS user_name, arg_max(error_code, activity_time) AS error_code,
+           arg_max(recommended_action, activity_time) AS recommended_action
+    FROM derived_failures {scope_failures} GROUP BY ALL)
+SELECT ev.service_principal_id, ev.job_id, ev.source_id, ev.events, coalesce(f.failures, 0),
+       f.max_consecutive_cycles, f.failing_since, f.last_failure, f.source_upn, f.user_name, f.error_code,
+       f.recommended_action
+FROM ev LEFT JOIN f ON ev.service_principal_id IS NOT DISTINCT FROM f.service_principal_id
+     AND ev.job_id IS NOT DISTINCT FROM f.job_id AND ev.source_id IS NOT DISTINCT FROM f.source_id
+"""
+
 
 def _insert(table: str, columns: tuple[str, ...], select: str, scope: str) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) " + select.format(scope=scope)
+    """INSERT the select's rows; ``{t}`` in ``scope`` names the table it restricts (events / derived_failures)."""
+    if "{scope_events}" in select:
+        sql = select.format(scope_events=scope.replace("{t}", "events"),
+                            scope_failures=scope.replace("{t}", "derived_failures"))
+    else:
+        sql = select.format(scope=scope.replace("{t}", "events"))
+    return f"INSERT INTO {table} ({', '.join(columns)}) " + sql
+
+
+def full_select(table: str) -> str:
+    """The SELECT that computes a whole derived table from all events (for checks and backfills)."""
+    select = {"derived_failures": _FAILURES_SELECT, "derived_cycles": _CYCLES_SELECT,
+              "derived_event_hours": _HOURS_SELECT, "derived_work_domains": _DOMAINS_SELECT,
+              "derived_identities": _IDENTITIES_SELECT}[table]
+    return select.format(scope="", scope_events="", scope_failures="")
 
 
 # Migration 4: app names on cycle summaries, hourly counts; then everything (re)computed from the events.
@@ -168,6 +205,16 @@ MIGRATION_4 = [
     _insert("derived_cycles", CYCLE_COLUMNS, _CYCLES_SELECT, ""),
     _insert("derived_event_hours", HOUR_COLUMNS, _HOURS_SELECT, ""),
     "INSERT INTO derived_work_domains " + _DOMAINS_SELECT.format(scope=""),
+]
+
+# Migration 5: per-identity state (after migration 4 filled derived_failures).
+MIGRATION_5 = [
+    """CREATE TABLE derived_identities (
+        service_principal_id VARCHAR, job_id VARCHAR, source_id VARCHAR, events BIGINT, failures BIGINT,
+        max_consecutive_cycles BIGINT, failing_since TIMESTAMPTZ, last_failure TIMESTAMPTZ, source_upn VARCHAR,
+        user_name VARCHAR, error_code VARCHAR, recommended_action VARCHAR
+    )""",
+    _insert("derived_identities", IDENTITY_COLUMNS, _IDENTITIES_SELECT, ""),
 ]
 
 
@@ -201,12 +248,18 @@ def refresh(con: duckdb.DuckDBPyConnection, keys: str) -> None:
                           "AND temporary").fetchone()[0] > 0
     ident = ", ".join(IDENTITY_KEY)
     cyc = ", ".join(CYCLE_KEY)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE derived_identities AS SELECT DISTINCT {ident} FROM derived_touched")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE derived_identity_keys AS SELECT DISTINCT {ident} FROM derived_touched")
     con.execute(f"CREATE OR REPLACE TEMP TABLE derived_cycle_keys AS SELECT DISTINCT {cyc} FROM derived_touched")
 
-    con.execute(f"DELETE FROM derived_failures f USING derived_identities k WHERE {_match('f', 'k', IDENTITY_KEY)}")
+    con.execute(f"DELETE FROM derived_failures f USING derived_identity_keys k WHERE {_match('f', 'k', IDENTITY_KEY)}")
     con.execute(_insert("derived_failures", _FAILURE_COLUMNS, _FAILURES_SELECT,
-                        f"SEMI JOIN derived_identities k ON {_match('events', 'k', IDENTITY_KEY)}"))
+                        f"SEMI JOIN derived_identity_keys k ON {_match('events', 'k', IDENTITY_KEY)}"))
+
+    # Identities: recount the touched ones from their events and (just refreshed) failures.
+    con.execute("DELETE FROM derived_identities i USING derived_identity_keys k "
+                f"WHERE {_match('i', 'k', IDENTITY_KEY)}")
+    con.execute(_insert("derived_identities", IDENTITY_COLUMNS, _IDENTITIES_SELECT,
+                        f"SEMI JOIN derived_identity_keys k ON {_match('{t}', 'k', IDENTITY_KEY)}"))
 
     con.execute(f"DELETE FROM derived_cycles c USING derived_cycle_keys k WHERE {_match('c', 'k', CYCLE_KEY)}")
     con.execute(_insert("derived_cycles", CYCLE_COLUMNS, _CYCLES_SELECT,
@@ -228,6 +281,6 @@ def refresh(con: duckdb.DuckDBPyConnection, keys: str) -> None:
         scope = f"SEMI JOIN {keys} k ON events.id = k.id"
         con.execute("INSERT INTO derived_work_domains SELECT domain FROM (" + _DOMAINS_SELECT.format(scope=scope)
                     + ") ANTI JOIN derived_work_domains d USING (domain)")
-    for table in ("derived_touched", "derived_updated", "derived_identities", "derived_cycle_keys",
+    for table in ("derived_touched", "derived_updated", "derived_identity_keys", "derived_cycle_keys",
                   "derived_hour_keys"):
         con.execute(f"DROP TABLE IF EXISTS {table}")

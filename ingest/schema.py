@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ingest.derived import CREATE_TABLES as DERIVED_TABLES
 from ingest.derived import MIGRATION_4 as DERIVED_MIGRATION_4
+from ingest.derived import MIGRATION_5 as DERIVED_MIGRATION_5
 
 EVENT_COLUMNS = """
     id VARCHAR PRIMARY KEY,
@@ -197,6 +198,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "derived state: app names on cycle summaries, hourly event counts; all derived state backfilled",
         DERIVED_MIGRATION_4,
     ),
+    (5, "derived state: per-identity events and failure state (backfilled)", DERIVED_MIGRATION_5),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -16,12 +16,7 @@ TABLES = {
     "derived_cycles": derived.CYCLE_COLUMNS,
     "derived_event_hours": derived.HOUR_COLUMNS,
     "derived_work_domains": ("domain",),
-}
-SELECTS = {
-    "derived_failures": derived._FAILURES_SELECT,
-    "derived_cycles": derived._CYCLES_SELECT,
-    "derived_event_hours": derived._HOURS_SELECT,
-    "derived_work_domains": derived._DOMAINS_SELECT,
+    "derived_identities": derived.IDENTITY_COLUMNS,
 }
 
 
@@ -37,7 +32,7 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
 def _assert_matches_recomputation(con: duckdb.DuckDBPyConnection) -> None:
     for table, columns in TABLES.items():
         stored = _rows(con, f"SELECT {', '.join(columns)} FROM {table}")
-        fresh = _rows(con, SELECTS[table].format(scope=""))
+        fresh = _rows(con, derived.full_select(table))
         assert stored == fresh, table
         assert stored, table  # the simulation has failures, cycles, hours and work domains
 
