@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import duckdb
+
 from ingest import exitcodes
 from ingest.config import ConfigError, load_toml, resolve_db_path
 from ingest.store import StoreError
@@ -89,4 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         return exitcodes.USAGE
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return exitcodes.DATABASE
+    except duckdb.Error as exc:  # a DuckDB file without provlens tables (issue 8: was a traceback)
+        print(f"error: {getattr(args, 'db', '')} cannot answer this export ({type(exc).__name__}: "
+              f"{str(exc).splitlines()[0]}); is it a provlens database? Run `python -m ingest` once to upgrade "
+              "an old one, or point --db/PROVLENS_DB at a provlens database", file=sys.stderr)
         return exitcodes.DATABASE

@@ -151,7 +151,7 @@ def load_mapping(path: str | os.PathLike | None) -> Mapping:
     if fmt is not None and fmt not in FORMATS:
         raise MappingError(f"mapping file {path}: format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     unit = options.get("duration_unit", "ms")
-    if unit not in DURATION_UNITS:
+    if not isinstance(unit, str) or unit not in DURATION_UNITS:  # a list here crashed (issue 8 property test)
         raise MappingError(f"mapping file {path}: duration_unit must be one of {', '.join(DURATION_UNITS)}")
     unmapped = options.get("unmapped", "same-name")
     if unmapped not in ("same-name", "ignore"):
