@@ -290,12 +290,13 @@ class Store:
 
     # ----------------------------------------------------------------- events
     def load_events(self, source_sql: str, params: list[Any] | dict | None = None, *, run_id: int | None,
-                    watermark: tuple[str, str, datetime] | None = None, all_or_nothing: bool = False
-                    ) -> LoadResult:
+                    watermark: tuple[str, str, datetime] | None = None, all_or_nothing: bool = False,
+                    run_counters: dict[str, int] | None = None) -> LoadResult:
         """Normalise and upsert the events of ``source_sql`` (a relation with columns ``raw`` JSON and
         ``pos`` VARCHAR) in one transaction; records without an ``id`` or a valid ``activityDateTime`` are
         rejected with their position (or, with ``all_or_nothing``, :class:`DirtyInput` is raised and
-        nothing is written). ``watermark`` = (source, scope, value) commits with the rows."""
+        nothing is written). ``watermark`` = (source, scope, value) commits with the rows, and so do the
+        run's counters when ``run_counters`` is given (plus the records read/new/updated/rejected)."""
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
@@ -312,6 +313,9 @@ class Store:
                 result = self._upsert_stage(run_id)
             if watermark is not None:
                 self._set_watermark(*watermark, run_id=run_id)
+            if run_counters is not None and run_id is not None:
+                self.add_to_run(run_id, **run_counters, records_read=result.read, records_new=result.new,
+                                records_updated=result.updated, records_rejected=result.invalid)
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")

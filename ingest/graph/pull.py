@@ -176,6 +176,8 @@ class ScopePull:
         self.query = query_style  # shared across scopes: {"top": int, "sp_filter": "eq"|"contains"}
         self.out: ScopeOutcome | None = None
         self.sps_seen: set[str] = set()
+        self._loading: asyncio.Task | None = None  # the one load in flight while the next slice is fetched
+        self._deferred: tuple[datetime, dict] | None = None  # an empty slice's watermark, committed later
 
     # ------------------------------------------------------------------ the run
     async def run(self) -> ScopeOutcome:
@@ -201,11 +203,14 @@ class ScopePull:
         bar = progress(slices, desc=f"graph {self.sp or 'all'}"[:32], unit="slice",
                        disable=settings.quiet or self.log.is_json)
         try:
-            for s, e in bar:
-                await self._slice(s, e)
-                out.slices_done += 1
-                if hasattr(bar, "set_postfix"):
-                    bar.set_postfix(events=out.loaded.read, pages=out.pages)
+            try:
+                for s, e in bar:
+                    await self._slice(s, e)
+                    out.slices_done += 1
+                    if hasattr(bar, "set_postfix"):
+                        bar.set_postfix(events=out.loaded.read, pages=out.pages)
+            finally:
+                await self._finish_loading()
         except GraphAuthError as exc:
             out.error, out.exit_code = str(exc), exitcodes.AUTH
         except GraphUnavailable as exc:
@@ -278,6 +283,7 @@ class ScopePull:
     async def _slice(self, s: datetime, e: datetime) -> None:
         staging = StagingFile()
         counters = {"pages": 0, "read": 0, "other_sp": 0}
+        handed_over = False
         restarts = 0
         what = f"provisioning logs {odata_time(s)}..{odata_time(e)}"
         try:
@@ -314,13 +320,15 @@ class ScopePull:
                 if not isinstance(next_link, str):
                     raise GraphError(f"{what}: page {page_no} has a non-text @odata.nextLink")
                 if staging.count >= self.settings.chunk_events:
-                    self._commit(staging, None, counters)  # rows are safe now; the watermark waits
-                    staging.discard()
+                    await self._load(staging, None, counters)  # rows are safe now; the watermark waits
+                    counters = {"pages": 0, "read": 0, "other_sp": 0}
                     staging = StagingFile()
                 request = self.session.next_request(next_link)
-            self._commit(staging, e, counters)
+            handed_over = True
+            await self._load(staging, e, counters)
         finally:
-            staging.discard()
+            if not handed_over:
+                staging.discard()
 
     def _stage(self, value: list, staging: StagingFile, s: datetime, e: datetime, page_no: int,
                counters: dict) -> None:
@@ -344,15 +352,50 @@ class ScopePull:
         if lines:
             staging.write(b"".join(lines))
 
-    def _commit(self, staging: StagingFile, slice_end: datetime | None, counters: dict) -> None:
-        """Load the staged rows (and, at a slice end, the watermark) in one transaction."""
+    async def _load(self, staging: StagingFile, slice_end: datetime | None, counters: dict) -> None:
+        """Hand a fetched slice (or chunk) to a loader thread and return to fetching. Loads run one at a
+        time and in order (watermarks only move forward); a failed load surfaces here or at the end."""
+        await self._wait_for_load()
+        self._loading = asyncio.ensure_future(asyncio.to_thread(self._commit, staging, slice_end, dict(counters)))
+
+    async def _wait_for_load(self) -> None:
+        task, self._loading = self._loading, None
+        if task is not None:
+            await task
+
+    async def _finish_loading(self) -> None:
+        await self._wait_for_load()
+        if self._deferred is not None:  # the run ended on empty slices: commit their watermark now
+            slice_end, counters = self._deferred
+            self._deferred = None
+            await asyncio.to_thread(self._commit, StagingFile(), slice_end, counters, force=True)
+
+    def _commit(self, staging: StagingFile, slice_end: datetime | None, counters: dict, *,
+                force: bool = False) -> None:
+        """Load the staged rows, the watermark and the run's counters in one transaction. An empty slice
+        opens no database: its watermark rides along with the next commit (re-reading it is harmless)."""
+        try:
+            if staging.count == 0 and slice_end is not None and not force:
+                if self._deferred is not None:
+                    counters = {k: counters[k] + self._deferred[1].get(k, 0) for k in counters}
+                self._deferred = (slice_end, counters)
+                return
+            if self._deferred is not None:
+                deferred_end, deferred_counters = self._deferred
+                self._deferred = None
+                counters = {k: counters[k] + deferred_counters.get(k, 0) for k in counters}
+                if slice_end is None:
+                    slice_end = deferred_end  # a chunk after empty slices: those slices are complete
+            self._commit_now(staging, slice_end, counters)
+        finally:
+            staging.discard()
+
+    def _commit_now(self, staging: StagingFile, slice_end: datetime | None, counters: dict) -> None:
         out = self.out
         watermark = (SOURCE, self.scope, slice_end) if slice_end is not None else None
         with Store.open(self.settings.db) as store:
-            result = load_staged(store, staging, run_id=out.run_id, watermark=watermark)
-            store.add_to_run(out.run_id, pages=counters["pages"], records_read=result.read,
-                             records_new=result.new, records_updated=result.updated,
-                             records_rejected=result.invalid)
+            result = load_staged(store, staging, run_id=out.run_id, watermark=watermark,
+                                 run_counters={"pages": counters["pages"]})
         _add(out.loaded, result)
         out.pages += counters["pages"]
         out.other_sp_dropped += counters["other_sp"]
@@ -362,7 +405,6 @@ class ScopePull:
         self.log.info("slice_committed" if slice_end else "chunk_committed", scope=self.scope,
                       slice_end=slice_end, pages=counters["pages"], events=result.read, new=result.new,
                       updated=result.updated, rejected=result.invalid)
-        counters.update(pages=0, read=0, other_sp=0)
 
 
 async def _pull_all(settings: PullSettings, log: RunLog) -> GraphOutcome:
