@@ -24,24 +24,44 @@ def q(name: str, description: str, sql: str) -> Query:
     return Query(name, description, sql.replace("{EVENT_FILTER}", EVENT_FILTER))
 
 
+# Scope filter (apps, job) for relations without a time, and "the period is all time".
+_SCOPE_FILTER = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id)) "
+                 "AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)")
+_ALL_TIME = "($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL)"
+
 # The events export's columns live with the other datasets' columns (docs/exports.md is their contract).
 from queries.datasets import EVENT_EXPORT_COLUMNS  # noqa: E402
 
 _ALL = [
-    q("overview_kpis", "Events, outcomes, success rate and identities in the period", """
-        SELECT count(*) AS events,
-               count(*) FILTER (WHERE status = 'success') AS success,
-               count(*) FILTER (WHERE status = 'failure') AS failure,
-               count(*) FILTER (WHERE status = 'skipped') AS skipped,
-               count(*) FILTER (WHERE status = 'warning') AS warning,
-               count(DISTINCT source_id) AS identities,
-               count(DISTINCT source_id) FILTER (WHERE status = 'failure') AS failing_identities,
-               count(DISTINCT (job_id, cycle_id)) AS cycles,
-               CASE WHEN count(*) FILTER (WHERE status IN ('success', 'failure')) > 0
-                    THEN count(*) FILTER (WHERE status = 'success')::DOUBLE
-                         / count(*) FILTER (WHERE status IN ('success', 'failure')) END AS success_rate,
-               min(activity_time) AS first_event, max(activity_time) AS last_event
-        FROM events WHERE {EVENT_FILTER}"""),
+    # Counts from the hourly rollup; distinct identities and cycles from the store's per-identity and
+    # per-cycle state when the period is all time, else from the events in the period.
+    q("overview_kpis", "Events, outcomes, success rate and identities in the period", f"""
+        WITH counts AS (
+            SELECT coalesce(sum(events), 0)::BIGINT AS events,
+                   coalesce(sum(events) FILTER (WHERE status = 'success'), 0)::BIGINT AS success,
+                   coalesce(sum(events) FILTER (WHERE status = 'failure'), 0)::BIGINT AS failure,
+                   coalesce(sum(events) FILTER (WHERE status = 'skipped'), 0)::BIGINT AS skipped,
+                   coalesce(sum(events) FILTER (WHERE status = 'warning'), 0)::BIGINT AS warning,
+                   min(first_time) AS first_event, max(last_time) AS last_event
+            FROM {EVENT_COUNTS} AS c),
+        all_time AS (
+            SELECT count(DISTINCT source_id) AS identities,
+                   count(DISTINCT source_id) FILTER (WHERE failures > 0) AS failing_identities,
+                   (SELECT count(DISTINCT (job_id, cycle_id)) FROM derived_cycles
+                    WHERE {_SCOPE_FILTER} AND {_ALL_TIME}) AS cycles
+            FROM derived_identities WHERE {_SCOPE_FILTER} AND {_ALL_TIME}),
+        in_period AS (
+            SELECT count(DISTINCT source_id) AS identities,
+                   count(DISTINCT source_id) FILTER (WHERE status = 'failure') AS failing_identities,
+                   count(DISTINCT (job_id, cycle_id)) AS cycles
+            FROM events WHERE {{EVENT_FILTER}} AND NOT {_ALL_TIME})
+        SELECT c.events, c.success, c.failure, c.skipped, c.warning,
+               CASE WHEN {_ALL_TIME} THEN a.identities ELSE p.identities END AS identities,
+               CASE WHEN {_ALL_TIME} THEN a.failing_identities ELSE p.failing_identities END AS failing_identities,
+               CASE WHEN {_ALL_TIME} THEN a.cycles ELSE p.cycles END AS cycles,
+               CASE WHEN c.success + c.failure > 0 THEN c.success::DOUBLE / (c.success + c.failure) END AS success_rate,
+               c.first_event, c.last_event
+        FROM counts c, all_time a, in_period p"""),
     q("events_per_day_by_status", "Events per UTC day and status", f"""
         SELECT {DAY_OF_HOUR} AS day, status, sum(events)::BIGINT AS events
         FROM {EVENT_COUNTS} AS c

@@ -85,16 +85,29 @@ def _wrapping_queries() -> list:
                    mode(recommended_action) AS recommended_action
             FROM ({failures}) AS f
             GROUP BY error_code ORDER BY failures DESC, error_code"""),
+        # All time: from the store's per-identity failure state (one row per identity and job); a
+        # period: from the failures in it.
         q("recurring_failures", "Identities failing in consecutive cycles: since when, how many cycles, why", f"""
+            WITH f AS (
+                SELECT source_id, service_principal_id, last_failure AS activity_time, source_upn, user_name,
+                       max_consecutive_cycles AS consecutive_cycles, failing_since, error_code, recommended_action
+                FROM derived_identities
+                WHERE failures > 0 AND {_APP_JOB_FILTER}
+                  AND $since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL
+                UNION ALL
+                SELECT source_id, service_principal_id, activity_time, source_upn, user_name, consecutive_cycles,
+                       CASE WHEN consecutive_cycles = 1 THEN activity_time END, error_code, recommended_action
+                FROM ({failures}) AS f
+                WHERE NOT ($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL))
             SELECT source_id, any_value(service_principal_id) AS service_principal_id,
                    arg_max(source_upn, activity_time) AS source_upn,
                    arg_max(user_name, activity_time) AS user_name,
                    max(consecutive_cycles) AS consecutive_cycles,
-                   max(activity_time) FILTER (WHERE consecutive_cycles = 1) AS failing_since,
+                   max(failing_since) AS failing_since,
                    max(activity_time) AS last_failure,
                    arg_max(error_code, activity_time) AS error_code,
                    arg_max(recommended_action, activity_time) AS recommended_action
-            FROM ({failures}) AS f
+            FROM f
             GROUP BY source_id, service_principal_id
             HAVING max(consecutive_cycles) >= 2
             ORDER BY consecutive_cycles DESC, last_failure DESC, source_id"""),
