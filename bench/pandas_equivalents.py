@@ -5,10 +5,13 @@ Only the baseline for B4: each function returns what the named query of the same
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-COLUMNS = ["id", "activity_time", "job_id", "cycle_id", "service_principal_id", "action", "status",
-           "error_code", "http_status", "scim_type", "source_id", "skip_category", "skip_reason"]
+COLUMNS = ["id", "activity_time", "tenant_id", "job_id", "cycle_id", "change_id", "service_principal_id",
+           "service_principal_name", "action", "status", "error_code", "error_category", "error_reason",
+           "source_id", "source_name", "source_upn", "target_id", "user_name", "duration_ms", "http_status",
+           "scim_type", "scim_detail", "next_retry_at", "recommended_action", "skip_category", "skip_reason"]
 
 
 def overview_kpis(df: pd.DataFrame) -> pd.DataFrame:
@@ -65,5 +68,120 @@ def cycles(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+# ----------------------------------------------------------------------------- the heaviest page queries
+# Twins of ``failures``, ``top_errors``, ``recurring_failures``, ``skip_identities`` and ``cycle_events``
+# (all time, no app/job filter): the same rows and columns as the named queries
+# (tests/test_bench_pandas_twins.py checks that on the demo database).
+_IDENTITY = ["service_principal_id", "job_id", "source_id"]
+FAILURE_OUTPUT = ["id", "activity_time", "tenant_id", "job_id", "cycle_id", "change_id", "service_principal_id",
+                  "service_principal_name", "action", "status", "error_code", "error_category", "error_reason",
+                  "source_id", "source_name", "source_upn", "target_id", "user_name", "duration_ms", "http_status",
+                  "scim_type", "scim_detail", "next_retry_at", "consecutive_cycles", "recommended_action"]
+
+
+def _contains(series: pd.Series, word: str) -> pd.Series:
+    return series.fillna("").str.contains(word, case=False, regex=False)
+
+
+def _recommended_action(f: pd.DataFrame) -> pd.Series:
+    """queries.datasets.RECOMMENDED_ACTION_SQL: Microsoft's advice, else ours (first match wins)."""
+    code = f["error_code"].fillna("")
+    http = f["http_status"]
+    conditions = [
+        (http == 409) | (f["scim_type"] == "uniqueness") | code.str.endswith("EntryConflict")
+        | code.isin(["Conflict", "DuplicateTargetEntries", "DuplicateSourceEntries"]),
+        (http == 400) & (_contains(f["scim_detail"], "email") | _contains(f["error_reason"], "email")),
+        http == 400,
+        (http == 401) | code.str.endswith("CredentialValidationFailure") | (code == "Unauthorized"),
+        (http == 403) | (code == "InsufficientRights"),
+        (http == 429) | (code == "TooManyRequests"),
+        (http >= 500) | code.isin(["Timeout", "InternalServerError", "InternalError", "WebExceptionProtocolError"]),
+    ]
+    advice = [
+        "Fix the duplicate userName: another account in the app already uses this userName "
+        "(case-insensitively). Rename or remove that account, or change the source UPN or the "
+        "attribute mapping; Entra retries in a later cycle.",
+        "The app rejected the email address: give the user a work email in an allowed domain "
+        "(mail attribute in Entra ID or the mapping); Entra retries in a later cycle.",
+        "The app rejected a value: check the value named in the SCIM detail and the attribute mappings.",
+        "Renew the SCIM token: enterprise app > Provisioning > Admin credentials, paste a new "
+        "secret token, Test Connection; the job leaves quarantine at its next attempt.",
+        "The app refused the request: check the token's permissions in the app.",
+        "The app throttled Entra: retried automatically in a later cycle; act only if it persists.",
+        "Temporary error in the app: retried automatically in a later cycle; contact the app vendor "
+        "if it persists.",
+    ]
+    ours = np.select([c.fillna(False).to_numpy(dtype=bool) for c in conditions], advice, default=None)
+    given = f["recommended_action"].where(f["recommended_action"].fillna("") != "")
+    return given.fillna(pd.Series(ours, index=f.index, dtype=object))
+
+
+def failures(df: pd.DataFrame) -> pd.DataFrame:
+    """Every failed event with its run of consecutive failed cycles (reset by a success of the identity)."""
+    outcomes = df[df["status"].isin(["success", "failure"])].sort_values(["activity_time", "id"], kind="stable")
+    run_no = (outcomes["status"] == "success").astype(int).groupby(
+        [outcomes[k] for k in _IDENTITY], dropna=False).cumsum()
+    f = outcomes[outcomes["status"] == "failure"].assign(run_no=run_no)
+    first_of_cycle = ~f.duplicated([*_IDENTITY, "run_no", "cycle_id"]) & f["cycle_id"].notna()
+    f = f.assign(consecutive_cycles=first_of_cycle.astype("int64").groupby(
+        [f[k] for k in (*_IDENTITY, "run_no")], dropna=False).cumsum())
+    f["recommended_action"] = _recommended_action(f)
+    return f[FAILURE_OUTPUT].reset_index(drop=True)
+
+
+def _mode(series: pd.Series):
+    counts = series.dropna().value_counts()
+    return counts.index[0] if len(counts) else None
+
+
+def top_errors(df: pd.DataFrame) -> pd.DataFrame:
+    f = failures(df)
+    g = f.groupby("error_code", dropna=False)
+    out = g.agg(failures=("id", "size"), identities=("source_id", "nunique"), first_seen=("activity_time", "min"),
+                last_seen=("activity_time", "max"), http_status=("http_status", _mode),
+                scim_type=("scim_type", _mode), scim_detail=("scim_detail", _mode),
+                next_retry_at=("next_retry_at", "max"), recommended_action=("recommended_action", _mode))
+    return out.reset_index().sort_values(["failures", "error_code"], ascending=[False, True]).reset_index(drop=True)
+
+
+def recurring_failures(df: pd.DataFrame) -> pd.DataFrame:
+    f = failures(df).sort_values(["activity_time"], kind="stable")
+    g = f.groupby(["source_id", "service_principal_id"], dropna=False)
+    out = g.agg(source_upn=("source_upn", "last"), user_name=("user_name", "last"),
+                consecutive_cycles=("consecutive_cycles", "max"), last_failure=("activity_time", "max"),
+                error_code=("error_code", "last"), recommended_action=("recommended_action", "last"))
+    since = f[f["consecutive_cycles"] == 1].groupby(["source_id", "service_principal_id"], dropna=False)[
+        "activity_time"].max().rename("failing_since")
+    out = out.join(since).reset_index()
+    out = out[out["consecutive_cycles"] >= 2]
+    columns = ["source_id", "service_principal_id", "source_upn", "user_name", "consecutive_cycles", "failing_since",
+               "last_failure", "error_code", "recommended_action"]
+    return out.sort_values(["consecutive_cycles", "last_failure", "source_id"],
+                           ascending=[False, False, True])[columns].reset_index(drop=True)
+
+
+def skip_identities(df: pd.DataFrame) -> pd.DataFrame:
+    s = df[df["status"] == "skipped"].assign(skip_category=lambda x: x["skip_category"].fillna("other"))
+    s = s.sort_values("activity_time", kind="stable")
+    g = s.groupby(["source_id", "service_principal_id", "skip_category"], dropna=False)
+    out = g.agg(service_principal_name=("service_principal_name", "first"), source_upn=("source_upn", "last"),
+                skip_reason=("skip_reason", "last"), first_seen=("activity_time", "min"),
+                last_seen=("activity_time", "max"), cycles=("cycle_id", "nunique"), skips=("id", "size")).reset_index()
+    columns = ["source_id", "service_principal_id", "service_principal_name", "source_upn", "skip_category",
+               "skip_reason", "first_seen", "last_seen", "cycles", "skips"]
+    return out.sort_values(["skip_category", "service_principal_name", "source_upn", "source_id"])[
+        columns].reset_index(drop=True)
+
+
+def cycle_events(df: pd.DataFrame, cycle_id: str | None = None) -> pd.DataFrame:
+    """The events of one cycle; by default the cycle with the most events (what the benchmark asks for)."""
+    if cycle_id is None:
+        cycle_id = df["cycle_id"].value_counts().index[0]
+    c = df[df["cycle_id"] == cycle_id].sort_values(["activity_time", "id"])
+    return c[["activity_time", "action", "status", "source_upn", "user_name", "error_code", "scim_type",
+              "skip_category", "target_id", "source_id", "id"]].reset_index(drop=True)
+
+
 PANDAS = {f.__name__: f for f in (overview_kpis, events_per_day_by_status, top_error_codes, action_status_counts,
-                                  failures_by_code_day, skips_by_category, cycles)}
+                                  failures_by_code_day, skips_by_category, cycles, failures, top_errors,
+                                  recurring_failures, skip_identities, cycle_events)}
