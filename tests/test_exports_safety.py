@@ -40,7 +40,7 @@ def payload_db(tmp_path_factory) -> str:
     db = str(root / "payload.duckdb")
     with Store.open(db) as store:
         run_id = store.start_run("files")
-        store.load_events_ndjson(ndjson, run_id=run_id)
+        store.load_clean_ndjson(ndjson, run_id=run_id)
         store.finish_run(run_id, "success")
     return db
 
