@@ -129,8 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ingest.loading import remove_stale_staging
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    remove_stale_staging()  # what killed runs left in the temp folder
     try:
         args.db = resolve_db_path(args.db, load_toml(args.config))
         return args.handler(args)

@@ -16,6 +16,34 @@ STAGED_SOURCE = ("SELECT json->'$.raw' AS raw, json->>'$.pos' AS pos "
                  "FROM read_json_objects($path, format = 'newline_delimited')")
 
 
+STALE_AFTER_S = 6 * 3600
+_PREFIXES = ("provlens-stage-", "provlens-scim-")
+
+
+def remove_stale_staging(directory: str | None = None, *, older_than_s: float = STALE_AFTER_S) -> int:
+    """Delete staging files a killed run left behind (only ours, only old ones); returns how many."""
+    import time
+
+    folder = directory or tempfile.gettempdir()
+    removed = 0
+    now = time.time()
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    for name in names:
+        if not name.startswith(_PREFIXES) or not name.endswith(".ndjson"):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            if now - os.stat(path).st_mtime > older_than_s:
+                os.unlink(path)
+                removed += 1
+        except OSError:
+            pass
+    return removed
+
+
 class StagingFile:
     """A temporary NDJSON file of staged events; remove it with :meth:`discard`."""
 

@@ -109,3 +109,21 @@ def test_duplicate_ids_in_one_batch_collapse_to_one_row(tmp_path):
                                 run_id=store.start_run("t"))
         assert res.new == 1
         assert store.con.execute("SELECT count(*) FROM events").fetchone()[0] == 1
+
+
+def test_stale_staging_files_of_killed_runs_are_removed(tmp_path):
+    import os
+    import time
+
+    from ingest.loading import remove_stale_staging
+
+    old = tmp_path / "provlens-stage-abc.ndjson"
+    fresh = tmp_path / "provlens-stage-def.ndjson"
+    foreign = tmp_path / "someone-else.ndjson"
+    for f in (old, fresh, foreign):
+        f.write_text("{}\n")
+    past = time.time() - 7 * 3600
+    os.utime(old, (past, past))
+    os.utime(foreign, (past, past))
+    assert remove_stale_staging(str(tmp_path)) == 1
+    assert not old.exists() and fresh.exists() and foreign.exists()
