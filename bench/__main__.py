@@ -53,11 +53,11 @@ def _summary(results: dict) -> dict:
 
 
 def _run_scale(scale: dict, wanted, *, db: str, data: Path, ndjson: Path, truth: dict, work: Path, args,
-               notes: list[str]) -> None:
+               reps: int, notes: list[str]) -> None:
     steps = {
         "B8": lambda: cases.b8_correlation(db, data, truth),
         "B4": lambda: cases.b4_queries(db, args.query_runs),
-        "B7": lambda: cases.b7_export(db, truth["events"], work, args.reps),
+        "B7": lambda: cases.b7_export(db, truth["events"], work, reps),
         "B9": lambda: cases.b9_size(db, ndjson, truth["events"]),
         "B5": lambda: cases.b5_b6_dashboard(db),
     }
@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--events", default="1000000,5000000", help="comma-separated scales (events)")
     p.add_argument("--reps", type=int, default=3, help="alternating repetitions per comparison")
+    p.add_argument("--reps-large", type=int, default=1, help="repetitions at scales above 1M events")
     p.add_argument("--query-runs", type=int, default=20, help="runs per named query (B4)")
     p.add_argument("--only", help="comma-separated subset, e.g. B2,B4")
     p.add_argument("--work", default=str(ROOT / "bench" / "out"), help="scratch folder for data and databases")
@@ -109,13 +110,14 @@ def main(argv: list[str] | None = None) -> int:
         scale = {"events": truth["events"], "scim_requests": truth["scim_requests"]}
         ndjson = data / "events.ndjson"
         db = str(work / f"store-{events}.duckdb")
+        reps = args.reps if events <= 1_100_000 else args.reps_large
         if wanted("B2") or not Path(db).exists():
-            print("[bench] B2 files ingest", file=sys.stderr)
-            b2 = cases.b2_files_ingest(ndjson, truth["events"], work, args.reps if wanted("B2") else 1)
-            db = cases.copy_db(b2["db"], Path(db))
+            print(f"[bench] B2 files ingest at {events:,} events ({reps} rep(s))", file=sys.stderr)
+            b2 = cases.b2_files_ingest(ndjson, truth["events"], work, reps if wanted("B2") else 1)
+            db = cases.move_db(b2["db"], Path(db))
             if wanted("B2"):
                 scale["B2"] = b2
-        _run_scale(scale, wanted, db=db, data=data, ndjson=ndjson, truth=truth, work=work, args=args,
+        _run_scale(scale, wanted, db=db, data=data, ndjson=ndjson, truth=truth, work=work, args=args, reps=reps,
                    notes=results["notes"])
         results["scales"].append(scale)
     b1_events = 3000 if args.smoke else args.b1_events

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import os
-import shutil
 import statistics
 import time
 from pathlib import Path
@@ -180,10 +179,10 @@ def b3_backfill(work: Path, pages: int, scale: float) -> dict:
     return b3(data, work, pages=pages, scale=scale)
 
 
-def copy_db(src: str, dst: Path) -> str:
-    shutil.copyfile(src, _fresh(dst))
+def move_db(src: str, dst: Path) -> str:
+    os.replace(src, _fresh(dst))
     return str(dst)
 
 
 __all__ = ["b1_graph", "b2_files_ingest", "b3_backfill", "b4_queries", "b5_b6_dashboard", "b7_export",
-           "b8_correlation", "b9_size", "page_queries", "PY"]
+           "b8_correlation", "b9_size", "move_db", "page_queries", "PY"]
