@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--b1-events", type=int, default=200_000, help="events the fake Graph server holds for B1")
     p.add_argument("--b3-pages", type=int, default=2000, help="pages of the throttled backfill (B3)")
     p.add_argument("--b3-scale", type=float, default=10.0, help="B3 time scale: budget and latency divided by this")
+    p.add_argument("--merge-with", action="append", help="results.json of an earlier run to include in the report")
     p.add_argument("--report", help="write the report here instead of bench/BENCHMARKS.md")
     args = p.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
@@ -130,6 +131,17 @@ def main(argv: list[str] | None = None) -> int:
                 results[key] = fn()
             except AttributeError as exc:
                 results["notes"].append(f"{key} not run: {exc}")
+    if args.merge_with:  # earlier runs' results for scales/benchmarks this run did not measure
+        for earlier_path in args.merge_with:
+            earlier = json.loads(Path(earlier_path).read_text())
+            done = {sc["events"] for sc in results["scales"]}
+            results["scales"] = sorted([sc for sc in earlier.get("scales", []) if sc["events"] not in done]
+                                       + results["scales"], key=lambda sc: sc["events"])
+            for key in ("B1", "B3"):
+                if key not in results and key in earlier:
+                    results[key] = earlier[key]
+            results["notes"] += [n for n in earlier.get("notes", []) if n not in results["notes"]]
+            results.setdefault("runs", []).append({"date": earlier.get("date"), "machine": earlier.get("machine")})
     results["summary"] = _summary(results)
     (work / "results.json").write_text(json.dumps(results, indent=2, default=str))
     target = Path(args.report) if args.report else (work / "BENCHMARKS.md" if args.smoke
