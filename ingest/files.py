@@ -9,16 +9,15 @@ yields every complete event before the cut.
 
 from __future__ import annotations
 
-import glob
 import gzip
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
+from ingest.paths import expand_paths as expand_any
 from ingest.store import Reject
 
 SUFFIXES = (".json", ".ndjson", ".jsonl", ".json.gz", ".ndjson.gz", ".jsonl.gz")
@@ -36,29 +35,8 @@ class FileScan:
 
 
 def expand_paths(paths: list[str]) -> tuple[list[str], list[str]]:
-    """Files named directly, found in directories (recursively) or matched by globs; and the misses."""
-    found: list[str] = []
-    missing: list[str] = []
-    for p in paths:
-        if os.path.isdir(p):
-            for root, _dirs, files in os.walk(p):
-                found.extend(os.path.join(root, f) for f in sorted(files) if f.lower().endswith(SUFFIXES))
-        elif os.path.exists(p):
-            found.append(p)
-        else:
-            matches = sorted(glob.glob(p, recursive=True))
-            if matches:
-                found.extend(m for m in matches if os.path.isfile(m))
-            else:
-                missing.append(p)
-    seen: set[str] = set()
-    unique = []
-    for f in found:
-        key = os.path.abspath(f)
-        if key not in seen:
-            seen.add(key)
-            unique.append(f)
-    return unique, missing
+    """Files named directly, found in directories (JSON/NDJSON names, recursively) or matched by globs."""
+    return expand_any(paths, lambda name: name.endswith(SUFFIXES))
 
 
 def read_bytes(path: str) -> bytes:

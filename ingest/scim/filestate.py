@@ -10,7 +10,6 @@ Only whole lines are consumed: a last line without a newline is left for the nex
 
 from __future__ import annotations
 
-import glob
 import gzip
 import hashlib
 import os
@@ -18,6 +17,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ingest.paths import expand_paths as expand_any
 from ingest.scim.parse import MAX_LINE_BYTES
 
 HEAD_BYTES = 1024
@@ -53,23 +53,7 @@ class Line:
 
 def expand_paths(paths: list[str]) -> tuple[list[str], list[str]]:
     """Absolute paths of the files named, found in directories (recursively) or matched by globs."""
-    found: list[str] = []
-    missing: list[str] = []
-    for p in paths:
-        if os.path.isdir(p):
-            for root, _dirs, files in os.walk(p):
-                found.extend(os.path.join(root, f) for f in sorted(files)
-                             if any(h in f.lower() for h in _NAME_HINTS) and not f.startswith("."))
-        elif os.path.isfile(p):
-            found.append(p)
-        else:
-            matches = sorted(m for m in glob.glob(p, recursive=True) if os.path.isfile(m))
-            if matches:
-                found.extend(matches)
-            else:
-                missing.append(p)
-    unique = list(dict.fromkeys(os.path.abspath(f) for f in found))
-    return unique, missing
+    return expand_any(paths, lambda name: any(h in name for h in _NAME_HINTS), absolute=True)
 
 
 def is_gzip(path: str) -> bool:
