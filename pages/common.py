@@ -5,6 +5,7 @@ panel, cached queries, clear error and empty states, and formula-safe CSV downlo
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import datetime, time, timedelta, timezone
 
 import duckdb
@@ -47,6 +48,8 @@ def _cached(path: str, version: tuple, name: str, filters: Filters, extra: tuple
 def query(name: str, filters: Filters | None = None, **extra) -> pd.DataFrame:
     """Run a named query through the cache; database problems stop the page with a clear message."""
     path = db_path()
+    if "limit" in extra and (cap := row_cap()):
+        extra["limit"] = min(int(extra["limit"]), cap)
     try:
         return _cached(path, db_version(path), name, filters or Filters(), tuple(sorted(extra.items())))
     except qdb.DatabaseMissing as exc:
@@ -227,16 +230,57 @@ def csv_bytes(df: pd.DataFrame) -> bytes:
 
 
 def table(df: pd.DataFrame, name: str, *, column_config: dict | None = None, height: int | str = "auto",
-          key: str | None = None, **dataframe_args):
-    """A table with a formula-safe CSV download of exactly what it shows; long ids go to the right."""
+          key: str | None = None, full: Callable[[], bytes] | None = None, **dataframe_args):
+    """A table with a formula-safe CSV download of exactly what it shows; long ids go to the right.
+    ``full`` (from :func:`full_dataset_csv` / :func:`full_query_csv`): the table shows a bounded part of a
+    row set, and the download is the whole set, built only when clicked."""
     ids = [c for c in df.columns if c == "id" or c.endswith("_id") or c == "ref"]
     df = df[[c for c in df.columns if c not in ids] + ids]
     shown = st.dataframe(df, hide_index=True, width="stretch", column_config=column_config, height=height,
                          key=key, **dataframe_args)
-    st.download_button(f"Download {name} (CSV)", data=csv_bytes(df), file_name=f"provlens-{name}.csv",
-                       mime="text/csv", key=f"dl_{key or name}", on_click="ignore",
-                       icon=":material/download:")
+    st.download_button(f"Download {'all ' if full else ''}{name} (CSV)", data=full or csv_bytes(df),
+                       file_name=f"provlens-{name}.csv", mime="text/csv", key=f"dl_{key or name}",
+                       on_click="ignore", icon=":material/download:")
     return shown
+
+
+# --- Bounded tables: a page shows at most N rows of a big row set; the CSV download holds all of them ---
+
+def row_cap() -> int | None:
+    """``rows=N`` in the URL: show at most N rows in each bounded table (pages pass their own limit)."""
+    text = (st.session_state.get("url_at_start", {}).get("rows") or [""])[0]
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def full_dataset_csv(dataset: str, filters: Filters | None) -> Callable[[], bytes]:
+    """The whole export dataset as CSV through the export code (``python -m queries export``), on click."""
+    from queries.export import export_bytes
+
+    path = db_path()
+    return lambda: export_bytes(path, dataset, filters or Filters(), "csv")[0]
+
+
+def full_query_csv(name: str, filters: Filters | None, *, where: dict | None = None,
+                   drop: tuple[str, ...] = (), **params) -> Callable[[], bytes]:
+    """Every row of a named page query (optionally only rows whose columns equal ``where``) as the exports'
+    formula-safe CSV, on click."""
+    path = db_path()
+
+    def build() -> bytes:
+        df = qdb.run(path, name, filters or Filters(), **params)
+        for column, value in (where or {}).items():
+            df = df[df[column] == value]
+        return csv_bytes(df.drop(columns=list(drop)))
+    return build
+
+
+def bounded_caption(shown: int, total: int, what: str, order: str = "newest") -> None:
+    """Say how much of the row set the table shows and where the rest is."""
+    if shown >= total:
+        st.caption(f"Showing all {total:,} {what}.")
+    else:
+        st.caption(f"Showing the {order} {shown:,} of {total:,} {what} - the full list is in the Export page / "
+                   "CSV download.")
 
 
 TIME_COLUMN = {"format": "YYYY-MM-DD HH:mm"}

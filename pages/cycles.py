@@ -91,5 +91,8 @@ if clicked and clicked != st.session_state.get("cycle_clicked"):  # a new click 
 st.session_state["cycle_clicked"] = clicked
 chosen = st.selectbox("Events of cycle", list(labels), format_func=labels.get, key="cycle_pick",
                       help="Or click a row in the table above")
-events = common.query("cycle_events", filters, cycle_id=chosen)
-common.table(events, "cycle-events", column_config=common.time_columns("activity_time"), key="cycle_events")
+events = common.query("cycle_events_first", filters, cycle_id=chosen, limit=1000)
+common.bounded_caption(len(events), int(cycles.loc[cycles["cycle_id"] == chosen, "events"].sum()), "events",
+                       order="first")
+common.table(events, "cycle-events", column_config=common.time_columns("activity_time"), key="cycle_events",
+             full=common.full_query_csv("cycle_events", filters, cycle_id=chosen))

@@ -18,12 +18,14 @@ if top.empty:
                        "filter; if you expected failures, check the freshness panel and run the ingest.")
     st.stop()
 
-recurring = common.query("recurring_failures", filters)
+recurring = common.query("recurring_failures_top", filters, limit=500)
+recurring_total = int(common.query("recurring_failures_count", filters).iloc[0]["identities"])
+failure_total = int(top["failures"].sum())
 c = st.columns(4)
-c[0].metric("Failures", f"{int(top['failures'].sum()):,}")
+c[0].metric("Failures", f"{failure_total:,}")
 c[1].metric("Error codes", f"{len(top):,}")
 c[2].metric("Identities affected", f"{int(common.query('overview_kpis', filters).iloc[0]['failing_identities']):,}")
-c[3].metric("Failing in 2+ cycles in a row", f"{len(recurring):,}")
+c[3].metric("Failing in 2+ cycles in a row", f"{recurring_total:,}")
 
 per_day = common.query("failures_by_code_day", filters)
 fig = px.bar(per_day, x="day", y="failures", color="error_code", title="Failures per day by error code (UTC)")
@@ -43,11 +45,15 @@ if recurring.empty:
     st.write("No identity failed in two or more cycles in a row in this period.")
 else:
     st.caption("The same identity failing in consecutive cycles (a success resets the count); "
-               "'failing since' is the first failure of the current run.")
+               "'failing since' is the first failure of the current run. Longest runs first.")
+    common.bounded_caption(len(recurring), recurring_total, "identities", order="longest-failing")
     common.table(recurring, "recurring-failures", key="recurring",
-                 column_config=common.time_columns("failing_since", "last_failure"))
+                 column_config=common.time_columns("failing_since", "last_failure"),
+                 full=common.full_query_csv("recurring_failures", filters))
 
 st.subheader("Every failure")
-failures = common.query("failures", filters)
-common.table(failures.sort_values("activity_time", ascending=False), "failures", key="failures", height=320,
-             column_config=common.time_columns("activity_time", "next_retry_at"))
+failures = common.query("failures_recent", filters, limit=500)
+common.bounded_caption(len(failures), failure_total, "failures")
+common.table(failures, "failures", key="failures", height=320,
+             column_config=common.time_columns("activity_time", "next_retry_at"),
+             full=common.full_dataset_csv("failures", filters))

@@ -77,14 +77,24 @@ def _wrapping_queries() -> list:
             FROM ({cycles}) AS c LEFT JOIN {_APP_NAMES} AS n USING (service_principal_id)
             QUALIFY row_number() OVER (PARTITION BY c.job_id ORDER BY c.started_at DESC) = 1
             ORDER BY n.service_principal_name, c.job_id"""),
+        # Identities per code from (code, identity) pairs first: cheaper than count(DISTINCT) per code.
         q("top_errors", "Failures by error code: count, identities, first/last seen, parsed SCIM reply, action", f"""
-            SELECT error_code, count(*) AS failures, count(DISTINCT source_id) AS identities,
-                   min(activity_time) AS first_seen, max(activity_time) AS last_seen,
-                   mode(http_status) AS http_status, mode(scim_type) AS scim_type,
-                   mode(scim_detail) AS scim_detail, max(next_retry_at) AS next_retry_at,
-                   mode(recommended_action) AS recommended_action
-            FROM ({failures}) AS f
-            GROUP BY error_code ORDER BY failures DESC, error_code"""),
+            WITH f AS (SELECT * FROM ({failures})),
+            per_code AS (
+                SELECT error_code, count(*) AS failures,
+                       min(activity_time) AS first_seen, max(activity_time) AS last_seen,
+                       mode(http_status) AS http_status, mode(scim_type) AS scim_type,
+                       mode(scim_detail) AS scim_detail, max(next_retry_at) AS next_retry_at,
+                       mode(recommended_action) AS recommended_action
+                FROM f GROUP BY error_code),
+            ids AS (
+                SELECT error_code, count(*) AS identities
+                FROM (SELECT DISTINCT error_code, source_id FROM f WHERE source_id IS NOT NULL)
+                GROUP BY error_code)
+            SELECT p.error_code, p.failures, coalesce(i.identities, 0) AS identities, p.first_seen, p.last_seen,
+                   p.http_status, p.scim_type, p.scim_detail, p.next_retry_at, p.recommended_action
+            FROM per_code AS p LEFT JOIN ids AS i ON p.error_code IS NOT DISTINCT FROM i.error_code
+            ORDER BY p.failures DESC, p.error_code"""),
         # All time: from the store's per-identity failure state (one row per identity and job); a
         # period: from the failures in it.
         q("recurring_failures", "Identities failing in consecutive cycles: since when, how many cycles, why", f"""
@@ -226,3 +236,35 @@ QUERY_LIST = [
         ORDER BY activity_time, id"""),
 ]
 QUERY_LIST += _wrapping_queries()
+
+
+def _bounded_queries(defined: list) -> list:
+    """What a page table shows of a big row set: the rows a person reads first, at most $limit of them,
+    and the cheap total the caption states. Each wraps the full query's own SQL (the export datasets, or
+    a page query above), so the rows are the same rows; the full list stays the export's job."""
+    sql = {query.name: query.sql for query in defined}
+    failures, recurring = _dataset_sql("failures"), sql["recurring_failures"]
+    cycle_events, skip_identities = sql["cycle_events"], sql["skip_identities"]
+    return [
+        q("failures_recent", "The newest $limit failures (the failures dataset, newest first)", f"""
+            SELECT * FROM ({failures}) AS f ORDER BY activity_time DESC, id DESC LIMIT $limit"""),
+        q("cycle_events_first", "The first $limit events of one sync cycle ($cycle_id), oldest first", f"""
+            SELECT * FROM ({cycle_events}) AS e ORDER BY activity_time, id LIMIT $limit"""),
+        q("recurring_failures_top", "The $limit identities failing in the most consecutive cycles", f"""
+            SELECT * FROM ({recurring}) AS r
+            ORDER BY consecutive_cycles DESC, last_failure DESC, source_id LIMIT $limit"""),
+        q("recurring_failures_count", "How many identities fail in consecutive cycles", f"""
+            SELECT count(*) AS identities FROM ({recurring}) AS r"""),
+        q("skip_identities_top", "Per skip category, the $limit identities skipped in the most cycles", f"""
+            SELECT * FROM ({skip_identities}) AS s
+            QUALIFY row_number() OVER (PARTITION BY skip_category
+                                       ORDER BY cycles DESC, last_seen DESC, source_id, service_principal_id)
+                    <= $limit
+            ORDER BY skip_category, cycles DESC, last_seen DESC, source_id, service_principal_id"""),
+        q("skip_identities_count", "Identities to fix per skip category", f"""
+            SELECT skip_category, count(*) AS identities FROM ({skip_identities}) AS s
+            GROUP BY skip_category ORDER BY skip_category"""),
+    ]
+
+
+QUERY_LIST += _bounded_queries(QUERY_LIST)

@@ -117,6 +117,48 @@ def test_failures_page_matches_truth(page, truth):
     open_ids = {v["source_id"] for v in truth["violations"] if v["state"] == "open" and v["failed_events"] > 1}
     assert open_ids <= set(recurring["source_id"])
     assert (recurring["consecutive_cycles"] >= 2).all()
+    # the bounded "every failure" table shows all of the demo's failures, newest first, and says so
+    total = sum(truth["events"]["failures_by_code"].values())
+    every = _frame(at, "activity_time", "next_retry_at", "consecutive_cycles")
+    assert len(every) == total
+    assert every["activity_time"].is_monotonic_decreasing
+    assert any(f"Showing all {total:,} failures" in c.value for c in at.caption)
+
+
+def test_bounded_tables_show_the_limit_and_the_true_total(page, truth, sim):
+    # rows=N in the URL lowers every bounded table's limit below the truth counts
+    failures_total = sum(truth["events"]["failures_by_code"].values())
+    at = page("failures", rows="5")
+    every = _frame(at, "activity_time", "next_retry_at", "consecutive_cycles")
+    assert len(every) == 5 < failures_total
+    newest = sorted((_ts(e["activityDateTime"]) for e in sim.events
+                     if e["provisioningStatusInfo"]["status"] == "failure"), reverse=True)
+    assert [_same_time(a, b) for a, b in zip(every["activity_time"], newest[:5])] == [True] * 5
+    assert any(f"newest 5 of {failures_total:,} failures" in c.value for c in at.caption)
+    assert _metrics(at)["Failures"] == f"{failures_total:,}"  # totals are not limited
+    recurring = _frame(at, "consecutive_cycles", "failing_since")
+    recurring_total = int(_metrics(at)["Failing in 2+ cycles in a row"].replace(",", ""))
+    assert len(recurring) == min(5, recurring_total)
+    assert recurring["consecutive_cycles"].is_monotonic_decreasing  # longest-failing first
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Download all failures (CSV)" in labels and "Download all recurring-failures (CSV)" in labels
+
+    expected = truth["skips"]["default_access_users"]
+    at = page("skipped", rows="2")
+    rows = _frame(at, "source_upn", "first_seen", "last_seen", "cycles")
+    assert len(rows) == 2 < len(expected)
+    assert list(rows["cycles"]) == sorted((u["cycles"] for u in expected), reverse=True)[:2]
+    assert any(f"Default access**: {len(expected)} identities" in md.value for md in at.markdown)
+    assert any(f"2 of {len(expected)} identities" in c.value for c in at.caption)
+
+    biggest = max(truth["cycles"], key=lambda c: c["events"])
+    at = page("cycles", rows="3")
+    at.selectbox(key="cycle_pick").set_value(biggest["cycle_id"]).run()
+    events = _frame(at, "activity_time", "action", "status", "id")
+    first = sorted((_ts(e["activityDateTime"]), e["id"]) for e in sim.events if e["cycleId"] == biggest["cycle_id"])
+    assert len(events) == 3 < biggest["events"]
+    assert list(events["id"]) == [i for _, i in first[:3]]
+    assert any(f"first 3 of {biggest['events']:,} events" in c.value for c in at.caption)
 
 
 def test_skipped_page_matches_truth(page, truth):
