@@ -6,6 +6,7 @@ then warm visits). B5: the server's resident memory after every page has been op
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -64,16 +65,17 @@ def _wait_for_chart(page, timeout_s: float = 300) -> None:
     raise RuntimeError("no chart on the Overview within the time limit")
 
 
-def measure(db: str, warm_visits: int = 3) -> dict:
-    from playwright.sync_api import sync_playwright
-
+@contextlib.contextmanager
+def running_dashboard(db: str, log_path: Path | None = None):
+    """``streamlit run app.py`` on 127.0.0.1 against ``db``; yields (base_url, process); always stopped."""
     port = _free_port()
-    env = {**os.environ, "PROVLENS_DB": db}
+    env = {**os.environ, "PROVLENS_DB": str(db)}
     streamlit = str(Path(sys.executable).parent / "streamlit")
+    out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
     proc = subprocess.Popen([streamlit, "run", "app.py", "--server.headless", "true", "--server.port", str(port),
                              "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
                              "--server.fileWatcherType", "none"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -83,9 +85,27 @@ def measure(db: str, warm_visits: int = 3) -> dict:
                     if resp.read().strip() == b"ok":
                         break
             except OSError:
-                time.sleep(0.3)
-            if time.monotonic() > deadline:
-                raise RuntimeError("streamlit did not start")
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = Path(log_path).read_text(errors="replace")[-3000:] if log_path else ""
+                raise RuntimeError(f"streamlit did not start (exit {proc.poll()}):\n{tail}")
+            time.sleep(0.3)
+        yield base, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if log_path:
+            out.close()
+
+
+def measure(db: str, warm_visits: int = 3) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    with running_dashboard(db) as (base, proc):
         rss_idle = _rss_mb(proc.pid)
         visits = []
         with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
@@ -109,12 +129,6 @@ def measure(db: str, warm_visits: int = 3) -> dict:
                 opened.append((path or "overview", time.perf_counter() - t0))
             ctx.close()
         rss_after = _rss_mb(proc.pid)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     cold, warm = visits[0], statistics.median(visits[1:]) if len(visits) > 1 else float("nan")
     return {
         "B5": {"title": "dashboard server memory after opening every page",

@@ -8,66 +8,25 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from bench.dashboard import ARGS as CHROMIUM_ARGS
+from bench.dashboard import CHROMIUM, running_dashboard
 from tests.conftest import ROOT
 
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM) or shutil.which("streamlit", path=str(Path(
-    sys.executable).parent)) is None, reason="needs /usr/bin/chromium and streamlit in the virtualenv")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# No skip: scripts/setup.sh installs Debian's chromium, so a missing browser is a failure, not a pass.
 
 
 @pytest.fixture(scope="module")
 def server(demo_db, tmp_path_factory):
     """One dashboard server for the whole module, stopped in teardown whatever happens."""
-    port = _free_port()
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    env = {**os.environ, "PROVLENS_DB": str(demo_db)}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "streamlit"), "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as resp:
-                    if resp.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"streamlit did not start (exit {proc.poll()}):\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
+    with running_dashboard(str(demo_db), log) as (base, _proc):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
