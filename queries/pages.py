@@ -238,12 +238,19 @@ QUERY_LIST = [
 QUERY_LIST += _wrapping_queries()
 
 
+def _unordered(sql: str) -> str:
+    """``sql`` without its final top-level ORDER BY (DuckDB would sort every row before the outer LIMIT)."""
+    import re
+
+    return re.sub(r"\s+ORDER BY [^()]*$", "", sql.rstrip())
+
+
 def _bounded_queries(defined: list) -> list:
     """What a page table shows of a big row set: the rows a person reads first, at most $limit of them,
     and the cheap total the caption states. Each wraps the full query's own SQL (the export datasets, or
     a page query above), so the rows are the same rows; the full list stays the export's job."""
-    sql = {query.name: query.sql for query in defined}
-    failures, recurring = _dataset_sql("failures"), sql["recurring_failures"]
+    sql = {query.name: _unordered(query.sql) for query in defined}
+    failures, recurring = _unordered(_dataset_sql("failures")), sql["recurring_failures"]
     cycle_events, skip_identities = sql["cycle_events"], sql["skip_identities"]
     return [
         q("failures_recent", "The newest $limit failures (the failures dataset, newest first)", f"""
