@@ -48,18 +48,18 @@ common.table(by_category, "skips-by-category", key="skips_by_category")
 
 st.subheader("Identities to fix")
 identities = common.query("skip_identities_top", filters, limit=500)
-identity_totals = common.query("skip_identities_count", filters).set_index("skip_category")["identities"]
 categories = [c for c in FIXES if c in set(identities["skip_category"])]
 default = ["default_access"] if "default_access" in categories else categories[:1]
 chosen = st.multiselect("Reasons", categories, default=default, key="skip_categories",
                         format_func=lambda c: c.replace("_", " "))
 for category in chosen:
     rows = identities[identities["skip_category"] == category]
-    total = int(identity_totals.get(category, 0))
+    total = int(rows["category_identities"].iloc[0])
     st.markdown(f"**{category.replace('_', ' ').capitalize()}**: {total:,} identit{'y' if total == 1 else 'ies'}"
                 f". *What to do:* {FIXES[category]}")
     common.bounded_caption(len(rows), total, "identities", order="most-skipped")
-    common.table(rows.drop(columns=["skip_category"]), f"skipped-{category}", key=f"skipped_{category}",
+    common.table(rows.drop(columns=["skip_category", "category_identities"]), f"skipped-{category}",
+                 key=f"skipped_{category}",
                  column_config=common.time_columns("first_seen", "last_seen"),
                  full=common.full_query_csv("skip_identities", filters, where={"skip_category": category},
                                             drop=("skip_category",)))

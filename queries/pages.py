@@ -262,15 +262,14 @@ def _bounded_queries(defined: list) -> list:
             ORDER BY consecutive_cycles DESC, last_failure DESC, source_id LIMIT $limit"""),
         q("recurring_failures_count", "How many identities fail in consecutive cycles", f"""
             SELECT count(*) AS identities FROM ({recurring}) AS r"""),
-        q("skip_identities_top", "Per skip category, the $limit identities skipped in the most cycles", f"""
-            SELECT * FROM ({skip_identities}) AS s
+        q("skip_identities_top", "Per skip category, the $limit identities skipped in the most cycles, and "
+          "how many identities the category has (category_identities)", f"""
+            SELECT *, count(*) OVER (PARTITION BY skip_category) AS category_identities
+            FROM ({skip_identities}) AS s
             QUALIFY row_number() OVER (PARTITION BY skip_category
                                        ORDER BY cycles DESC, last_seen DESC, source_id, service_principal_id)
                     <= $limit
             ORDER BY skip_category, cycles DESC, last_seen DESC, source_id, service_principal_id"""),
-        q("skip_identities_count", "Identities to fix per skip category", f"""
-            SELECT skip_category, count(*) AS identities FROM ({skip_identities}) AS s
-            GROUP BY skip_category ORDER BY skip_category"""),
     ]
 
 
