@@ -88,7 +88,7 @@ def _expectations(truth: dict, sim) -> dict:
     return {
         "overview": ("", "Overview", 2, "top-errors (CSV)", min(10, len(failures)), "error_code"),
         "cycles": ("cycles", "Sync cycles", 3, "Download cycles (CSV)", len(truth["cycles"]), "gap_before_min"),
-        "failures": ("failures", "Failures", 1, "Download failures (CSV)", sum(failures.values()), "scim_type"),
+        "failures": ("failures", "Failures", 1, "Download all failures (CSV)", sum(failures.values()), "scim_type"),
         "skipped": ("skipped", "Skipped", 2, "skipped-default_access (CSV)",
                     len(truth["skips"]["default_access_users"]), "source_upn"),
         "violations": ("violations", "Constraint violations", 1, "violations-duplicate_user_name (CSV)",
