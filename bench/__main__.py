@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -53,7 +54,7 @@ def _summary(results: dict) -> dict:
 
 
 def _run_scale(scale: dict, wanted, *, db: str, data: Path, ndjson: Path, truth: dict, work: Path, args,
-               reps: int, notes: list[str]) -> None:
+               reps: int, notes: list[str], save) -> None:
     steps = {
         "B8": lambda: cases.b8_correlation(db, data, truth),
         "B4": lambda: cases.b4_queries(db, args.query_runs),
@@ -74,6 +75,7 @@ def _run_scale(scale: dict, wanted, *, db: str, data: Path, ndjson: Path, truth:
             scale.update({k: v for k, v in result.items() if wanted(k)})
         else:
             scale[key] = result
+        save()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,6 +104,16 @@ def main(argv: list[str] | None = None) -> int:
         return only is None or key in only
 
     results: dict = {"date": now_text(), "machine": machine(), "scales": [], "notes": []}
+    target = Path(args.report) if args.report else (work / "BENCHMARKS.md" if args.smoke
+                                                      else ROOT / "bench" / "BENCHMARKS.md")
+
+    def save(partial: dict | None = None) -> None:
+        """Write results.json and the report after every benchmark, so a long run that is stopped keeps
+        what it measured (``partial``: the scale being measured)."""
+        snapshot = dict(results, scales=results["scales"] + ([partial] if partial else []))
+        snapshot["summary"] = _summary(snapshot)
+        (work / "results.json").write_text(json.dumps(snapshot, indent=2, default=str))
+        target.write_text(render(snapshot))
     from simulator.bulk import write_bulk
 
     for events in scales:
@@ -118,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
             db = cases.move_db(b2["db"], Path(db))
             if wanted("B2"):
                 scale["B2"] = b2
+            save(scale)
         _run_scale(scale, wanted, db=db, data=data, ndjson=ndjson, truth=truth, work=work, args=args, reps=reps,
-                   notes=results["notes"])
+                   notes=results["notes"], save=functools.partial(save, scale))
         results["scales"].append(scale)
     b1_events = 3000 if args.smoke else args.b1_events
     b3_pages, b3_scale = (20, 50.0) if args.smoke else (args.b3_pages, args.b3_scale)
@@ -129,24 +142,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[bench] {key}", file=sys.stderr)
             try:
                 results[key] = fn()
+                save()
             except AttributeError as exc:
                 results["notes"].append(f"{key} not run: {exc}")
     if args.merge_with:  # earlier runs' results for scales/benchmarks this run did not measure
         for earlier_path in args.merge_with:
             earlier = json.loads(Path(earlier_path).read_text())
-            done = {sc["events"] for sc in results["scales"]}
-            results["scales"] = sorted([sc for sc in earlier.get("scales", []) if sc["events"] not in done]
-                                       + results["scales"], key=lambda sc: sc["events"])
+            by_events = {sc["events"]: sc for sc in results["scales"]}
+            for sc in earlier.get("scales", []):
+                mine = by_events.setdefault(sc["events"], {"events": sc["events"]})
+                for k, v in sc.items():
+                    mine.setdefault(k, v)
+            results["scales"] = sorted(by_events.values(), key=lambda sc: sc["events"])
             for key in ("B1", "B3"):
                 if key not in results and key in earlier:
                     results[key] = earlier[key]
             results["notes"] += [n for n in earlier.get("notes", []) if n not in results["notes"]]
             results.setdefault("runs", []).append({"date": earlier.get("date"), "machine": earlier.get("machine")})
-    results["summary"] = _summary(results)
-    (work / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    target = Path(args.report) if args.report else (work / "BENCHMARKS.md" if args.smoke
-                                                      else ROOT / "bench" / "BENCHMARKS.md")
-    target.write_text(render(results))
+    save()
     print(f"[bench] wrote {target}", file=sys.stderr)
     return 0
 

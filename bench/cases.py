@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import inspect
 import os
 import statistics
 import time
@@ -87,7 +88,7 @@ def b4_queries(db: str, runs: int, pandas_reps: int = 3) -> dict:
                 error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
                 break
             times.append(time.perf_counter() - t0)
-        results.append({"query": name, "p50_ms": percentile(times, 50) * 1000 if times else None,
+        results.append({"query": name, "params": params, "p50_ms": percentile(times, 50) * 1000 if times else None,
                         "p95_ms": percentile(times, 95) * 1000 if times else None, "error": error})
     with read_connection(db) as con:
         df = con.execute(f"SELECT {', '.join(COLUMNS)} FROM events").df()
@@ -101,7 +102,8 @@ def b4_queries(db: str, runs: int, pandas_reps: int = 3) -> dict:
         pandas_times = []
         for _ in range(pandas_reps):
             t0 = time.perf_counter()
-            PANDAS[r["query"]](df)
+            twin = PANDAS[r["query"]]
+            twin(df, **{k: v for k, v in r["params"].items() if k in inspect.signature(twin).parameters})
             pandas_times.append(time.perf_counter() - t0)
         p = statistics.median(pandas_times) * 1000
         comparisons.append({"query": r["query"], "duckdb_p50_ms": r["p50_ms"], "pandas_median_ms": p,

@@ -182,6 +182,29 @@ def cycle_events(df: pd.DataFrame, cycle_id: str | None = None) -> pd.DataFrame:
               "skip_category", "target_id", "source_id", "id"]].reset_index(drop=True)
 
 
+# The bounded versions the pages run (queries/pages.py): the same rows, ordered and cut like the SQL.
+def failures_recent(df: pd.DataFrame, limit: int = 500) -> pd.DataFrame:
+    return failures(df).sort_values(["activity_time", "id"], ascending=False).head(limit).reset_index(drop=True)
+
+
+def cycle_events_first(df: pd.DataFrame, cycle_id: str | None = None, limit: int = 1000) -> pd.DataFrame:
+    return cycle_events(df, cycle_id).head(limit)
+
+
+def recurring_failures_top(df: pd.DataFrame, limit: int = 500) -> pd.DataFrame:
+    return recurring_failures(df).sort_values(["consecutive_cycles", "last_failure", "source_id"],
+                                              ascending=[False, False, True]).head(limit).reset_index(drop=True)
+
+
+def skip_identities_top(df: pd.DataFrame, limit: int = 500) -> pd.DataFrame:
+    s = skip_identities(df)
+    s["category_identities"] = s.groupby("skip_category")["source_id"].transform("size")
+    s = s.sort_values(["skip_category", "cycles", "last_seen", "source_id", "service_principal_id"],
+                      ascending=[True, False, False, True, True])
+    return s.groupby("skip_category", sort=False).head(limit).reset_index(drop=True)
+
+
 PANDAS = {f.__name__: f for f in (overview_kpis, events_per_day_by_status, top_error_codes, action_status_counts,
                                   failures_by_code_day, skips_by_category, cycles, failures, top_errors,
-                                  recurring_failures, skip_identities, cycle_events)}
+                                  recurring_failures, skip_identities, cycle_events, failures_recent,
+                                  cycle_events_first, recurring_failures_top, skip_identities_top)}

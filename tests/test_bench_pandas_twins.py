@@ -10,7 +10,8 @@ from bench.pandas_equivalents import COLUMNS, PANDAS
 from queries.db import read_connection, run
 from queries.filters import Filters
 
-TWINS = ["failures", "top_errors", "recurring_failures", "skip_identities", "cycle_events"]
+TWINS = ["failures", "top_errors", "recurring_failures", "skip_identities", "cycle_events", "failures_recent",
+         "cycle_events_first", "recurring_failures_top", "skip_identities_top"]
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,10 @@ def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
 @pytest.mark.parametrize("name", TWINS)
 def test_twin_returns_the_named_querys_rows(name, demo_db, events):
     params = {}
-    if name == "cycle_events":  # the cycle the benchmark asks for: the one with the most events
+    if name.startswith("cycle_events"):  # the cycle the benchmark asks for: the one with the most events
         params["cycle_id"] = events["cycle_id"].value_counts().index[0]
+    if name.endswith(("_recent", "_first", "_top")):
+        params["limit"] = 7  # smaller than the demo's counts, so the cut is tested too
     expected = run(str(demo_db), name, Filters(), **params)
     got = PANDAS[name](events, **params)
     assert len(expected) > 0, name  # the demo has failures, recurring ones, skips and cycles
