@@ -139,13 +139,17 @@ VIOLATIONS_ENTRA_SQL = "WITH " + _VIOLATIONS_CORE + _VIOLATIONS_SELECT.format(ev
 # With the SCIM audit trail: a violation also seen by the SCIM server (a 409 for a duplicate, a 400
 # for a rejected value, for the same externalId or userName within 15 minutes of the Entra failures).
 VIOLATIONS_SCIM_SQL = "WITH " + _VIOLATIONS_CORE + """,
+scim_candidates AS (  -- two equi-joins (hash joins), not one join on an OR of keys (a nested loop)
+    SELECT g.kind, g.service_principal_id, g.source_id, g.first_seen, g.last_seen, s.ts, s.status
+    FROM grouped g JOIN scim_requests s ON s.external_id = g.source_id
+    UNION ALL
+    SELECT g.kind, g.service_principal_id, g.source_id, g.first_seen, g.last_seen, s.ts, s.status
+    FROM grouped g JOIN scim_requests s ON lower(s.user_name) = lower(g.user_name)
+),
 scim_seen AS (
-    SELECT g.kind, g.service_principal_id, g.source_id
-    FROM grouped g JOIN scim_requests s
-      ON s.ts BETWEEN g.first_seen - INTERVAL 15 MINUTE AND g.last_seen + INTERVAL 15 MINUTE
-     AND try_cast(s.status AS INTEGER) = CASE g.kind WHEN 'duplicate_user_name' THEN 409 ELSE 400 END
-     AND (s.external_id = g.source_id OR lower(s.user_name) = lower(g.user_name))
-    GROUP BY ALL
+    SELECT DISTINCT kind, service_principal_id, source_id FROM scim_candidates
+    WHERE ts BETWEEN first_seen - INTERVAL 15 MINUTE AND last_seen + INTERVAL 15 MINUTE
+      AND try_cast(status AS INTEGER) = CASE kind WHEN 'duplicate_user_name' THEN 409 ELSE 400 END
 )""" + _VIOLATIONS_SELECT.format(
     evidence="CASE WHEN EXISTS (SELECT 1 FROM scim_seen x WHERE x.kind = g.kind AND "
              "x.service_principal_id = g.service_principal_id AND x.source_id = g.source_id) "
