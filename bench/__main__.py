@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--b1-events", type=int, default=200_000, help="events the fake Graph server holds for B1")
     p.add_argument("--b3-pages", type=int, default=2000, help="pages of the throttled backfill (B3)")
     p.add_argument("--b3-scale", type=float, default=10.0, help="B3 time scale: budget and latency divided by this")
+    p.add_argument("--reuse-data", action="store_true",
+                   help="keep the generated data and store of an earlier run in --work (no regeneration)")
     p.add_argument("--merge-with", action="append", help="results.json of an earlier run to include in the report")
     p.add_argument("--report", help="write the report here instead of bench/BENCHMARKS.md")
     args = p.parse_args(argv)
@@ -119,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     for events in scales:
         data = work / f"data-{events}"
         print(f"[bench] generating ~{events:,} events into {data}", file=sys.stderr)
-        truth = write_bulk(data, events)
+        if args.reuse_data and (data / "bulk-truth.json").exists():
+            truth = json.loads((data / "bulk-truth.json").read_text())
+        else:
+            truth = write_bulk(data, events)
         scale = {"events": truth["events"], "scim_requests": truth["scim_requests"]}
         ndjson = data / "events.ndjson"
         db = str(work / f"store-{events}.duckdb")
