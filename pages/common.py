@@ -4,6 +4,7 @@ panel, cached queries, clear error and empty states, and formula-safe CSV downlo
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from datetime import datetime, time, timedelta, timezone
@@ -102,17 +103,31 @@ def query_names() -> set[str]:
     return set(QUERIES)
 
 
-@st.cache_data(ttl=300, show_spinner=False, max_entries=32)
-def _export_file(path: str, version: tuple, dataset: str, filters: Filters, fmt: str) -> tuple[bytes, dict]:
+@st.cache_data(ttl=300, show_spinner=False, max_entries=64)
+def _export_rows(path: str, version: tuple, dataset: str, filters: Filters) -> int:
+    from queries.export import count_rows
+
+    return count_rows(path, dataset, filters)
+
+
+def export_rows(dataset: str, filters: Filters | None) -> int:
+    """How many rows the export would hold (cheap: a count, no file)."""
+    path = db_path()
+    return _export_rows(path, db_version(path), dataset, filters or Filters())
+
+
+def export_builder(dataset: str, filters: Filters | None, fmt: str, part: str = "file"):
+    """A callable for ``st.download_button(data=...)``: the export is built only when someone clicks, and
+    is not kept in the server's memory afterwards (``part``: "file" or "manifest")."""
     from queries.export import export_bytes
 
-    return export_bytes(path, dataset, filters, fmt)
-
-
-def export_file(dataset: str, filters: Filters | None, fmt: str) -> tuple[bytes, dict]:
-    """A dataset export (bytes and manifest) through the exports code, cached until the data changes."""
     path = db_path()
-    return _export_file(path, db_version(path), dataset, filters or Filters(), fmt)
+
+    def build() -> bytes:
+        data, manifest = export_bytes(path, dataset, filters or Filters(), fmt)
+        return data if part == "file" else json.dumps(manifest, indent=2, default=str).encode()
+
+    return build
 
 
 def _query_param(name: str, default: str | None = None) -> str | None:

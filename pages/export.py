@@ -3,8 +3,6 @@ same code as ``python -m queries export`` (layout only)."""
 
 from __future__ import annotations
 
-import json
-
 import streamlit as st
 
 from pages import common
@@ -27,20 +25,22 @@ fmt = st.radio("Format", ["csv", "parquet"], horizontal=True, key="export_format
 st.caption("Columns: " + ", ".join(f"`{c}`" for c in DATASETS[dataset].columns))
 
 try:
-    data, manifest = common.export_file(dataset, filters, fmt)
+    rows = common.export_rows(dataset, filters)
 except Exception as exc:  # a clear message on the page, never a stack trace
     st.error(f"Could not export {dataset}: {exc}")
     st.stop()
 
-st.metric("Rows", f"{manifest['rows']:,}")
-if not manifest["rows"]:
+st.metric("Rows", f"{rows:,}")
+if not rows:
     common.empty_state("Nothing to export for these filters: widen the time range in the sidebar or clear the "
                        "app/job filter. The file will hold only the header.")
-st.download_button(f"Download {dataset}.{fmt}", data=data, file_name=f"provlens-{dataset}.{fmt}",
+# The file is built when the button is clicked (a big export is never held in the server's memory).
+st.download_button(f"Download {dataset}.{fmt}", data=common.export_builder(dataset, filters, fmt),
+                   file_name=f"provlens-{dataset}.{fmt}",
                    mime="text/csv" if fmt == "csv" else "application/vnd.apache.parquet", key="export_download",
                    on_click="ignore", icon=":material/download:", type="primary")
-st.download_button("Download its manifest (JSON)", data=json.dumps(manifest, indent=2, default=str).encode(),
+st.download_button("Download its manifest (JSON)", data=common.export_builder(dataset, filters, fmt, "manifest"),
                    file_name=f"provlens-{dataset}.{fmt}.manifest.json", mime="application/json",
-                   key="export_manifest", on_click="ignore")
-with st.expander("Manifest"):
-    st.json(manifest)
+                   key="export_manifest", on_click="ignore",
+                   help="Row count, SHA-256 of the file, filters, data freshness; built with the file, so the "
+                        "SHA-256 matches a download of the same data")

@@ -174,6 +174,15 @@ def export_bytes(db_path: str, dataset: str, filters: Filters | None = None, fmt
             return fh.read(), result.manifest
 
 
+def count_rows(db_path: str, dataset: str, filters: Filters | None = None, **extra) -> int:
+    """How many rows ``export`` would write, without writing them (the Export page's preview)."""
+    check_request(dataset, "csv", filters)
+    params = (filters or Filters()).params() | extra
+    with read_connection(db_path) as con:
+        sql = dataset_sql(con, dataset)
+        return int(con.execute(f"SELECT count(*) FROM ({sql}) AS d", bind(sql, params)).fetchone()[0])
+
+
 def csv_bytes_from_frame(frame: pd.DataFrame) -> bytes:
     """A formula-safe CSV of a small DataFrame (an on-page table), with the export's exact rules."""
     con = duckdb.connect()
