@@ -56,9 +56,9 @@ def _load(tab, url: str, title: str, charts: int) -> None:
     tab.goto(url)
     tab.locator("h1", has_text=title).first.wait_for(timeout=30_000)
     tab.locator('[data-testid="stApp"][data-test-connection-state="CONNECTED"]').wait_for(timeout=30_000)
-    plots = tab.locator('[data-testid="stPlotlyChart"] .main-svg')
-    if charts:
-        plots.nth(charts - 1).wait_for(timeout=30_000)  # Plotly drew an SVG for every chart
+    containers = tab.locator('[data-testid="stPlotlyChart"]')
+    for i in range(charts):  # every chart drew its SVG (one chart has several .main-svg layers: wait per chart)
+        containers.nth(i).locator(".main-svg").first.wait_for(timeout=60_000)
     tab.wait_for_load_state("networkidle")
     assert tab.locator('[data-testid="stException"]').count() == 0
     assert tab.locator('[data-testid="stPlotlyChart"]').count() == charts
