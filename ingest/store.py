@@ -150,9 +150,10 @@ def _yield_to_writer(mark: str | None, deadline: float) -> None:
         time.sleep(0.02)
 
 
-def connect_with_retry(path: str, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
-    """Open ``path``, waiting (with backoff) while another process holds a conflicting lock. Readers
-    first give way to a writer that is waiting for the lock (see ``WRITER_MARK_FRESH_S``)."""
+def retry_while_locked(path: str, attempt, *, read_only: bool, timeout: float):
+    """Call ``attempt()`` (opening or attaching ``path``) until DuckDB's file lock lets it through, with
+    backoff, for at most ``timeout`` s. Readers first give way to a writer that is waiting for the lock;
+    a waiting writer says so with a fresh ``<db>.write-wanted`` marker (see ``WRITER_MARK_FRESH_S``)."""
     deadline = time.monotonic() + timeout
     delay = 0.05
     mark = _writer_mark(path)
@@ -162,10 +163,7 @@ def connect_with_retry(path: str, read_only: bool, timeout: float) -> duckdb.Duc
             if read_only:
                 _yield_to_writer(mark, deadline)
             try:
-                con = duckdb.connect(path, read_only=read_only)
-                con.execute("SET TimeZone = 'UTC'")
-                con.execute("SET enable_progress_bar = false")
-                return con
+                return attempt()
             except duckdb.IOException as exc:
                 if not _is_lock_error(exc):
                     raise _explain_open_error(path, exc) from exc
@@ -184,6 +182,17 @@ def connect_with_retry(path: str, read_only: bool, timeout: float) -> duckdb.Duc
     finally:
         if marked:
             _clear_writer_mark(mark)
+
+
+def connect_with_retry(path: str, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
+    """Open ``path`` (UTC, no progress bar), waiting while another process holds a conflicting lock."""
+    def attempt() -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(path, read_only=read_only)
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")
+        return con
+
+    return retry_while_locked(path, attempt, read_only=read_only, timeout=timeout)
 
 
 def _explain_open_error(path: str, exc: Exception) -> StoreError:

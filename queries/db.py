@@ -15,22 +15,13 @@ import itertools
 import os
 import re
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import duckdb
 import pandas as pd
 
-from ingest.store import (
-    DatabaseLocked,
-    StoreError,
-    _explain_open_error,
-    _is_lock_error,
-    _writer_mark,
-    _yield_to_writer,
-    connect_with_retry,
-)
+from ingest.store import StoreError, connect_with_retry, retry_while_locked
 from queries.catalog import QUERIES
 from queries.filters import Filters
 
@@ -58,28 +49,10 @@ def _host_connection() -> duckdb.DuckDBPyConnection:
 
 
 def _attach(cur: duckdb.DuckDBPyConnection, db_path: str, alias: str, timeout: float) -> None:
-    """ATTACH the file read-only, waiting (with backoff) while a writer holds its lock; like
-    :func:`ingest.store.connect_with_retry` for readers, it first gives way to a waiting writer."""
-    deadline = time.monotonic() + timeout
-    delay = 0.05
+    """ATTACH the file read-only, waiting while a writer holds its lock (giving way to a waiting writer)."""
     quoted = db_path.replace("'", "''")
-    mark = _writer_mark(db_path)
-    while True:
-        _yield_to_writer(mark, deadline)
-        try:
-            cur.execute(f"ATTACH '{quoted}' AS {alias} (READ_ONLY)")
-            return
-        except duckdb.IOException as exc:
-            if not _is_lock_error(exc):
-                raise _explain_open_error(db_path, exc) from exc
-            if time.monotonic() >= deadline:
-                raise DatabaseLocked(
-                    f"database {db_path} is locked by another process (an ingest) for more than "
-                    f"{timeout:.0f} s; try again when it finishes") from exc
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
-        except duckdb.Error as exc:
-            raise _explain_open_error(db_path, exc) from exc
+    retry_while_locked(db_path, lambda: cur.execute(f"ATTACH '{quoted}' AS {alias} (READ_ONLY)"),
+                       read_only=True, timeout=timeout)
 
 
 @contextmanager
