@@ -353,10 +353,10 @@ class ScopePull:
             staging.write(b"".join(lines))
 
     async def _load(self, staging: StagingFile, slice_end: datetime | None, counters: dict) -> None:
-        """Hand a fetched slice (or chunk) to a loader thread and return to fetching. Loads run one at a
-        time and in order (watermarks only move forward); a failed load surfaces here or at the end."""
+        """Load a fetched slice (or chunk), in order (watermarks only move forward). Synchronous: a loader
+        thread overlapping the next fetch interleaved log lines and made kill-safety harder to reason about."""
         await self._wait_for_load()
-        self._loading = asyncio.ensure_future(asyncio.to_thread(self._commit, staging, slice_end, dict(counters)))
+        self._commit(staging, slice_end, dict(counters))
 
     async def _wait_for_load(self) -> None:
         task, self._loading = self._loading, None
@@ -368,7 +368,7 @@ class ScopePull:
         if self._deferred is not None:  # the run ended on empty slices: commit their watermark now
             slice_end, counters = self._deferred
             self._deferred = None
-            await asyncio.to_thread(self._commit, StagingFile(), slice_end, counters, force=True)
+            self._commit(StagingFile(), slice_end, counters, force=True)
 
     def _commit(self, staging: StagingFile, slice_end: datetime | None, counters: dict, *,
                 force: bool = False) -> None:
