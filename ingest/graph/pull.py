@@ -176,7 +176,6 @@ class ScopePull:
         self.query = query_style  # shared across scopes: {"top": int, "sp_filter": "eq"|"contains"}
         self.out: ScopeOutcome | None = None
         self.sps_seen: set[str] = set()
-        self._loading: asyncio.Task | None = None  # the one load in flight while the next slice is fetched
         self._deferred: tuple[datetime, dict] | None = None  # an empty slice's watermark, committed later
 
     # ------------------------------------------------------------------ the run
@@ -355,16 +354,9 @@ class ScopePull:
     async def _load(self, staging: StagingFile, slice_end: datetime | None, counters: dict) -> None:
         """Load a fetched slice (or chunk), in order (watermarks only move forward). Synchronous: a loader
         thread overlapping the next fetch interleaved log lines and made kill-safety harder to reason about."""
-        await self._wait_for_load()
         self._commit(staging, slice_end, dict(counters))
 
-    async def _wait_for_load(self) -> None:
-        task, self._loading = self._loading, None
-        if task is not None:
-            await task
-
     async def _finish_loading(self) -> None:
-        await self._wait_for_load()
         if self._deferred is not None:  # the run ended on empty slices: commit their watermark now
             slice_end, counters = self._deferred
             self._deferred = None
