@@ -186,7 +186,9 @@ def full_select(table: str) -> str:
     """The SELECT that computes a whole derived table from all events (for checks and backfills)."""
     select = {"derived_failures": _FAILURES_SELECT, "derived_cycles": _CYCLES_SELECT,
               "derived_event_hours": _HOURS_SELECT, "derived_work_domains": _DOMAINS_SELECT,
-              "derived_identities": _IDENTITIES_SELECT}[table]
+              "derived_identities": _IDENTITIES_SELECT, "derived_cycle_heads": _CYCLE_HEADS_SELECT,
+              "derived_skip_identities": _SKIP_IDENTITIES_SELECT, "derived_skip_reasons": _SKIP_REASONS_SELECT,
+              "derived_error_codes": _ERROR_CODES_SELECT}[table]
     return select.format(scope="", scope_events="", scope_failures="")
 
 
@@ -215,6 +217,94 @@ MIGRATION_5 = [
         user_name VARCHAR, error_code VARCHAR, recommended_action VARCHAR
     )""",
     _insert("derived_identities", IDENTITY_COLUMNS, _IDENTITIES_SELECT, ""),
+]
+
+
+# ---- Migration 6: page state for the all-time view of the heaviest page tables (issue 7, B4) ----
+# Each is exactly what its page query returns over all events (no filters), per key a load can touch,
+# so a page reads a few thousand rows instead of aggregating every event; with any filter set the
+# pages fall back to the events (queries/pages.py).
+#
+# derived_cycle_heads: the first CYCLE_HEAD_ROWS events of each cycle (by time, then id) with the
+# columns the cycle page lists (cycle_events_first reads it when $limit <= CYCLE_HEAD_ROWS).
+CYCLE_HEAD_ROWS = 1000
+CYCLE_HEAD_COLUMNS = ("cycle_id", "activity_time", "action", "status", "source_upn", "user_name", "error_code",
+                      "scim_type", "skip_category", "target_id", "source_id", "id")
+_CYCLE_HEADS_SELECT = f"""
+SELECT {', '.join(CYCLE_HEAD_COLUMNS)} FROM events {{scope}}
+WHERE cycle_id IS NOT NULL
+QUALIFY row_number() OVER (PARTITION BY cycle_id ORDER BY activity_time, id) <= {CYCLE_HEAD_ROWS}
+"""
+
+# derived_skip_identities: the skip_identities query over all events (per app, identity, category).
+SKIP_IDENTITY_COLUMNS = ("source_id", "service_principal_id", "service_principal_name", "source_upn",
+                         "skip_category", "skip_reason", "first_seen", "last_seen", "cycles", "skips")
+_SKIP_IDENTITIES_SELECT = """
+SELECT source_id, service_principal_id, any_value(service_principal_name),
+       arg_max(source_upn, activity_time), coalesce(skip_category, 'other'),
+       arg_max(skip_reason, activity_time), min(activity_time), max(activity_time),
+       count(DISTINCT cycle_id), count(*)
+FROM events {scope}
+WHERE status = 'skipped'
+GROUP BY source_id, service_principal_id, coalesce(skip_category, 'other')
+"""
+
+# derived_skip_reasons: skipped events per (app, identity, category, reason); skips_by_category sums it.
+SKIP_REASON_COLUMNS = ("service_principal_id", "source_id", "skip_category", "skip_reason", "skips")
+_SKIP_REASONS_SELECT = """
+SELECT service_principal_id, source_id, coalesce(skip_category, 'other'), coalesce(skip_reason, ''), count(*)
+FROM events {scope}
+WHERE status = 'skipped'
+GROUP BY ALL
+"""
+
+# derived_error_codes: the top_errors page table over all failures, per error code (from derived_failures).
+ERROR_CODE_COLUMNS = ("error_code", "failures", "identities", "first_seen", "last_seen", "http_status", "scim_type",
+                      "scim_detail", "next_retry_at", "recommended_action")
+_ERROR_CODES_SELECT = """
+WITH f AS (SELECT * FROM derived_failures {scope}),
+per_code AS (
+    SELECT error_code, count(*) AS failures,
+           min(activity_time) AS first_seen, max(activity_time) AS last_seen,
+           mode(http_status) AS http_status, mode(scim_type) AS scim_type,
+           mode(scim_detail) AS scim_detail, max(next_retry_at) AS next_retry_at,
+           mode(recommended_action) AS recommended_action
+    FROM f GROUP BY error_code),
+ids AS (
+    SELECT error_code, count(*) AS identities
+    FROM (SELECT DISTINCT error_code, source_id FROM f WHERE source_id IS NOT NULL)
+    GROUP BY error_code)
+SELECT p.error_code, p.failures, coalesce(i.identities, 0), p.first_seen, p.last_seen,
+       p.http_status, p.scim_type, p.scim_detail, p.next_retry_at, p.recommended_action
+FROM per_code AS p LEFT JOIN ids AS i ON p.error_code IS NOT DISTINCT FROM i.error_code
+"""
+
+MIGRATION_6 = [
+    """CREATE TABLE derived_cycle_heads (
+        cycle_id VARCHAR, activity_time TIMESTAMPTZ, action VARCHAR, status VARCHAR, source_upn VARCHAR,
+        user_name VARCHAR, error_code VARCHAR, scim_type VARCHAR, skip_category VARCHAR, target_id VARCHAR,
+        source_id VARCHAR, id VARCHAR
+    )""",
+    """CREATE TABLE derived_skip_identities (
+        source_id VARCHAR, service_principal_id VARCHAR, service_principal_name VARCHAR, source_upn VARCHAR,
+        skip_category VARCHAR, skip_reason VARCHAR, first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ,
+        cycles BIGINT, skips BIGINT
+    )""",
+    """CREATE TABLE derived_skip_reasons (
+        service_principal_id VARCHAR, source_id VARCHAR, skip_category VARCHAR, skip_reason VARCHAR, skips BIGINT
+    )""",
+    """CREATE TABLE derived_error_codes (
+        error_code VARCHAR, failures BIGINT, identities BIGINT, first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ,
+        http_status INTEGER, scim_type VARCHAR, scim_detail VARCHAR, next_retry_at TIMESTAMPTZ,
+        recommended_action VARCHAR
+    )""",
+    # Backfill; cycle heads sorted by cycle so a page's cycle_id filter skips most row groups.
+    f"INSERT INTO derived_cycle_heads ({', '.join(CYCLE_HEAD_COLUMNS)}) SELECT * FROM ("
+    + _CYCLE_HEADS_SELECT.format(scope="") + ") ORDER BY cycle_id, activity_time, id",
+    f"INSERT INTO derived_skip_identities ({', '.join(SKIP_IDENTITY_COLUMNS)}) "
+    + _SKIP_IDENTITIES_SELECT.format(scope=""),
+    f"INSERT INTO derived_skip_reasons ({', '.join(SKIP_REASON_COLUMNS)}) " + _SKIP_REASONS_SELECT.format(scope=""),
+    f"INSERT INTO derived_error_codes ({', '.join(ERROR_CODE_COLUMNS)}) " + _ERROR_CODES_SELECT.format(scope=""),
 ]
 
 
@@ -251,9 +341,15 @@ def refresh(con: duckdb.DuckDBPyConnection, keys: str) -> None:
     con.execute(f"CREATE OR REPLACE TEMP TABLE derived_identity_keys AS SELECT DISTINCT {ident} FROM derived_touched")
     con.execute(f"CREATE OR REPLACE TEMP TABLE derived_cycle_keys AS SELECT DISTINCT {cyc} FROM derived_touched")
 
+    # Error codes whose failures change: those of the touched identities before and after the refresh.
+    codes_of_touched = ("SELECT DISTINCT error_code FROM derived_failures f SEMI JOIN derived_identity_keys k "
+                        f"ON {_match('f', 'k', IDENTITY_KEY)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE derived_code_keys AS {codes_of_touched}")
     con.execute(f"DELETE FROM derived_failures f USING derived_identity_keys k WHERE {_match('f', 'k', IDENTITY_KEY)}")
     con.execute(_insert("derived_failures", _FAILURE_COLUMNS, _FAILURES_SELECT,
                         f"SEMI JOIN derived_identity_keys k ON {_match('events', 'k', IDENTITY_KEY)}"))
+    con.execute(f"INSERT INTO derived_code_keys {codes_of_touched}")
+    _refresh_page_state(con)
 
     # Identities: recount the touched ones from their events and (just refreshed) failures.
     con.execute("DELETE FROM derived_identities i USING derived_identity_keys k "
@@ -282,5 +378,25 @@ def refresh(con: duckdb.DuckDBPyConnection, keys: str) -> None:
         con.execute("INSERT INTO derived_work_domains SELECT domain FROM (" + _DOMAINS_SELECT.format(scope=scope)
                     + ") ANTI JOIN derived_work_domains d USING (domain)")
     for table in ("derived_touched", "derived_updated", "derived_identity_keys", "derived_cycle_keys",
-                  "derived_hour_keys"):
+                  "derived_hour_keys", "derived_code_keys"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _refresh_page_state(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 6's page state for the touched keys: the cycles' heads, the identities' skips (per app and
+    identity, over all their jobs) and the error codes whose failures changed. After derived_failures."""
+    cycles = "(SELECT DISTINCT cycle_id FROM derived_cycle_keys)"
+    con.execute(f"DELETE FROM derived_cycle_heads h USING {cycles} k WHERE h.cycle_id = k.cycle_id")
+    con.execute(_insert("derived_cycle_heads", CYCLE_HEAD_COLUMNS, _CYCLE_HEADS_SELECT,
+                        f"SEMI JOIN {cycles} k ON events.cycle_id = k.cycle_id"))
+    people = "(SELECT DISTINCT service_principal_id, source_id FROM derived_identity_keys)"
+    person = ("{t}.service_principal_id IS NOT DISTINCT FROM k.service_principal_id "
+              "AND {t}.source_id IS NOT DISTINCT FROM k.source_id")
+    for table, columns, select in (("derived_skip_identities", SKIP_IDENTITY_COLUMNS, _SKIP_IDENTITIES_SELECT),
+                                   ("derived_skip_reasons", SKIP_REASON_COLUMNS, _SKIP_REASONS_SELECT)):
+        con.execute(f"DELETE FROM {table} d USING {people} k WHERE {person.format(t='d')}")
+        con.execute(_insert(table, columns, select, f"SEMI JOIN {people} k ON {person.format(t='events')}"))
+    con.execute("DELETE FROM derived_error_codes d USING derived_code_keys k "
+                "WHERE d.error_code IS NOT DISTINCT FROM k.error_code")
+    con.execute(f"INSERT INTO derived_error_codes ({', '.join(ERROR_CODE_COLUMNS)}) " + _ERROR_CODES_SELECT.format(
+        scope="SEMI JOIN derived_code_keys k ON derived_failures.error_code IS NOT DISTINCT FROM k.error_code"))

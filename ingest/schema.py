@@ -8,6 +8,7 @@ from __future__ import annotations
 from ingest.derived import CREATE_TABLES as DERIVED_TABLES
 from ingest.derived import MIGRATION_4 as DERIVED_MIGRATION_4
 from ingest.derived import MIGRATION_5 as DERIVED_MIGRATION_5
+from ingest.derived import MIGRATION_6 as DERIVED_MIGRATION_6
 
 EVENT_COLUMNS = """
     id VARCHAR PRIMARY KEY,
@@ -199,6 +200,8 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         DERIVED_MIGRATION_4,
     ),
     (5, "derived state: per-identity events and failure state (backfilled)", DERIVED_MIGRATION_5),
+    (6, "derived state: all-time page tables (cycle heads, skipped identities and reasons, error codes; backfilled)",
+     DERIVED_MIGRATION_6),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

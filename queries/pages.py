@@ -7,6 +7,7 @@ dataset's own SQL from :mod:`queries.datasets` as a subquery instead of repeatin
 
 from __future__ import annotations
 
+from ingest.derived import CYCLE_HEAD_COLUMNS, CYCLE_HEAD_ROWS
 from queries.catalog import q
 from queries.filters import DAY_OF_HOUR, EVENT_COUNTS
 
@@ -17,6 +18,12 @@ MISSED_AFTER_MINUTES = 1.5 * CYCLE_MINUTES
 # Shared filter for relations that have no activity_time (job snapshots): app and job only.
 _APP_JOB_FILTER = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id)) "
                    "AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)")
+
+# True when the shared filters are all unset ("all time, every app and job"): then a page may read the
+# store's all-time page state (ingest/derived.py, migration 6) instead of aggregating the events. A
+# constant once the parameters are bound, so DuckDB drops the branch that is not taken.
+_UNFILTERED = ("($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL AND $sps::VARCHAR[] IS NULL "
+               "AND $job::VARCHAR IS NULL)")
 
 # App names from the store's per-cycle summaries (ingest/derived.py), not a scan of every event.
 _APP_NAMES = """(SELECT service_principal_id, any_value(service_principal_name) AS service_principal_name
@@ -61,9 +68,20 @@ def _violations_core() -> str:
     return datasets._VIOLATIONS_CORE
 
 
+def _unordered(sql: str) -> str:
+    """``sql`` without its final top-level ORDER BY (DuckDB would sort every row before the outer LIMIT)."""
+    import re
+
+    return re.sub(r"\s+ORDER BY [^()]*$", "", sql.rstrip())
+
+
 def _wrapping_queries() -> list:
     """Aggregates over the export datasets (cycles, failures, violations)."""
     cycles, failures, violations = (_dataset_sql(n) for n in ("cycles", "failures", "violations"))
+    from queries.datasets import VIOLATIONS_ENTRA_SQL
+    from queries.filters import EVENT_FILTER
+
+    violations_entra = _unordered(VIOLATIONS_ENTRA_SQL.replace("{EVENT_FILTER}", EVENT_FILTER))
     return [
         q("cycles_timeline", "Every sync cycle in the period with its app name (from the cycles dataset)", f"""
             SELECT c.*, n.service_principal_name
@@ -77,9 +95,10 @@ def _wrapping_queries() -> list:
             FROM ({cycles}) AS c LEFT JOIN {_APP_NAMES} AS n USING (service_principal_id)
             QUALIFY row_number() OVER (PARTITION BY c.job_id ORDER BY c.started_at DESC) = 1
             ORDER BY n.service_principal_name, c.job_id"""),
-        # Identities per code from (code, identity) pairs first: cheaper than count(DISTINCT) per code.
+        # Unfiltered: the store's per-code state (derived_error_codes). Else identities per code from
+        # (code, identity) pairs first: cheaper than count(DISTINCT) per code.
         q("top_errors", "Failures by error code: count, identities, first/last seen, parsed SCIM reply, action", f"""
-            WITH f AS (SELECT * FROM ({failures})),
+            WITH f AS (SELECT * FROM ({_unordered(failures)}) WHERE NOT {_UNFILTERED}),
             per_code AS (
                 SELECT error_code, count(*) AS failures,
                        min(activity_time) AS first_seen, max(activity_time) AS last_seen,
@@ -94,7 +113,11 @@ def _wrapping_queries() -> list:
             SELECT p.error_code, p.failures, coalesce(i.identities, 0) AS identities, p.first_seen, p.last_seen,
                    p.http_status, p.scim_type, p.scim_detail, p.next_retry_at, p.recommended_action
             FROM per_code AS p LEFT JOIN ids AS i ON p.error_code IS NOT DISTINCT FROM i.error_code
-            ORDER BY p.failures DESC, p.error_code"""),
+            UNION ALL
+            SELECT error_code, failures, identities, first_seen, last_seen, http_status, scim_type, scim_detail,
+                   next_retry_at, recommended_action
+            FROM derived_error_codes WHERE {_UNFILTERED}
+            ORDER BY failures DESC, error_code"""),
         # All time: from the store's per-identity failure state (one row per identity and job); a
         # period: from the failures in it.
         q("recurring_failures", "Identities failing in consecutive cycles: since when, how many cycles, why", f"""
@@ -123,8 +146,9 @@ def _wrapping_queries() -> list:
             ORDER BY consecutive_cycles DESC, last_failure DESC, source_id"""),
         q("allowed_email_domains", "The email domains the violations dataset treats as work domains", f"""
             WITH {_violations_core()} SELECT domain FROM allowed WHERE domain IS NOT NULL ORDER BY domain"""),
+        # Counts need no SCIM evidence: the Entra-only violations (same rows, kinds and states), unsorted.
         q("violations_summary", "Constraint violations by kind and state", f"""
-            SELECT kind, state, count(*) AS violations FROM ({violations}) AS v
+            SELECT kind, state, count(*) AS violations FROM ({violations_entra}) AS v
             GROUP BY ALL ORDER BY kind, state"""),
     ]
 
@@ -198,24 +222,35 @@ QUERY_LIST = [
                sum(events)::BIGINT AS failures
         FROM {EVENT_COUNTS} AS c WHERE status = 'failure'
         GROUP BY ALL ORDER BY day, error_code"""),
-    q("skips_by_category", "Skipped events by category and reason, with identities affected", """
+    # Unfiltered: from the store's skips per identity and reason (derived_skip_reasons).
+    q("skips_by_category", "Skipped events by category and reason, with identities affected", f"""
         SELECT coalesce(skip_category, 'other') AS skip_category, coalesce(skip_reason, '') AS skip_reason,
                count(*) AS skips, count(DISTINCT source_id) AS identities
-        FROM events WHERE status = 'skipped' AND {EVENT_FILTER}
-        GROUP BY ALL ORDER BY skips DESC, skip_category, skip_reason"""),
+        FROM events WHERE status = 'skipped' AND {{EVENT_FILTER}} AND NOT {_UNFILTERED}
+        GROUP BY ALL
+        UNION ALL
+        SELECT skip_category, skip_reason, sum(skips)::BIGINT, count(DISTINCT source_id)
+        FROM derived_skip_reasons WHERE {_UNFILTERED}
+        GROUP BY ALL
+        ORDER BY skips DESC, skip_category, skip_reason"""),
     q("skips_by_category_day", "Skipped events per UTC day and category", f"""
         SELECT {DAY_OF_HOUR} AS day, coalesce(skip_category, 'other') AS skip_category,
                sum(events)::BIGINT AS skips
         FROM {EVENT_COUNTS} AS c WHERE status = 'skipped'
         GROUP BY ALL ORDER BY day, skip_category"""),
-    q("skip_identities", "Identities to fix: who is skipped, why, since when, in how many cycles", """
+    # Unfiltered: the store's per-identity skips (derived_skip_identities, the same aggregate over all events).
+    q("skip_identities", "Identities to fix: who is skipped, why, since when, in how many cycles", f"""
         SELECT source_id, service_principal_id, any_value(service_principal_name) AS service_principal_name,
                arg_max(source_upn, activity_time) AS source_upn, coalesce(skip_category, 'other') AS skip_category,
                arg_max(skip_reason, activity_time) AS skip_reason,
                min(activity_time) AS first_seen, max(activity_time) AS last_seen,
                count(DISTINCT cycle_id) AS cycles, count(*) AS skips
-        FROM events WHERE status = 'skipped' AND {EVENT_FILTER}
+        FROM events WHERE status = 'skipped' AND {{EVENT_FILTER}} AND NOT {_UNFILTERED}
         GROUP BY source_id, service_principal_id, coalesce(skip_category, 'other')
+        UNION ALL
+        SELECT source_id, service_principal_id, service_principal_name, source_upn, skip_category, skip_reason,
+               first_seen, last_seen, cycles, skips
+        FROM derived_skip_identities WHERE {_UNFILTERED}
         ORDER BY skip_category, service_principal_name, source_upn, source_id"""),
     q("identity_search", "Identities whose UPN, userName, object id or target id matches $term", """
         SELECT source_id, arg_max(source_upn, activity_time) AS source_upn,
@@ -238,13 +273,6 @@ QUERY_LIST = [
 QUERY_LIST += _wrapping_queries()
 
 
-def _unordered(sql: str) -> str:
-    """``sql`` without its final top-level ORDER BY (DuckDB would sort every row before the outer LIMIT)."""
-    import re
-
-    return re.sub(r"\s+ORDER BY [^()]*$", "", sql.rstrip())
-
-
 def _bounded_queries(defined: list) -> list:
     """What a page table shows of a big row set: the rows a person reads first, at most $limit of them,
     and the cheap total the caption states. Each wraps the full query's own SQL (the export datasets, or
@@ -253,10 +281,22 @@ def _bounded_queries(defined: list) -> list:
     failures, recurring = _unordered(_dataset_sql("failures")), sql["recurring_failures"]
     cycle_events, skip_identities = sql["cycle_events"], sql["skip_identities"]
     return [
+        # The newest ids first (a top-N over two narrow columns), then only those rows in full.
         q("failures_recent", "The newest $limit failures (the failures dataset, newest first)", f"""
-            SELECT * FROM ({failures}) AS f ORDER BY activity_time DESC, id DESC LIMIT $limit"""),
+            SELECT * FROM ({failures}) AS f
+            SEMI JOIN (SELECT id, activity_time FROM ({failures}) ORDER BY activity_time DESC, id DESC LIMIT $limit)
+                AS n ON f.id = n.id AND f.activity_time = n.activity_time
+            ORDER BY activity_time DESC, id DESC"""),
+        # Unfiltered (and $limit within the stored head): the store's first events of each cycle.
         q("cycle_events_first", "The first $limit events of one sync cycle ($cycle_id), oldest first", f"""
-            SELECT * FROM ({cycle_events}) AS e ORDER BY activity_time, id LIMIT $limit"""),
+            SELECT * FROM (
+                SELECT * FROM ({cycle_events}) AS e
+                WHERE NOT ({_UNFILTERED} AND $limit::BIGINT <= {CYCLE_HEAD_ROWS})
+                UNION ALL
+                SELECT {', '.join(c for c in CYCLE_HEAD_COLUMNS if c != 'cycle_id')}
+                FROM derived_cycle_heads
+                WHERE cycle_id = $cycle_id::VARCHAR AND {_UNFILTERED} AND $limit::BIGINT <= {CYCLE_HEAD_ROWS})
+            ORDER BY activity_time, id LIMIT $limit"""),
         q("recurring_failures_top", "The $limit identities failing in the most consecutive cycles", f"""
             SELECT * FROM ({recurring}) AS r
             ORDER BY consecutive_cycles DESC, last_failure DESC, source_id LIMIT $limit"""),

@@ -17,6 +17,10 @@ TABLES = {
     "derived_event_hours": derived.HOUR_COLUMNS,
     "derived_work_domains": ("domain",),
     "derived_identities": derived.IDENTITY_COLUMNS,
+    "derived_cycle_heads": derived.CYCLE_HEAD_COLUMNS,
+    "derived_skip_identities": derived.SKIP_IDENTITY_COLUMNS,
+    "derived_skip_reasons": derived.SKIP_REASON_COLUMNS,
+    "derived_error_codes": derived.ERROR_CODE_COLUMNS,
 }
 
 
