@@ -188,8 +188,9 @@ def full_select(table: str) -> str:
               "derived_event_hours": _HOURS_SELECT, "derived_work_domains": _DOMAINS_SELECT,
               "derived_identities": _IDENTITIES_SELECT, "derived_cycle_heads": _CYCLE_HEADS_SELECT,
               "derived_skip_identities": _SKIP_IDENTITIES_SELECT, "derived_skip_reasons": _SKIP_REASONS_SELECT,
-              "derived_error_codes": _ERROR_CODES_SELECT}[table]
-    return select.format(scope="", scope_events="", scope_failures="")
+              "derived_error_codes": _ERROR_CODES_SELECT, "derived_recurring_failures": _RECURRING_SELECT,
+              "derived_recent_failures": _RECENT_FAILURES_SELECT}[table]
+    return select.format(scope="", scope_events="", scope_failures="", rows=RECENT_FAILURE_ROWS)
 
 
 # Migration 4: app names on cycle summaries, hourly counts; then everything (re)computed from the events.
@@ -279,6 +280,27 @@ SELECT p.error_code, p.failures, coalesce(i.identities, 0), p.first_seen, p.last
 FROM per_code AS p LEFT JOIN ids AS i ON p.error_code IS NOT DISTINCT FROM i.error_code
 """
 
+# derived_recurring_failures: the recurring_failures page table over all time (per identity and app),
+# from derived_identities (refresh that first).
+RECURRING_COLUMNS = ("source_id", "service_principal_id", "source_upn", "user_name", "consecutive_cycles",
+                     "failing_since", "last_failure", "error_code", "recommended_action")
+_RECURRING_SELECT = """
+SELECT source_id, any_value(service_principal_id), arg_max(source_upn, last_failure),
+       arg_max(user_name, last_failure), max(max_consecutive_cycles), max(failing_since), max(last_failure),
+       arg_max(error_code, last_failure), arg_max(recommended_action, last_failure)
+FROM derived_identities {scope}
+WHERE failures > 0
+GROUP BY source_id, service_principal_id
+HAVING max(max_consecutive_cycles) >= 2
+"""
+
+# derived_recent_failures: the newest RECENT_FAILURE_ROWS rows of derived_failures (by time, then id), the
+# failures page's "newest failures" table (failures_recent reads it when $limit <= RECENT_FAILURE_ROWS).
+RECENT_FAILURE_ROWS = 1000
+_RECENT_FAILURES_SELECT = """
+SELECT * FROM derived_failures {scope} ORDER BY activity_time DESC, id DESC LIMIT {rows}
+"""
+
 MIGRATION_6 = [
     """CREATE TABLE derived_cycle_heads (
         cycle_id VARCHAR, activity_time TIMESTAMPTZ, action VARCHAR, status VARCHAR, source_upn VARCHAR,
@@ -305,6 +327,13 @@ MIGRATION_6 = [
     + _SKIP_IDENTITIES_SELECT.format(scope=""),
     f"INSERT INTO derived_skip_reasons ({', '.join(SKIP_REASON_COLUMNS)}) " + _SKIP_REASONS_SELECT.format(scope=""),
     f"INSERT INTO derived_error_codes ({', '.join(ERROR_CODE_COLUMNS)}) " + _ERROR_CODES_SELECT.format(scope=""),
+    """CREATE TABLE derived_recurring_failures (
+        source_id VARCHAR, service_principal_id VARCHAR, source_upn VARCHAR, user_name VARCHAR,
+        consecutive_cycles BIGINT, failing_since TIMESTAMPTZ, last_failure TIMESTAMPTZ, error_code VARCHAR,
+        recommended_action VARCHAR
+    )""",
+    f"INSERT INTO derived_recurring_failures ({', '.join(RECURRING_COLUMNS)}) " + _RECURRING_SELECT.format(scope=""),
+    "CREATE TABLE derived_recent_failures AS " + _RECENT_FAILURES_SELECT.format(scope="", rows=RECENT_FAILURE_ROWS),
 ]
 
 
@@ -349,13 +378,13 @@ def refresh(con: duckdb.DuckDBPyConnection, keys: str) -> None:
     con.execute(_insert("derived_failures", _FAILURE_COLUMNS, _FAILURES_SELECT,
                         f"SEMI JOIN derived_identity_keys k ON {_match('events', 'k', IDENTITY_KEY)}"))
     con.execute(f"INSERT INTO derived_code_keys {codes_of_touched}")
-    _refresh_page_state(con)
 
     # Identities: recount the touched ones from their events and (just refreshed) failures.
     con.execute("DELETE FROM derived_identities i USING derived_identity_keys k "
                 f"WHERE {_match('i', 'k', IDENTITY_KEY)}")
     con.execute(_insert("derived_identities", IDENTITY_COLUMNS, _IDENTITIES_SELECT,
                         f"SEMI JOIN derived_identity_keys k ON {_match('{t}', 'k', IDENTITY_KEY)}"))
+    _refresh_page_state(con)
 
     con.execute(f"DELETE FROM derived_cycles c USING derived_cycle_keys k WHERE {_match('c', 'k', CYCLE_KEY)}")
     con.execute(_insert("derived_cycles", CYCLE_COLUMNS, _CYCLES_SELECT,
@@ -400,3 +429,31 @@ def _refresh_page_state(con: duckdb.DuckDBPyConnection) -> None:
                 "WHERE d.error_code IS NOT DISTINCT FROM k.error_code")
     con.execute(f"INSERT INTO derived_error_codes ({', '.join(ERROR_CODE_COLUMNS)}) " + _ERROR_CODES_SELECT.format(
         scope="SEMI JOIN derived_code_keys k ON derived_failures.error_code IS NOT DISTINCT FROM k.error_code"))
+    con.execute(f"DELETE FROM derived_recurring_failures d USING {people} k WHERE {person.format(t='d')}")
+    con.execute(_insert("derived_recurring_failures", RECURRING_COLUMNS, _RECURRING_SELECT,
+                        f"SEMI JOIN {people} k ON {person.format(t='derived_identities')}"))
+    _refresh_recent_failures(con)
+
+
+def _refresh_recent_failures(con: duckdb.DuckDBPyConnection) -> None:
+    """Keep derived_recent_failures = the newest RECENT_FAILURE_ROWS of derived_failures without sorting them
+    all: drop the touched identities' rows, add the newest of their refreshed ones, and keep what ranks
+    at or above the old last row (every untouched row there was already held). Too few left (failures
+    went away): recompute from derived_failures."""
+    rows = RECENT_FAILURE_ROWS
+    held, last_time, last_id = con.execute(
+        "SELECT count(*), arg_min(activity_time, (activity_time, id)), arg_min(id, (activity_time, id)) "
+        "FROM derived_recent_failures").fetchone()
+    con.execute("DELETE FROM derived_recent_failures f USING derived_identity_keys k "
+                f"WHERE {_match('f', 'k', IDENTITY_KEY)}")
+    con.execute("INSERT INTO derived_recent_failures " + _RECENT_FAILURES_SELECT.format(
+        scope=f"SEMI JOIN derived_identity_keys k ON {_match('derived_failures', 'k', IDENTITY_KEY)}", rows=rows))
+    if held >= rows:
+        con.execute("DELETE FROM derived_recent_failures WHERE activity_time < $t OR (activity_time = $t AND id < $id)",
+                    {"t": last_time, "id": last_id})
+    con.execute("DELETE FROM derived_recent_failures WHERE id NOT IN (SELECT id FROM derived_recent_failures "
+                f"ORDER BY activity_time DESC, id DESC LIMIT {rows})")
+    kept = con.execute("SELECT count(*) FROM derived_recent_failures").fetchone()[0]
+    if kept < rows and kept < con.execute("SELECT count(*) FROM derived_failures").fetchone()[0]:
+        con.execute("DELETE FROM derived_recent_failures")
+        con.execute("INSERT INTO derived_recent_failures " + _RECENT_FAILURES_SELECT.format(scope="", rows=rows))

@@ -139,12 +139,17 @@ VIOLATIONS_ENTRA_SQL = "WITH " + _VIOLATIONS_CORE + _VIOLATIONS_SELECT.format(ev
 # With the SCIM audit trail: a violation also seen by the SCIM server (a 409 for a duplicate, a 400
 # for a rejected value, for the same externalId or userName within 15 minutes of the Entra failures).
 VIOLATIONS_SCIM_SQL = "WITH " + _VIOLATIONS_CORE + """,
+-- Only 400/409 answers can be evidence: filtering them in the scan first means the join keys (and
+-- lower(userName)) are read and computed for the few error requests, not for every request.
+scim_errors AS (
+    SELECT ts, status, external_id, user_name FROM scim_requests WHERE status IN (400, 409)
+),
 scim_candidates AS (  -- two equi-joins (hash joins), not one join on an OR of keys (a nested loop)
     SELECT g.kind, g.service_principal_id, g.source_id, g.first_seen, g.last_seen, s.ts, s.status
-    FROM grouped g JOIN scim_requests s ON s.external_id = g.source_id
+    FROM grouped g JOIN scim_errors s ON s.external_id = g.source_id
     UNION ALL
     SELECT g.kind, g.service_principal_id, g.source_id, g.first_seen, g.last_seen, s.ts, s.status
-    FROM grouped g JOIN scim_requests s ON lower(s.user_name) = lower(g.user_name)
+    FROM grouped g JOIN scim_errors s ON lower(s.user_name) = lower(g.user_name)
 ),
 scim_seen AS (
     SELECT DISTINCT kind, service_principal_id, source_id FROM scim_candidates

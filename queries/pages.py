@@ -7,7 +7,7 @@ dataset's own SQL from :mod:`queries.datasets` as a subquery instead of repeatin
 
 from __future__ import annotations
 
-from ingest.derived import CYCLE_HEAD_COLUMNS, CYCLE_HEAD_ROWS
+from ingest.derived import CYCLE_HEAD_COLUMNS, CYCLE_HEAD_ROWS, RECENT_FAILURE_ROWS, RECURRING_COLUMNS
 from queries.catalog import q
 from queries.filters import DAY_OF_HOUR, EVENT_COUNTS
 
@@ -126,7 +126,7 @@ def _wrapping_queries() -> list:
                        max_consecutive_cycles AS consecutive_cycles, failing_since, error_code, recommended_action
                 FROM derived_identities
                 WHERE failures > 0 AND {_APP_JOB_FILTER}
-                  AND $since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL
+                  AND $since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL AND NOT {_UNFILTERED}
                 UNION ALL
                 SELECT source_id, service_principal_id, activity_time, source_upn, user_name, consecutive_cycles,
                        CASE WHEN consecutive_cycles = 1 THEN activity_time END, error_code, recommended_action
@@ -143,6 +143,8 @@ def _wrapping_queries() -> list:
             FROM f
             GROUP BY source_id, service_principal_id
             HAVING max(consecutive_cycles) >= 2
+            UNION ALL  -- unfiltered: the store's all-time table (derived_recurring_failures)
+            SELECT {', '.join(RECURRING_COLUMNS)} FROM derived_recurring_failures WHERE {_UNFILTERED}
             ORDER BY consecutive_cycles DESC, last_failure DESC, source_id"""),
         q("allowed_email_domains", "The email domains the violations dataset treats as work domains", f"""
             WITH {_violations_core()} SELECT domain FROM allowed WHERE domain IS NOT NULL ORDER BY domain"""),
@@ -277,16 +279,22 @@ def _bounded_queries(defined: list) -> list:
     """What a page table shows of a big row set: the rows a person reads first, at most $limit of them,
     and the cheap total the caption states. Each wraps the full query's own SQL (the export datasets, or
     a page query above), so the rows are the same rows; the full list stays the export's job."""
+    from queries.datasets import FAILURE_COLUMNS
+
     sql = {query.name: _unordered(query.sql) for query in defined}
     failures, recurring = _unordered(_dataset_sql("failures")), sql["recurring_failures"]
     cycle_events, skip_identities = sql["cycle_events"], sql["skip_identities"]
     return [
         # The newest ids first (a top-N over two narrow columns), then only those rows in full.
+        # Unfiltered (and $limit within what the store holds): the store's newest failures.
         q("failures_recent", "The newest $limit failures (the failures dataset, newest first)", f"""
-            SELECT * FROM ({failures}) AS f
-            SEMI JOIN (SELECT id, activity_time FROM ({failures}) ORDER BY activity_time DESC, id DESC LIMIT $limit)
-                AS n ON f.id = n.id AND f.activity_time = n.activity_time
-            ORDER BY activity_time DESC, id DESC"""),
+            SELECT * FROM (
+                SELECT * FROM ({failures}) AS f
+                WHERE NOT ({_UNFILTERED} AND $limit::BIGINT <= {RECENT_FAILURE_ROWS})
+                UNION ALL
+                SELECT {', '.join(FAILURE_COLUMNS)} FROM derived_recent_failures
+                WHERE {_UNFILTERED} AND $limit::BIGINT <= {RECENT_FAILURE_ROWS})
+            ORDER BY activity_time DESC, id DESC LIMIT $limit"""),
         # Unfiltered (and $limit within the stored head): the store's first events of each cycle.
         q("cycle_events_first", "The first $limit events of one sync cycle ($cycle_id), oldest first", f"""
             SELECT * FROM (

@@ -21,6 +21,8 @@ TABLES = {
     "derived_skip_identities": derived.SKIP_IDENTITY_COLUMNS,
     "derived_skip_reasons": derived.SKIP_REASON_COLUMNS,
     "derived_error_codes": derived.ERROR_CODE_COLUMNS,
+    "derived_recurring_failures": derived.RECURRING_COLUMNS,
+    "derived_recent_failures": derived._FAILURE_COLUMNS,
 }
 
 
@@ -67,11 +69,21 @@ def test_incremental_loads_equal_a_full_recomputation(sim, tmp_path):
         _assert_matches_recomputation(store.con)
 
 
+def test_newest_failures_stay_the_newest_when_few_are_kept(sim, tmp_path, monkeypatch):
+    """derived_recent_failures keeps the newest N failures incrementally (drop touched identities, add
+    their newest, cut below the old last row): with a small N, out-of-order loads and a failure that
+    turns into a success exercise every branch."""
+    monkeypatch.setattr(derived, "RECENT_FAILURE_ROWS", 7)
+    test_incremental_loads_equal_a_full_recomputation(sim, tmp_path)
+
+
 def test_migration_backfills_derived_state_for_existing_rows(sim, tmp_path):
     db = str(tmp_path / "m.duckdb")
     with Store.open(db) as store:
         _load(store, sim.events)
-        for table in TABLES:  # as a database from before migration 3
+        derived_tables = store.con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
+                                           "AND table_name LIKE 'derived%'").fetchall()
+        for (table,) in derived_tables:  # as a database from before migration 3
             store.con.execute(f"DROP TABLE {table}")
         store.con.execute("DELETE FROM schema_version WHERE version >= 3")
     with Store.open(db) as store:  # applies migrations 3 and 4: the tables, filled from the events

@@ -15,7 +15,8 @@ _EVERYTHING = Filters(since=datetime(2000, 1, 1, tzinfo=timezone.utc))
 
 
 def _rows(frame) -> list[tuple]:
-    return [tuple(None if v is None or v != v else v for v in row) for row in frame.astype(object).itertuples(index=False)]
+    rows = frame.astype(object).itertuples(index=False)
+    return [tuple(None if v is None or v != v else v for v in row) for row in rows]
 
 
 def _busiest_cycle(db: str) -> str:
@@ -31,6 +32,9 @@ def _busiest_cycle(db: str) -> str:
     ("skip_identities_top", {"limit": 3}),
     ("violations_summary", {}),
     ("failures_recent", {"limit": 7}),
+    ("recurring_failures", {}),
+    ("recurring_failures_top", {"limit": 5}),
+    ("recurring_failures_count", {}),
 ])
 def test_all_time_page_state_equals_the_events_path(demo_db, name, params):
     db = str(demo_db)
