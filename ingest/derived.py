@@ -189,7 +189,8 @@ def full_select(table: str) -> str:
               "derived_identities": _IDENTITIES_SELECT, "derived_cycle_heads": _CYCLE_HEADS_SELECT,
               "derived_skip_identities": _SKIP_IDENTITIES_SELECT, "derived_skip_reasons": _SKIP_REASONS_SELECT,
               "derived_error_codes": _ERROR_CODES_SELECT, "derived_recurring_failures": _RECURRING_SELECT,
-              "derived_recent_failures": _RECENT_FAILURES_SELECT}[table]
+              "derived_recent_failures": _RECENT_FAILURES_SELECT,
+              "derived_violation_groups": _VIOLATION_GROUPS_SELECT}[table]
     return select.format(scope="", scope_events="", scope_failures="", rows=RECENT_FAILURE_ROWS)
 
 
@@ -301,6 +302,35 @@ _RECENT_FAILURES_SELECT = """
 SELECT * FROM derived_failures {scope} ORDER BY activity_time DESC, id DESC LIMIT {rows}
 """
 
+# Violations: the kind of a failure (over alias ``e``; ``{allowed}`` is a relation of allowed email domains),
+# shared with queries/datasets.py. derived_violation_groups: the violations dataset's per-identity groups
+# over all failures with the store's work domains (the default allowed domains); recomputed entirely
+# when those domains change, else per touched identity.
+VIOLATION_KIND_SQL = """CASE
+        WHEN e.http_status = 409 OR e.scim_type = 'uniqueness' OR e.error_code LIKE '%EntryConflict'
+             OR e.error_code LIKE '%Conflict' OR e.error_code = 'DuplicateTargetEntries'
+            THEN 'duplicate_user_name'
+        WHEN e.http_status = 400 AND e.scim_type = 'invalidValue'
+             AND ((e.email_domain IS NOT NULL AND e.email_domain NOT IN (SELECT domain FROM {allowed}))
+                  OR e.scim_detail ILIKE '%email%')
+            THEN 'non_work_email'
+        WHEN e.http_status = 400 AND e.scim_type = 'invalidValue' THEN 'other_rejected_value'
+    END"""
+VIOLATION_GROUP_COLUMNS = ("kind", "service_principal_id", "job_id", "source_id", "user_name", "email_domain",
+                           "first_seen", "last_seen", "occurrences", "next_success_at")
+# Over a relation ``classified`` (failures with their ``kind``).
+VIOLATION_GROUPS_AGGREGATE = """
+    SELECT kind, service_principal_id, job_id, source_id,
+           arg_max(user_name, activity_time) AS user_name,
+           arg_max(email_domain, activity_time) FILTER (WHERE email_domain IS NOT NULL) AS email_domain,
+           min(activity_time) AS first_seen, max(activity_time) AS last_seen, count(*) AS occurrences,
+           arg_max(next_success_at, activity_time) AS next_success_at
+    FROM classified WHERE kind IS NOT NULL
+    GROUP BY kind, service_principal_id, job_id, source_id"""
+_VIOLATION_GROUPS_SELECT = ("WITH classified AS (SELECT e.*, "
+                            + VIOLATION_KIND_SQL.format(allowed="derived_work_domains")
+                            + " AS kind FROM derived_failures e {scope})" + VIOLATION_GROUPS_AGGREGATE)
+
 MIGRATION_6 = [
     """CREATE TABLE derived_cycle_heads (
         cycle_id VARCHAR, activity_time TIMESTAMPTZ, action VARCHAR, status VARCHAR, source_upn VARCHAR,
@@ -334,6 +364,7 @@ MIGRATION_6 = [
     )""",
     f"INSERT INTO derived_recurring_failures ({', '.join(RECURRING_COLUMNS)}) " + _RECURRING_SELECT.format(scope=""),
     "CREATE TABLE derived_recent_failures AS " + _RECENT_FAILURES_SELECT.format(scope="", rows=RECENT_FAILURE_ROWS),
+    "CREATE TABLE derived_violation_groups AS " + _VIOLATION_GROUPS_SELECT.format(scope=""),
 ]
 
 
@@ -399,6 +430,7 @@ def refresh(con: duckdb.DuckDBPyConnection, keys: str) -> None:
                         f"{HOUR_SQL.format(col='activity_time')} IN (SELECT hour FROM derived_hour_keys)"),
                 {"first": first, "last": last})
 
+    domains_before = con.execute("SELECT count(*) FROM derived_work_domains").fetchone()[0]
     if updated:  # an event may have stopped being a success: recount the domains from all events
         con.execute("DELETE FROM derived_work_domains")
         con.execute("INSERT INTO derived_work_domains " + _DOMAINS_SELECT.format(scope=""))
@@ -406,6 +438,8 @@ def refresh(con: duckdb.DuckDBPyConnection, keys: str) -> None:
         scope = f"SEMI JOIN {keys} k ON events.id = k.id"
         con.execute("INSERT INTO derived_work_domains SELECT domain FROM (" + _DOMAINS_SELECT.format(scope=scope)
                     + ") ANTI JOIN derived_work_domains d USING (domain)")
+    domains_now = con.execute("SELECT count(*) FROM derived_work_domains").fetchone()[0]
+    _refresh_violation_groups(con, everything=updated or domains_now != domains_before)
     for table in ("derived_touched", "derived_updated", "derived_identity_keys", "derived_cycle_keys",
                   "derived_hour_keys", "derived_code_keys"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
@@ -457,3 +491,18 @@ def _refresh_recent_failures(con: duckdb.DuckDBPyConnection) -> None:
     if kept < rows and kept < con.execute("SELECT count(*) FROM derived_failures").fetchone()[0]:
         con.execute("DELETE FROM derived_recent_failures")
         con.execute("INSERT INTO derived_recent_failures " + _RECENT_FAILURES_SELECT.format(scope="", rows=rows))
+
+
+def _refresh_violation_groups(con: duckdb.DuckDBPyConnection, *, everything: bool) -> None:
+    """derived_violation_groups for the touched identities, or all of it when the work domains changed
+    (a failure's kind depends on them). After derived_failures and derived_work_domains."""
+    if everything:
+        con.execute("DELETE FROM derived_violation_groups")
+        con.execute(f"INSERT INTO derived_violation_groups ({', '.join(VIOLATION_GROUP_COLUMNS)}) "
+                    + _VIOLATION_GROUPS_SELECT.format(scope=""))
+        return
+    con.execute(f"DELETE FROM derived_violation_groups d USING derived_identity_keys k "
+                f"WHERE {_match('d', 'k', IDENTITY_KEY)}")
+    con.execute(f"INSERT INTO derived_violation_groups ({', '.join(VIOLATION_GROUP_COLUMNS)}) "
+                + _VIOLATION_GROUPS_SELECT.format(
+                    scope=f"SEMI JOIN derived_identity_keys k ON {_match('e', 'k', IDENTITY_KEY)}"))

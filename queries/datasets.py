@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ingest.derived import RECOMMENDED_ACTION_SQL as _RECOMMENDED_ACTION_SQL
+from ingest.derived import VIOLATION_GROUP_COLUMNS, VIOLATION_GROUPS_AGGREGATE, VIOLATION_KIND_SQL
 from ingest.schema import MIGRATIONS
 from queries.filters import EVENT_FILTER
 
@@ -41,6 +42,12 @@ def _time_filter(column: str) -> str:
 
 _SCOPE_FILTER = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id)) "
                  "AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)")
+
+# True when the shared filters are all unset ("all time, every app and job"): then a query may read the
+# store's all-time state (ingest/derived.py) instead of aggregating. A constant once the parameters are
+# bound, so DuckDB drops the branch that is not taken.
+UNFILTERED = ("($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL AND $sps::VARCHAR[] IS NULL "
+              "AND $job::VARCHAR IS NULL)")
 
 _EVENT_COLS = ", ".join(EVENT_EXPORT_COLUMNS)
 
@@ -98,33 +105,23 @@ allowed AS (
         SELECT domain FROM derived_work_domains WHERE $allowed_domains::VARCHAR[] IS NULL)
 ),
 classified AS (
-    SELECT e.*, CASE
-        WHEN e.http_status = 409 OR e.scim_type = 'uniqueness' OR e.error_code LIKE '%EntryConflict'
-             OR e.error_code LIKE '%Conflict' OR e.error_code = 'DuplicateTargetEntries'
-            THEN 'duplicate_user_name'
-        WHEN e.http_status = 400 AND e.scim_type = 'invalidValue'
-             AND ((e.email_domain IS NOT NULL AND e.email_domain NOT IN (SELECT domain FROM allowed))
-                  OR e.scim_detail ILIKE '%email%')
-            THEN 'non_work_email'
-        WHEN e.http_status = 400 AND e.scim_type = 'invalidValue' THEN 'other_rejected_value'
-    END AS kind
-    FROM derived_failures e WHERE {EVENT_FILTER}
+    SELECT e.*, {VIOLATION_KIND} AS kind
+    FROM derived_failures e WHERE {EVENT_FILTER} AND NOT ({UNFILTERED} AND $allowed_domains::VARCHAR[] IS NULL)
 ),
-grouped AS (
-    SELECT kind, service_principal_id, job_id, source_id,
-           arg_max(user_name, activity_time) AS user_name,
-           arg_max(email_domain, activity_time) FILTER (WHERE email_domain IS NOT NULL) AS email_domain,
-           min(activity_time) AS first_seen, max(activity_time) AS last_seen, count(*) AS occurrences,
-           arg_max(next_success_at, activity_time) AS next_success_at
-    FROM classified WHERE kind IS NOT NULL
-    GROUP BY kind, service_principal_id, job_id, source_id
+grouped AS (  -- unfiltered with the default domains: the store's groups (derived_violation_groups)
+    {VIOLATION_GROUPS_AGGREGATE}
+    UNION ALL
+    SELECT {VIOLATION_GROUP_COLUMNS} FROM derived_violation_groups
+    WHERE {UNFILTERED} AND $allowed_domains::VARCHAR[] IS NULL
 ),
 resolved AS (
     SELECT kind, service_principal_id, source_id, min(next_success_at) AS resolved_at
     FROM grouped
     WHERE next_success_at < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
     GROUP BY ALL
-)"""
+)""".replace("{VIOLATION_KIND}", VIOLATION_KIND_SQL.format(allowed="allowed")).replace(
+    "{VIOLATION_GROUPS_AGGREGATE}", VIOLATION_GROUPS_AGGREGATE.strip()).replace(
+    "{VIOLATION_GROUP_COLUMNS}", ", ".join(VIOLATION_GROUP_COLUMNS)).replace("{UNFILTERED}", UNFILTERED)
 
 _VIOLATIONS_SELECT = """
 SELECT g.kind, g.user_name, g.email_domain, g.source_id, g.service_principal_id, g.first_seen, g.last_seen,

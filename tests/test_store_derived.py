@@ -23,6 +23,7 @@ TABLES = {
     "derived_error_codes": derived.ERROR_CODE_COLUMNS,
     "derived_recurring_failures": derived.RECURRING_COLUMNS,
     "derived_recent_failures": derived._FAILURE_COLUMNS,
+    "derived_violation_groups": derived.VIOLATION_GROUP_COLUMNS,
 }
 
 

@@ -31,6 +31,7 @@ def _busiest_cycle(db: str) -> str:
     ("skip_identities", {}),
     ("skip_identities_top", {"limit": 3}),
     ("violations_summary", {}),
+    ("violations", {}),
     ("failures_recent", {"limit": 7}),
     ("recurring_failures", {}),
     ("recurring_failures_top", {"limit": 5}),
