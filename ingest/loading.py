@@ -68,16 +68,20 @@ class StagingFile:
             pass
 
 
-def load_staged(store: Store, staging: StagingFile, *, run_id: int | None,
+def load_staged(store: Store, staging: StagingFile | list[StagingFile], *, run_id: int | None,
                 watermark: tuple[str, str, datetime] | None = None,
                 run_counters: dict[str, int] | None = None) -> LoadResult:
-    """Load everything staged so far in one transaction (with the watermark and the run's counters)."""
-    staging.close()
-    if staging.count == 0:
+    """Load everything staged so far (one file or several) in one transaction, with the watermark and the
+    run's counters."""
+    files = staging if isinstance(staging, list) else [staging]
+    for f in files:
+        f.close()
+    paths = [f.path for f in files if f.count]
+    if not paths:
         if watermark is not None:
             store.set_watermark(*watermark, run_id=run_id)
         if run_counters and run_id is not None:
             store.add_to_run(run_id, **run_counters)
         return LoadResult()
-    return store.load_events(STAGED_SOURCE, {"path": staging.path}, run_id=run_id, watermark=watermark,
+    return store.load_events(STAGED_SOURCE, {"path": paths}, run_id=run_id, watermark=watermark,
                              run_counters=run_counters)

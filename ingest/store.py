@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import duckdb
 from ingest import derived
 from ingest.event_sql import NORMALISE_EVENTS
 from ingest.schema import EVENT_COLUMNS, LATEST_VERSION, MIGRATIONS
+from ingest.scim import derived as scim_derived
 
 EVENT_COLUMN_NAMES = [line.strip().split()[0] for line in EVENT_COLUMNS.strip().splitlines()]
 
@@ -207,6 +209,30 @@ def _explain_open_error(path: str, exc: Exception) -> StoreError:
     return StoreError(f"cannot open database {path}: {msg.splitlines()[0]}")
 
 
+_OPEN_IN_PROCESS: set[str] = set()
+_OPEN_LOCK = threading.Lock()
+
+
+def _claim_in_process(path: str) -> str | None:
+    """DuckDB's file lock is per process: a second read-write connection to the same file from this
+    process would be a second database instance writing the same file (corruption). Refuse it loudly."""
+    if path == ":memory:" or path.startswith("md:"):
+        return None
+    key = os.path.realpath(path)
+    with _OPEN_LOCK:
+        if key in _OPEN_IN_PROCESS:
+            raise RuntimeError(f"{path} is already open for writing in this process (a second writer "
+                               "connection would corrupt it)")
+        _OPEN_IN_PROCESS.add(key)
+    return key
+
+
+def _release_in_process(key: str | None) -> None:
+    if key is not None:
+        with _OPEN_LOCK:
+            _OPEN_IN_PROCESS.discard(key)
+
+
 class Store:
     """A read-write session on the database. Use as a context manager; close it promptly."""
 
@@ -219,17 +245,27 @@ class Store:
     def open(cls, path: str, *, lock_timeout: float = 60.0) -> Store:
         if path != ":memory:" and not path.startswith("md:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        con = connect_with_retry(path, read_only=False, timeout=lock_timeout)
+        key = _claim_in_process(path)
+        try:
+            con = connect_with_retry(path, read_only=False, timeout=lock_timeout)
+        except BaseException:
+            _release_in_process(key)
+            raise
         store = cls(con, path)
+        store._key = key
         try:
             store.migrate()
         except Exception:
-            con.close()
+            store.close()
             raise
         return store
 
     def close(self) -> None:
-        self.con.close()
+        try:
+            self.con.close()
+        finally:
+            _release_in_process(getattr(self, "_key", None))
+            self._key = None
 
     def __enter__(self) -> Store:
         return self
@@ -530,8 +566,10 @@ class Store:
                            credential_id, tenant, is_probe, source_file, source_line, raw, $now, $run
                     FROM scim_stage
                     QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY source_file, source_line) = 1
-                    ON CONFLICT (request_id) DO NOTHING""", {"now": utcnow(), "run": run_id})
+                    ON CONFLICT (request_id) DO NOTHING""", {"now": (inserted_at := utcnow()), "run": run_id})
                 new = con.execute("SELECT count(*) FROM scim_requests").fetchone()[0] - before
+                if new:  # derived SCIM state (issue 7 B4; ingest/scim/derived.py)
+                    scim_derived.add_scim_batch(con, inserted_at, run_id)
                 dup = staged - new
                 con.execute("DROP TABLE scim_stage")
             self.add_rejects(run_id, "scim", rejects)
@@ -560,6 +598,7 @@ class Store:
             con.execute("DELETE FROM correlation")
             for sql, params in statements:
                 con.execute(sql, params)
+            scim_derived.refresh_correlation(con)  # derived correlation state (issue 7 B4)
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")

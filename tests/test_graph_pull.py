@@ -222,3 +222,36 @@ def test_unreachable_server_exits_5(tmp_path):
                    "--rate", "off", "--since", "2d", "--max-wait", "3", env={"PROVLENS_GRAPH_TOKEN": TOKEN})
     assert proc.returncode == exitcodes.UNREACHABLE, proc.stderr
     assert "connect" in proc.stderr
+
+
+@pytest.mark.parametrize("commit", [{"commit_seconds": 3600.0},
+                                    {"commit_seconds": 3600.0, "commit_events": 40, "top": 10},
+                                    {"commit_seconds": 0.0}])
+def test_quick_slices_are_committed_together_and_nothing_is_lost(sim, server, tmp_path, monkeypatch, capfd, commit):
+    """Slices are committed together until enough events wait (or the oldest waits long enough); a commit
+    never moves the watermark past a slice that is not complete, and the result equals the truth."""
+    import json
+
+    sp = sp_ids(sim)[0]
+    db = tmp_path / "g.duckdb"
+    capfd.readouterr()
+    out = pull(monkeypatch, server, db, sp, jobs=False, slice_length=timedelta(days=1), **commit)
+    assert out.exit_code == exitcodes.OK
+    lines = [json.loads(x) for x in capfd.readouterr().err.splitlines() if x.startswith("{")]
+    commits = [x for x in lines if x.get("event") in ("slice_committed", "chunk_committed")]
+    slices = out.scopes[0].slices
+    if commit == {"commit_seconds": 3600.0}:
+        assert len(commits) == 1  # every slice of the run in one transaction
+    elif commit == {"commit_seconds": 0.0}:
+        assert len(commits) == sum(1 for x in commits if x["event"] == "slice_committed") <= slices
+        assert len(commits) > 1
+    else:
+        assert sum(1 for x in commits if x["event"] == "chunk_committed") >= 1  # mid-slice commits happened
+        assert len(commits) > 2
+    assert ids_sha(db_ids(db)) == truth_sha(sim, sp)
+    con = duckdb.connect(str(db), read_only=True)
+    marks = con.execute("SELECT epoch(value) FROM watermarks WHERE source = 'graph'").fetchall()
+    con.close()
+    from ingest.graph.command import parse_when
+
+    assert [m[0] for m in marks] == [parse_when(UNTIL).timestamp()]

@@ -17,6 +17,7 @@ import pytest
 from tests import reliability_harness as h
 
 SEED = int(os.environ.get("PROVLENS_CRASH_SEED", "8"))
+EVERY_SLICE = ("--commit-every", "0")  # one commit per slice: the most commit points to be killed between
 
 
 def _t(text: str) -> datetime:
@@ -68,7 +69,7 @@ def test_graph_ingest_survives_sigkill_anywhere(tenant, tmp_path):
     env = h.cli_env(PROVLENS_GRAPH_TOKEN=h.TOKEN)
     ref = tmp_path / "reference.duckdb"
     started = time.monotonic()
-    done = h.run(h.graph_argv(str(ref), server.base_url, sps), env)
+    done = h.run(h.graph_argv(str(ref), server.base_url, sps, extra=EVERY_SLICE), env)
     full_seconds = time.monotonic() - started
     assert done.returncode == 0, done.stderr[-2000:]
     commits = done.stderr.count('"event":"slice_committed"')
@@ -81,7 +82,7 @@ def test_graph_ingest_survives_sigkill_anywhere(tenant, tmp_path):
     kills, attempts, phases = 0, 0, {"before any commit": 0, "between commits": 0}
     while kills < h.GRAPH_KILLS and attempts < h.GRAPH_KILLS * 3:
         attempts += 1
-        argv = h.graph_argv(str(db), server.base_url, sps)
+        argv = h.graph_argv(str(db), server.base_url, sps, extra=EVERY_SLICE)
         if attempts % 2:
             result = h.run_and_kill(argv, env, after_seconds=rng.uniform(0.2, full_seconds))
         else:
@@ -97,7 +98,8 @@ def test_graph_ingest_survives_sigkill_anywhere(tenant, tmp_path):
     assert kills == h.GRAPH_KILLS, f"only {kills} of {attempts} runs were still running when killed"
     assert phases["between commits"] >= h.GRAPH_KILLS // 2
 
-    final = h.run(h.graph_argv(str(db), server.base_url, sps, since=None), env)  # resumes at the watermark
+    # resumes at the watermark
+    final = h.run(h.graph_argv(str(db), server.base_url, sps, since=None, extra=EVERY_SLICE), env)
     assert final.returncode == 0, final.stderr[-2000:]
     assert h.events(db) == h.events(ref)  # every id with identical raw JSON: nothing lost or duplicated
     assert h.watermarks(db) == h.watermarks(ref) == {f"default/{sp}": _t(h.GRAPH_UNTIL) for sp in sps}

@@ -53,6 +53,9 @@ def add_graph_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--until", help="end: ISO time or a duration ago (default: now)")
     g.add_argument("--overlap", help="re-read this much before the watermark (late records; default 2h)")
     g.add_argument("--slice", dest="slice_length", help="commit unit: time slice length (default 1d)")
+    g.add_argument("--commit-every", dest="commit_seconds", type=float,
+                   help="commit complete slices at least every this many seconds (default 5; 0: every slice); "
+                        "quick slices are committed together, and every 50,000 events in any case")
     g.add_argument("--auth", choices=AUTH_METHODS,
                    help="auto (default): PROVLENS_GRAPH_TOKEN, else a client secret from PROVLENS_CLIENT_SECRET/"
                         "AZURE_CLIENT_SECRET, else --certificate, else DefaultAzureCredential")
@@ -123,10 +126,13 @@ def settings_from(args: argparse.Namespace | None, section: dict, db: str):
         policy=RetryPolicy(max_wait=float(_pick(args, "max_wait", ("PROVLENS_GRAPH_MAX_WAIT",), section,
                                                 default=900))),
         timeout=float(_pick(args, "timeout", (), section, default=60)),
+        commit_seconds=float(_pick(args, "commit_seconds", (), section, "commit_every", default=5)),
         jobs=not _pick(args, "no_jobs", (), section, default=False) and section.get("jobs", True) is not False,
         quiet=bool(getattr(args, "quiet", False)))
     if settings.slice_length < timedelta(minutes=1):
         raise ConfigError("--slice must be at least 1m")
+    if settings.commit_seconds < 0:
+        raise ConfigError("--commit-every must be 0 or more seconds")
     if not 1 <= settings.top <= 999:
         raise ConfigError("--top must be between 1 and 999")
     if settings.since and settings.until and settings.since >= settings.until:

@@ -8,6 +8,7 @@ terminal). Callers never pass secrets here; URLs carry only the query.
 from __future__ import annotations
 
 import sys
+import threading
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
@@ -22,6 +23,12 @@ class RunLog:
             raise ValueError(f"log format {fmt!r}: text or json")
         self.fmt = fmt
         self.stream = stream or sys.stderr
+        self._lock = threading.Lock()  # the slice loader thread logs too: one whole line at a time
+
+    def _write(self, line: str) -> None:
+        with self._lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
 
     @property
     def is_json(self) -> bool:
@@ -35,13 +42,12 @@ class RunLog:
             if message:
                 record["message"] = message
             record.update(fields)
-            line = orjson.dumps(record, default=str).decode()
-            print(line, file=self.stream, flush=True)
+            self._write(orjson.dumps(record, default=str).decode())
             return
         if level in ("warning", "error"):
-            print(f"{level}: {message or name}", file=self.stream, flush=True)
+            self._write(f"{level}: {message or name}")
         elif level == "summary":
-            print(message or name, file=self.stream, flush=True)
+            self._write(message or name)
 
     def info(self, name: str, message: str = "", **fields: Any) -> None:
         self.event(name, message, level="info", **fields)

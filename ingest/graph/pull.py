@@ -2,10 +2,13 @@
 
 For each scope (tenant, service principal) the window runs from the watermark minus the overlap (or
 ``--since``; first run: 30 days back) to ``--until`` (default: now). It is cut into time slices; each slice
-is fetched completely over the network first (pages staged to a temporary NDJSON file, no database lock
-held), then loaded by the store in one transaction together with the scope's watermark = the slice end.
+is fetched completely over the network first (pages staged to temporary NDJSON files, no database lock
+held), then loaded by the store in one transaction together with the scope's watermark = the end of the
+last complete slice. Slices that arrive quickly are committed together (a commit when ``commit_events``
+events are waiting or the oldest waiting slice is ``commit_seconds`` old), so a fast backfill does not pay
+a transaction per day while a slow one (Graph's throttle) still commits every slice promptly.
 A kill at any moment therefore loses nothing, and the next run resumes after the last committed slice.
-Big slices commit their rows every ``chunk_events`` events as well (without moving the watermark).
+Big slices commit their rows every ``commit_events`` events as well (without moving the watermark).
 
 Each slice asks Graph for ``servicePrincipal/id eq '…' and activityDateTime gt S-1s and activityDateTime
 lt E`` (whole-second bounds: safe even for servers comparing strings) and keeps, client-side, only events
@@ -16,6 +19,8 @@ events of other service principals never land (they are counted in the run messa
 from __future__ import annotations
 
 import asyncio
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -61,7 +66,8 @@ class PullSettings:
     timeout: float = 60.0
     jobs: bool = True
     quiet: bool = False
-    chunk_events: int = 50_000
+    commit_events: int = 50_000  # commit once this many events wait (mid-slice too, without the watermark)
+    commit_seconds: float = 5.0  # ... or once the oldest complete, uncommitted slice is this old (0: every slice)
     credential: Any = None  # an azure-identity credential object (overrides --auth; used by tests)
 
 
@@ -156,6 +162,10 @@ def _event_sp(event: dict) -> str | None:
     return None
 
 
+def _sum(a: dict, b: dict) -> dict:
+    return {k: a.get(k, 0) + b.get(k, 0) for k in a.keys() | b.keys()}
+
+
 def _add(total: LoadResult, part: LoadResult) -> None:
     total.read += part.read
     total.new += part.new
@@ -176,7 +186,14 @@ class ScopePull:
         self.query = query_style  # shared across scopes: {"top": int, "sp_filter": "eq"|"contains"}
         self.out: ScopeOutcome | None = None
         self.sps_seen: set[str] = set()
-        self._deferred: tuple[datetime, dict] | None = None  # an empty slice's watermark, committed later
+        # complete slices fetched but not yet committed: their staging files, counters and the last end
+        self._pending: list[StagingFile] = []
+        self._pending_counters = {"pages": 0, "read": 0, "other_sp": 0}
+        self._pending_end: datetime | None = None
+        self._pending_since: float | None = None
+        # commits run in one loader thread, in order, one at a time, while the next slices are fetched
+        self._loader: ThreadPoolExecutor | None = None
+        self._loading: Future | None = None
 
     # ------------------------------------------------------------------ the run
     async def run(self) -> ScopeOutcome:
@@ -318,13 +335,17 @@ class ScopePull:
                     break
                 if not isinstance(next_link, str):
                     raise GraphError(f"{what}: page {page_no} has a non-text @odata.nextLink")
-                if staging.count >= self.settings.chunk_events:
-                    await self._load(staging, None, counters)  # rows are safe now; the watermark waits
+                if staging.count + self._pending_count() >= self.settings.commit_events:
+                    # rows are safe now; the watermark moves to the last complete slice, this one's end waits
+                    files, end = [*self._pending, staging], self._pending_end
+                    both = _sum(self._pending_counters, counters)
+                    self._clear_pending()
                     counters = {"pages": 0, "read": 0, "other_sp": 0}
                     staging = StagingFile()
+                    self._commit(files, end, both)
                 request = self.session.next_request(next_link)
             handed_over = True
-            await self._load(staging, e, counters)
+            self._complete_slice(staging, e, counters)
         finally:
             if not handed_over:
                 staging.discard()
@@ -351,42 +372,80 @@ class ScopePull:
         if lines:
             staging.write(b"".join(lines))
 
-    async def _load(self, staging: StagingFile, slice_end: datetime | None, counters: dict) -> None:
-        """Load a fetched slice (or chunk), in order (watermarks only move forward). Synchronous: a loader
-        thread overlapping the next fetch interleaved log lines and made kill-safety harder to reason about."""
-        self._commit(staging, slice_end, dict(counters))
+    def _pending_count(self) -> int:
+        return sum(f.count for f in self._pending)
+
+    def _clear_pending(self) -> None:
+        self._pending, self._pending_end, self._pending_since = [], None, None
+        self._pending_counters = {"pages": 0, "read": 0, "other_sp": 0}
+
+    def _complete_slice(self, staging: StagingFile, slice_end: datetime, counters: dict) -> None:
+        """A slice is fully fetched: queue it, and commit the queue when it is big or old enough. Empty
+        slices open no database on their own: their watermark rides along with the next commit."""
+        staging.close()
+        if staging.count:
+            self._pending.append(staging)
+        else:
+            staging.discard()
+        self._pending_counters = _sum(self._pending_counters, counters)
+        self._pending_end = slice_end
+        if self._pending_since is None:
+            self._pending_since = time.monotonic()
+        settings = self.settings
+        if (self._pending_count() >= settings.commit_events
+                or time.monotonic() - self._pending_since >= settings.commit_seconds):
+            self._flush()
+
+    def _flush(self) -> None:
+        """Commit every complete slice still waiting (also after an error: they are complete and good)."""
+        if self._pending_end is None:
+            return
+        files, end, counters = self._pending, self._pending_end, self._pending_counters
+        self._clear_pending()
+        self._commit(files, end, counters)
 
     async def _finish_loading(self) -> None:
-        if self._deferred is not None:  # the run ended on empty slices: commit their watermark now
-            slice_end, counters = self._deferred
-            self._deferred = None
-            self._commit(StagingFile(), slice_end, counters, force=True)
-
-    def _commit(self, staging: StagingFile, slice_end: datetime | None, counters: dict, *,
-                force: bool = False) -> None:
-        """Load the staged rows, the watermark and the run's counters in one transaction. An empty slice
-        opens no database: its watermark rides along with the next commit (re-reading it is harmless)."""
+        """Commit what is complete and wait for the loader; called on success and on errors alike."""
         try:
-            if staging.count == 0 and slice_end is not None and not force:
-                if self._deferred is not None:
-                    counters = {k: counters[k] + self._deferred[1].get(k, 0) for k in counters}
-                self._deferred = (slice_end, counters)
-                return
-            if self._deferred is not None:
-                deferred_end, deferred_counters = self._deferred
-                self._deferred = None
-                counters = {k: counters[k] + deferred_counters.get(k, 0) for k in counters}
-                if slice_end is None:
-                    slice_end = deferred_end  # a chunk after empty slices: those slices are complete
-            self._commit_now(staging, slice_end, counters)
+            self._flush()
         finally:
-            staging.discard()
+            self._wait_for_loader()
+            if self._loader is not None:
+                self._loader.shutdown()
+                self._loader = None
 
-    def _commit_now(self, staging: StagingFile, slice_end: datetime | None, counters: dict) -> None:
+    def _wait_for_loader(self) -> None:
+        loading, self._loading = self._loading, None
+        if loading is not None:
+            loading.result()  # re-raises the loader's error (a store error) here, in order
+
+    def _commit(self, files: list[StagingFile], slice_end: datetime | None, counters: dict) -> None:
+        """Hand a commit to the loader thread once the previous one is done (commits stay in order and at
+        most one batch waits in memory/on disk besides the one being fetched). Only the loader opens the
+        store while a scope is being pulled, so no two connections to the file ever exist in this process."""
+        try:
+            self._wait_for_loader()
+        except BaseException:
+            for f in files:
+                f.discard()
+            raise
+        if self._loader is None:
+            self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="provlens-loader")
+        self._loading = self._loader.submit(self._commit_and_discard, files, slice_end, counters)
+
+    def _commit_and_discard(self, files: list[StagingFile], slice_end: datetime | None, counters: dict) -> None:
+        try:
+            self._commit_now(files, slice_end, counters)
+        finally:
+            for f in files:
+                f.discard()
+
+    def _commit_now(self, files: list[StagingFile], slice_end: datetime | None, counters: dict) -> None:
+        """Load the staged rows, the watermark and the run's counters in one transaction."""
         out = self.out
         watermark = (SOURCE, self.scope, slice_end) if slice_end is not None else None
         with Store.open(self.settings.db) as store:
-            result = load_staged(store, staging, run_id=out.run_id, watermark=watermark,
+            result = load_staged(store, files, run_id=out.run_id, watermark=watermark,
                                  run_counters={"pages": counters["pages"]})
         _add(out.loaded, result)
         out.pages += counters["pages"]
