@@ -11,7 +11,8 @@ import pandas as pd
 COLUMNS = ["id", "activity_time", "tenant_id", "job_id", "cycle_id", "change_id", "service_principal_id",
            "service_principal_name", "action", "status", "error_code", "error_category", "error_reason",
            "source_id", "source_name", "source_upn", "target_id", "user_name", "duration_ms", "http_status",
-           "scim_type", "scim_detail", "next_retry_at", "recommended_action", "skip_category", "skip_reason"]
+           "scim_type", "scim_detail", "next_retry_at", "recommended_action", "skip_category", "skip_reason",
+           "email_domain"]
 
 
 def overview_kpis(df: pd.DataFrame) -> pd.DataFrame:
@@ -204,7 +205,51 @@ def skip_identities_top(df: pd.DataFrame, limit: int = 500) -> pd.DataFrame:
     return s.groupby("skip_category", sort=False).head(limit).reset_index(drop=True)
 
 
+def _next_success(df: pd.DataFrame, f: pd.DataFrame) -> pd.Series:
+    """Per failure: the identity's first success strictly after it (NULL app or identity: never)."""
+    ok = df[(df["status"] == "success") & df["source_id"].notna() & df["service_principal_id"].notna()]
+    ok = ok[[*_IDENTITY, "activity_time"]].rename(columns={"activity_time": "next_success_at"})
+    ok = ok.sort_values("next_success_at", kind="stable")
+    left = f[[*_IDENTITY, "activity_time"]].reset_index().sort_values("activity_time", kind="stable")
+    keyed = left.dropna(subset=["source_id", "service_principal_id"])
+    keyed = keyed.assign(job_id=keyed["job_id"].fillna("\0"))
+    merged = pd.merge_asof(keyed, ok.assign(job_id=ok["job_id"].fillna("\0")), left_on="activity_time",
+                           right_on="next_success_at", by=_IDENTITY, direction="forward", allow_exact_matches=False)
+    return pd.Series(merged["next_success_at"].to_numpy(), index=merged["index"]).reindex(f.index)
+
+
+def _work_domains(df: pd.DataFrame) -> set[str]:
+    ok = df[df["status"] == "success"]
+    upn = ok["source_upn"].dropna()
+    upn = upn[upn.str.contains("@", regex=False)]
+    creates = ok.loc[ok["action"] == "create", "email_domain"].dropna()
+    return set(upn.str.rsplit("@", n=1).str[-1].str.lower()) | set(creates)
+
+
+def violations_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Violations (queries.datasets, default allowed domains) counted by kind and state."""
+    f = failures(df).assign(email_domain=df.loc[df["status"] == "failure", "email_domain"].to_numpy())
+    f["next_success_at"] = _next_success(df, f)
+    code, http, scim = f["error_code"].fillna(""), f["http_status"], f["scim_type"]
+    rejected = ((http == 400) & (scim == "invalidValue")).fillna(False)
+    non_work = (f["email_domain"].notna() & ~f["email_domain"].isin(_work_domains(df))) | _contains(
+        f["scim_detail"], "email")
+    duplicate = ((http == 409) | (scim == "uniqueness")).fillna(False) | code.str.endswith("Conflict") | (
+        code == "DuplicateTargetEntries")
+    f["kind"] = np.select([duplicate.to_numpy(bool), (rejected & non_work).to_numpy(bool), rejected.to_numpy(bool)],
+                          ["duplicate_user_name", "non_work_email", "other_rejected_value"], default="")
+    f = f[f["kind"] != ""].sort_values("activity_time", kind="stable")
+    groups = f.groupby(["kind", *_IDENTITY], dropna=False)["next_success_at"].last().reset_index()
+    resolved = groups.dropna(subset=["next_success_at"]).groupby(
+        ["kind", "service_principal_id", "source_id"], dropna=False).size().rename("resolved").reset_index()
+    groups = groups.merge(resolved, on=["kind", "service_principal_id", "source_id"], how="left")
+    groups["state"] = np.where(groups["resolved"].notna(), "resolved", "open")
+    return (groups.groupby(["kind", "state"]).size().rename("violations").reset_index()
+            .sort_values(["kind", "state"]).reset_index(drop=True))
+
+
 PANDAS = {f.__name__: f for f in (overview_kpis, events_per_day_by_status, top_error_codes, action_status_counts,
                                   failures_by_code_day, skips_by_category, cycles, failures, top_errors,
                                   recurring_failures, skip_identities, cycle_events, failures_recent,
-                                  cycle_events_first, recurring_failures_top, skip_identities_top)}
+                                  cycle_events_first, recurring_failures_top, skip_identities_top,
+                                  violations_summary)}

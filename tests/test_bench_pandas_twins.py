@@ -11,7 +11,7 @@ from queries.db import read_connection, run
 from queries.filters import Filters
 
 TWINS = ["failures", "top_errors", "recurring_failures", "skip_identities", "cycle_events", "failures_recent",
-         "cycle_events_first", "recurring_failures_top", "skip_identities_top"]
+         "cycle_events_first", "recurring_failures_top", "skip_identities_top", "violations_summary"]
 
 
 @pytest.fixture(scope="module")
