@@ -9,6 +9,7 @@ from ingest.derived import CREATE_TABLES as DERIVED_TABLES
 from ingest.derived import MIGRATION_4 as DERIVED_MIGRATION_4
 from ingest.derived import MIGRATION_5 as DERIVED_MIGRATION_5
 from ingest.derived import MIGRATION_6 as DERIVED_MIGRATION_6
+from ingest.scim.derived import MIGRATION_7 as SCIM_DERIVED_MIGRATION_7
 
 EVENT_COLUMNS = """
     id VARCHAR PRIMARY KEY,
@@ -202,6 +203,9 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (5, "derived state: per-identity events and failure state (backfilled)", DERIVED_MIGRATION_5),
     (6, "derived state: all-time page tables (cycle heads, skipped identities and reasons, error codes; backfilled)",
      DERIVED_MIGRATION_6),
+    # ---- derived SCIM / correlation state (owner: performance, issue 7 B4; see ingest/scim/derived.py) ----
+    (7, "derived SCIM state: hourly requests, latency histogram, error users, correlation summaries (backfilled)",
+     SCIM_DERIVED_MIGRATION_7),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -8,6 +8,7 @@ SCIM audit and identity pages. SCIM requests have no service principal, so they 
 from __future__ import annotations
 
 from queries.catalog import q
+from queries.filters import _FULL_FROM, _FULL_TO, DAY_OF_HOUR
 
 SCIM_TIME = ("ts >= coalesce($since::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ) "
              "AND ts < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)")
@@ -17,6 +18,74 @@ CORRELATION_FILTER = (
     "AND coalesce(event_time, request_ts) < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ) "
     "AND ($sps::VARCHAR[] IS NULL OR service_principal_id IS NULL "
     "OR list_contains($sps::VARCHAR[], service_principal_id))")
+
+# Requests for the time window from the store's hourly summaries (ingest/scim/derived.py): whole UTC hours
+# inside [since, until) from derived_scim_hours, the ragged edges from scim_requests, so any window is exact.
+_SCIM_HOUR_KEYS = "operation, status, is_probe, tenant, credential_id, user_agent, client_ip, scim_type, error_detail"
+_HOUR_OF_TS = "make_timestamptz(epoch_us(ts) // 3600000000 * 3600000000)"
+# Whether the window has ragged edges at all: parameters only, so DuckDB folds it and skips the edge scan.
+_RAGGED = (f"(($since::TIMESTAMPTZ IS NOT NULL AND $since::TIMESTAMPTZ <> {_FULL_FROM}) "
+           f"OR ($until::TIMESTAMPTZ IS NOT NULL AND $until::TIMESTAMPTZ <> {_FULL_TO}))")
+_EDGES = f"{_RAGGED} AND {SCIM_TIME} AND (ts < {_FULL_FROM} OR ts >= {_FULL_TO})"
+SCIM_HOURS = f"""(
+    SELECT hour, {_SCIM_HOUR_KEYS}, requests, first_ts, last_ts
+    FROM derived_scim_hours WHERE hour >= {_FULL_FROM} AND hour < {_FULL_TO}
+    UNION ALL
+    SELECT {_HOUR_OF_TS}, {_SCIM_HOUR_KEYS}, 1, ts, ts FROM scim_requests WHERE {_EDGES}
+)"""
+# Requests with a duration per (hour, operation, duration_ms): a histogram, exact for any window as above.
+SCIM_LATENCY = f"""(
+    SELECT hour, operation, duration_ms, requests
+    FROM derived_scim_latency WHERE hour >= {_FULL_FROM} AND hour < {_FULL_TO}
+    UNION ALL
+    SELECT {_HOUR_OF_TS}, operation, duration_ms, 1 FROM scim_requests
+    WHERE duration_ms IS NOT NULL AND {_EDGES}
+)"""
+_BUCKET = "coalesce($bucket::VARCHAR, 'hour')"
+_BUCKET_OF_HOURS = f"{_BUCKET} IN ('hour', 'day', 'week', 'month', 'quarter', 'year')"
+_ALL_TIME = "($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL)"
+_SPS_OR_NONE = ("($sps::VARCHAR[] IS NULL OR service_principal_id IS NULL "
+                "OR list_contains($sps::VARCHAR[], service_principal_id))")
+# Correlation rows per (hour, class, detail, app, suspicious) for the shared filters, exact for any window.
+_CORRELATION_TIME = "coalesce(event_time, request_ts)"
+CORRELATION_HOURS = f"""(
+    SELECT hour, match_class, detail, service_principal_id, suspicious, rows
+    FROM derived_correlation_hours WHERE hour >= {_FULL_FROM} AND hour < {_FULL_TO} AND {_SPS_OR_NONE}
+    UNION ALL
+    SELECT NULL::TIMESTAMPTZ, match_class, detail, service_principal_id, suspicious, 1 FROM correlation
+    WHERE {_RAGGED} AND {CORRELATION_FILTER}
+      AND ({_CORRELATION_TIME} < {_FULL_FROM} OR {_CORRELATION_TIME} >= {_FULL_TO})
+)"""
+
+
+def weighted_quantiles(histogram: str, group: str, quantiles: dict[str, float]) -> str:
+    """SQL giving, per ``group`` (a column or ``'all'``), ``quantile_cont(v, q)`` for each named q
+    exactly as DuckDB computes it over the expanded values, from ``histogram`` (columns: the group,
+    ``v``, ``n`` = how many times v occurs): position (n - 1) * q, linear between its neighbours with
+    DuckDB's arithmetic (lo * (1 - d) + hi * d), so the doubles are bit-identical.
+    Columns: the group, total (the value count), max_v and one column per name."""
+    picks = []
+    for i, (name, quantile) in enumerate(quantiles.items()):
+        rn = f"((t.total - 1) * {quantile!r}::DOUBLE)"
+        lo, hi = f"lo{i}", f"hi{i}"
+        picks.append((name, rn, lo, hi))
+    joins = "\n".join(
+        f"LEFT JOIN c {lo} ON {lo}.g IS NOT DISTINCT FROM t.g AND {lo}.below <= floor({rn}) "
+        f"AND floor({rn}) < {lo}.below + {lo}.n\n"
+        f"LEFT JOIN c {hi} ON {hi}.g IS NOT DISTINCT FROM t.g AND {hi}.below <= ceil({rn}) "
+        f"AND ceil({rn}) < {hi}.below + {hi}.n"
+        for _, rn, lo, hi in picks)
+    columns = ", ".join(
+        f"CASE WHEN floor({rn}) = ceil({rn}) THEN {lo}.v "
+        f"ELSE {lo}.v * (1 - ({rn} - floor({rn}))) + {hi}.v * ({rn} - floor({rn})) END AS {name}"
+        for name, rn, lo, hi in picks)
+    return f"""(WITH h AS (SELECT {group} AS g, v, sum(n)::BIGINT AS n FROM {histogram} GROUP BY ALL),
+        c AS (SELECT g, v, n, sum(n) OVER (PARTITION BY g ORDER BY v) - n AS below FROM h),
+        t AS (SELECT g, sum(n)::BIGINT AS total, max(v) AS max_v FROM h GROUP BY g)
+        SELECT t.g, t.total, t.max_v, {columns}
+        FROM t
+        {joins})"""
+
 
 SCIM_REQUEST_COLUMNS = (
     "request_id", "ts", "method", "path", "query", "status", "operation", "resource_type", "resource_id",
@@ -30,6 +99,11 @@ CORRELATION_COLUMNS = ("event_id", "request_id", "match_key", "match_class", "de
 _REQUEST_SELECT = ", ".join(
     f"array_to_string({c}, ';') AS {c}" if c in ("email_domains", "email_types") else c
     for c in SCIM_REQUEST_COLUMNS)
+
+_TIMELINE_COLUMNS = ("request_id, ts, method, path, status, operation, user_name, resource_id, external_id, "
+                     "scim_type, error_detail")
+_IDENTITY_COLUMNS = "request_id, ts, tenant, operation, status, method, scim_type, error_detail, user_name, " \
+                    "resource_id, is_probe"
 
 QUERY_LIST = [
     # ------------------------------------------------------------------ exportable datasets
@@ -58,59 +132,78 @@ QUERY_LIST = [
         ORDER BY coalesce(c.event_time, c.request_ts), c.event_id NULLS LAST, c.request_ts, c.request_id"""),
     # ------------------------------------------------------------------ SCIM audit page
     q("scim_kpis", "SCIM requests in the period: totals, errors, probes, latency, clients", f"""
-        SELECT count(*) AS requests,
-               count(*) FILTER (WHERE status >= 400) AS errors,
-               count(*) FILTER (WHERE status IN (401, 403)) AS auth_failures,
-               count(*) FILTER (WHERE is_probe) AS probes,
-               count(*) FILTER (WHERE status = 429) AS throttled,
-               quantile_cont(duration_ms, 0.95) AS p95_ms,
+        SELECT coalesce(sum(requests), 0)::BIGINT AS requests,
+               coalesce(sum(requests) FILTER (WHERE status >= 400), 0)::BIGINT AS errors,
+               coalesce(sum(requests) FILTER (WHERE status IN (401, 403)), 0)::BIGINT AS auth_failures,
+               coalesce(sum(requests) FILTER (WHERE is_probe), 0)::BIGINT AS probes,
+               coalesce(sum(requests) FILTER (WHERE status = 429), 0)::BIGINT AS throttled,
+               (SELECT p95_ms FROM {weighted_quantiles(f"(SELECT duration_ms AS v, requests AS n FROM {SCIM_LATENCY})",
+                                                        "'all'", {"p95_ms": 0.95})}) AS p95_ms,
                count(DISTINCT coalesce(credential_id, user_agent, client_ip)) AS clients,
-               min(ts) AS first_request, max(ts) AS last_request
-        FROM scim_requests WHERE {SCIM_TIME}"""),
+               min(first_ts) AS first_request, max(last_ts) AS last_request
+        FROM {SCIM_HOURS} AS h"""),
     q("scim_requests_over_time", "SCIM requests per hour ($bucket: hour or day) by operation and status", f"""
-        SELECT date_trunc(coalesce($bucket::VARCHAR, 'hour'), ts) AS bucket, operation, status,
-               (status // 100)::VARCHAR || 'xx' AS status_class, count(*) AS requests
-        FROM scim_requests WHERE {SCIM_TIME}
+        SELECT bucket, operation, status, (status // 100)::VARCHAR || 'xx' AS status_class,
+               sum(requests)::BIGINT AS requests
+        FROM (SELECT date_trunc({_BUCKET}, hour) AS bucket, operation, status, requests
+              FROM {SCIM_HOURS} AS h WHERE {_BUCKET_OF_HOURS}
+              UNION ALL  -- buckets finer than an hour: from the requests
+              SELECT date_trunc({_BUCKET}, ts), operation, status, 1
+              FROM scim_requests WHERE NOT {_BUCKET_OF_HOURS} AND {SCIM_TIME})
         GROUP BY ALL ORDER BY bucket, operation, status"""),
     q("scim_latency", "SCIM server time per operation: p50, p95, p99 and max (ms)", f"""
-        SELECT operation, count(*) AS requests,
-               quantile_cont(duration_ms, 0.5) AS p50_ms, quantile_cont(duration_ms, 0.95) AS p95_ms,
-               quantile_cont(duration_ms, 0.99) AS p99_ms, max(duration_ms) AS max_ms
-        FROM scim_requests WHERE duration_ms IS NOT NULL AND {SCIM_TIME}
-        GROUP BY operation ORDER BY requests DESC, operation"""),
+        SELECT g AS operation, total AS requests, p50_ms, p95_ms, p99_ms, max_v AS max_ms
+        FROM {weighted_quantiles(f"(SELECT operation, duration_ms AS v, requests AS n FROM {SCIM_LATENCY})",
+                                 "operation", {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99})}
+        ORDER BY requests DESC, operation"""),
+    # mode(error_detail) from the summaries: the most frequent non-NULL detail (ties: the earliest seen).
     q("scim_errors_by_type", "SCIM error answers by status and scimType, with an example detail", f"""
-        SELECT status, coalesce(scim_type, '(none)') AS scim_type, count(*) AS requests,
-               count(DISTINCT user_name_lower) AS user_names, mode(error_detail) AS example_detail,
-               min(ts) AS first_seen, max(ts) AS last_seen
-        FROM scim_requests WHERE status >= 400 AND {SCIM_TIME}
-        GROUP BY ALL ORDER BY requests DESC, status, scim_type"""),
+        WITH d AS (SELECT status, scim_type, error_detail, sum(requests) AS n, min(first_ts) AS first_seen,
+                          max(last_ts) AS last_seen
+                   FROM {SCIM_HOURS} AS h WHERE status >= 400 GROUP BY ALL),
+        g AS (SELECT status, scim_type, sum(n)::BIGINT AS requests,
+                     arg_max(error_detail, (n, -epoch_us(first_seen))) FILTER (WHERE error_detail IS NOT NULL)
+                         AS example_detail,
+                     min(first_seen) AS first_seen, max(last_seen) AS last_seen
+              FROM d GROUP BY ALL),
+        u AS (SELECT status, scim_type, count(*) AS user_names FROM derived_scim_error_users
+              WHERE {_ALL_TIME} GROUP BY ALL
+              UNION ALL
+              SELECT status, scim_type, count(DISTINCT user_name_lower) FROM scim_requests
+              WHERE status >= 400 AND {SCIM_TIME} AND NOT {_ALL_TIME} GROUP BY ALL)
+        SELECT g.status, coalesce(g.scim_type, '(none)') AS scim_type, g.requests,
+               coalesce(u.user_names, 0) AS user_names, g.example_detail, g.first_seen, g.last_seen
+        FROM g LEFT JOIN u ON u.status = g.status AND u.scim_type IS NOT DISTINCT FROM g.scim_type
+        ORDER BY g.requests DESC, g.status, scim_type"""),
     q("scim_auth_failures", "401/403 answers per UTC day and client (credential fingerprint / agent / IP)", f"""
-        SELECT date_trunc('day', ts) AS day, status, credential_id, user_agent, client_ip, count(*) AS requests,
-               min(ts) AS first_seen, max(ts) AS last_seen, mode(error_detail) AS example_detail
-        FROM scim_requests WHERE status IN (401, 403) AND {SCIM_TIME}
-        GROUP BY ALL ORDER BY day, requests DESC"""),
+        WITH d AS (SELECT {DAY_OF_HOUR} AS day, status, credential_id, user_agent, client_ip, error_detail,
+                          sum(requests) AS n, min(first_ts) AS first_seen, max(last_ts) AS last_seen
+                   FROM {SCIM_HOURS} AS h WHERE status IN (401, 403) GROUP BY ALL)
+        SELECT day, status, credential_id, user_agent, client_ip, sum(n)::BIGINT AS requests,
+               min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+               arg_max(error_detail, (n, -epoch_us(first_seen))) FILTER (WHERE error_detail IS NOT NULL)
+                   AS example_detail
+        FROM d GROUP BY ALL ORDER BY day, requests DESC"""),
     q("scim_probes", "Health probes (userName filter on a random GUID) per UTC day and status", f"""
-        SELECT date_trunc('day', ts) AS day, status, count(*) AS probes, tenant
-        FROM scim_requests WHERE is_probe AND {SCIM_TIME}
+        SELECT {DAY_OF_HOUR} AS day, status, sum(requests)::BIGINT AS probes, tenant
+        FROM {SCIM_HOURS} AS h WHERE is_probe
         GROUP BY ALL ORDER BY day, status, tenant"""),
     q("correlation_class_counts", "Correlation rows by class and detail (suspicious ones flagged)", f"""
-        SELECT match_class, coalesce(detail, '') AS detail, bool_or(suspicious) AS suspicious, count(*) AS rows
-        FROM correlation WHERE {CORRELATION_FILTER}
+        SELECT match_class, coalesce(detail, '') AS detail, bool_or(suspicious) AS suspicious,
+               sum(rows)::BIGINT AS rows
+        FROM {CORRELATION_HOURS} AS h
         GROUP BY ALL ORDER BY match_class, detail"""),
+    # The two lists below are kept by the store with the correlation (ingest/scim/derived.py).
     q("scim_unlogged_requests", "SCIM requests Entra never logged (probes excluded): writes first", f"""
-        SELECT r.ts, r.request_id, c.detail, r.method, r.path, r.status, r.operation, r.user_name, r.resource_id,
-               r.client_ip, r.user_agent, r.credential_id, r.tenant
-        FROM correlation c JOIN scim_requests r ON r.request_id = c.request_id
-        WHERE c.match_class = 'scim_only' AND c.detail <> 'probe' AND {CORRELATION_FILTER}
-        ORDER BY c.suspicious DESC, r.ts, r.request_id"""),
+        SELECT ts, request_id, detail, method, path, status, operation, user_name, resource_id,
+               client_ip, user_agent, credential_id, tenant
+        FROM derived_scim_unlogged WHERE {CORRELATION_FILTER}
+        ORDER BY suspicious DESC, ts, request_id"""),
     q("correlation_contradictions", "Events where Entra and the SCIM server disagree about the outcome", f"""
-        SELECT c.event_time, c.detail, c.event_id, e.action, e.status AS event_status, e.error_code,
-               c.request_id, r.method, r.path, r.status AS request_status, r.scim_type, r.error_detail,
-               coalesce(r.user_name, e.user_name) AS user_name, c.service_principal_id
-        FROM correlation c JOIN events e ON e.id = c.event_id JOIN scim_requests r ON r.request_id = c.request_id
-        WHERE c.match_class = 'contradiction' AND {CORRELATION_FILTER.replace('service_principal_id',
-                                                                              'c.service_principal_id')}
-        ORDER BY c.event_time, c.event_id"""),
+        SELECT event_time, detail, event_id, action, event_status, error_code, request_id, method, path,
+               request_status, scim_type, error_detail, user_name, service_principal_id
+        FROM derived_correlation_contradictions WHERE {CORRELATION_FILTER}
+        ORDER BY event_time, event_id"""),
     q("entra_only_suspicious", "Successful Entra writes the SCIM server never saw", f"""
         SELECT c.event_time, e.action, e.status, e.user_name, e.source_id, e.target_id, c.event_id,
                c.service_principal_id
@@ -118,30 +211,40 @@ QUERY_LIST = [
         WHERE c.match_class = 'entra_only' AND c.suspicious
           AND {CORRELATION_FILTER.replace('service_principal_id', 'c.service_principal_id')}
         ORDER BY c.event_time, c.event_id"""),
+    # Per-identity lookups: one index scan per key (ART indexes of migration 7 on userName, resource id and
+    # externalId; an OR of the three would scan every request), UNION to drop a request found twice.
+    # MATERIALIZED keeps the time / probe filters out of those scans: DuckDB uses an index only when the
+    # scan's sole filter is on the indexed column.
     q("scim_identity_timeline", "SCIM requests about one identity ($identity: userName, resource id or "
       "externalId), with the Entra event each joined", f"""
+        WITH r AS MATERIALIZED (
+            SELECT {_TIMELINE_COLUMNS} FROM scim_requests WHERE user_name_lower = lower($identity::VARCHAR)
+            UNION SELECT {_TIMELINE_COLUMNS} FROM scim_requests WHERE resource_id = $identity::VARCHAR
+            UNION SELECT {_TIMELINE_COLUMNS} FROM scim_requests WHERE external_id = $identity::VARCHAR)
         SELECT r.ts, r.request_id, r.method, r.path, r.status, r.operation, r.user_name, r.resource_id,
                r.external_id, r.scim_type, r.error_detail, c.match_class, c.detail, c.event_id
-        FROM scim_requests r LEFT JOIN correlation c ON c.request_id = r.request_id
-        WHERE (r.user_name_lower = lower($identity::VARCHAR) OR r.resource_id = $identity::VARCHAR
-               OR r.external_id = $identity::VARCHAR) AND {SCIM_TIME.replace('ts', 'r.ts')}
+        FROM r LEFT JOIN correlation c ON c.request_id = r.request_id
+        WHERE {SCIM_TIME.replace('ts', 'r.ts')}
         ORDER BY r.ts, r.request_id"""),
+    # The identity's requests by the keys the correlation joins on (so a request the correlation paired with
+    # one of its events is among them: the pair shares one of these keys with the event).
     q("identity_scim_requests", "The SCIM server's side of one Entra identity ($source_id), in the columns of "
       "identity_events", f"""
-        WITH ev AS (SELECT id, target_id, lower(user_name) AS user_name_lower FROM events
-                    WHERE source_id = $source_id::VARCHAR)
+        WITH ev AS MATERIALIZED (SELECT target_id, lower(user_name) AS user_name_lower FROM events
+                                 WHERE source_id = $source_id::VARCHAR),
+        r AS MATERIALIZED (
+            SELECT {_IDENTITY_COLUMNS} FROM scim_requests WHERE external_id = $source_id::VARCHAR
+            UNION SELECT {_IDENTITY_COLUMNS} FROM scim_requests
+                  WHERE resource_id IN (SELECT target_id FROM ev WHERE target_id IS NOT NULL)
+            UNION SELECT {_IDENTITY_COLUMNS} FROM scim_requests
+                  WHERE user_name_lower IN (SELECT user_name_lower FROM ev WHERE user_name_lower IS NOT NULL))
         SELECT r.ts AS time, 'scim' AS source, r.tenant AS app, r.operation AS action,
                CASE WHEN r.status >= 400 THEN 'failure' ELSE 'success' END AS status,
                r.method || ' ' || r.status::VARCHAR || coalesce(' ' || r.scim_type, '')
                    || coalesce(': ' || r.error_detail, '') AS detail,
                r.user_name, r.resource_id AS target_id, NULL::VARCHAR AS cycle_id, r.request_id AS ref
-        FROM scim_requests r
-        WHERE (r.external_id = $source_id::VARCHAR
-               OR r.resource_id IN (SELECT target_id FROM ev WHERE target_id IS NOT NULL)
-               OR r.user_name_lower IN (SELECT user_name_lower FROM ev WHERE user_name_lower IS NOT NULL)
-               OR r.request_id IN (SELECT request_id FROM correlation
-                                   WHERE event_id IN (SELECT id FROM ev) AND request_id IS NOT NULL))
-          AND NOT r.is_probe AND {SCIM_TIME.replace('ts', 'r.ts')}
+        FROM r
+        WHERE NOT r.is_probe AND {SCIM_TIME.replace('ts', 'r.ts')}
         ORDER BY r.ts, r.request_id"""),
 ]
 

@@ -1,0 +1,112 @@
+"""Derived SCIM and correlation state: small summaries the store keeps so the SCIM audit page reads
+hundreds of rows instead of scanning every request (issue 7, B4).
+
+- ``derived_scim_hours``: requests per UTC hour and (operation, status, probe, tenant, client columns,
+  scimType, error detail), with the first and last request time - counts, clients, errors, 401/403s
+  and probes for any window (whole hours from here, ragged edges from ``scim_requests``).
+- ``derived_scim_latency``: requests per UTC hour, operation and ``duration_ms`` value (a histogram;
+  the server's durations take few distinct values) - exact ``quantile_cont`` percentiles.
+- ``derived_scim_error_users``: the distinct (status, scimType, lower-case userName) of error answers,
+  all time - "user names" per error type without a scan when the period is all time.
+- ``derived_correlation_hours``, ``derived_scim_unlogged``, ``derived_correlation_contradictions``:
+  correlation rows per hour and class; the SCIM-only requests (probes excluded) and the
+  contradictions with the request's / event's columns - recomputed with the correlation.
+- ART indexes on ``scim_requests`` (userName, resource id, externalId) for the per-identity timelines.
+
+The SCIM summaries grow with each load batch (:func:`add_scim_batch`, same transaction as the rows:
+requests are only ever inserted, never changed); the correlation ones are rebuilt in the correlation's
+transaction (:func:`refresh_correlation`). Migration 7 creates and backfills all of them with the same SQL.
+Read queries live in :mod:`queries.scim`.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+HOUR_OF_TS = "make_timestamptz(epoch_us(ts) // 3600000000 * 3600000000)"
+IDENTITY_KEYS = ("user_name_lower", "resource_id", "external_id")
+HOUR_KEYS = ("operation", "status", "is_probe", "tenant", "credential_id", "user_agent", "client_ip",
+             "scim_type", "error_detail")
+_KEYS = ", ".join(HOUR_KEYS)
+
+# Each SELECT reads a relation {src} of scim_requests rows.
+_HOURS_SELECT = f"""SELECT {HOUR_OF_TS} AS hour, {_KEYS}, count(*) AS requests, min(ts) AS first_ts,
+       max(ts) AS last_ts
+FROM {{src}} GROUP BY ALL"""
+_LATENCY_SELECT = f"""SELECT {HOUR_OF_TS} AS hour, operation, duration_ms, count(*) AS requests
+FROM {{src}} WHERE duration_ms IS NOT NULL GROUP BY ALL"""
+_ERROR_USERS_SELECT = """SELECT DISTINCT status, scim_type, user_name_lower
+FROM {src} WHERE status >= 400 AND user_name_lower IS NOT NULL"""
+
+# Correlation summaries (always rebuilt from the whole correlation table).
+_CORRELATION_HOURS_SELECT = """SELECT make_timestamptz(epoch_us(coalesce(event_time, request_ts)) // 3600000000
+                                       * 3600000000) AS hour,
+       match_class, detail, service_principal_id, suspicious, count(*) AS rows
+FROM correlation GROUP BY ALL"""
+_UNLOGGED_SELECT = """SELECT r.ts, r.request_id, c.detail, r.method, r.path, r.status, r.operation, r.user_name,
+       r.resource_id, r.client_ip, r.user_agent, r.credential_id, r.tenant, c.suspicious, c.event_time,
+       c.request_ts, c.service_principal_id
+FROM correlation c JOIN scim_requests r ON r.request_id = c.request_id
+WHERE c.match_class = 'scim_only' AND c.detail <> 'probe'"""
+_CONTRADICTIONS_SELECT = """SELECT c.event_time, c.detail, c.event_id, e.action, e.status AS event_status, e.error_code,
+       c.request_id, r.method, r.path, r.status AS request_status, r.scim_type, r.error_detail,
+       coalesce(r.user_name, e.user_name) AS user_name, c.service_principal_id, c.request_ts
+FROM correlation c JOIN events e ON e.id = c.event_id JOIN scim_requests r ON r.request_id = c.request_id
+WHERE c.match_class = 'contradiction'"""
+
+_CORRELATION_TABLES = {
+    "derived_correlation_hours": _CORRELATION_HOURS_SELECT,
+    "derived_scim_unlogged": _UNLOGGED_SELECT,
+    "derived_correlation_contradictions": _CONTRADICTIONS_SELECT,
+}
+
+# Migration 7: create and backfill (CREATE TABLE AS keeps the source columns' types).
+MIGRATION_7 = [
+    "CREATE TABLE derived_scim_hours AS " + _HOURS_SELECT.format(src="scim_requests"),
+    "CREATE TABLE derived_scim_latency AS " + _LATENCY_SELECT.format(src="scim_requests"),
+    "CREATE TABLE derived_scim_error_users AS " + _ERROR_USERS_SELECT.format(src="scim_requests"),
+    *(f"CREATE TABLE {table} AS {select}" for table, select in _CORRELATION_TABLES.items()),
+    # Per-identity lookups (scim_identity_timeline, identity_scim_requests): ART indexes, one per key.
+    *(f"CREATE INDEX scim_requests_{key} ON scim_requests ({key})" for key in IDENTITY_KEYS),
+]
+
+
+def _merge_hourly(con: duckdb.DuckDBPyConnection, table: str, keys: str, sums: str) -> None:
+    """Add the temp table ``scim_add_{table}`` to ``table``: the touched hours' rows are re-aggregated."""
+    add = f"scim_add_{table}"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE scim_merged AS
+        SELECT hour, {keys}, {sums} FROM (
+            SELECT * FROM {table} WHERE hour IN (SELECT DISTINCT hour FROM {add})
+            UNION ALL BY NAME SELECT * FROM {add})
+        GROUP BY ALL""")
+    con.execute(f"DELETE FROM {table} WHERE hour IN (SELECT DISTINCT hour FROM {add})")
+    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM scim_merged")
+    con.execute(f"DROP TABLE scim_merged; DROP TABLE {add}")
+
+
+def add_scim_batch(con: duckdb.DuckDBPyConnection, inserted_at, run_id: int | None) -> None:
+    """Fold the requests a batch just inserted (``first_ingested_at = inserted_at``, this run) into the
+    SCIM summaries. Call inside the batch's transaction, after the INSERT."""
+    con.execute("""CREATE OR REPLACE TEMP TABLE scim_batch AS SELECT * FROM scim_requests
+                   WHERE first_ingested_at = $at AND ingest_run_id IS NOT DISTINCT FROM $run""",
+                {"at": inserted_at, "run": run_id})
+    con.execute("CREATE OR REPLACE TEMP TABLE scim_add_derived_scim_hours AS "
+                + _HOURS_SELECT.format(src="scim_batch"))
+    _merge_hourly(con, "derived_scim_hours", _KEYS,
+                  "sum(requests)::BIGINT AS requests, min(first_ts) AS first_ts, max(last_ts) AS last_ts")
+    con.execute("CREATE OR REPLACE TEMP TABLE scim_add_derived_scim_latency AS "
+                + _LATENCY_SELECT.format(src="scim_batch"))
+    _merge_hourly(con, "derived_scim_latency", "operation, duration_ms", "sum(requests)::BIGINT AS requests")
+    con.execute(f"""INSERT INTO derived_scim_error_users
+        SELECT * FROM ({_ERROR_USERS_SELECT.format(src="scim_batch")}) b
+        WHERE NOT EXISTS (SELECT 1 FROM derived_scim_error_users u WHERE u.status = b.status
+                          AND u.scim_type IS NOT DISTINCT FROM b.scim_type
+                          AND u.user_name_lower = b.user_name_lower)""")
+    con.execute("DROP TABLE scim_batch")
+
+
+def refresh_correlation(con: duckdb.DuckDBPyConnection) -> None:
+    """Rebuild the correlation summaries from ``correlation`` (inside the correlation's transaction)."""
+    for table, select in _CORRELATION_TABLES.items():
+        con.execute(f"DELETE FROM {table}")
+        con.execute(f"INSERT INTO {table} {select}")
