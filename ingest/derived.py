@@ -190,7 +190,7 @@ def full_select(table: str) -> str:
               "derived_skip_identities": _SKIP_IDENTITIES_SELECT, "derived_skip_reasons": _SKIP_REASONS_SELECT,
               "derived_error_codes": _ERROR_CODES_SELECT, "derived_recurring_failures": _RECURRING_SELECT,
               "derived_recent_failures": _RECENT_FAILURES_SELECT,
-              "derived_violation_groups": _VIOLATION_GROUPS_SELECT}[table]
+              "derived_violation_groups": _VIOLATION_GROUPS_SELECT, "derived_source_ids": _SOURCE_IDS_SELECT}[table]
     return select.format(scope="", scope_events="", scope_failures="", rows=RECENT_FAILURE_ROWS)
 
 
@@ -331,6 +331,14 @@ _VIOLATION_GROUPS_SELECT = ("WITH classified AS (SELECT e.*, "
                             + VIOLATION_KIND_SQL.format(allowed="derived_work_domains")
                             + " AS kind FROM derived_failures e {scope})" + VIOLATION_GROUPS_AGGREGATE)
 
+# derived_source_ids: per source_id (over all apps and jobs) whether it has failed - the overview's
+# all-time identity counts (from derived_identities; refresh that first).
+SOURCE_ID_COLUMNS = ("source_id", "failing")
+_SOURCE_IDS_SELECT = """
+SELECT source_id, bool_or(failures > 0) FROM derived_identities {scope}
+WHERE source_id IS NOT NULL GROUP BY source_id
+"""
+
 MIGRATION_6 = [
     """CREATE TABLE derived_cycle_heads (
         cycle_id VARCHAR, activity_time TIMESTAMPTZ, action VARCHAR, status VARCHAR, source_upn VARCHAR,
@@ -365,6 +373,8 @@ MIGRATION_6 = [
     f"INSERT INTO derived_recurring_failures ({', '.join(RECURRING_COLUMNS)}) " + _RECURRING_SELECT.format(scope=""),
     "CREATE TABLE derived_recent_failures AS " + _RECENT_FAILURES_SELECT.format(scope="", rows=RECENT_FAILURE_ROWS),
     "CREATE TABLE derived_violation_groups AS " + _VIOLATION_GROUPS_SELECT.format(scope=""),
+    "CREATE TABLE derived_source_ids (source_id VARCHAR, failing BOOLEAN)",
+    "INSERT INTO derived_source_ids " + _SOURCE_IDS_SELECT.format(scope=""),
 ]
 
 
@@ -466,6 +476,10 @@ def _refresh_page_state(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"DELETE FROM derived_recurring_failures d USING {people} k WHERE {person.format(t='d')}")
     con.execute(_insert("derived_recurring_failures", RECURRING_COLUMNS, _RECURRING_SELECT,
                         f"SEMI JOIN {people} k ON {person.format(t='derived_identities')}"))
+    sources = "(SELECT DISTINCT source_id FROM derived_identity_keys)"
+    con.execute(f"DELETE FROM derived_source_ids d USING {sources} k WHERE d.source_id = k.source_id")
+    con.execute("INSERT INTO derived_source_ids " + _SOURCE_IDS_SELECT.format(
+        scope=f"SEMI JOIN {sources} k ON derived_identities.source_id = k.source_id"))
     _refresh_recent_failures(con)
 
 

@@ -24,6 +24,7 @@ TABLES = {
     "derived_recurring_failures": derived.RECURRING_COLUMNS,
     "derived_recent_failures": derived._FAILURE_COLUMNS,
     "derived_violation_groups": derived.VIOLATION_GROUP_COLUMNS,
+    "derived_source_ids": derived.SOURCE_ID_COLUMNS,
 }
 
 
@@ -86,6 +87,8 @@ def test_migration_backfills_derived_state_for_existing_rows(sim, tmp_path):
                                            "AND table_name LIKE 'derived%'").fetchall()
         for (table,) in derived_tables:  # as a database from before migration 3
             store.con.execute(f"DROP TABLE {table}")
+        for (index,) in store.con.execute("SELECT index_name FROM duckdb_indexes() WHERE sql IS NOT NULL").fetchall():
+            store.con.execute(f"DROP INDEX {index}")  # created by later migrations (3+ re-run below)
         store.con.execute("DELETE FROM schema_version WHERE version >= 3")
     with Store.open(db) as store:  # applies migrations 3 and 4: the tables, filled from the events
         _assert_matches_recomputation(store.con)

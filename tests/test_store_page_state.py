@@ -36,6 +36,8 @@ def _busiest_cycle(db: str) -> str:
     ("recurring_failures", {}),
     ("recurring_failures_top", {"limit": 5}),
     ("recurring_failures_count", {}),
+    ("top_error_codes", {"limit": 3}),
+    ("overview_kpis", {}),
 ])
 def test_all_time_page_state_equals_the_events_path(demo_db, name, params):
     db = str(demo_db)
