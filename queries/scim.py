@@ -100,6 +100,7 @@ _REQUEST_SELECT = ", ".join(
     f"array_to_string({c}, ';') AS {c}" if c in ("email_domains", "email_types") else c
     for c in SCIM_REQUEST_COLUMNS)
 
+_NO_PUSHDOWN = 9223372036854775807  # LIMIT that keeps everything: an optimizer barrier
 _TIMELINE_COLUMNS = ("request_id, ts, method, path, status, operation, user_name, resource_id, external_id, "
                      "scim_type, error_detail")
 _IDENTITY_COLUMNS = "request_id, ts, tenant, operation, status, method, scim_type, error_detail, user_name, " \
@@ -213,17 +214,17 @@ QUERY_LIST = [
         ORDER BY c.event_time, c.event_id"""),
     # Per-identity lookups: one index scan per key (ART indexes of migration 7 on userName, resource id and
     # externalId; an OR of the three would scan every request), UNION to drop a request found twice.
-    # MATERIALIZED keeps the time / probe filters out of those scans: DuckDB uses an index only when the
-    # scan's sole filter is on the indexed column.
+    # A LIMIT keeps the time / probe filters out of those scans (DuckDB pushes filters even into a
+    # MATERIALIZED CTE, and uses an index only when the scan's sole filter is on the indexed column).
     q("scim_identity_timeline", "SCIM requests about one identity ($identity: userName, resource id or "
       "externalId), with the Entra event each joined", f"""
-        WITH r AS MATERIALIZED (
+        WITH r AS (
             SELECT {_TIMELINE_COLUMNS} FROM scim_requests WHERE user_name_lower = lower($identity::VARCHAR)
             UNION SELECT {_TIMELINE_COLUMNS} FROM scim_requests WHERE resource_id = $identity::VARCHAR
             UNION SELECT {_TIMELINE_COLUMNS} FROM scim_requests WHERE external_id = $identity::VARCHAR)
         SELECT r.ts, r.request_id, r.method, r.path, r.status, r.operation, r.user_name, r.resource_id,
                r.external_id, r.scim_type, r.error_detail, c.match_class, c.detail, c.event_id
-        FROM r LEFT JOIN correlation c ON c.request_id = r.request_id
+        FROM (FROM r LIMIT {_NO_PUSHDOWN}) r LEFT JOIN correlation c ON c.request_id = r.request_id
         WHERE {SCIM_TIME.replace('ts', 'r.ts')}
         ORDER BY r.ts, r.request_id"""),
     # The identity's requests by the keys the correlation joins on (so a request the correlation paired with
@@ -232,7 +233,7 @@ QUERY_LIST = [
       "identity_events", f"""
         WITH ev AS MATERIALIZED (SELECT target_id, lower(user_name) AS user_name_lower FROM events
                                  WHERE source_id = $source_id::VARCHAR),
-        r AS MATERIALIZED (
+        r AS (
             SELECT {_IDENTITY_COLUMNS} FROM scim_requests WHERE external_id = $source_id::VARCHAR
             UNION SELECT {_IDENTITY_COLUMNS} FROM scim_requests
                   WHERE resource_id IN (SELECT target_id FROM ev WHERE target_id IS NOT NULL)
@@ -243,7 +244,7 @@ QUERY_LIST = [
                r.method || ' ' || r.status::VARCHAR || coalesce(' ' || r.scim_type, '')
                    || coalesce(': ' || r.error_detail, '') AS detail,
                r.user_name, r.resource_id AS target_id, NULL::VARCHAR AS cycle_id, r.request_id AS ref
-        FROM r
+        FROM (FROM r LIMIT {_NO_PUSHDOWN}) r
         WHERE NOT r.is_probe AND {SCIM_TIME.replace('ts', 'r.ts')}
         ORDER BY r.ts, r.request_id"""),
 ]
