@@ -38,9 +38,11 @@ from ingest.store import Store, utcnow
 DEFAULT_WINDOW_S = 180.0
 WRITE_ACTIONS = ("create", "update", "disable", "delete")
 
+# Requests and events are numbered (``rq``, ``ev``: their rowids) and every join below runs on those
+# integers, not on the text ids; the ids come back only where a tie-break or the output needs them.
 _PREPARE = """
 CREATE OR REPLACE TEMP TABLE c_req AS
-SELECT request_id, ts, epoch_ms(ts) AS t_ms, tenant,
+SELECT rowid AS rq, request_id, ts, epoch_ms(ts) AS t_ms, tenant,
        coalesce(credential_id, user_agent, client_ip, '(unknown)') AS client,
        method, status, operation, is_probe,
        method IN ('POST', 'PUT', 'PATCH', 'DELETE') AND coalesce(operation, '') NOT LIKE '%.search' AS is_write,
@@ -48,48 +50,50 @@ SELECT request_id, ts, epoch_ms(ts) AS t_ms, tenant,
 FROM scim_requests;
 
 CREATE OR REPLACE TEMP TABLE c_ev AS
-SELECT id AS event_id, activity_time, epoch_ms(activity_time) AS t_ms, service_principal_id, action, status,
-       target_id, source_id, lower(user_name) AS user_name_lower
+SELECT rowid AS ev, id AS event_id, activity_time, epoch_ms(activity_time) AS t_ms, service_principal_id, action,
+       status, target_id, source_id, lower(user_name) AS user_name_lower
 FROM events;
 
 CREATE OR REPLACE TEMP TABLE c_cand AS
 WITH ev_keys AS (
-    SELECT event_id, t_ms, service_principal_id, 1 AS key_rank, target_id AS k FROM c_ev
+    SELECT ev, t_ms, 1 AS key_rank, target_id AS k FROM c_ev
     WHERE target_id IS NOT NULL AND status IS DISTINCT FROM 'skipped'
     UNION ALL
-    SELECT event_id, t_ms, service_principal_id, 2, source_id FROM c_ev
+    SELECT ev, t_ms, 2, source_id FROM c_ev
     WHERE source_id IS NOT NULL AND status IS DISTINCT FROM 'skipped'
     UNION ALL
-    SELECT event_id, t_ms, service_principal_id, 3, user_name_lower FROM c_ev
+    SELECT ev, t_ms, 3, user_name_lower FROM c_ev
     WHERE user_name_lower IS NOT NULL AND status IS DISTINCT FROM 'skipped'
 ), ev_buckets AS (
-    SELECT event_id, t_ms, service_principal_id, key_rank, k,
+    SELECT ev, t_ms, key_rank, k,
            unnest(generate_series((t_ms - $before_ms) // $bucket_ms, (t_ms + $after_ms) // $bucket_ms)) AS bucket
     FROM ev_keys
 ), req_keys AS (
-    SELECT request_id, t_ms, 1 AS key_rank, resource_id AS k FROM c_req WHERE resource_id IS NOT NULL AND NOT is_probe
+    SELECT rq, t_ms, 1 AS key_rank, resource_id AS k FROM c_req WHERE resource_id IS NOT NULL AND NOT is_probe
     UNION ALL
-    SELECT request_id, t_ms, 2, external_id FROM c_req WHERE external_id IS NOT NULL AND NOT is_probe
+    SELECT rq, t_ms, 2, external_id FROM c_req WHERE external_id IS NOT NULL AND NOT is_probe
     UNION ALL
-    SELECT request_id, t_ms, 3, user_name_lower FROM c_req WHERE user_name_lower IS NOT NULL AND NOT is_probe
+    SELECT rq, t_ms, 3, user_name_lower FROM c_req WHERE user_name_lower IS NOT NULL AND NOT is_probe
+), matched AS (
+    SELECT r.rq, e.ev, min(e.key_rank) AS key_rank, any_value(r.t_ms - e.t_ms) AS delta_ms
+    FROM req_keys r
+    JOIN ev_buckets e ON e.key_rank = r.key_rank AND e.k = r.k AND e.bucket = r.t_ms // $bucket_ms
+    WHERE r.t_ms BETWEEN e.t_ms - $before_ms AND e.t_ms + $after_ms
+    GROUP BY r.rq, e.ev
 )
-SELECT r.request_id, e.event_id, e.service_principal_id, min(e.key_rank) AS key_rank,
-       any_value(r.t_ms - e.t_ms) AS delta_ms
-FROM req_keys r
-JOIN ev_buckets e ON e.key_rank = r.key_rank AND e.k = r.k AND e.bucket = r.t_ms // $bucket_ms
-WHERE r.t_ms BETWEEN e.t_ms - $before_ms AND e.t_ms + $after_ms
-GROUP BY r.request_id, e.event_id, e.service_principal_id;
+SELECT m.rq, m.ev, e.event_id, e.service_principal_id, m.key_rank, m.delta_ms
+FROM matched m JOIN c_ev e USING (ev);
 
 -- Which SCIM tenant each app writes to, learned from resource_id matches (the strong key).
 CREATE OR REPLACE TEMP TABLE c_affinity AS
 SELECT c.service_principal_id, r.tenant, count(*) AS n,
        sum(count(*)) OVER (PARTITION BY c.service_principal_id) AS total
-FROM c_cand c JOIN c_req r USING (request_id)
+FROM c_cand c JOIN c_req r USING (rq)
 WHERE c.key_rank = 1 AND r.tenant IS NOT NULL
 GROUP BY c.service_principal_id, r.tenant;
 
 CREATE OR REPLACE TEMP TABLE c_cand_tenant AS
-SELECT c.* FROM c_cand c JOIN c_req r USING (request_id)
+SELECT c.* FROM c_cand c JOIN c_req r USING (rq)
 WHERE r.tenant IS NULL
    OR NOT EXISTS (SELECT 1 FROM c_affinity a WHERE a.service_principal_id = c.service_principal_id)
    OR EXISTS (SELECT 1 FROM c_affinity a WHERE a.service_principal_id = c.service_principal_id
@@ -97,38 +101,38 @@ WHERE r.tenant IS NULL
 
 -- Entra's clients: at least half of their non-probe requests have a candidate event.
 CREATE OR REPLACE TEMP TABLE c_clients AS
-SELECT r.client, count(*) AS requests, count(*) FILTER (WHERE h.request_id IS NOT NULL) AS with_candidate,
-       r.client = '(unknown)' OR count(*) FILTER (WHERE h.request_id IS NOT NULL) >= 0.5 * count(*) AS is_entra
-FROM c_req r LEFT JOIN (SELECT DISTINCT request_id FROM c_cand_tenant) h USING (request_id),
+SELECT r.client, count(*) AS requests, count(*) FILTER (WHERE h.rq IS NOT NULL) AS with_candidate,
+       r.client = '(unknown)' OR count(*) FILTER (WHERE h.rq IS NOT NULL) >= 0.5 * count(*) AS is_entra
+FROM c_req r LEFT JOIN (SELECT DISTINCT rq FROM c_cand_tenant) h USING (rq),
      (SELECT min(t_ms) AS first_ms, max(t_ms) AS last_ms FROM c_ev) cov
 WHERE NOT r.is_probe AND r.t_ms BETWEEN cov.first_ms - $after_ms AND cov.last_ms + $before_ms
 GROUP BY r.client;
 
 CREATE OR REPLACE TEMP TABLE c_pairs AS
-SELECT c.request_id, c.event_id, c.service_principal_id, c.key_rank, c.delta_ms
-FROM c_cand_tenant c JOIN c_req r USING (request_id) JOIN c_clients k ON k.client = r.client AND k.is_entra
-QUALIFY row_number() OVER (PARTITION BY c.request_id ORDER BY c.key_rank, abs(c.delta_ms), c.event_id) = 1;
+SELECT c.rq, c.ev, c.service_principal_id, c.key_rank, c.delta_ms
+FROM c_cand_tenant c JOIN c_req r USING (rq) JOIN c_clients k ON k.client = r.client AND k.is_entra
+QUALIFY row_number() OVER (PARTITION BY c.rq ORDER BY c.key_rank, abs(c.delta_ms), c.event_id) = 1;
 
 -- The last write request of each matched event decides whether the two sides contradict each other.
 CREATE OR REPLACE TEMP TABLE c_last_write AS
-SELECT p.event_id, p.request_id,
+SELECT p.ev, p.rq,
        CASE WHEN e.status = 'success' AND r.status >= 400 THEN 'entra_success_scim_error'
             WHEN e.status = 'failure' AND r.status BETWEEN 200 AND 299 THEN 'entra_failure_scim_success'
        END AS contradiction
-FROM c_pairs p JOIN c_req r USING (request_id) JOIN c_ev e USING (event_id)
+FROM c_pairs p JOIN c_req r USING (rq) JOIN c_ev e USING (ev)
 WHERE r.is_write
-QUALIFY row_number() OVER (PARTITION BY p.event_id ORDER BY r.t_ms DESC, p.request_id DESC) = 1;
+QUALIFY row_number() OVER (PARTITION BY p.ev ORDER BY r.t_ms DESC, r.request_id DESC) = 1;
 """
 
 _INSERT = """
 INSERT INTO correlation
-SELECT p.event_id, p.request_id,
+SELECT e.event_id, r.request_id,
        CASE p.key_rank WHEN 1 THEN 'resource_id' WHEN 2 THEN 'external_id' ELSE 'user_name' END,
        CASE WHEN w.contradiction IS NOT NULL THEN 'contradiction' ELSE 'matched' END,
        w.contradiction, w.contradiction IS NOT NULL,
        e.activity_time, r.ts, p.delta_ms / 1000.0, p.service_principal_id, $now
-FROM c_pairs p JOIN c_ev e USING (event_id) JOIN c_req r USING (request_id)
-LEFT JOIN c_last_write w ON w.event_id = p.event_id AND w.request_id = p.request_id
+FROM c_pairs p JOIN c_ev e USING (ev) JOIN c_req r USING (rq)
+LEFT JOIN c_last_write w ON w.ev = p.ev AND w.rq = p.rq
 UNION ALL
 SELECT e.event_id, NULL, NULL, 'entra_only',
        CASE WHEN e.status = 'skipped' THEN 'skipped'
@@ -141,7 +145,7 @@ SELECT e.event_id, NULL, NULL, 'entra_only',
             AND e.t_ms BETWEEN cov.first_ms - $before_ms AND cov.last_ms + $after_ms, false),
        e.activity_time, NULL, NULL, e.service_principal_id, $now
 FROM c_ev e, (SELECT min(t_ms) AS first_ms, max(t_ms) AS last_ms FROM c_req) cov
-WHERE e.event_id NOT IN (SELECT event_id FROM c_pairs)
+WHERE NOT EXISTS (SELECT 1 FROM c_pairs p WHERE p.ev = e.ev)
 UNION ALL
 SELECT NULL, r.request_id, NULL, 'scim_only',
        CASE WHEN r.is_probe THEN 'probe'
@@ -155,7 +159,7 @@ SELECT NULL, r.request_id, NULL, 'scim_only',
        NULL, r.ts, NULL, NULL, $now
 FROM c_req r LEFT JOIN c_clients k USING (client),
      (SELECT min(t_ms) AS first_ms, max(t_ms) AS last_ms FROM c_ev) cov
-WHERE r.request_id NOT IN (SELECT request_id FROM c_pairs)
+WHERE NOT EXISTS (SELECT 1 FROM c_pairs p WHERE p.rq = r.rq)
 """
 
 _CLEANUP = ["c_req", "c_ev", "c_cand", "c_affinity", "c_cand_tenant", "c_clients", "c_pairs", "c_last_write"]

@@ -589,17 +589,24 @@ class Store:
             raise
         return new, dup
 
-    def replace_correlation(self, statements: list[tuple[str, dict]]) -> None:
+    def replace_correlation(self, statements: list[tuple[str, dict]], *, memory_limit: str = "3GB") -> None:
         """Recompute the ``correlation`` table: run the correlation's SQL (temp tables, then one INSERT
-        into ``correlation``) in one transaction, replacing the previous result atomically."""
+        into ``correlation``) in one transaction, replacing the previous result atomically. DuckDB's
+        memory is capped at ``memory_limit`` meanwhile (B8: <= 4 GB peak RSS for the process): the joins
+        spill to ``<db>.tmp`` instead of growing with the trail (11.6 GB at 5M events x 9M requests)."""
         con = self.con
-        con.execute("BEGIN TRANSACTION")
+        previous_limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        con.execute(f"SET memory_limit = '{memory_limit}'")
         try:
-            con.execute("DELETE FROM correlation")
-            for sql, params in statements:
-                con.execute(sql, params)
-            scim_derived.refresh_correlation(con)  # derived correlation state (issue 7 B4)
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute("DELETE FROM correlation")
+                for sql, params in statements:
+                    con.execute(sql, params)
+                scim_derived.refresh_correlation(con)  # derived correlation state (issue 7 B4)
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+        finally:
+            con.execute(f"SET memory_limit = '{previous_limit}'")

@@ -3,7 +3,9 @@
 CSV: UTF-8, header, RFC 4180 quoting, ISO-8601 UTC times, stable order, and text cells that a
 spreadsheet would run as a formula (starting with ``= + - @``, tab, CR or LF) prefixed with ``'``
 (OWASP); numeric columns are never touched, so numbers stay numbers. Parquet (zstd) keeps exact
-values. DuckDB's ``COPY`` streams the rows, so memory stays constant however many rows there are.
+values. DuckDB's ``COPY`` streams the rows; an export runs on a DuckDB of its own with a memory limit and a
+spill directory beside the output, so the ORDER BY sort spills to disk and peak memory stays bounded
+however many rows there are (:func:`export_connection`).
 The file and its manifest are written under temporary names and renamed, so a failed export leaves
 nothing behind. The dashboard's downloads use :func:`export_bytes` and :func:`csv_bytes_from_frame`:
 one implementation of the escaping rules.
@@ -13,20 +15,30 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
 
 from ingest import __version__
+from ingest.store import retry_while_locked
 from queries.catalog import QUERIES
 from queries.datasets import DATASETS, violations_sql_for
-from queries.db import bind, read_connection
+from queries.db import DatabaseMissing, bind, read_connection
 from queries.filters import Filters
 from queries.manifest import build_manifest, iso, manifest_path, sha256_file
 
 FORMULA_PREFIX = r"^[=+\-@\t\r\n]"
+# The same test as FORMULA_PREFIX on the first code point (= + - @ TAB CR LF), cheaper than the regex.
+_FORMULA_CODES = "(61, 43, 45, 64, 9, 13, 10)"
+# DuckDB's buffer memory for one export; the sort spills beyond it. The process (Python, pandas, DuckDB)
+# adds ~150 MB. With 2 threads DuckDB's sort needs more than this limit, so the COPY runs on one thread.
+EXPORT_MEMORY_LIMIT = "256MB"
+EXPORT_COPY_THREADS = 1
 FORMATS = ("csv", "parquet")
 
 
@@ -51,10 +63,14 @@ def _is_text(col_type: str) -> bool:
     return col_type in ("VARCHAR", "JSON") or col_type.startswith("VARCHAR(")
 
 
+def formula_like(expr: str) -> str:
+    """SQL: does the text start like a spreadsheet formula (``FORMULA_PREFIX``)?"""
+    return f"ascii({expr}::VARCHAR) IN {_FORMULA_CODES}"
+
+
 def neutralised(expr: str) -> str:
     """SQL for a text expression with formula-like values prefixed by ``'``."""
-    return f"CASE WHEN regexp_matches({expr}::VARCHAR, '{FORMULA_PREFIX}') THEN '''' || {expr}::VARCHAR " \
-           f"ELSE {expr}::VARCHAR END"
+    return f"CASE WHEN {formula_like(expr)} THEN '''' || {expr}::VARCHAR ELSE {expr}::VARCHAR END"
 
 
 def describe(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> list[tuple[str, str]]:
@@ -82,6 +98,21 @@ def _copy_options(fmt: str) -> str:
 
 def _quote_path(path: str) -> str:
     return path.replace("'", "''")
+
+
+_TRAILING_ORDER_BY = re.compile(r"\s+ORDER\s+BY\s+[\w\s,.\"()]+$", re.IGNORECASE)
+
+
+def unordered(sql: str) -> str:
+    """``sql`` without its final top-level ``ORDER BY`` (for aggregates over it: DuckDB would sort first).
+    An ORDER BY that closes a bracket (a window's or a subquery's) is not top-level, and one with a LIMIT
+    or OFFSET decides which rows there are: then ``sql`` as is."""
+    sql = sql.rstrip()
+    match = _TRAILING_ORDER_BY.search(sql)
+    tail = match.group() if match else ""
+    if not match or tail.count("(") != tail.count(")") or re.search(r"\b(LIMIT|OFFSET)\b", tail, re.I):
+        return sql
+    return sql[:match.start()]
 
 
 def dataset_sql(con: duckdb.DuckDBPyConnection, dataset: str) -> str:
@@ -113,6 +144,31 @@ def _last_successful_ingest(con: duckdb.DuckDBPyConnection) -> dict:
     return dict(rows)
 
 
+@contextmanager
+def export_connection(db_path: str, spill_dir: str, *,
+                      lock_timeout: float = 20.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection for one export on a DuckDB of its own: memory-limited and spilling to
+    ``spill_dir``, so sorting millions of rows does not hold them all in memory (the dashboard's shared
+    in-memory host keeps its own settings)."""
+    if db_path.startswith("md:"):  # MotherDuck runs the query remotely
+        with read_connection(db_path, lock_timeout=lock_timeout) as con:
+            yield con
+        return
+    if not os.path.exists(db_path):
+        raise DatabaseMissing(f"database {db_path} does not exist; run `python -m ingest demo` or an ingest")
+    con = duckdb.connect(":memory:", config={"memory_limit": EXPORT_MEMORY_LIMIT, "temp_directory": spill_dir})
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")
+        quoted = _quote_path(db_path)
+        retry_while_locked(db_path, lambda: con.execute(f"ATTACH '{quoted}' AS provlens_export (READ_ONLY)"),
+                           read_only=True, timeout=lock_timeout)
+        con.execute("USE provlens_export")
+        yield con
+    finally:
+        con.close()  # detaches the file (releases its lock); the spill files go with the instance
+
+
 def export(db_path: str, dataset: str, out: str, *, filters: Filters | None = None, fmt: str = "csv",
            **extra) -> ExportResult:
     """Write ``dataset`` to ``out`` and ``out.manifest.json``; both appear only when both are complete."""
@@ -130,17 +186,20 @@ def export(db_path: str, dataset: str, out: str, *, filters: Filters | None = No
     os.close(fd)
     tmp_manifest = tmp + ".manifest"
     try:
-        with read_connection(db_path) as con:
+        with tempfile.TemporaryDirectory(prefix=".provlens-spill-", dir=out_dir) as spill_dir, \
+                export_connection(db_path, spill_dir) as con:
             con.execute("SET TimeZone = 'UTC'")
             sql = dataset_sql(con, dataset)
             columns = describe(con, sql, params)
             select, text_cols = _wrapped_select(columns, f"({sql}) AS d", fmt)
             time_col = _ident(DATASETS[dataset].time_column)
             escaped_sql = " + ".join(
-                f"count(*) FILTER (WHERE regexp_matches({c}::VARCHAR, '{FORMULA_PREFIX}'))" for c in text_cols
+                f"count(*) FILTER (WHERE {formula_like(c)})" for c in text_cols
             ) if fmt == "csv" and text_cols else "0"
-            newest, escaped = con.execute(f"SELECT max({time_col}), {escaped_sql} FROM ({sql}) AS d",
+            newest, escaped = con.execute(f"SELECT max({time_col}), {escaped_sql} FROM ({unordered(sql)}) AS d",
                                           bind(sql, params)).fetchone()
+            if not db_path.startswith("md:"):
+                con.execute(f"SET threads = {EXPORT_COPY_THREADS}")
             rows = con.execute(f"COPY ({select}) TO '{_quote_path(tmp)}' ({_copy_options(fmt)})",
                                bind(sql, params)).fetchone()[0]
             freshness = _last_successful_ingest(con)
