@@ -61,30 +61,22 @@ CORRELATION_HOURS = f"""(
 def weighted_quantiles(histogram: str, group: str, quantiles: dict[str, float]) -> str:
     """SQL giving, per ``group`` (a column or ``'all'``), ``quantile_cont(v, q)`` for each named q
     exactly as DuckDB computes it over the expanded values, from ``histogram`` (columns: the group,
-    ``v``, ``n`` = how many times v occurs): position (n - 1) * q, linear between its neighbours with
-    DuckDB's arithmetic (lo * (1 - d) + hi * d), so the doubles are bit-identical.
-    Columns: the group, total (the value count), max_v and one column per name."""
-    picks = []
+    ``v``, ``n`` = how many times v occurs): position rn = (n - 1) * q, linear between the values at
+    floor(rn) and ceil(rn) with DuckDB's arithmetic (lo * (1 - d) + hi * d), so the doubles are
+    bit-identical. The value at position i is the smallest v whose running count exceeds i.
+    Columns: g (the group), total (the value count), max_v and one column per name."""
+    picks, finals = [], []
     for i, (name, quantile) in enumerate(quantiles.items()):
-        rn = f"((t.total - 1) * {quantile!r}::DOUBLE)"
-        lo, hi = f"lo{i}", f"hi{i}"
-        picks.append((name, rn, lo, hi))
-    joins = "\n".join(
-        f"LEFT JOIN c {lo} ON {lo}.g IS NOT DISTINCT FROM t.g AND {lo}.below <= floor({rn}) "
-        f"AND floor({rn}) < {lo}.below + {lo}.n\n"
-        f"LEFT JOIN c {hi} ON {hi}.g IS NOT DISTINCT FROM t.g AND {hi}.below <= ceil({rn}) "
-        f"AND ceil({rn}) < {hi}.below + {hi}.n"
-        for _, rn, lo, hi in picks)
-    columns = ", ".join(
-        f"CASE WHEN floor({rn}) = ceil({rn}) THEN {lo}.v "
-        f"ELSE {lo}.v * (1 - ({rn} - floor({rn}))) + {hi}.v * ({rn} - floor({rn})) END AS {name}"
-        for name, rn, lo, hi in picks)
+        rn = f"((total - 1) * {quantile!r}::DOUBLE)"
+        picks.append(f"any_value({rn}) AS rn{i}, min(v) FILTER (WHERE cum > floor({rn})) AS lo{i}, "
+                     f"min(v) FILTER (WHERE cum > ceil({rn})) AS hi{i}")
+        finals.append(f"CASE WHEN floor(rn{i}) = ceil(rn{i}) THEN lo{i} "
+                      f"ELSE lo{i} * (1 - (rn{i} - floor(rn{i}))) + hi{i} * (rn{i} - floor(rn{i})) END AS {name}")
     return f"""(WITH h AS (SELECT {group} AS g, v, sum(n)::BIGINT AS n FROM {histogram} GROUP BY ALL),
-        c AS (SELECT g, v, n, sum(n) OVER (PARTITION BY g ORDER BY v) - n AS below FROM h),
-        t AS (SELECT g, sum(n)::BIGINT AS total, max(v) AS max_v FROM h GROUP BY g)
-        SELECT t.g, t.total, t.max_v, {columns}
-        FROM t
-        {joins})"""
+        c AS (SELECT g, v, sum(n) OVER (PARTITION BY g ORDER BY v) AS cum,
+                     (sum(n) OVER (PARTITION BY g))::BIGINT AS total FROM h)
+        SELECT g, total, max_v, {", ".join(finals)}
+        FROM (SELECT g, any_value(total) AS total, max(v) AS max_v, {", ".join(picks)} FROM c GROUP BY g))"""
 
 
 SCIM_REQUEST_COLUMNS = (
