@@ -18,6 +18,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -39,6 +40,7 @@ _FORMULA_CODES = "(61, 43, 45, 64, 9, 13, 10)"
 # adds ~150 MB. With 2 threads DuckDB's sort needs more than this limit, so the COPY runs on one thread.
 EXPORT_MEMORY_LIMIT = "256MB"
 EXPORT_COPY_THREADS = 1
+_EXPORT_ALIAS = "provlens_export"
 FORMATS = ("csv", "parquet")
 
 
@@ -161,12 +163,38 @@ def export_connection(db_path: str, spill_dir: str, *,
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET enable_progress_bar = false")
         quoted = _quote_path(db_path)
-        retry_while_locked(db_path, lambda: con.execute(f"ATTACH '{quoted}' AS provlens_export (READ_ONLY)"),
+        retry_while_locked(db_path, lambda: con.execute(f"ATTACH '{quoted}' AS {_EXPORT_ALIAS} (READ_ONLY)"),
                            read_only=True, timeout=lock_timeout)
-        con.execute("USE provlens_export")
+        con.execute(f"USE {_EXPORT_ALIAS}")
         yield con
     finally:
         con.close()  # detaches the file (releases its lock); the spill files go with the instance
+
+
+def _summarise_while_copying(con: duckdb.DuckDBPyConnection, summary_sql: str, copy_sql: str, params: dict, *,
+                             own_instance: bool) -> tuple:
+    """(newest time, escaped cells, rows written): the manifest's summary query and the COPY. On an export's
+    own instance the COPY runs on one thread (its sort then fits the memory limit) and the summary runs
+    beside it on a second connection, so the two scans share the cores instead of taking turns."""
+    if not own_instance:
+        newest, escaped = con.execute(summary_sql, params).fetchone()
+        return newest, escaped, con.execute(copy_sql, params).fetchone()[0]
+    con.execute(f"SET threads = {EXPORT_COPY_THREADS}")
+
+    def summary() -> tuple:
+        cur = con.cursor()
+        try:
+            cur.execute("SET TimeZone = 'UTC'")
+            cur.execute(f"USE {_EXPORT_ALIAS}")
+            return cur.execute(summary_sql, params).fetchone()
+        finally:
+            cur.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(summary)
+        rows = con.execute(copy_sql, params).fetchone()[0]
+        newest, escaped = pending.result()
+    return newest, escaped, rows
 
 
 def export(db_path: str, dataset: str, out: str, *, filters: Filters | None = None, fmt: str = "csv",
@@ -196,12 +224,10 @@ def export(db_path: str, dataset: str, out: str, *, filters: Filters | None = No
             escaped_sql = " + ".join(
                 f"count(*) FILTER (WHERE {formula_like(c)})" for c in text_cols
             ) if fmt == "csv" and text_cols else "0"
-            newest, escaped = con.execute(f"SELECT max({time_col}), {escaped_sql} FROM ({unordered(sql)}) AS d",
-                                          bind(sql, params)).fetchone()
-            if not db_path.startswith("md:"):
-                con.execute(f"SET threads = {EXPORT_COPY_THREADS}")
-            rows = con.execute(f"COPY ({select}) TO '{_quote_path(tmp)}' ({_copy_options(fmt)})",
-                               bind(sql, params)).fetchone()[0]
+            newest, escaped, rows = _summarise_while_copying(
+                con, f"SELECT max({time_col}), {escaped_sql} FROM ({unordered(sql)}) AS d",
+                f"COPY ({select}) TO '{_quote_path(tmp)}' ({_copy_options(fmt)})", bind(sql, params),
+                own_instance=not db_path.startswith("md:"))
             freshness = _last_successful_ingest(con)
         manifest = build_manifest(
             dataset=dataset, file_name=os.path.basename(out), fmt=fmt, filters=filters_for_manifest(filters, extra),
