@@ -232,9 +232,15 @@ MIGRATION_5 = [
 CYCLE_HEAD_ROWS = 1000
 CYCLE_HEAD_COLUMNS = ("cycle_id", "activity_time", "action", "status", "source_upn", "user_name", "error_code",
                       "scim_type", "skip_category", "target_id", "source_id", "id")
+# Only cycles with more events than that need ranking: the others are copied whole (a cheaper load).
 _CYCLE_HEADS_SELECT = f"""
+WITH sizes AS (SELECT cycle_id, sum(events) > {CYCLE_HEAD_ROWS} AS big FROM derived_cycles
+               WHERE cycle_id IS NOT NULL GROUP BY cycle_id)
 SELECT {', '.join(CYCLE_HEAD_COLUMNS)} FROM events {{scope}}
-WHERE cycle_id IS NOT NULL
+WHERE cycle_id IN (SELECT cycle_id FROM sizes WHERE NOT big)
+UNION ALL
+SELECT {', '.join(CYCLE_HEAD_COLUMNS)} FROM events {{scope}}
+WHERE cycle_id IN (SELECT cycle_id FROM sizes WHERE big)
 QUALIFY row_number() OVER (PARTITION BY cycle_id ORDER BY activity_time, id) <= {CYCLE_HEAD_ROWS}
 """
 
@@ -340,10 +346,13 @@ WHERE source_id IS NOT NULL GROUP BY source_id
 """
 
 MIGRATION_6 = [
+    # Near-unique text stored uncompressed: a load writes these rows again for every cycle it touches,
+    # and compressing them cost more than the rest of the page state together (1M events: ~0.8 s).
     """CREATE TABLE derived_cycle_heads (
-        cycle_id VARCHAR, activity_time TIMESTAMPTZ, action VARCHAR, status VARCHAR, source_upn VARCHAR,
-        user_name VARCHAR, error_code VARCHAR, scim_type VARCHAR, skip_category VARCHAR, target_id VARCHAR,
-        source_id VARCHAR, id VARCHAR
+        cycle_id VARCHAR, activity_time TIMESTAMPTZ, action VARCHAR, status VARCHAR,
+        source_upn VARCHAR USING COMPRESSION uncompressed, user_name VARCHAR USING COMPRESSION uncompressed,
+        error_code VARCHAR, scim_type VARCHAR, skip_category VARCHAR, target_id VARCHAR USING COMPRESSION uncompressed,
+        source_id VARCHAR USING COMPRESSION uncompressed, id VARCHAR USING COMPRESSION uncompressed
     )""",
     """CREATE TABLE derived_skip_identities (
         source_id VARCHAR, service_principal_id VARCHAR, service_principal_name VARCHAR, source_upn VARCHAR,
@@ -431,6 +440,11 @@ def refresh(con: duckdb.DuckDBPyConnection, keys: str) -> None:
     con.execute(_insert("derived_cycles", CYCLE_COLUMNS, _CYCLES_SELECT,
                         f"SEMI JOIN derived_cycle_keys k ON {_match('events', 'k', CYCLE_KEY)}"))
 
+    cycles = "(SELECT DISTINCT cycle_id FROM derived_cycle_keys)"  # heads: after derived_cycles (their sizes)
+    con.execute(f"DELETE FROM derived_cycle_heads h USING {cycles} k WHERE h.cycle_id = k.cycle_id")
+    con.execute(_insert("derived_cycle_heads", CYCLE_HEAD_COLUMNS, _CYCLE_HEADS_SELECT,
+                        f"SEMI JOIN {cycles} k ON events.cycle_id = k.cycle_id"))
+
     # Hours: recount every touched hour from the events (the time range lets zone maps skip the rest).
     first, last = con.execute("SELECT min(hour), max(hour) FROM derived_touched").fetchone()
     con.execute("CREATE OR REPLACE TEMP TABLE derived_hour_keys AS SELECT DISTINCT hour FROM derived_touched")
@@ -456,12 +470,9 @@ def refresh(con: duckdb.DuckDBPyConnection, keys: str) -> None:
 
 
 def _refresh_page_state(con: duckdb.DuckDBPyConnection) -> None:
-    """Migration 6's page state for the touched keys: the cycles' heads, the identities' skips (per app and
-    identity, over all their jobs) and the error codes whose failures changed. After derived_failures."""
-    cycles = "(SELECT DISTINCT cycle_id FROM derived_cycle_keys)"
-    con.execute(f"DELETE FROM derived_cycle_heads h USING {cycles} k WHERE h.cycle_id = k.cycle_id")
-    con.execute(_insert("derived_cycle_heads", CYCLE_HEAD_COLUMNS, _CYCLE_HEADS_SELECT,
-                        f"SEMI JOIN {cycles} k ON events.cycle_id = k.cycle_id"))
+    """Migration 6's page state for the touched keys: the identities' skips (per app and identity, over all
+    their jobs), recurring failures and failure state, the error codes whose failures changed and the
+    newest failures. After derived_failures and derived_identities."""
     people = "(SELECT DISTINCT service_principal_id, source_id FROM derived_identity_keys)"
     person = ("{t}.service_principal_id IS NOT DISTINCT FROM k.service_principal_id "
               "AND {t}.source_id IS NOT DISTINCT FROM k.source_id")
