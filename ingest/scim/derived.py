@@ -87,8 +87,9 @@ def _merge_hourly(con: duckdb.DuckDBPyConnection, table: str, keys: str, sums: s
 def add_scim_batch(con: duckdb.DuckDBPyConnection, inserted_at, run_id: int | None) -> None:
     """Fold the requests a batch just inserted (``first_ingested_at = inserted_at``, this run) into the
     SCIM summaries. Call inside the batch's transaction, after the INSERT."""
-    con.execute("""CREATE OR REPLACE TEMP TABLE scim_batch AS SELECT * FROM scim_requests
-                   WHERE first_ingested_at = $at AND ingest_run_id IS NOT DISTINCT FROM $run""",
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE scim_batch AS
+                    SELECT ts, {_KEYS}, duration_ms, user_name_lower FROM scim_requests
+                    WHERE first_ingested_at = $at AND ingest_run_id IS NOT DISTINCT FROM $run""",
                 {"at": inserted_at, "run": run_id})
     con.execute("CREATE OR REPLACE TEMP TABLE scim_add_derived_scim_hours AS "
                 + _HOURS_SELECT.format(src="scim_batch"))
