@@ -45,9 +45,9 @@ def _host_connection() -> duckdb.DuckDBPyConnection:
             host = duckdb.connect(":memory:")
             host.execute("SET GLOBAL TimeZone = 'UTC'")
             # Bounded memory for a long-running reader (the dashboard): DuckDB's buffers and hash tables stay
-            # under PROVLENS_READ_MEMORY (default 256MB) and spill to a temp folder beyond it, and freed
+            # under PROVLENS_READ_MEMORY (default 512MB) and spill to a temp folder beyond it, and freed
             # memory goes back to the system soon instead of staying with the process.
-            host.execute("SET GLOBAL memory_limit = ?", [os.environ.get("PROVLENS_READ_MEMORY", "256MB")])
+            host.execute("SET GLOBAL memory_limit = ?", [os.environ.get("PROVLENS_READ_MEMORY", "512MB")])
             host.execute("SET GLOBAL temp_directory = ?", [_spill_directory()])
             host.execute("SET GLOBAL allocator_flush_threshold = '32MB'")
             _host = host
