@@ -54,36 +54,6 @@ SELECT rowid AS ev, id AS event_id, activity_time, epoch_ms(activity_time) AS t_
        status, target_id, source_id, lower(user_name) AS user_name_lower
 FROM events;
 
-CREATE OR REPLACE TEMP TABLE c_cand AS
-WITH ev_keys AS (
-    SELECT ev, t_ms, 1 AS key_rank, target_id AS k FROM c_ev
-    WHERE target_id IS NOT NULL AND status IS DISTINCT FROM 'skipped'
-    UNION ALL
-    SELECT ev, t_ms, 2, source_id FROM c_ev
-    WHERE source_id IS NOT NULL AND status IS DISTINCT FROM 'skipped'
-    UNION ALL
-    SELECT ev, t_ms, 3, user_name_lower FROM c_ev
-    WHERE user_name_lower IS NOT NULL AND status IS DISTINCT FROM 'skipped'
-), ev_buckets AS (
-    SELECT ev, t_ms, key_rank, k,
-           unnest(generate_series((t_ms - $before_ms) // $bucket_ms, (t_ms + $after_ms) // $bucket_ms)) AS bucket
-    FROM ev_keys
-), req_keys AS (
-    SELECT rq, t_ms, 1 AS key_rank, resource_id AS k FROM c_req WHERE resource_id IS NOT NULL AND NOT is_probe
-    UNION ALL
-    SELECT rq, t_ms, 2, external_id FROM c_req WHERE external_id IS NOT NULL AND NOT is_probe
-    UNION ALL
-    SELECT rq, t_ms, 3, user_name_lower FROM c_req WHERE user_name_lower IS NOT NULL AND NOT is_probe
-), matched AS (
-    SELECT r.rq, e.ev, min(e.key_rank) AS key_rank, any_value(r.t_ms - e.t_ms) AS delta_ms
-    FROM req_keys r
-    JOIN ev_buckets e ON e.key_rank = r.key_rank AND e.k = r.k AND e.bucket = r.t_ms // $bucket_ms
-    WHERE r.t_ms BETWEEN e.t_ms - $before_ms AND e.t_ms + $after_ms
-    GROUP BY r.rq, e.ev
-)
-SELECT m.rq, m.ev, e.event_id, e.service_principal_id, m.key_rank, m.delta_ms
-FROM matched m JOIN c_ev e USING (ev);
-
 -- Which SCIM tenant each app writes to, learned from resource_id matches (the strong key).
 CREATE OR REPLACE TEMP TABLE c_affinity AS
 SELECT c.service_principal_id, r.tenant, count(*) AS n,
@@ -122,6 +92,42 @@ SELECT p.ev, p.rq,
 FROM c_pairs p JOIN c_req r USING (rq) JOIN c_ev e USING (ev)
 WHERE r.is_write
 QUALIFY row_number() OVER (PARTITION BY p.ev ORDER BY r.t_ms DESC, r.request_id DESC) = 1;
+"""
+
+# Candidate pairs, one chunk of request time at a time (exact: see above); each chunk's hash join fits
+# in memory instead of spilling the whole trail's (B8: 5M events x 9M requests).
+_CANDIDATES = """
+WITH c_ev_chunk AS (
+    -- a request at t joins events in [t - after, t + before]: for requests in [lo, hi) these events suffice
+    SELECT * FROM c_ev WHERE t_ms BETWEEN $lo_ms - $after_ms AND $hi_ms + $before_ms
+    AND status IS DISTINCT FROM 'skipped'
+), ev_keys AS (
+    SELECT ev, t_ms, 1 AS key_rank, target_id AS k FROM c_ev_chunk WHERE target_id IS NOT NULL
+    UNION ALL
+    SELECT ev, t_ms, 2, source_id FROM c_ev_chunk WHERE source_id IS NOT NULL
+    UNION ALL
+    SELECT ev, t_ms, 3, user_name_lower FROM c_ev_chunk WHERE user_name_lower IS NOT NULL
+), ev_buckets AS (
+    SELECT ev, t_ms, key_rank, k,
+           unnest(generate_series((t_ms - $before_ms) // $bucket_ms, (t_ms + $after_ms) // $bucket_ms)) AS bucket
+    FROM ev_keys
+), req_chunk AS (
+    SELECT * FROM c_req WHERE t_ms >= $lo_ms AND t_ms < $hi_ms AND NOT is_probe
+), req_keys AS (
+    SELECT rq, t_ms, 1 AS key_rank, resource_id AS k FROM req_chunk WHERE resource_id IS NOT NULL
+    UNION ALL
+    SELECT rq, t_ms, 2, external_id FROM req_chunk WHERE external_id IS NOT NULL
+    UNION ALL
+    SELECT rq, t_ms, 3, user_name_lower FROM req_chunk WHERE user_name_lower IS NOT NULL
+), matched AS (
+    SELECT r.rq, e.ev, min(e.key_rank) AS key_rank, any_value(r.t_ms - e.t_ms) AS delta_ms
+    FROM req_keys r
+    JOIN ev_buckets e ON e.key_rank = r.key_rank AND e.k = r.k AND e.bucket = r.t_ms // $bucket_ms
+    WHERE r.t_ms BETWEEN e.t_ms - $before_ms AND e.t_ms + $after_ms
+    GROUP BY r.rq, e.ev
+)
+SELECT m.rq, m.ev, e.event_id, e.service_principal_id, m.key_rank, m.delta_ms
+FROM matched m JOIN c_ev e USING (ev)
 """
 
 _INSERT = """
@@ -170,20 +176,41 @@ def _bind(sql: str, params: dict) -> dict:
     return {name: params[name] for name in dict.fromkeys(re.findall(r"\$([A-Za-z_]\w*)", sql))}
 
 
-def correlation_statements(before_s: float, after_s: float) -> list[tuple[str, dict]]:
-    """The statements that rebuild ``correlation`` (run by the store in one transaction)."""
+CHUNK_MS = 86_400_000  # candidate pairs are found one day of request time at a time
+
+
+def request_chunks(first_ms: int | None, last_ms: int | None, chunk_ms: int = CHUNK_MS) -> list[tuple[int, int]]:
+    """[lo, hi) ranges of request time, aligned to ``chunk_ms``, covering first..last (one empty range if
+    there are no requests)."""
+    if first_ms is None or last_ms is None:
+        return [(0, 0)]
+    lo = first_ms // chunk_ms * chunk_ms
+    return [(a, a + chunk_ms) for a in range(lo, last_ms + 1, chunk_ms)]
+
+
+def correlation_statements(before_s: float, after_s: float,
+                           chunks: list[tuple[int, int]] | None = None) -> list[tuple[str, dict]]:
+    """The statements that rebuild ``correlation`` (run by the store in one transaction); ``chunks``:
+    the request-time ranges for the candidate search (default: one range over all time)."""
     before_ms, after_ms = int(before_s * 1000), int(after_s * 1000)
     params = {"before_ms": before_ms, "after_ms": after_ms, "bucket_ms": max(before_ms + after_ms, 1000),
               "now": utcnow()}
-    statements = [sql.strip() for sql in _PREPARE.split(";\n") if sql.strip()] + [_INSERT]
-    return [(sql, _bind(sql, params)) for sql in statements] + [(f"DROP TABLE IF EXISTS {t}", {}) for t in _CLEANUP]
+    prepare = [sql.strip() for sql in _PREPARE.split(";\n") if sql.strip()]
+    statements = [(sql, _bind(sql, params)) for sql in prepare[:2]]  # c_req, c_ev
+    for i, (lo, hi) in enumerate(chunks or [(-(2 ** 62), 2 ** 62)]):
+        head = "CREATE OR REPLACE TEMP TABLE c_cand AS " if i == 0 else "INSERT INTO c_cand "
+        sql = head + _CANDIDATES.strip()
+        statements.append((sql, _bind(sql, {**params, "lo_ms": lo, "hi_ms": hi})))
+    statements += [(sql, _bind(sql, params)) for sql in [*prepare[2:], _INSERT]]
+    return statements + [(f"DROP TABLE IF EXISTS {t}", {}) for t in _CLEANUP]
 
 
 def correlate(store: Store, *, window: tuple[float, float] | None = None) -> dict:
     """Rebuild the correlation; returns {"classes": {class/detail: n}, "seconds": s, "window": (b, a)}."""
     before_s, after_s = window or (DEFAULT_WINDOW_S, DEFAULT_WINDOW_S)
     started = time.perf_counter()
-    store.replace_correlation(correlation_statements(before_s, after_s))
+    first_ms, last_ms = store.con.execute("SELECT epoch_ms(min(ts)), epoch_ms(max(ts)) FROM scim_requests").fetchone()
+    store.replace_correlation(correlation_statements(before_s, after_s, request_chunks(first_ms, last_ms)))
     store.set_meta("correlation_window_s", f"{before_s:g},{after_s:g}")
     store.set_meta("correlation_computed_at", utcnow().isoformat())
     rows = store.con.execute("SELECT match_class || coalesce('/' || detail, ''), count(*) FROM correlation "
