@@ -23,7 +23,7 @@ METHOD = """\
   this file alone — the test suite runs it so the harness cannot rot).
 - Data: `simulator/bulk.py` replicates a seeded 200-user, 14-day Leapsome tenant inside DuckDB
   (fresh identities per replica, same apps, jobs, cycles and times) into NDJSON events and a
-  proportional SCIM trail; generation takes seconds, not minutes.
+  proportional SCIM trail (1.8 requests per event); about a minute per million events.
 - Each comparison runs both sides in the same run, alternating which goes first, `reps` times,
   in separate child processes; we report medians and the ratio. Peak memory is the child's own
   `ru_maxrss` (`bench/peak.py`). Query latencies include opening and closing the read-only
@@ -34,7 +34,44 @@ METHOD = """\
 
 # What profiling found and what was changed (kept with the method: the numbers above are after these).
 FINDINGS = """\
-## Findings and fixes (2026-11-26)
+## Findings and fixes
+### Session 2 (2026-11-26, the numbers above are after these)
+- **B1.** The pull committed every 1-day slice on its own (open, load, derived refresh, checkpoint): on a
+  fast server the loads, not the network, were the bottleneck. Complete slices now queue and commit
+  together (every `--commit-every 5` s or 50,000 events, watermark = end of the last complete slice), in one
+  loader thread that commits in order while the main thread fetches on. The two problems that made the
+  first loader thread get reverted are fixed: log lines are written whole under a lock, and the store now
+  refuses a second read-write connection to the same file inside one process (DuckDB's file lock is per
+  process; two instances writing one file is the likely cause of the one corrupt file seen after a kill).
+  Same machine, same load, old vs new alternating: 82 s / 86 s vs 47 s / 67 s for 200k events. What is
+  left is DuckDB's per-event cost of parsing the JSON and writing the rows (the loader thread is busy all the
+  time; the fetch thread waits for it): B1 cannot be faster than B2's `ingest files` rate on this machine.
+- **B3.** The 429 count now comes from the run record in the store (`ingest_runs.throttled`) and is part of
+  the target.
+- **B4.** Migration 6 keeps the all-time answers of the heavy event queries (cycle heads, error codes,
+  violation groups, recurring and newest failures, skip identities and reasons, per-source counts), refreshed
+  for what a load touched; pages read them when no filter is set and compute from events otherwise (tested
+  equal). Migration 7 keeps SCIM summaries per hour (requests, latency histogram with exact percentiles,
+  error users) at each SCIM load and the correlation's per-hour classes, unlogged requests and contradictions
+  at each correlation, plus ART indexes for per-identity lookups. At 1M under load: contradictions 476 ->
+  28 ms, requests over time 433 -> 32 ms, top_errors 876 -> 14 ms, cycle_events_first 248 -> 13 ms.
+  Still scanning: `violations` (all 400/409 SCIM answers), `identity_search` (string aggregates over the
+  identity's events), `scim_identity_timeline` (its join reads every correlation row; an index on
+  `correlation(request_id)` costs ~3 s per correlation at 1M), `scim_unlogged_requests` (returns every row).
+- **B5.** The dashboard's DuckDB has a memory limit (`PROVLENS_READ_MEMORY`, 512MB), a spill folder and an
+  early allocator flush.
+- **B7.** Exports sorted in memory, and the manifest's count pass sorted the whole dataset again. Each export
+  now has its own DuckDB with a 256 MB limit and a spill folder (the COPY on one thread: with two, the sort ran
+  out of memory even at 450 MB), the count runs unsorted beside it, and the formula check is `ascii()` instead
+  of a regex. 1M: 1,777 MB -> 393 MB peak, 29% less CPU, byte-identical output.
+- **B8.** Joins run on rowid numbers instead of text ids, the recompute runs under a 3 GB DuckDB cap, and
+  the candidate pairs are searched one day of request time at a time (events within the window around the
+  day; exact - tested against one chunk, and EXCEPT ALL 0/0 on the 1M store). The final INSERT of one row
+  per pair/event/request (14M rows at 5M) is the largest remaining cost.
+- **SCIM load** (not a target, but the bench loads 9M lines): `redact` ran the secret-key regex twice per
+  field of every line; field names are classified once now (3.7x faster redact, load ~2x faster).
+
+### Session 1
 - **B2.** The flattening SQL re-parsed each event's JSON for every extracted field (~30 `->>` calls); one
   `json_transform` per event now parses it once. Loads materialised a staging copy of every raw event
   (11 GB peak at 1M events); clean batches now stream straight into `events` (anti-join insert, update
@@ -48,14 +85,7 @@ FINDINGS = """\
   download. The violations' SCIM evidence joined on an OR of keys (a nested loop: 9.8 s at 1M events with
   1.8M requests): two equi-joins, 0.2 s, identical rows.
 - **B1.** The fake Graph server scanned every event with a Python predicate for each time-sliced request
-  (bisect on the sorted times now). The pull committed each 1-day slice synchronously, empty ones
-  included (store open + a separate counter commit, ~0.4 s each): empty slices now open no database and
-  counters commit with the rows. The B1 figure above was measured with slices loading in a thread while the
-  next was fetched (about 2× end to end); that was reverted after the run because the two threads'
-  JSON log lines interleaved and one kill test saw a corrupt file - expect less until it returns safely.
-  Still far from 25,000/s: the client parses each page with orjson and re-serialises every event into the
-  staging file, then DuckDB parses it again. Next step: hand the page bytes to DuckDB (`unnest($.value[*])`)
-  and do the service-principal and slice filtering in SQL.
+  (bisect on the sorted times now). Empty slices no longer open the database; counters commit with the rows.
 - **B5.** The Export page built the whole export (hundreds of MB at 1M events) and cached it in server
   memory on every visit: it now counts rows and builds the file only when the button is clicked.
 - **B6.** The server-side script run of a warm Overview takes 0.13-0.2 s; most of the time to the first
