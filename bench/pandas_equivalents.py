@@ -226,8 +226,8 @@ def _work_domains(df: pd.DataFrame) -> set[str]:
     return set(upn.str.rsplit("@", n=1).str[-1].str.lower()) | set(creates)
 
 
-def violations_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Violations (queries.datasets, default allowed domains) counted by kind and state."""
+def _violation_failures(df: pd.DataFrame) -> pd.DataFrame:
+    """Failures with a violation kind (default allowed domains), oldest first."""
     f = failures(df).assign(email_domain=df.loc[df["status"] == "failure", "email_domain"].to_numpy())
     f["next_success_at"] = _next_success(df, f)
     code, http, scim = f["error_code"].fillna(""), f["http_status"], f["scim_type"]
@@ -238,18 +238,109 @@ def violations_summary(df: pd.DataFrame) -> pd.DataFrame:
         code == "DuplicateTargetEntries")
     f["kind"] = np.select([duplicate.to_numpy(bool), (rejected & non_work).to_numpy(bool), rejected.to_numpy(bool)],
                           ["duplicate_user_name", "non_work_email", "other_rejected_value"], default="")
-    f = f[f["kind"] != ""].sort_values("activity_time", kind="stable")
+    return f[f["kind"] != ""].sort_values("activity_time", kind="stable")
+
+
+def _resolved(groups: pd.DataFrame) -> pd.DataFrame:
+    return groups.dropna(subset=["next_success_at"]).groupby(
+        ["kind", "service_principal_id", "source_id"], dropna=False)["next_success_at"].min().rename(
+        "resolved_at").reset_index()
+
+
+def violations_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Violations (queries.datasets, default allowed domains) counted by kind and state."""
+    f = _violation_failures(df)
     groups = f.groupby(["kind", *_IDENTITY], dropna=False)["next_success_at"].last().reset_index()
-    resolved = groups.dropna(subset=["next_success_at"]).groupby(
-        ["kind", "service_principal_id", "source_id"], dropna=False).size().rename("resolved").reset_index()
-    groups = groups.merge(resolved, on=["kind", "service_principal_id", "source_id"], how="left")
-    groups["state"] = np.where(groups["resolved"].notna(), "resolved", "open")
+    groups = groups.merge(_resolved(groups), on=["kind", "service_principal_id", "source_id"], how="left")
+    groups["state"] = np.where(groups["resolved_at"].notna(), "resolved", "open")
     return (groups.groupby(["kind", "state"]).size().rename("violations").reset_index()
             .sort_values(["kind", "state"]).reset_index(drop=True))
+
+
+def violations(df: pd.DataFrame, scim: pd.DataFrame) -> pd.DataFrame:
+    """queries.datasets violations with SCIM evidence: a 409 (duplicate) or 400 (rejected value) for the same
+    externalId or userName within 15 minutes of the group's failures."""
+    f = _violation_failures(df)
+    g = f.groupby(["kind", *_IDENTITY], dropna=False)
+    groups = pd.DataFrame({"user_name": g["user_name"].last(), "email_domain": g["email_domain"].last(),
+                           "first_seen": g["activity_time"].min(), "last_seen": g["activity_time"].max(),
+                           "occurrences": g.size(), "next_success_at": g["next_success_at"].last()}).reset_index()
+    keys = ["kind", "service_principal_id", "source_id"]
+    groups = groups.merge(_resolved(groups), on=keys, how="left")
+    groups["state"] = np.where(groups["resolved_at"].notna(), "resolved", "open")
+    errors = scim.loc[scim["status"].isin([400, 409]), ["ts", "status", "external_id", "user_name"]]
+    errors = errors.assign(user_name_lower=errors["user_name"].str.lower())
+    g2 = groups.reset_index(names="row")
+    by_id = g2.merge(errors, left_on="source_id", right_on="external_id")
+    by_name = g2.assign(user_name_lower=g2["user_name"].str.lower()).merge(errors, on="user_name_lower",
+                                                                         suffixes=("", "_scim"))
+    cand = pd.concat([by_id[["row", "kind", "first_seen", "last_seen", "ts", "status"]],
+                      by_name[["row", "kind", "first_seen", "last_seen", "ts", "status"]]])
+    window = pd.Timedelta(minutes=15)
+    hit = cand[(cand["ts"] >= cand["first_seen"] - window) & (cand["ts"] <= cand["last_seen"] + window)
+               & (cand["status"] == np.where(cand["kind"] == "duplicate_user_name", 409, 400))]
+    seen = groups[keys].iloc[hit["row"].unique()].drop_duplicates().assign(seen=True)
+    groups = groups.merge(seen, on=keys, how="left")
+    groups["evidence"] = np.where(groups["seen"].fillna(False).astype(bool), "both", "entra")
+    out = groups.sort_values(["first_seen", "kind", "service_principal_id", "source_id"], kind="stable")
+    return out[["kind", "user_name", "email_domain", "source_id", "service_principal_id", "first_seen", "last_seen",
+                "occurrences", "state", "resolved_at", "evidence"]].reset_index(drop=True)
+
+
+def _distinct_list(series: pd.Series):
+    values = sorted(series.dropna().unique())
+    return ", ".join(values) if values else None
+
+
+def identity_search(df: pd.DataFrame, term: str) -> pd.DataFrame:
+    """queries.pages identity_search (string_agg's order is DuckDB's choice; here: sorted)."""
+    low = term.lower()
+    hit = ((df["source_id"] == term) | (df["target_id"] == term)
+           | df["source_upn"].str.lower().str.contains(low, regex=False, na=False)
+           | df["user_name"].str.lower().str.contains(low, regex=False, na=False))
+    f = df[hit.fillna(False).astype(bool)].sort_values("activity_time", kind="stable")
+    g = f.groupby("source_id", dropna=False, sort=False)
+    out = pd.DataFrame({"source_upn": g["source_upn"].last(), "source_name": g["source_name"].last(),
+                        "user_names": g["user_name"].agg(_distinct_list),
+                        "target_ids": g["target_id"].agg(_distinct_list), "events": g.size(),
+                        "first_seen": g["activity_time"].min(), "last_seen": g["activity_time"].max()}).reset_index()
+    return out.sort_values(["last_seen", "source_id"], ascending=[False, True]).head(50).reset_index(drop=True)
+
+
+# The SCIM side for the SCIM twins: requests and the correlation's request -> class/event rows.
+SCIM_COLUMNS = ["request_id", "ts", "method", "path", "status", "operation", "user_name", "user_name_lower",
+                "resource_id", "external_id", "scim_type", "error_detail", "tenant", "is_probe"]
+CORRELATION_COLUMNS = ["request_id", "match_class", "detail", "event_id"]
+
+
+def scim_identity_timeline(df: pd.DataFrame, scim: pd.DataFrame, corr: pd.DataFrame, identity: str) -> pd.DataFrame:
+    r = scim[(scim["user_name_lower"] == identity.lower()) | (scim["resource_id"] == identity)
+             | (scim["external_id"] == identity)]
+    out = r.merge(corr[corr["request_id"].notna()], on="request_id", how="left")
+    out = out.sort_values(["ts", "request_id"], kind="stable")
+    return out[["ts", "request_id", "method", "path", "status", "operation", "user_name", "resource_id",
+                "external_id", "scim_type", "error_detail", "match_class", "detail", "event_id"]].reset_index(drop=True)
+
+
+def identity_scim_requests(df: pd.DataFrame, scim: pd.DataFrame, source_id: str) -> pd.DataFrame:
+    ev = df[df["source_id"] == source_id]
+    targets = set(ev["target_id"].dropna())
+    names = set(ev["user_name"].dropna().str.lower())
+    r = scim[((scim["external_id"] == source_id) | scim["resource_id"].isin(targets)
+              | scim["user_name_lower"].isin(names)) & ~scim["is_probe"].fillna(False).astype(bool)]
+    status_text = r["status"].astype("Int64").astype("string")
+    detail = (r["method"] + " " + status_text + (" " + r["scim_type"]).fillna("")
+              + (": " + r["error_detail"]).fillna(""))
+    out = pd.DataFrame({"time": r["ts"], "source": "scim", "app": r["tenant"], "action": r["operation"],
+                        "status": np.where(r["status"] >= 400, "failure", "success"), "detail": detail,
+                        "user_name": r["user_name"], "target_id": r["resource_id"], "cycle_id": None,
+                        "ref": r["request_id"]})
+    return out.sort_values(["time", "ref"], kind="stable").reset_index(drop=True)
 
 
 PANDAS = {f.__name__: f for f in (overview_kpis, events_per_day_by_status, top_error_codes, action_status_counts,
                                   failures_by_code_day, skips_by_category, cycles, failures, top_errors,
                                   recurring_failures, skip_identities, cycle_events, failures_recent,
                                   cycle_events_first, recurring_failures_top, skip_identities_top,
-                                  violations_summary)}
+                                  violations_summary, violations, identity_search, scim_identity_timeline,
+                                  identity_scim_requests)}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bench.pandas_equivalents import COLUMNS, PANDAS
+from bench.pandas_equivalents import COLUMNS, CORRELATION_COLUMNS, PANDAS, SCIM_COLUMNS
 from queries.db import read_connection, run
 from queries.filters import Filters
 
@@ -45,5 +45,65 @@ def test_twin_returns_the_named_querys_rows(name, demo_db, events):
     expected = run(str(demo_db), name, Filters(), **params)
     got = PANDAS[name](events, **params)
     assert len(expected) > 0, name  # the demo has failures, recurring ones, skips and cycles
+    assert list(got.columns) == list(expected.columns)
+    pd.testing.assert_frame_equal(_comparable(got), _comparable(expected), check_exact=False)
+
+
+@pytest.fixture(scope="module")
+def scim_frames(demo_db) -> dict:
+    with read_connection(str(demo_db)) as con:  # as bench.cases.b4_queries loads them
+        scim = con.execute(f"SELECT {', '.join(SCIM_COLUMNS)} FROM scim_requests").df()
+        corr = con.execute(f"SELECT {', '.join(CORRELATION_COLUMNS)} FROM correlation "
+                           "WHERE request_id IS NOT NULL").df()
+    scim["ts"] = pd.to_datetime(scim["ts"], utc=True)
+    return {"scim": scim, "corr": corr}
+
+
+def _with_frames(name: str, events, frames, params):
+    import inspect
+
+    wanted = inspect.signature(PANDAS[name]).parameters
+    return PANDAS[name](events, **{k: v for k, v in {**params, **frames}.items() if k in wanted})
+
+
+def test_violations_twin_sees_the_scim_evidence(demo_db, events, scim_frames):
+    expected = run(str(demo_db), "violations", Filters())
+    got = _with_frames("violations", events, scim_frames, {})
+    assert (expected["evidence"] == "both").any()  # the demo's SCIM server answered some violations too
+    pd.testing.assert_frame_equal(_comparable(got), _comparable(expected), check_exact=False)
+
+
+def _busy_identity(events) -> pd.Series:
+    """The identity with the most events that has a UPN, a userName and SCIM traffic in the demo."""
+    rows = events.dropna(subset=["source_upn", "user_name", "target_id"])
+    source_id = rows["source_id"].value_counts().index[0]
+    return rows[rows["source_id"] == source_id].iloc[-1]
+
+
+def _parts(value) -> set[str]:
+    return set(value.split(", ")) if isinstance(value, str) else set()
+
+
+def test_identity_search_twin(demo_db, events):
+    who = _busy_identity(events)
+    term = who["source_upn"].split("@")[0][:4]
+    expected = run(str(demo_db), "identity_search", Filters(), term=term)
+    got = PANDAS["identity_search"](events, term=term)
+    assert len(expected) > 1  # a partial term finds several identities
+    assert list(got.columns) == list(expected.columns)
+    for col in ("user_names", "target_ids"):  # string_agg's order is DuckDB's choice: compare as sets
+        assert [_parts(v) for v in got[col]] == [_parts(v) for v in expected[col]]
+    rest = [c for c in expected.columns if c not in ("user_names", "target_ids")]
+    pd.testing.assert_frame_equal(_comparable(got[rest]), _comparable(expected[rest]), check_exact=False)
+
+
+@pytest.mark.parametrize("name,param", [("scim_identity_timeline", "identity"),
+                                        ("identity_scim_requests", "source_id")])
+def test_scim_twins(name, param, demo_db, events, scim_frames):
+    who = _busy_identity(events)
+    value = who["user_name"] if param == "identity" else who["source_id"]
+    expected = run(str(demo_db), name, Filters(), **{param: value})
+    got = _with_frames(name, events, scim_frames, {param: value})
+    assert len(expected) > 0
     assert list(got.columns) == list(expected.columns)
     pd.testing.assert_frame_equal(_comparable(got), _comparable(expected), check_exact=False)
