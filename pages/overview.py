@@ -9,54 +9,58 @@ from pages import common
 
 filters = common.page_setup("pages/overview.py")
 
-st.title("Overview")
 
-st.subheader("Jobs now")
-jobs = common.query("job_status", filters)
-last = common.query("last_cycle", filters).set_index("job_id")
-if jobs.empty:
-    st.write("No job status captured yet: `python -m ingest graph` records it with each pull.")
-for job in jobs.itertuples():
+def jobs_and_freshness() -> None:
+    """Job status now and data freshness: below the charts (the page's first chart comes first)."""
+    st.subheader("Jobs now")
+    jobs = common.query("job_status", filters)
+    last = common.query("last_cycle", filters).set_index("job_id")
+    if jobs.empty:
+        st.write("No job status captured yet: `python -m ingest graph` records it with each pull.")
+    for job in jobs.itertuples():
+        with st.container(border=True):
+            c = st.columns([2, 2, 2, 2])
+            if job.status_code == "Quarantine":
+                c[0].error(f"**{job.service_principal_name or job.service_principal_id}**: quarantined since "
+                           f"{common.fmt_time(job.quarantine_since)}", icon=":material/block:")
+                c[1].markdown(f"**Next attempt**  \n{common.fmt_time(job.quarantine_next_attempt)}",
+                              help=f"Reason: {job.quarantine_reason}; {job.successive_failures} failed runs in a row")
+            else:
+                c[0].success(f"**{job.service_principal_name or job.service_principal_id}**: {job.status_code}",
+                             icon=":material/check_circle:")
+                c[1].markdown(f"**Last run**  \n{common.fmt_time(job.last_execution_ended)} "
+                              f"({job.last_execution_state})",
+                              help=f"Job status captured {common.fmt_time(job.captured_at)}")
+            if job.job_id in last.index:
+                lc = last.loc[job.job_id]
+                c[2].markdown(f"**Last logged cycle**  \n{common.fmt_time(lc['started_at'])}, {lc['kind']}",
+                              help=f"Cycle {lc['cycle_id']}, {lc['events']} event(s)")
+                mark = {"succeeded": ":green", "failed": ":red"}.get(lc["outcome"], ":orange")
+                c[3].markdown(f"**Its outcome**  \n{mark}[{lc['outcome']}]",
+                              help=f"{lc['success']} succeeded, {lc['failure']} failed, {lc['skipped']} skipped")
+            else:
+                c[2].markdown("**Last logged cycle**  \nnone in this period")
+
+    fresh = common.query("freshness")
     with st.container(border=True):
-        c = st.columns([2, 2, 2, 2])
-        if job.status_code == "Quarantine":
-            c[0].error(f"**{job.service_principal_name or job.service_principal_id}**: quarantined since "
-                       f"{common.fmt_time(job.quarantine_since)}", icon=":material/block:")
-            c[1].markdown(f"**Next attempt**  \n{common.fmt_time(job.quarantine_next_attempt)}",
-                          help=f"Reason: {job.quarantine_reason}; {job.successive_failures} failed runs in a row")
+        st.caption("Data freshness")
+        if fresh.empty:
+            st.write("No ingest has run yet.")
         else:
-            c[0].success(f"**{job.service_principal_name or job.service_principal_id}**: {job.status_code}",
-                         icon=":material/check_circle:")
-            c[1].markdown(f"**Last run**  \n{common.fmt_time(job.last_execution_ended)} "
-                          f"({job.last_execution_state})",
-                          help=f"Job status captured {common.fmt_time(job.captured_at)}")
-        if job.job_id in last.index:
-            lc = last.loc[job.job_id]
-            c[2].markdown(f"**Last logged cycle**  \n{common.fmt_time(lc['started_at'])}, {lc['kind']}",
-                          help=f"Cycle {lc['cycle_id']}, {lc['events']} event(s)")
-            mark = {"succeeded": ":green", "failed": ":red"}.get(lc["outcome"], ":orange")
-            c[3].markdown(f"**Its outcome**  \n{mark}[{lc['outcome']}]",
-                          help=f"{lc['success']} succeeded, {lc['failure']} failed, {lc['skipped']} skipped")
-        else:
-            c[2].markdown("**Last logged cycle**  \nnone in this period")
+            cols = st.columns(len(fresh) + 1)
+            cols[0].metric("Newest event", common.fmt_time(fresh["newest_event"].iloc[0]),
+                           help="The latest activityDateTime in the database")
+            for col, row in zip(cols[1:], fresh.itertuples()):
+                col.metric(f"Last {row.source} ingest", common.fmt_age(row.last_started),
+                           help=f"Outcome: {row.last_outcome}; last success: {common.fmt_time(row.last_success)}")
 
-fresh = common.query("freshness")
-with st.container(border=True):
-    st.caption("Data freshness")
-    if fresh.empty:
-        st.write("No ingest has run yet.")
-    else:
-        cols = st.columns(len(fresh) + 1)
-        cols[0].metric("Newest event", common.fmt_time(fresh["newest_event"].iloc[0]),
-                       help="The latest activityDateTime in the database")
-        for col, row in zip(cols[1:], fresh.itertuples()):
-            col.metric(f"Last {row.source} ingest", common.fmt_age(row.last_started),
-                       help=f"Outcome: {row.last_outcome}; last success: {common.fmt_time(row.last_success)}")
 
+st.title("Overview")
 kpis = common.query("overview_kpis", filters).iloc[0]
 if not kpis["events"]:
     common.empty_state("No provisioning events in this period. Widen the time range in the sidebar, "
                        "or load data with `python -m ingest graph` / `python -m ingest files`.")
+    jobs_and_freshness()
     st.stop()
 
 violations = common.query("violations_summary", filters)
@@ -87,6 +91,8 @@ fig = px.line(trend, x="day", y="success_rate", markers=True, title="Success rat
               range_y=[0, 1])
 fig.update_layout(yaxis_tickformat=".0%", margin=dict(t=50, b=10))
 right.plotly_chart(fig, width="stretch", key="success_trend")
+
+jobs_and_freshness()
 
 st.subheader("Top error codes")
 errors = common.query("top_error_codes", filters, limit=10)
