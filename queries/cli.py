@@ -92,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exitcodes.DATABASE
+    except duckdb.OutOfMemoryException as exc:
+        print(f"error: the export ran out of memory even with the largest retry limit ({str(exc).splitlines()[0]}); "
+              "narrow it with --since/--until, or free memory", file=sys.stderr)
+        return exitcodes.FAILED
     except duckdb.Error as exc:  # a DuckDB file without provlens tables (issue 8: was a traceback)
         print(f"error: {getattr(args, 'db', '')} cannot answer this export ({type(exc).__name__}: "
               f"{str(exc).splitlines()[0]}); is it a provlens database? Run `python -m ingest` once to upgrade "

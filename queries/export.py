@@ -39,6 +39,10 @@ _FORMULA_CODES = "(61, 43, 45, 64, 9, 13, 10)"
 # DuckDB's buffer memory for one export; the sort spills beyond it. The process (Python, pandas, DuckDB)
 # adds ~150 MB. With 2 threads DuckDB's sort needs more than this limit, so the COPY runs on one thread.
 EXPORT_MEMORY_LIMIT = "256MB"
+# A sort's merge can need more than the limit (many spilled runs, each pinning a block): the export is
+# then written again from the start with a larger limit instead of failing (bounded memory when it
+# suffices, a finished file always).
+EXPORT_MEMORY_RETRY_LIMITS = ("1GB", "4GB")
 EXPORT_COPY_THREADS = 1
 _EXPORT_ALIAS = "provlens_export"
 FORMATS = ("csv", "parquet")
@@ -147,8 +151,8 @@ def _last_successful_ingest(con: duckdb.DuckDBPyConnection) -> dict:
 
 
 @contextmanager
-def export_connection(db_path: str, spill_dir: str, *,
-                      lock_timeout: float = 20.0) -> Iterator[duckdb.DuckDBPyConnection]:
+def export_connection(db_path: str, spill_dir: str, *, lock_timeout: float = 20.0,
+                      memory_limit: str = EXPORT_MEMORY_LIMIT) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection for one export on a DuckDB of its own: memory-limited and spilling to
     ``spill_dir``, so sorting millions of rows does not hold them all in memory (the dashboard's shared
     in-memory host keeps its own settings)."""
@@ -158,7 +162,7 @@ def export_connection(db_path: str, spill_dir: str, *,
         return
     if not os.path.exists(db_path):
         raise DatabaseMissing(f"database {db_path} does not exist; run `python -m ingest demo` or an ingest")
-    con = duckdb.connect(":memory:", config={"memory_limit": EXPORT_MEMORY_LIMIT, "temp_directory": spill_dir})
+    con = duckdb.connect(":memory:", config={"memory_limit": memory_limit, "temp_directory": spill_dir})
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET enable_progress_bar = false")
@@ -199,7 +203,20 @@ def _summarise_while_copying(con: duckdb.DuckDBPyConnection, summary_sql: str, c
 
 def export(db_path: str, dataset: str, out: str, *, filters: Filters | None = None, fmt: str = "csv",
            **extra) -> ExportResult:
-    """Write ``dataset`` to ``out`` and ``out.manifest.json``; both appear only when both are complete."""
+    """Write ``dataset`` to ``out`` and ``out.manifest.json``; both appear only when both are complete.
+    Runs within ``EXPORT_MEMORY_LIMIT``; if DuckDB runs out of it, again with each larger retry limit."""
+    limits = (EXPORT_MEMORY_LIMIT, *EXPORT_MEMORY_RETRY_LIMITS)
+    for i, limit in enumerate(limits):
+        try:
+            return _export_once(db_path, dataset, out, filters=filters, fmt=fmt, memory_limit=limit, **extra)
+        except duckdb.OutOfMemoryException:
+            if i == len(limits) - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _export_once(db_path: str, dataset: str, out: str, *, filters: Filters | None, fmt: str, memory_limit: str,
+                 **extra) -> ExportResult:
     check_request(dataset, fmt, filters)
     params = (filters or Filters()).params() | extra
     out_dir = os.path.dirname(os.path.abspath(out))
@@ -215,7 +232,7 @@ def export(db_path: str, dataset: str, out: str, *, filters: Filters | None = No
     tmp_manifest = tmp + ".manifest"
     try:
         with tempfile.TemporaryDirectory(prefix=".provlens-spill-", dir=out_dir) as spill_dir, \
-                export_connection(db_path, spill_dir) as con:
+                export_connection(db_path, spill_dir, memory_limit=memory_limit) as con:
             con.execute("SET TimeZone = 'UTC'")
             sql = dataset_sql(con, dataset)
             columns = describe(con, sql, params)
