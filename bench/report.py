@@ -58,12 +58,22 @@ FINDINGS = """\
   Still scanning: `violations` (all 400/409 SCIM answers), `identity_search` (string aggregates over the
   identity's events), `scim_identity_timeline` (its join reads every correlation row; an index on
   `correlation(request_id)` costs ~3 s per correlation at 1M), `scim_unlogged_requests` (returns every row).
+- **B2.** Migration 6's derived state costs each load ~5-8% (1M: 2.83x -> 3.17x the ceiling). After this
+  run the clean-batch key scan extracts `id` and `activityDateTime` in one call (each event parsed twice
+  per load instead of three times); not yet measured.
 - **B5.** The dashboard's DuckDB has a memory limit (`PROVLENS_READ_MEMORY`, 512MB), a spill folder and an
-  early allocator flush.
+  early allocator flush: 848 -> 693 MB at 5M. The rest is Streamlit, pandas/pyarrow and cached page frames.
+- **B6.** The Overview now draws its headline numbers and two charts before the job cards. In the browser
+  (Chromium performance marks): the first Plotly chart's delta triggers the download of Streamlit's
+  4.7 MB Plotly chunk, whose parse/compile takes about a second on this machine; the warm visit is 2.2 s.
 - **B7.** Exports sorted in memory, and the manifest's count pass sorted the whole dataset again. Each export
   now has its own DuckDB with a 256 MB limit and a spill folder (the COPY on one thread: with two, the sort ran
   out of memory even at 450 MB), the count runs unsorted beside it, and the formula check is `ascii()` instead
-  of a regex. 1M: 1,777 MB -> 393 MB peak, 29% less CPU, byte-identical output.
+  of a regex. 1M: 1,777 MB -> 396 MB peak, 165k rows/s, byte-identical output. At 5M the 256 MB limit was
+  too small for the sort's final merge ("failed to pin block"): the first full run's export FAILED. Exports
+  now start again with 1 GB, then 4 GB, when DuckDB runs out of memory (tested): at 5M the export finishes
+  on the 1 GB attempt, 1,131 MB peak, 118k rows/s including the failed first attempt. Next step: write in
+  time-ordered chunks (per day, each sorted on its own) so no global sort is needed.
 - **B8.** Joins run on rowid numbers instead of text ids, the recompute runs under a 3 GB DuckDB cap, and
   the candidate pairs are searched one day of request time at a time (events within the window around the
   day; exact - tested against one chunk, and EXCEPT ALL 0/0 on the 1M store). The final INSERT of one row
