@@ -269,8 +269,9 @@ GROUP BY ALL
 # derived_error_codes: the top_errors page table over all failures, per error code (from derived_failures).
 ERROR_CODE_COLUMNS = ("error_code", "failures", "identities", "first_seen", "last_seen", "http_status", "scim_type",
                       "scim_detail", "next_retry_at", "recommended_action")
-_ERROR_CODES_SELECT = """
-WITH f AS (SELECT * FROM derived_failures {scope}),
+# The per-error-code aggregate over a relation ``f`` of failures: the store's all-time state below and the
+# top_errors page query for a period (queries/pages.py) share it, so the two cannot drift apart.
+ERROR_CODE_AGGREGATE = """
 per_code AS (
     SELECT error_code, count(*) AS failures,
            min(activity_time) AS first_seen, max(activity_time) AS last_seen,
@@ -282,10 +283,10 @@ ids AS (
     SELECT error_code, count(*) AS identities
     FROM (SELECT DISTINCT error_code, source_id FROM f WHERE source_id IS NOT NULL)
     GROUP BY error_code)
-SELECT p.error_code, p.failures, coalesce(i.identities, 0), p.first_seen, p.last_seen,
+SELECT p.error_code, p.failures, coalesce(i.identities, 0) AS identities, p.first_seen, p.last_seen,
        p.http_status, p.scim_type, p.scim_detail, p.next_retry_at, p.recommended_action
-FROM per_code AS p LEFT JOIN ids AS i ON p.error_code IS NOT DISTINCT FROM i.error_code
-"""
+FROM per_code AS p LEFT JOIN ids AS i ON p.error_code IS NOT DISTINCT FROM i.error_code"""
+_ERROR_CODES_SELECT = "WITH f AS (SELECT * FROM derived_failures {scope}),\n" + ERROR_CODE_AGGREGATE + "\n"
 
 # derived_recurring_failures: the recurring_failures page table over all time (per identity and app),
 # from derived_identities (refresh that first).

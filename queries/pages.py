@@ -7,7 +7,13 @@ dataset's own SQL from :mod:`queries.datasets` as a subquery instead of repeatin
 
 from __future__ import annotations
 
-from ingest.derived import CYCLE_HEAD_COLUMNS, CYCLE_HEAD_ROWS, RECENT_FAILURE_ROWS, RECURRING_COLUMNS
+from ingest.derived import (
+    CYCLE_HEAD_COLUMNS,
+    CYCLE_HEAD_ROWS,
+    ERROR_CODE_AGGREGATE,
+    RECENT_FAILURE_ROWS,
+    RECURRING_COLUMNS,
+)
 from queries.catalog import q
 from queries.filters import DAY_OF_HOUR, EVENT_COUNTS
 
@@ -99,20 +105,7 @@ def _wrapping_queries() -> list:
         # (code, identity) pairs first: cheaper than count(DISTINCT) per code.
         q("top_errors", "Failures by error code: count, identities, first/last seen, parsed SCIM reply, action", f"""
             WITH f AS (SELECT * FROM ({_unordered(failures)}) WHERE NOT {_UNFILTERED}),
-            per_code AS (
-                SELECT error_code, count(*) AS failures,
-                       min(activity_time) AS first_seen, max(activity_time) AS last_seen,
-                       mode(http_status) AS http_status, mode(scim_type) AS scim_type,
-                       mode(scim_detail) AS scim_detail, max(next_retry_at) AS next_retry_at,
-                       mode(recommended_action) AS recommended_action
-                FROM f GROUP BY error_code),
-            ids AS (
-                SELECT error_code, count(*) AS identities
-                FROM (SELECT DISTINCT error_code, source_id FROM f WHERE source_id IS NOT NULL)
-                GROUP BY error_code)
-            SELECT p.error_code, p.failures, coalesce(i.identities, 0) AS identities, p.first_seen, p.last_seen,
-                   p.http_status, p.scim_type, p.scim_detail, p.next_retry_at, p.recommended_action
-            FROM per_code AS p LEFT JOIN ids AS i ON p.error_code IS NOT DISTINCT FROM i.error_code
+            {ERROR_CODE_AGGREGATE}
             UNION ALL
             SELECT error_code, failures, identities, first_seen, last_seen, http_status, scim_type, scim_detail,
                    next_retry_at, recommended_action
