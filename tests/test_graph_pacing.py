@@ -60,3 +60,63 @@ def test_pacer_off_never_waits():
     pacer = Pacer(None, sleep=lambda s: (_ for _ in ()).throw(AssertionError("slept")))
     asyncio.run(pacer.acquire())
     assert pacer.waited == 0
+
+
+def test_pacer_counts_a_request_from_when_it_leaves():
+    """A request held up between being allowed and leaving (token, middleware, a busy loop) is counted from
+    when it leaves, so the next window starts from there and the server never sees one request too many."""
+    clock = {"t": 0.0}
+
+    async def fake_sleep(seconds):
+        clock["t"] += seconds
+
+    pacer = Pacer((2, 10.0), clock=lambda: clock["t"], sleep=fake_sleep)
+
+    async def scenario():
+        await pacer.acquire()  # allowed at 0, leaves at 0
+        pacer.mark_sent()
+        await pacer.acquire()  # allowed at 0 ...
+        clock["t"] = 4.0
+        pacer.mark_sent()  # ... but leaves at 4
+        await pacer.acquire()  # the third may go 10 s after the first
+        third = clock["t"]
+        pacer.mark_sent()
+        await pacer.acquire()  # the fourth 10 s after the second LEFT (4 s), not after it was allowed (0 s)
+        return third, clock["t"]
+
+    third, fourth = asyncio.run(scenario())
+    assert 10.0 <= third < 10.5
+    assert fourth >= 14.0
+
+
+def test_graph_session_counts_requests_from_when_they_leave(sim):
+    """Through the real SDK and HTTP: a token that takes 0.3 s to arrive (between being allowed and leaving)
+    moves the request's stamp by at least that much, so the httpx hook is wired and works."""
+    import time
+
+    from kiota_abstractions.authentication import BaseBearerTokenAuthenticationProvider
+
+    from ingest.graph.auth import _StaticTokenSource
+    from ingest.graph.client import GraphSession
+    from ingest.graph.log import RunLog
+    from ingest.graph.pacing import RetryPolicy
+    from simulator.graph_server import DEFAULT_TOKEN, FakeGraphServer, GraphData
+
+    class SlowToken(_StaticTokenSource):
+        async def get_authorization_token(self, uri, additional_authentication_context=None):
+            await asyncio.sleep(0.3)
+            return await super().get_authorization_token(uri, additional_authentication_context)
+
+    pacer = Pacer((5, 10.0))
+
+    async def one_request(base_url):
+        provider = BaseBearerTokenAuthenticationProvider(SlowToken(DEFAULT_TOKEN))
+        async with GraphSession(provider, base_url, pacer=pacer, policy=RetryPolicy(), log=RunLog()) as session:
+            allowed = time.monotonic()
+            page = await session.get_json(session.provisioning_request(filter=None, top=5), "provisioning")
+            return allowed, page
+
+    with FakeGraphServer(GraphData.from_simulation(sim)) as server:
+        allowed, page = asyncio.run(one_request(server.base_url))
+    assert page["value"], "the request really went through"
+    assert len(pacer.sent) == 1 and pacer.sent[0][0] >= allowed + 0.3

@@ -124,7 +124,8 @@ class GraphSession:
     def __init__(self, auth_provider: Any, base_url: str, *, pacer: Pacer, policy: RetryPolicy,
                  log: RunLog, timeout: float = 60.0):
         http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
-                                 http2=base_url.startswith("https://"), follow_redirects=False)
+                                 http2=base_url.startswith("https://"), follow_redirects=False,
+                                 event_hooks={"request": [pacer.on_request]})
         self.http = GraphClientFactory.create_with_default_middleware(client=http,
                                                                       options=graph_middleware_options)
         self.adapter = GraphRequestAdapter(auth_provider, client=self.http)

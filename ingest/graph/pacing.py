@@ -3,6 +3,10 @@
 Graph allows about 5 requests per 10 s per app per tenant for the reports APIs. :class:`Pacer` spaces
 requests so that no window of ``per`` seconds holds more than ``requests`` of them (every attempt counts,
 retries included), and a 429's ``Retry-After`` holds all requests until it has passed.
+
+A request is counted from the moment it leaves (:meth:`Pacer.mark_sent`, an httpx request hook), not the
+moment it was allowed: the work between the two (token, middleware, a busy event loop or GIL) would
+otherwise shift some requests later than their stamp, and the server would see one window too many.
 """
 
 from __future__ import annotations
@@ -11,11 +15,14 @@ import asyncio
 import math
 import re
 import time
-from collections import deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+
+# The stamp of the request the current task was allowed to send, until it leaves (see Pacer.mark_sent).
+_PENDING_STAMP: ContextVar[list[float] | None] = ContextVar("provlens_pending_stamp", default=None)
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min)?\s*$")
 
@@ -77,12 +84,15 @@ class RetryPolicy:
 class Pacer:
     """At most ``requests`` sends in any ``per`` seconds; :meth:`hold` blocks everyone until a time."""
 
+    # Margin added to each wait: the server's window and ours do not start at the same instant.
+    MARGIN = 0.05
+
     def __init__(self, rate: tuple[int, float] | None, *, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], object] = asyncio.sleep):
         self.rate = rate
         self.clock = clock
         self.sleep = sleep
-        self.sent: deque[float] = deque()
+        self.sent: list[list[float]] = []  # one mutable [time] per request: allowed, then actually sent
         self.hold_until = 0.0
         self.waited = 0.0
 
@@ -91,22 +101,35 @@ class Pacer:
         delay = max(0.0, self.hold_until - now)
         if self.rate:
             count, per = self.rate
-            while self.sent and self.sent[0] <= now - per:
-                self.sent.popleft()
+            self.sent = [stamp for stamp in self.sent if stamp[0] > now - per]
             if len(self.sent) >= count:
-                # 50 ms of margin: the server's window and ours do not start at the same instant.
-                delay = max(delay, self.sent[len(self.sent) - count] + per - now + 0.05)
+                times = sorted(stamp[0] for stamp in self.sent)
+                delay = max(delay, times[len(times) - count] + per - now + self.MARGIN)
         return delay
 
     async def acquire(self) -> None:
-        """Wait until one more request fits the budget, then count it as sent."""
+        """Wait until one more request fits the budget, then count it as sent (from now; :meth:`mark_sent`
+        moves the stamp to when it really leaves)."""
         while True:
             delay = self.delay_needed()
             if delay <= 0:
                 break
             self.waited += delay
             await self.sleep(delay)
-        self.sent.append(self.clock())
+        stamp = [self.clock()]
+        self.sent.append(stamp)
+        _PENDING_STAMP.set(stamp)
+
+    def mark_sent(self) -> None:
+        """The request this task acquired is leaving now: count it from this moment."""
+        stamp = _PENDING_STAMP.get()
+        if stamp is not None:
+            stamp[0] = max(stamp[0], self.clock())
+            _PENDING_STAMP.set(None)
+
+    async def on_request(self, _request: object) -> None:
+        """httpx ``request`` event hook: see :meth:`mark_sent`."""
+        self.mark_sent()
 
     def hold(self, seconds: float) -> None:
         self.hold_until = max(self.hold_until, self.clock() + seconds)
