@@ -281,7 +281,9 @@ def count_rows(db_path: str, dataset: str, filters: Filters | None = None, **ext
     check_request(dataset, "csv", filters)
     params = (filters or Filters()).params() | extra
     with read_connection(db_path) as con:
-        sql = dataset_sql(con, dataset)
+        # Without the ORDER BY: DuckDB keeps a sort under count(*), and sorting 5M rows only to count
+        # them took 2.3 s and ~500 MB of the dashboard's memory (B5); unordered, the count is instant.
+        sql = unordered(dataset_sql(con, dataset))
         return int(con.execute(f"SELECT count(*) FROM ({sql}) AS d", bind(sql, params)).fetchone()[0])
 
 
