@@ -5,10 +5,14 @@ spreadsheet would run as a formula (starting with ``= + - @``, tab, CR or LF) pr
 (OWASP); numeric columns are never touched, so numbers stay numbers. Parquet (zstd) keeps exact
 values. DuckDB's ``COPY`` streams the rows; an export runs on a DuckDB of its own with a memory limit and a
 spill directory beside the output, so the ORDER BY sort spills to disk and peak memory stays bounded
-however many rows there are (:func:`export_connection`).
+however many rows there are (:func:`export_connection`). A big CSV export of a time-ordered dataset
+(events, failures, skipped) is written in time-ordered chunks, each sorted on its own and appended in
+order, so no global sort of every row is needed and memory is bounded by the largest chunk
+(:func:`chunk_predicates`); the bytes are the same as one ``COPY`` of the whole ordered query.
 The file and its manifest are written under temporary names and renamed, so a failed export leaves
-nothing behind. The dashboard's downloads use :func:`export_bytes` and :func:`csv_bytes_from_frame`:
-one implementation of the escaping rules.
+nothing behind; the names carry the process id, so the next export in that folder removes what a killed
+one left (:func:`remove_stale_leftovers`). The dashboard's downloads use :func:`export_bytes` and
+:func:`csv_bytes_from_frame`: one implementation of the escaping rules.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -44,6 +50,15 @@ EXPORT_MEMORY_LIMIT = "256MB"
 # suffices, a finished file always).
 EXPORT_MEMORY_RETRY_LIMITS = ("1GB", "4GB")
 EXPORT_COPY_THREADS = 1
+# Chunked CSV exports: rows per chunk (a chunk is a run of whole minutes of the time column, so it can be
+# larger when one minute holds more), and the datasets whose SQL is a plain filtered scan ordered by
+# (time column, id): re-running it per time range reads only that range.
+EXPORT_CHUNK_ROWS = 250_000
+CHUNKED_DATASETS = ("events", "failures", "skipped")
+SPILL_PREFIX = ".provlens-spill-"
+# Leftovers without a process id in the name (written before ids were added) count as stale this long after
+# their last change.
+LEGACY_LEFTOVER_AGE_S = 3600.0
 _EXPORT_ALIAS = "provlens_export"
 FORMATS = ("csv", "parquet")
 
@@ -150,6 +165,142 @@ def _last_successful_ingest(con: duckdb.DuckDBPyConnection) -> dict:
     return dict(rows)
 
 
+_ORDER_ITEM = re.compile(r"^[A-Za-z_]\w*$")
+
+
+def order_keys(sql: str) -> list[str] | None:
+    """The plain column names of ``sql``'s final top-level ``ORDER BY`` (None if there is none or an item is
+    an expression, a direction or a NULLS clause: then the order cannot be re-applied outside the query)."""
+    base = unordered(sql)
+    if base == sql.rstrip():
+        return None
+    tail = re.sub(r"^\s*ORDER\s+BY\s+", "", sql.rstrip()[len(base):], flags=re.IGNORECASE)
+    keys = [item.strip() for item in tail.split(",")]
+    return keys if all(_ORDER_ITEM.match(k) for k in keys) else None
+
+
+def chunk_predicates(con: duckdb.DuckDBPyConnection, base_sql: str, params: dict, time_col: str,
+                     time_type: str, chunk_rows: int) -> list[str]:
+    """WHERE conditions on ``time_col`` that split ``base_sql``'s rows into consecutive time ranges of about
+    ``chunk_rows`` rows (whole minutes, from one grouped count), in the order an ``ORDER BY time_col``
+    puts them: equal times always share a chunk, NULL times come last (DuckDB's default NULLS LAST).
+    One condition or none means that chunking would not split anything."""
+    ident = _ident(time_col)
+    buckets = con.execute(f"SELECT date_trunc('minute', {ident}) AS b, count(*) FROM ({base_sql}) AS u "
+                          "GROUP BY b ORDER BY b NULLS LAST", params).fetchall()
+    starts, in_chunk, nulls = [], 0, 0
+    for start, n in buckets:
+        if start is None:
+            nulls = n
+            continue
+        if in_chunk and in_chunk + n > chunk_rows:
+            starts.append(start)
+            in_chunk = 0
+        in_chunk += n
+
+    def at(t) -> str:
+        return f"'{t.isoformat()}'::{time_type}"
+
+    predicates = [f"{ident} < {at(starts[0])}"] if starts else []
+    predicates += [f"{ident} >= {at(lo)} AND {ident} < {at(hi)}" for lo, hi in zip(starts, starts[1:])]
+    if starts:
+        predicates.append(f"{ident} >= {at(starts[-1])}")
+    elif buckets and nulls != sum(n for _, n in buckets):
+        predicates.append(f"{ident} IS NOT NULL")
+    if nulls:
+        predicates.append(f"{ident} IS NULL")
+    return predicates
+
+
+def _append_file(src: str, dst_fh) -> None:
+    """Append the file ``src`` to the open ``dst_fh`` (in the kernel where the OS can: no copy through Python)."""
+    with open(src, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        done = 0
+        try:
+            while done < size:
+                sent = os.copy_file_range(fh.fileno(), dst_fh.fileno(), size - done)
+                if not sent:
+                    break
+                done += sent
+        except (AttributeError, OSError):
+            pass
+        if done < size:  # no copy_file_range here (or it stopped): the rest the ordinary way
+            fh.seek(done)
+            dst_fh.seek(0, os.SEEK_END)
+            shutil.copyfileobj(fh, dst_fh, 1 << 22)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _newest_change(path: str) -> float:
+    newest = os.lstat(path).st_mtime
+    if os.path.isdir(path):
+        for root, dirs, files in os.walk(path):
+            for name in dirs + files:
+                try:
+                    newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
+                except OSError:
+                    pass
+    return newest
+
+
+_PART_NAME = re.compile(r"^\..+\.(\d+)-[A-Za-z0-9_]+\.part(?:\.manifest)?$")
+
+
+def remove_stale_leftovers(out_dir: str) -> list[str]:
+    """Remove spill folders and partial files in ``out_dir`` that a killed export left behind: their name
+    carries the writing process's id and that process is gone (legacy names without an id: unchanged for
+    ``LEGACY_LEFTOVER_AGE_S``). Returns the paths removed."""
+    removed = []
+    try:
+        entries = list(os.scandir(out_dir))
+    except OSError:
+        return removed
+    for entry in entries:
+        pid = None
+        if entry.name.startswith(SPILL_PREFIX) and entry.is_dir(follow_symlinks=False):
+            head = entry.name[len(SPILL_PREFIX):].split("-", 1)
+            pid = int(head[0]) if len(head) == 2 and head[0].isdigit() else None
+        elif (match := _PART_NAME.match(entry.name)) and entry.is_file(follow_symlinks=False):
+            pid = int(match.group(1))
+        else:
+            continue
+        try:
+            stale = (not _pid_alive(pid)) if pid is not None else \
+                time.time() - _newest_change(entry.path) > LEGACY_LEFTOVER_AGE_S
+            if not stale or pid == os.getpid():
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+            removed.append(entry.path)
+        except OSError:
+            pass  # another export removed it first, or it is not ours to remove
+    return removed
+
+
+@contextmanager
+def spill_directory(out_dir: str) -> Iterator[str]:
+    """A spill folder for one export beside its output (where there is room for the file, there is room to
+    spill), named with this process's id and removed afterwards; stale ones from killed exports go first."""
+    remove_stale_leftovers(out_dir)
+    path = tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-", dir=out_dir)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @contextmanager
 def export_connection(db_path: str, spill_dir: str, *, lock_timeout: float = 20.0,
                       memory_limit: str = EXPORT_MEMORY_LIMIT) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -175,14 +326,15 @@ def export_connection(db_path: str, spill_dir: str, *, lock_timeout: float = 20.
         con.close()  # detaches the file (releases its lock); the spill files go with the instance
 
 
-def _summarise_while_copying(con: duckdb.DuckDBPyConnection, summary_sql: str, copy_sql: str, params: dict, *,
+def _summarise_while_copying(con: duckdb.DuckDBPyConnection, summary_sql: str, params: dict, write, *,
                              own_instance: bool) -> tuple:
-    """(newest time, escaped cells, rows written): the manifest's summary query and the COPY. On an export's
-    own instance the COPY runs on one thread (its sort then fits the memory limit) and the summary runs
-    beside it on a second connection, so the two scans share the cores instead of taking turns."""
+    """(newest time, escaped cells, rows written): the manifest's summary query and ``write()`` (the COPY or
+    the chunked COPYs; returns the rows written). On an export's own instance the COPY runs on one thread
+    (its sort then fits the memory limit) and the summary runs beside it on a second connection, so the two
+    scans share the cores instead of taking turns."""
     if not own_instance:
         newest, escaped = con.execute(summary_sql, params).fetchone()
-        return newest, escaped, con.execute(copy_sql, params).fetchone()[0]
+        return newest, escaped, write()
     con.execute(f"SET threads = {EXPORT_COPY_THREADS}")
 
     def summary() -> tuple:
@@ -196,7 +348,7 @@ def _summarise_while_copying(con: duckdb.DuckDBPyConnection, summary_sql: str, c
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(summary)
-        rows = con.execute(copy_sql, params).fetchone()[0]
+        rows = write()
         newest, escaped = pending.result()
     return newest, escaped, rows
 
@@ -215,6 +367,57 @@ def export(db_path: str, dataset: str, out: str, *, filters: Filters | None = No
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _chunking(con: duckdb.DuckDBPyConnection, dataset: str, sql: str, params: dict,
+              columns: list[tuple[str, str]], fmt: str) -> list[str]:
+    """The chunk conditions for a CSV export of a chunkable dataset (empty: one COPY of the whole query)."""
+    time_column = DATASETS[dataset].time_column
+    keys = order_keys(sql)
+    types = dict(columns)
+    if (fmt != "csv" or dataset not in CHUNKED_DATASETS or not keys or keys[0] != time_column
+            or not all(k in types for k in keys) or not types[time_column].startswith("TIMESTAMP")):
+        return []
+    predicates = chunk_predicates(con, unordered(sql), params, time_column, types[time_column], EXPORT_CHUNK_ROWS)
+    return predicates if len(predicates) > 1 else []
+
+
+def _write_chunks(con: duckdb.DuckDBPyConnection, sql: str, columns: list[tuple[str, str]], predicates: list[str],
+                  params: dict, out: str, spill_dir: str) -> int:
+    """Write ``sql``'s rows to the CSV ``out`` one time range at a time, each range sorted by the query's own
+    ORDER BY keys and appended in order (the header once): the same bytes as one COPY of ``sql``."""
+    order = ", ".join(_ident(k) for k in order_keys(sql))
+    base = unordered(sql)
+    rows = 0
+    with ThreadPoolExecutor(max_workers=1) as appender:  # appends chunk i while DuckDB writes chunk i + 1
+        appended = []
+        out_fh = None
+        try:
+            for i, predicate in enumerate(predicates):
+                chunk = f"(SELECT * FROM ({base}) AS u WHERE {predicate} ORDER BY {order}) AS d"
+                select, _ = _wrapped_select(columns, chunk, "csv")
+                part = out if i == 0 else os.path.join(spill_dir, f"chunk-{i}.csv")  # the first: the header
+                rows += con.execute(f"COPY ({select}) TO '{_quote_path(part)}' (FORMAT csv, HEADER {i == 0})",
+                                    params).fetchone()[0]
+                if i:
+                    if out_fh is None:  # not "ab": copy_file_range refuses an O_APPEND target
+                        out_fh = open(out, "r+b")  # noqa: SIM115 - closed below
+                        out_fh.seek(0, os.SEEK_END)
+                    appended.append(appender.submit(_append_and_remove, part, out_fh))
+            for done in appended:
+                done.result()
+        finally:
+            for pending in appended:
+                pending.cancel()
+            appender.shutdown(wait=True)
+            if out_fh:
+                out_fh.close()
+    return rows
+
+
+def _append_and_remove(part: str, out_fh) -> None:
+    _append_file(part, out_fh)
+    os.unlink(part)
+
+
 def _export_once(db_path: str, dataset: str, out: str, *, filters: Filters | None, fmt: str, memory_limit: str,
                  **extra) -> ExportResult:
     check_request(dataset, fmt, filters)
@@ -225,13 +428,14 @@ def _export_once(db_path: str, dataset: str, out: str, *, filters: Filters | Non
     if os.path.isdir(out):
         raise OSError(f"cannot write {out}: it is a directory")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.", suffix=".part", dir=out_dir)
+        remove_stale_leftovers(out_dir)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.{os.getpid()}-", suffix=".part", dir=out_dir)
     except OSError as exc:
         raise OSError(f"cannot write in {out_dir}: {exc.strerror or exc}") from exc
     os.close(fd)
     tmp_manifest = tmp + ".manifest"
     try:
-        with tempfile.TemporaryDirectory(prefix=".provlens-spill-", dir=out_dir) as spill_dir, \
+        with spill_directory(out_dir) as spill_dir, \
                 export_connection(db_path, spill_dir, memory_limit=memory_limit) as con:
             con.execute("SET TimeZone = 'UTC'")
             sql = dataset_sql(con, dataset)
@@ -241,9 +445,17 @@ def _export_once(db_path: str, dataset: str, out: str, *, filters: Filters | Non
             escaped_sql = " + ".join(
                 f"count(*) FILTER (WHERE {formula_like(c)})" for c in text_cols
             ) if fmt == "csv" and text_cols else "0"
+            bound = bind(sql, params)
+            predicates = _chunking(con, dataset, sql, bound, columns, fmt)
+
+            def write() -> int:
+                if not predicates:
+                    return con.execute(f"COPY ({select}) TO '{_quote_path(tmp)}' ({_copy_options(fmt)})",
+                                       bound).fetchone()[0]
+                return _write_chunks(con, sql, columns, predicates, bound, tmp, spill_dir)
+
             newest, escaped, rows = _summarise_while_copying(
-                con, f"SELECT max({time_col}), {escaped_sql} FROM ({unordered(sql)}) AS d",
-                f"COPY ({select}) TO '{_quote_path(tmp)}' ({_copy_options(fmt)})", bind(sql, params),
+                con, f"SELECT max({time_col}), {escaped_sql} FROM ({unordered(sql)}) AS d", bound, write,
                 own_instance=not db_path.startswith("md:"))
             freshness = _last_successful_ingest(con)
         manifest = build_manifest(
