@@ -1,4 +1,5 @@
-"""Command line of the ingester: ``python -m ingest {demo,files,scim,correlate} ...`` (see ``--help``).
+"""Command line of the ingester: ``python -m ingest {demo,files,scim,correlate,graph,run,migrate} ...``
+(see ``--help``).
 
 Each subcommand registers itself in :func:`build_parser`; handlers return an exit code from
 :mod:`ingest.exitcodes`. Errors are printed as one clear line, never as a stack trace.
@@ -73,6 +74,35 @@ def cmd_correlate(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring a database written by an older provlens up to this version's schema (the dashboard and exports
+    only read, so they never upgrade a store themselves); also builds the derived tables a migration adds."""
+    import time
+
+    import duckdb
+
+    from ingest.schema import LATEST_VERSION
+    from ingest.store import Store
+
+    if not os.path.exists(args.db):
+        print(f"error: database {args.db} does not exist", file=sys.stderr)
+        return exitcodes.USAGE
+    try:
+        with duckdb.connect(args.db, read_only=True) as con:
+            before = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+    except duckdb.CatalogException:
+        before = 0  # Store.open below refuses a DuckDB file that is not a provlens database
+    started = time.monotonic()
+    with Store.open(args.db):
+        pass
+    if before == LATEST_VERSION:
+        print(f"{args.db}: already at schema version {LATEST_VERSION}", file=sys.stderr)
+    else:
+        print(f"{args.db}: schema version {before} -> {LATEST_VERSION} "
+              f"({time.monotonic() - started:.1f} s)", file=sys.stderr)
+    return exitcodes.OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ingest", description="Load provisioning data into DuckDB.")
     parser.add_argument("--version", action="version", version=f"provlens {__version__}")
@@ -111,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     corr.add_argument("--window", type=float, metavar="SECONDS",
                       help="window around each event's activityDateTime (default 180)")
     corr.set_defaults(handler=cmd_correlate)
+
+    migrate = sub.add_parser("migrate", help="upgrade a database written by an older provlens (the dashboard "
+                                             "and exports read only and never upgrade it)")
+    common(migrate)
+    migrate.set_defaults(handler=cmd_migrate)
 
     # --- Microsoft Graph pull and scheduled runs (ingest/graph/, ingest/run.py)
     from ingest.graph.command import add_graph_arguments, cmd_graph

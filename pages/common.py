@@ -61,7 +61,7 @@ def query(name: str, filters: Filters | None = None, **extra) -> pd.DataFrame:
         st.stop()
     except duckdb.Error as exc:  # e.g. a database from another tool, or one older than this page
         st.error(f"The database {path} cannot answer this page's question ({type(exc).__name__}: "
-                 f"{str(exc).splitlines()[0]}). Run `python -m ingest` once to upgrade it, or point "
+                 f"{str(exc).splitlines()[0]}). Run `python -m ingest migrate` to upgrade it, or point "
                  "PROVLENS_DB at a provlens database.")
         st.stop()
 

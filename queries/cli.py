@@ -98,6 +98,6 @@ def main(argv: list[str] | None = None) -> int:
         return exitcodes.FAILED
     except duckdb.Error as exc:  # a DuckDB file without provlens tables (issue 8: was a traceback)
         print(f"error: {getattr(args, 'db', '')} cannot answer this export ({type(exc).__name__}: "
-              f"{str(exc).splitlines()[0]}); is it a provlens database? Run `python -m ingest` once to upgrade "
-              "an old one, or point --db/PROVLENS_DB at a provlens database", file=sys.stderr)
+              f"{str(exc).splitlines()[0]}); is it a provlens database? Run `python -m ingest migrate --db ...` to "
+              "upgrade an old one, or point --db/PROVLENS_DB at a provlens database", file=sys.stderr)
         return exitcodes.DATABASE

@@ -1,0 +1,66 @@
+"""`python -m ingest migrate`: a store written by an older provlens is upgraded in place; until then the
+read-only paths (exports, pages) say how to upgrade it instead of failing obscurely."""
+
+from __future__ import annotations
+
+import duckdb
+
+from ingest import exitcodes
+from ingest.schema import LATEST_VERSION, MIGRATIONS
+from tests.conftest import run_cli
+
+
+def _store_at_version(path, version: int) -> None:
+    """A database as an older provlens left it: only the migrations up to ``version`` applied."""
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description VARCHAR, "
+                "applied_at TIMESTAMPTZ NOT NULL)")
+    for number, description, statements in MIGRATIONS:
+        if number > version:
+            break
+        for sql in statements:
+            con.execute(sql)
+        con.execute("INSERT INTO schema_version VALUES (?, ?, now())", [number, description])
+    con.close()
+
+
+def _version(path) -> int:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+
+
+def test_migrate_upgrades_an_old_store_and_exports_work_after(tmp_path):
+    db = tmp_path / "old.duckdb"
+    _store_at_version(db, 5)
+    assert _version(db) == 5 < LATEST_VERSION
+
+    # Before: the export (read-only) cannot answer and names the command that fixes it.
+    before = run_cli("queries", "export", "violations", "--db", str(db), "--out", str(tmp_path / "v.csv"))
+    assert before.returncode == exitcodes.DATABASE, before.stderr
+    assert "python -m ingest migrate" in before.stderr
+
+    done = run_cli("ingest", "migrate", "--db", str(db))
+    assert done.returncode == exitcodes.OK, done.stderr
+    assert f"schema version 5 -> {LATEST_VERSION}" in done.stderr
+    assert _version(db) == LATEST_VERSION
+
+    after = run_cli("queries", "export", "violations", "--db", str(db), "--out", str(tmp_path / "v.csv"))
+    assert after.returncode == exitcodes.OK, after.stderr
+    assert (tmp_path / "v.csv").read_text().startswith("kind,")
+
+    again = run_cli("ingest", "migrate", "--db", str(db))
+    assert again.returncode == exitcodes.OK and f"already at schema version {LATEST_VERSION}" in again.stderr
+
+
+def test_migrate_refuses_missing_and_foreign_files(tmp_path):
+    missing = run_cli("ingest", "migrate", "--db", str(tmp_path / "nope.duckdb"))
+    assert missing.returncode == exitcodes.USAGE and "does not exist" in missing.stderr
+    assert not (tmp_path / "nope.duckdb").exists()
+
+    foreign = tmp_path / "other.duckdb"
+    with duckdb.connect(str(foreign)) as con:
+        con.execute("CREATE TABLE invoices (n INTEGER)")
+    refused = run_cli("ingest", "migrate", "--db", str(foreign))
+    assert refused.returncode == exitcodes.DATABASE and "not a provlens one" in refused.stderr
+    with duckdb.connect(str(foreign), read_only=True) as con:
+        assert [r[0] for r in con.execute("SHOW TABLES").fetchall()] == ["invoices"]
