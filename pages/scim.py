@@ -25,14 +25,15 @@ if not kpis["requests"]:
                        "audit log with `python -m ingest scim PATH`.")
     st.stop()
 
-unlogged = common.query("scim_unlogged_requests", filters)
+unlogged = common.query("scim_unlogged_requests_first", filters, limit=500)
+unlogged_total = int(common.query("scim_unlogged_count", filters).iloc[0]["requests"])
 c = st.columns(6)
 c[0].metric("Requests", f"{int(kpis['requests']):,}")
 c[1].metric("Errors", f"{int(kpis['errors']):,}", help="HTTP status 400 or higher")
 c[2].metric("401/403", f"{int(kpis['auth_failures']):,}", help="Token trouble: an expired or revoked secret")
 c[3].metric("Probes", f"{int(kpis['probes']):,}", help="Entra's health checks (a userName filter on a random GUID)")
 c[4].metric("p95 latency", "n/a" if kpis["p95_ms"] != kpis["p95_ms"] else f"{kpis['p95_ms']:.0f} ms")
-c[5].metric("Not logged by Entra", f"{len(unlogged):,}", help="Requests Entra never logged, probes excluded")
+c[5].metric("Not logged by Entra", f"{unlogged_total:,}", help="Requests Entra never logged, probes excluded")
 
 over_time = common.query("scim_requests_over_time", filters, bucket="hour")
 left, right = st.columns(2)
@@ -84,12 +85,14 @@ else:
     common.table(contradictions, "scim-contradictions", key="contradictions",
                  column_config=common.time_columns("event_time"))
 
-st.subheader(f"Requests Entra never logged ({len(unlogged)})")
+st.subheader(f"Requests Entra never logged ({unlogged_total:,})")
 if unlogged.empty:
     st.write("Every SCIM request (probes aside) has a matching Entra event.")
 else:
     st.caption("Writes by another client (an HRIS sync, a script) or requests Entra did not report.")
-    common.table(unlogged, "scim-unlogged", key="unlogged", column_config=common.time_columns("ts"))
+    common.bounded_caption(len(unlogged), unlogged_total, "requests", order="first (writes first)")
+    common.table(unlogged, "scim-unlogged", key="unlogged", column_config=common.time_columns("ts"),
+                 full=common.full_query_csv("scim_unlogged_requests", filters))
 
 probes = common.query("scim_probes", filters)
 if not probes.empty:

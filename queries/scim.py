@@ -192,6 +192,15 @@ QUERY_LIST = [
                client_ip, user_agent, credential_id, tenant
         FROM derived_scim_unlogged WHERE {CORRELATION_FILTER}
         ORDER BY suspicious DESC, ts, request_id"""),
+    # What the SCIM audit page shows of that list (85k rows at 5M events): the first $limit rows in the same
+    # order (a top-N), and the count its caption and headline state; the download is the full query above.
+    q("scim_unlogged_requests_first", "The first $limit rows of scim_unlogged_requests (writes first)", f"""
+        SELECT ts, request_id, detail, method, path, status, operation, user_name, resource_id,
+               client_ip, user_agent, credential_id, tenant
+        FROM derived_scim_unlogged WHERE {CORRELATION_FILTER}
+        ORDER BY suspicious DESC, ts, request_id LIMIT $limit"""),
+    q("scim_unlogged_count", "How many SCIM requests Entra never logged (probes excluded)", f"""
+        SELECT count(*) AS requests FROM derived_scim_unlogged WHERE {CORRELATION_FILTER}"""),
     q("correlation_contradictions", "Events where Entra and the SCIM server disagree about the outcome", f"""
         SELECT event_time, detail, event_id, action, event_status, error_code, request_id, method, path,
                request_status, scim_type, error_detail, user_name, service_principal_id
