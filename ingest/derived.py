@@ -409,11 +409,13 @@ _TOUCHED = ("cycle_id, job_id, service_principal_id, source_id, " + HOUR_SQL.for
             + ", status = 'success'")
 
 
-def refresh(con: duckdb.DuckDBPyConnection, keys: str) -> None:
+def refresh(con: duckdb.DuckDBPyConnection, keys: str | None) -> None:
     """Bring the derived tables up to date for the events whose ids are in temp table ``keys`` (just
-    inserted or updated), plus the old keys :func:`note_old_keys` saw. Call inside the load's transaction."""
+    inserted or updated; None: every event, after a load into an empty store), plus the old keys
+    :func:`note_old_keys` saw. Call inside the load's transaction."""
     _ensure_touched(con)
-    con.execute(f"INSERT INTO derived_touched SELECT {_TOUCHED} FROM events e SEMI JOIN {keys} k ON e.id = k.id")
+    of_keys = f"SEMI JOIN {keys} k ON e.id = k.id" if keys else ""
+    con.execute(f"INSERT INTO derived_touched SELECT {_TOUCHED} FROM events e {of_keys}")
     updated = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'derived_updated' "
                           "AND temporary").fetchone()[0] > 0
     ident = ", ".join(IDENTITY_KEY)
@@ -460,7 +462,7 @@ def refresh(con: duckdb.DuckDBPyConnection, keys: str) -> None:
         con.execute("DELETE FROM derived_work_domains")
         con.execute("INSERT INTO derived_work_domains " + _DOMAINS_SELECT.format(scope=""))
     elif con.execute("SELECT count(*) FROM derived_touched WHERE was_success").fetchone()[0]:
-        scope = f"SEMI JOIN {keys} k ON events.id = k.id"
+        scope = f"SEMI JOIN {keys} k ON events.id = k.id" if keys else ""
         con.execute("INSERT INTO derived_work_domains SELECT domain FROM (" + _DOMAINS_SELECT.format(scope=scope)
                     + ") ANTI JOIN derived_work_domains d USING (domain)")
     domains_now = con.execute("SELECT count(*) FROM derived_work_domains").fetchone()[0]

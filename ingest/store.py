@@ -345,8 +345,11 @@ class Store:
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
-            clean, total = self._scan_keys(source_sql, params)
-            if clean:  # the common case: stream straight into events, no staging copy
+            first = self._load_into_empty(source_sql, params, run_id)
+            clean, total = (True, first) if first is not None else self._scan_keys(source_sql, params)
+            if first is not None:  # a fresh store's first load (clean): no key scan, nothing to update
+                result = LoadResult(read=first, new=first)
+            elif clean:  # the common case: stream straight into events, no staging copy
                 new, updated = self._insert_and_update(NORMALISE_EVENTS.replace("{source}", source_sql), run_id,
                                                        params if isinstance(params, dict) else None)
                 result = LoadResult(read=total, new=new, updated=updated)
@@ -369,6 +372,33 @@ class Store:
             con.execute("DROP TABLE IF EXISTS stage")
             con.execute("DROP TABLE IF EXISTS stage_keys")
         return result
+
+    def _load_into_empty(self, source_sql: str, params: list[Any] | dict | None, run_id: int | None) -> int | None:
+        """Into an empty ``events`` table every record is new: insert them all in one pass (no key scan, no
+        anti-join). The table's constraints reject what the key scan would call dirty - a missing id or
+        time (NOT NULL) or a repeated id (PRIMARY KEY) - and an empty id is looked up after the insert.
+        Returns the number loaded, or None (not empty, positional parameters, or dirty: the transaction
+        is then rolled back and begun again for the usual path)."""
+        con = self.con
+        if (params and not isinstance(params, dict)) or con.execute("SELECT 1 FROM events LIMIT 1").fetchone():
+            return None
+        cols = self._LOADED_COLUMNS
+        rows = NORMALISE_EVENTS.replace("{source}", source_sql)
+        insert = (f"INSERT INTO events ({', '.join(cols)}, first_ingested_at, last_ingested_at, ingest_run_id) "
+                  f"SELECT {', '.join(cols)}, $now, $now, $run FROM ({rows})")
+        try:
+            loaded = con.execute(insert, _used(insert, {**(params or {}), "now": utcnow(), "run": run_id})
+                                 ).fetchone()[0]
+            empty_id = con.execute("SELECT 1 FROM events WHERE id = ''").fetchone()
+        except duckdb.ConstraintException:
+            empty_id = True
+        if empty_id:
+            con.execute("ROLLBACK")
+            con.execute("BEGIN TRANSACTION")
+            return None
+        if loaded:
+            self._derived_refresh(None)
+        return loaded
 
     def _scan_keys(self, source_sql: str, params: list[Any] | dict | None) -> tuple[bool, int]:
         """List the batch's ids in temp table ``stage_keys``; clean = every record has an id and a valid
@@ -456,7 +486,7 @@ class Store:
     def _derived_note_old_keys(self, changed_table: str) -> None:
         derived.note_old_keys(self.con, changed_table)
 
-    def _derived_refresh(self, keys_table: str) -> None:
+    def _derived_refresh(self, keys_table: str | None) -> None:
         derived.refresh(self.con, keys_table)
 
     def load_clean_ndjson(self, path: str | os.PathLike, *, run_id: int | None) -> LoadResult:
