@@ -55,6 +55,7 @@ EXPORT_COPY_THREADS = 1
 # (time column, id): re-running it per time range reads only that range.
 EXPORT_CHUNK_ROWS = 250_000
 CHUNKED_DATASETS = ("events", "failures", "skipped")
+EXPORT_CHUNK_THREADS = 1
 SPILL_PREFIX = ".provlens-spill-"
 # Leftovers without a process id in the name (written before ids were added) count as stale this long after
 # their last change.
@@ -182,12 +183,23 @@ def order_keys(sql: str) -> list[str] | None:
 def chunk_predicates(con: duckdb.DuckDBPyConnection, base_sql: str, params: dict, time_col: str,
                      time_type: str, chunk_rows: int) -> list[str]:
     """WHERE conditions on ``time_col`` that split ``base_sql``'s rows into consecutive time ranges of about
-    ``chunk_rows`` rows (whole minutes, from one grouped count), in the order an ``ORDER BY time_col``
-    puts them: equal times always share a chunk, NULL times come last (DuckDB's default NULLS LAST).
-    One condition or none means that chunking would not split anything."""
+    ``chunk_rows`` rows, in the order an ``ORDER BY time_col`` puts them: from one count per minute (a
+    minute with more rows than a chunk is counted again per exact time), so equal times always share a
+    chunk; NULL times come last (DuckDB's default NULLS LAST). One condition or none: nothing to split."""
     ident = _ident(time_col)
-    buckets = con.execute(f"SELECT date_trunc('minute', {ident}) AS b, count(*) FROM ({base_sql}) AS u "
-                          "GROUP BY b ORDER BY b NULLS LAST", params).fetchall()
+
+    def at(t) -> str:
+        return f"'{t.isoformat()}'::{time_type}"
+
+    buckets = []  # (first time of the bucket, rows), in time order
+    for start, n in con.execute(f"SELECT date_trunc('minute', {ident}) AS b, count(*) FROM ({base_sql}) AS u "
+                                "GROUP BY b ORDER BY b NULLS LAST", params).fetchall():
+        if start is not None and n > chunk_rows:
+            buckets += con.execute(
+                f"SELECT {ident} AS b, count(*) FROM ({base_sql}) AS u WHERE {ident} >= {at(start)} "
+                f"AND {ident} < {at(start)} + INTERVAL 1 MINUTE GROUP BY b ORDER BY b", params).fetchall()
+        else:
+            buckets.append((start, n))
     starts, in_chunk, nulls = [], 0, 0
     for start, n in buckets:
         if start is None:
@@ -197,10 +209,6 @@ def chunk_predicates(con: duckdb.DuckDBPyConnection, base_sql: str, params: dict
             starts.append(start)
             in_chunk = 0
         in_chunk += n
-
-    def at(t) -> str:
-        return f"'{t.isoformat()}'::{time_type}"
-
     predicates = [f"{ident} < {at(starts[0])}"] if starts else []
     predicates += [f"{ident} >= {at(lo)} AND {ident} < {at(hi)}" for lo, hi in zip(starts, starts[1:])]
     if starts:
@@ -374,7 +382,8 @@ def _chunking(con: duckdb.DuckDBPyConnection, dataset: str, sql: str, params: di
     keys = order_keys(sql)
     types = dict(columns)
     if (fmt != "csv" or dataset not in CHUNKED_DATASETS or not keys or keys[0] != time_column
-            or not all(k in types for k in keys) or not types[time_column].startswith("TIMESTAMP")):
+            or not all(k in types for k in keys)
+            or types[time_column] not in ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE")):  # microseconds, as Python's
         return []
     predicates = chunk_predicates(con, unordered(sql), params, time_column, types[time_column], EXPORT_CHUNK_ROWS)
     return predicates if len(predicates) > 1 else []
@@ -386,6 +395,8 @@ def _write_chunks(con: duckdb.DuckDBPyConnection, sql: str, columns: list[tuple[
     ORDER BY keys and appended in order (the header once): the same bytes as one COPY of ``sql``."""
     order = ", ".join(_ident(k) for k in order_keys(sql))
     base = unordered(sql)
+    threads = EXPORT_CHUNK_THREADS
+    con.execute(f"SET threads = {threads}")
     rows = 0
     with ThreadPoolExecutor(max_workers=1) as appender:  # appends chunk i while DuckDB writes chunk i + 1
         appended = []
@@ -395,8 +406,15 @@ def _write_chunks(con: duckdb.DuckDBPyConnection, sql: str, columns: list[tuple[
                 chunk = f"(SELECT * FROM ({base}) AS u WHERE {predicate} ORDER BY {order}) AS d"
                 select, _ = _wrapped_select(columns, chunk, "csv")
                 part = out if i == 0 else os.path.join(spill_dir, f"chunk-{i}.csv")  # the first: the header
-                rows += con.execute(f"COPY ({select}) TO '{_quote_path(part)}' (FORMAT csv, HEADER {i == 0})",
-                                    params).fetchone()[0]
+                copy = f"COPY ({select}) TO '{_quote_path(part)}' (FORMAT csv, HEADER {i == 0})"
+                try:
+                    rows += con.execute(copy, params).fetchone()[0]
+                except duckdb.OutOfMemoryException:
+                    if threads == 1:
+                        raise
+                    threads = 1  # a chunk bigger than planned (one exact time holds many rows): one thread
+                    con.execute("SET threads = 1")
+                    rows += con.execute(copy, params).fetchone()[0]
                 if i:
                     if out_fh is None:  # not "ab": copy_file_range refuses an O_APPEND target
                         out_fh = open(out, "r+b")  # noqa: SIM115 - closed below
