@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import orjson
+import simdjson
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.native_response_handler import NativeResponseHandler
 from kiota_abstractions.request_information import RequestInformation
@@ -98,6 +99,19 @@ def graph_error_fields(body: bytes) -> tuple[str | None, str | None]:
             message[:300] if isinstance(message, str) else None)
 
 
+def parse_lazily(body: bytes) -> Any:
+    """A page parsed by simdjson: objects and arrays stay in simdjson's buffer until read, and an event's
+    bytes come back with ``.mini`` without building Python dicts (a 999-event page: ~4 ms instead of
+    orjson's ~16 ms to load it and dump each event again; B1). A body simdjson refuses but orjson reads
+    (an integer beyond 64 bits, which orjson reads as a float) is read by orjson, as before; neither
+    reading it raises ``orjson.JSONDecodeError``. Each page gets its own parser: a parser's document must
+    not outlive the next parse."""
+    try:
+        return simdjson.Parser().parse(body)
+    except (ValueError, RuntimeError):
+        return orjson.loads(body)
+
+
 def looks_like_html(body: bytes, content_type: str) -> bool:
     head = body[:200].lstrip().lower()
     return "html" in content_type.lower() or head.startswith(b"<!doctype") or head.startswith(b"<html")
@@ -162,8 +176,9 @@ class GraphSession:
                 .synchronization.jobs.with_url(next_link).to_get_request_information())
 
     # ---------------------------------------------------------------- sending
-    async def get_json(self, request: RequestInformation, what: str) -> dict:
-        """GET ``request`` and return its JSON object, retrying per the policy."""
+    async def get_json(self, request: RequestInformation, what: str, *, lazy: bool = False) -> Any:
+        """GET ``request`` and return its JSON object, retrying per the policy. ``lazy``: a
+        :func:`parse_lazily` document (for provisioning pages, whose events are staged as bytes)."""
         request.add_request_options([ResponseHandlerOption(NativeResponseHandler()),
                                      RetryHandlerOption(max_retries=0)])
         attempt_state = {"auth_retried": False, "connect_failures": 0}
@@ -173,12 +188,12 @@ class GraphSession:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._attempt(request, what, attempt_state)
+                    return await self._attempt(request, what, attempt_state, lazy)
         except Retryable as exc:
             raise GraphUnavailable(self._give_up_message(exc, what), status=exc.status) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _attempt(self, request: RequestInformation, what: str, state: dict) -> dict:
+    async def _attempt(self, request: RequestInformation, what: str, state: dict, lazy: bool) -> Any:
         await self.pacer.acquire()
         self.stats.requests += 1
         if request.headers.contains("Authorization"):
@@ -203,9 +218,9 @@ class GraphSession:
                 raise GraphAuthError(f"could not get a Graph token: {type(exc).__name__}: {_first_line(exc)}") \
                     from None
             raise
-        return self._check(response, what, state)
+        return self._check(response, what, state, lazy)
 
-    def _check(self, response: httpx.Response, what: str, state: dict) -> dict:
+    def _check(self, response: httpx.Response, what: str, state: dict, lazy: bool = False) -> Any:
         status = response.status_code
         body = response.content
         ctype = response.headers.get("content-type", "")
@@ -213,11 +228,11 @@ class GraphSession:
             if looks_like_html(body, ctype):
                 raise Retryable(f"an HTML page instead of JSON (HTTP {status})", status=status)
             try:
-                doc = orjson.loads(body)
+                doc = parse_lazily(body) if lazy else orjson.loads(body)
             except orjson.JSONDecodeError:
                 raise Retryable(f"truncated or invalid JSON body ({len(body)} bytes, HTTP {status})",
                                 status=status) from None
-            if not isinstance(doc, dict):
+            if not isinstance(doc, (dict, simdjson.Object)):
                 raise Retryable(f"unexpected JSON (a {type(doc).__name__}, not an object)", status=status)
             return doc
         retry_after = parse_retry_after(response.headers.get("retry-after"))

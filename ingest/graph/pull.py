@@ -26,6 +26,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
+import simdjson
 
 from ingest import exitcodes
 from ingest.graph.auth import AuthSettings, build_auth_provider
@@ -152,11 +153,11 @@ def _parse_time(value: object) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
-def _event_sp(event: dict) -> str | None:
+def _event_sp(event: dict | simdjson.Object) -> str | None:
     sp = event.get("servicePrincipal")
-    if isinstance(sp, list):
-        sp = sp[0] if sp else None
-    if isinstance(sp, dict):
+    if isinstance(sp, (list, simdjson.Array)):
+        sp = sp[0] if len(sp) else None
+    if isinstance(sp, (dict, simdjson.Object)):
         ident = sp.get("id")
         return ident if isinstance(ident, str) else None
     return None
@@ -307,7 +308,7 @@ class ScopePull:
             page_no = 0
             while True:
                 try:
-                    doc = await self.session.get_json(request, what)
+                    doc = await self.session.get_json(request, what, lazy=True)
                 except GraphBadRequest as exc:
                     if page_no == 0 and self._fallback(exc):
                         request = self._first_request(s, e)
@@ -326,7 +327,7 @@ class ScopePull:
                 page_no += 1
                 counters["pages"] += 1
                 value = doc.get("value")
-                if not isinstance(value, list):
+                if not isinstance(value, (list, simdjson.Array)):
                     raise GraphError(f"{what}: page {page_no} has no \"value\" array "
                                      f"(keys: {', '.join(list(doc)[:5])})")
                 self._stage(value, staging, s, e, page_no, counters)
@@ -356,7 +357,7 @@ class ScopePull:
         label = orjson.dumps(f"graph {self.scope} {odata_time(s)} page {page_no}")[:-1]
         lines = []
         for i, event in enumerate(value):
-            if isinstance(event, dict):
+            if isinstance(event, (dict, simdjson.Object)):
                 sp = _event_sp(event)
                 if want is not None and sp is not None and sp.lower() != want:
                     counters["other_sp"] += 1
@@ -366,8 +367,8 @@ class ScopePull:
                     continue  # the neighbouring slice owns it
                 if sp is not None and want is None:
                     self.sps_seen.add(sp)
-            lines.append(b'{"pos":' + label + b"#value[" + str(i).encode() + b']","raw":' + orjson.dumps(event)
-                         + b"}\n")
+            raw = event.mini if isinstance(event, (simdjson.Object, simdjson.Array)) else orjson.dumps(event)
+            lines.append(b'{"pos":' + label + b"#value[" + str(i).encode() + b']","raw":' + raw + b"}\n")
             counters["read"] += 1
         if lines:
             staging.write(b"".join(lines))
