@@ -188,3 +188,27 @@ def test_an_export_leaves_no_spill_folder(demo_db, tmp_path, monkeypatch):
     monkeypatch.setattr(export_module, "EXPORT_CHUNK_ROWS", 7)
     export_module.export(str(demo_db), "events", str(tmp_path / "events.csv"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events.csv", "events.csv.manifest.json"]
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3, 100])
+def test_chunk_conditions_cover_every_row_once_in_order_edge_times(chunk_rows):
+    """NULL, +-infinity, times before 1970, equal times and neighbouring microseconds: the chunks, each
+    sorted, give exactly ``ORDER BY ts, id`` (NULLS LAST)."""
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("""CREATE TABLE t AS SELECT * FROM (VALUES
+            (TIMESTAMPTZ '2026-01-01 00:00:01', 'a'), (TIMESTAMPTZ '2026-01-01 00:00:01', 'b'),
+            (TIMESTAMPTZ '2026-01-01 00:00:00.999999', 'c'), (TIMESTAMPTZ '2026-01-01 00:01:00', 'd'),
+            (TIMESTAMPTZ 'infinity', 'e'), (TIMESTAMPTZ '-infinity', 'f'), (NULL, 'g'), (NULL, 'h'),
+            (TIMESTAMPTZ '1960-05-05 10:10:10.5', 'i'), (TIMESTAMPTZ '1969-12-31 23:59:59.999999', 'j'),
+            (TIMESTAMPTZ '2026-01-01 00:00:01', 'k')) v(ts, id)""")
+        predicates = export_module.chunk_predicates(con, "SELECT * FROM t", {}, "ts", "TIMESTAMP WITH TIME ZONE",
+                                                    chunk_rows)
+        chunked = [row for p in predicates
+                   for row in con.execute(f"SELECT id FROM t WHERE {p} ORDER BY ts, id").fetchall()]
+        assert chunked == con.execute("SELECT id FROM t ORDER BY ts, id").fetchall()
+        if chunk_rows <= 2:
+            assert len(predicates) >= 4
+    finally:
+        con.close()
