@@ -10,6 +10,7 @@ from ingest.derived import MIGRATION_4 as DERIVED_MIGRATION_4
 from ingest.derived import MIGRATION_5 as DERIVED_MIGRATION_5
 from ingest.derived import MIGRATION_6 as DERIVED_MIGRATION_6
 from ingest.scim.derived import MIGRATION_7 as SCIM_DERIVED_MIGRATION_7
+from ingest.scim.derived import MIGRATION_8 as SCIM_DERIVED_MIGRATION_8
 
 EVENT_COLUMNS = """
     id VARCHAR PRIMARY KEY,
@@ -218,6 +219,8 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     # ---- derived SCIM / correlation state (owner: performance, issue 7 B4; see ingest/scim/derived.py) ----
     (7, "derived SCIM state: hourly requests, latency histogram, error users, correlation summaries (backfilled)",
      SCIM_DERIVED_MIGRATION_7),
+    (8, "derived SCIM state: the 400/409 answers a violation can cite as evidence (backfilled)",
+     SCIM_DERIVED_MIGRATION_8),
     # ---- event load speed (owner: ingest speed, issue 7 B1/B2) ----
     (9, "events.raw stored with ZSTD compression (the default analysis chose DICT_FSST: ~3x the insert time "
         "of the whole load and ~5x the bytes); existing events copied over", MIGRATION_9),

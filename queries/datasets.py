@@ -136,22 +136,36 @@ VIOLATIONS_ENTRA_SQL = "WITH " + _VIOLATIONS_CORE + _VIOLATIONS_SELECT.format(ev
 # With the SCIM audit trail: a violation also seen by the SCIM server (a 409 for a duplicate, a 400
 # for a rejected value, for the same externalId or userName within 15 minutes of the Entra failures).
 VIOLATIONS_SCIM_SQL = "WITH " + _VIOLATIONS_CORE + """,
--- Only 400/409 answers can be evidence: filtering them in the scan first means the join keys (and
--- lower(userName)) are read and computed for the few error requests, not for every request.
-scim_errors AS (
-    SELECT ts, status, external_id, user_name FROM scim_requests WHERE status IN (400, 409)
-),
-scim_candidates AS (  -- two equi-joins (hash joins), not one join on an OR of keys (a nested loop)
-    SELECT g.kind, g.service_principal_id, g.source_id, g.first_seen, g.last_seen, s.ts, s.status
-    FROM grouped g JOIN scim_errors s ON s.external_id = g.source_id
+-- Only 400/409 answers can be evidence. The store keeps them (ingest/scim/derived.py, at each SCIM load):
+-- derived_scim_error_answers (time, status, externalId, lower(userName); ~5% of the trail) and, per
+-- (status, key), the first and last answer (derived_scim_error_keys). A group has evidence when an answer
+-- with its status and key lies in [first_seen - 15 min, last_seen + 15 min]: the first or last answer
+-- inside decides yes, both on one side decide no; only a window strictly between the two reads the answers.
+scim_candidates AS (  -- equi-joins on (status, key), one per key kind
+    SELECT g.kind, g.service_principal_id, g.source_id, g.first_seen - INTERVAL 15 MINUTE AS lo,
+           g.last_seen + INTERVAL 15 MINUTE AS hi, k.status, k.key_kind, k.key, k.first_ts, k.last_ts
+    FROM grouped g JOIN derived_scim_error_keys k
+      ON k.key_kind = 'external_id' AND k.key = g.source_id
+     AND k.status = CASE g.kind WHEN 'duplicate_user_name' THEN 409 ELSE 400 END
     UNION ALL
-    SELECT g.kind, g.service_principal_id, g.source_id, g.first_seen, g.last_seen, s.ts, s.status
-    FROM grouped g JOIN scim_errors s ON lower(s.user_name) = lower(g.user_name)
+    SELECT g.kind, g.service_principal_id, g.source_id, g.first_seen - INTERVAL 15 MINUTE,
+           g.last_seen + INTERVAL 15 MINUTE, k.status, k.key_kind, k.key, k.first_ts, k.last_ts
+    FROM grouped g JOIN derived_scim_error_keys k
+      ON k.key_kind = 'user_name' AND k.key = lower(g.user_name)
+     AND k.status = CASE g.kind WHEN 'duplicate_user_name' THEN 409 ELSE 400 END
 ),
+undecided AS (SELECT * FROM scim_candidates WHERE first_ts < lo AND last_ts > hi),
 scim_seen AS (
-    SELECT DISTINCT kind, service_principal_id, source_id FROM scim_candidates
-    WHERE ts BETWEEN first_seen - INTERVAL 15 MINUTE AND last_seen + INTERVAL 15 MINUTE
-      AND try_cast(status AS INTEGER) = CASE kind WHEN 'duplicate_user_name' THEN 409 ELSE 400 END
+    SELECT kind, service_principal_id, source_id FROM scim_candidates
+    WHERE first_ts BETWEEN lo AND hi OR last_ts BETWEEN lo AND hi
+    UNION
+    SELECT u.kind, u.service_principal_id, u.source_id
+    FROM undecided u JOIN derived_scim_error_answers s ON s.status = u.status AND s.external_id = u.key
+    WHERE u.key_kind = 'external_id' AND s.ts BETWEEN u.lo AND u.hi
+    UNION
+    SELECT u.kind, u.service_principal_id, u.source_id
+    FROM undecided u JOIN derived_scim_error_answers s ON s.status = u.status AND s.user_name_lower = u.key
+    WHERE u.key_kind = 'user_name' AND s.ts BETWEEN u.lo AND u.hi
 )""" + _VIOLATIONS_SELECT.format(
     evidence="CASE WHEN EXISTS (SELECT 1 FROM scim_seen x WHERE x.kind = g.kind AND "
              "x.service_principal_id = g.service_principal_id AND x.source_id = g.source_id) "

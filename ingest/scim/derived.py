@@ -12,10 +12,15 @@ hundreds of rows instead of scanning every request (issue 7, B4).
   correlation rows per hour and class; the SCIM-only requests (probes excluded) and the
   contradictions with the request's / event's columns - recomputed with the correlation.
 - ART indexes on ``scim_requests`` (userName, resource id, externalId) for the per-identity timelines.
+- ``derived_scim_error_answers``: the 400 and 409 answers (time, status, externalId, DuckDB's lower(userName)):
+  the only requests that can be a violation's SCIM evidence (``queries.datasets`` violations), about 5% of
+  the trail; and ``derived_scim_error_keys``: per (status, key kind, key) - the externalId, or lower(userName) -
+  the first and last of those answers, so the violations query decides most groups from one row per key and
+  reads the answers only where an answer before and one after the window leave it open (migration 8).
 
 The SCIM summaries grow with each load batch (:func:`add_scim_batch`, same transaction as the rows:
 requests are only ever inserted, never changed); the correlation ones are rebuilt in the correlation's
-transaction (:func:`refresh_correlation`). Migration 7 creates and backfills all of them with the same SQL.
+transaction (:func:`refresh_correlation`). Migrations 7 and 8 create and backfill them with the same SQL.
 Read queries live in :mod:`queries.scim`.
 """
 
@@ -37,6 +42,16 @@ _LATENCY_SELECT = f"""SELECT {HOUR_OF_TS} AS hour, operation, duration_ms, count
 FROM {{src}} WHERE duration_ms IS NOT NULL GROUP BY ALL"""
 _ERROR_USERS_SELECT = """SELECT DISTINCT status, scim_type, user_name_lower
 FROM {src} WHERE status >= 400 AND user_name_lower IS NOT NULL"""
+# lower(user_name) by DuckDB (not the parser's user_name_lower) so the violations join compares exactly as before.
+_ERROR_ANSWERS_SELECT = """SELECT ts, status, external_id, lower(user_name) AS user_name_lower
+FROM {src} WHERE status IN (400, 409)"""
+# Per key of those answers (from a relation {src} of derived_scim_error_answers rows): first and last answer.
+_ERROR_KEYS_SELECT = """SELECT status, 'external_id' AS key_kind, external_id AS key, min(ts) AS first_ts,
+       max(ts) AS last_ts, count(*) AS answers
+FROM {src} WHERE external_id IS NOT NULL GROUP BY ALL
+UNION ALL
+SELECT status, 'user_name', user_name_lower, min(ts), max(ts), count(*)
+FROM {src} WHERE user_name_lower IS NOT NULL GROUP BY ALL"""
 
 # Correlation summaries (always rebuilt from the whole correlation table).
 _CORRELATION_HOURS_SELECT = """SELECT make_timestamptz(epoch_us(coalesce(event_time, request_ts)) // 3600000000
@@ -71,6 +86,15 @@ MIGRATION_7 = [
 ]
 
 
+# Migration 8: the SCIM error answers a violation can cite, backfilled.
+# OR REPLACE: a store taken back to an older version and migrated again gets them rebuilt, not an error.
+MIGRATION_8 = [
+    "CREATE OR REPLACE TABLE derived_scim_error_answers AS " + _ERROR_ANSWERS_SELECT.format(src="scim_requests"),
+    "CREATE OR REPLACE TABLE derived_scim_error_keys AS "
+    + _ERROR_KEYS_SELECT.format(src="derived_scim_error_answers"),
+]
+
+
 def _merge_hourly(con: duckdb.DuckDBPyConnection, table: str, keys: str, sums: str) -> None:
     """Add the temp table ``scim_add_{table}`` to ``table``: the touched hours' rows are re-aggregated."""
     add = f"scim_add_{table}"
@@ -88,7 +112,7 @@ def add_scim_batch(con: duckdb.DuckDBPyConnection, inserted_at, run_id: int | No
     """Fold the requests a batch just inserted (``first_ingested_at = inserted_at``, this run) into the
     SCIM summaries. Call inside the batch's transaction, after the INSERT."""
     con.execute(f"""CREATE OR REPLACE TEMP TABLE scim_batch AS
-                    SELECT ts, {_KEYS}, duration_ms, user_name_lower FROM scim_requests
+                    SELECT ts, {_KEYS}, duration_ms, user_name_lower, external_id, user_name FROM scim_requests
                     WHERE first_ingested_at = $at AND ingest_run_id IS NOT DISTINCT FROM $run""",
                 {"at": inserted_at, "run": run_id})
     con.execute("CREATE OR REPLACE TEMP TABLE scim_add_derived_scim_hours AS "
@@ -103,6 +127,21 @@ def add_scim_batch(con: duckdb.DuckDBPyConnection, inserted_at, run_id: int | No
         WHERE NOT EXISTS (SELECT 1 FROM derived_scim_error_users u WHERE u.status = b.status
                           AND u.scim_type IS NOT DISTINCT FROM b.scim_type
                           AND u.user_name_lower = b.user_name_lower)""")
+    con.execute("CREATE OR REPLACE TEMP TABLE scim_batch_errors AS " + _ERROR_ANSWERS_SELECT.format(src="scim_batch"))
+    con.execute("INSERT INTO derived_scim_error_answers SELECT * FROM scim_batch_errors")
+    # The touched keys' rows are merged with the batch's (first, last, count) and written again.
+    con.execute("CREATE OR REPLACE TEMP TABLE scim_add_keys AS " + _ERROR_KEYS_SELECT.format(src="scim_batch_errors"))
+    con.execute("""CREATE OR REPLACE TEMP TABLE scim_merged_keys AS
+        SELECT status, key_kind, key, min(first_ts) AS first_ts, max(last_ts) AS last_ts,
+               sum(answers)::BIGINT AS answers
+        FROM (SELECT k.* FROM derived_scim_error_keys k SEMI JOIN scim_add_keys a
+                  ON a.status = k.status AND a.key_kind = k.key_kind AND a.key = k.key
+              UNION ALL SELECT * FROM scim_add_keys)
+        GROUP BY ALL""")
+    con.execute("""DELETE FROM derived_scim_error_keys k USING scim_add_keys a
+                   WHERE a.status = k.status AND a.key_kind = k.key_kind AND a.key = k.key""")
+    con.execute("INSERT INTO derived_scim_error_keys BY NAME SELECT * FROM scim_merged_keys")
+    con.execute("DROP TABLE scim_batch_errors; DROP TABLE scim_add_keys; DROP TABLE scim_merged_keys")
     con.execute("DROP TABLE scim_batch")
 
 
