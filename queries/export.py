@@ -44,19 +44,22 @@ FORMULA_PREFIX = r"^[=+\-@\t\r\n]"
 # The same test as FORMULA_PREFIX on the first code point (= + - @ TAB CR LF), cheaper than the regex.
 _FORMULA_CODES = "(61, 43, 45, 64, 9, 13, 10)"
 # DuckDB's buffer memory for one export; the sort spills beyond it. The process (Python, pandas, DuckDB)
-# adds ~150 MB. With 2 threads DuckDB's sort needs more than this limit, so the COPY runs on one thread.
+# adds ~150 MB. With 2 threads DuckDB's sort of a whole big dataset needs more than this limit, so a
+# single COPY runs on one thread (chunked exports sort a chunk at a time and use EXPORT_CHUNK_THREADS).
 EXPORT_MEMORY_LIMIT = "256MB"
 # A sort's merge can need more than the limit (many spilled runs, each pinning a block): the export is
 # then written again from the start with a larger limit instead of failing (bounded memory when it
 # suffices, a finished file always).
 EXPORT_MEMORY_RETRY_LIMITS = ("1GB", "4GB")
 EXPORT_COPY_THREADS = 1
-# Chunked CSV exports: rows per chunk (a chunk is a run of whole minutes of the time column, so it can be
-# larger when one minute holds more), and the datasets whose SQL is a plain filtered scan ordered by
-# (time column, id): re-running it per time range reads only that range.
-EXPORT_CHUNK_ROWS = 250_000
+# Chunked CSV exports: rows per chunk (whole minutes, or whole exact times within a busy minute, so a
+# chunk can be larger when one time holds more), the datasets whose SQL is a plain filtered scan ordered
+# by (time column, id) (re-running it per time range reads only that range: DuckDB fetches the other
+# columns for the rows that pass), and the threads of a chunk's COPY: a 100k-row chunk's sort fits the
+# 256 MB limit on two threads (1M events: ~350 MB peak RSS; 250k rows on two threads ran out).
+EXPORT_CHUNK_ROWS = 100_000
 CHUNKED_DATASETS = ("events", "failures", "skipped")
-EXPORT_CHUNK_THREADS = 1
+EXPORT_CHUNK_THREADS = 2
 SPILL_PREFIX = ".provlens-spill-"
 # Leftovers without a process id in the name (written before ids were added) count as stale this long after
 # their last change.
