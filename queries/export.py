@@ -17,6 +17,7 @@ one left (:func:`remove_stale_leftovers`). The dashboard's downloads use :func:`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -229,25 +230,6 @@ def chunk_predicates(con: duckdb.DuckDBPyConnection, base_sql: str, params: dict
     return predicates
 
 
-def _append_file(src: str, dst_fh) -> None:
-    """Append the file ``src`` to the open ``dst_fh`` (in the kernel where the OS can: no copy through Python)."""
-    with open(src, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        done = 0
-        try:
-            while done < size:
-                sent = os.copy_file_range(fh.fileno(), dst_fh.fileno(), size - done)
-                if not sent:
-                    break
-                done += sent
-        except (AttributeError, OSError):
-            pass
-        if done < size:  # no copy_file_range here (or it stopped): the rest the ordinary way
-            fh.seek(done)
-            dst_fh.seek(0, os.SEEK_END)
-            shutil.copyfileobj(fh, dst_fh, 1 << 22)
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -403,16 +385,18 @@ def _chunking(con: duckdb.DuckDBPyConnection, dataset: str, sql: str, params: di
 
 
 def _write_chunks(con: duckdb.DuckDBPyConnection, sql: str, columns: list[tuple[str, str]], predicates: list[str],
-                  params: dict, out: str, spill_dir: str) -> int:
+                  params: dict, out: str, spill_dir: str) -> tuple[int, str]:
     """Write ``sql``'s rows to the CSV ``out`` one time range at a time, each range sorted by the query's own
-    ORDER BY keys and appended in order (the header once): the same bytes as one COPY of ``sql``."""
+    ORDER BY keys and appended in order (the header once): the same bytes as one COPY of ``sql``. Returns
+    (rows, SHA-256 of the file): a second thread hashes and appends chunk i while DuckDB writes chunk i + 1,
+    so the manifest's hash costs no pass of its own at the end."""
     order = ", ".join(_ident(k) for k in order_keys(sql))
     base = unordered(sql)
     threads = EXPORT_CHUNK_THREADS
     con.execute(f"SET threads = {threads}")
-    rows = 0
-    with ThreadPoolExecutor(max_workers=1) as appender:  # appends chunk i while DuckDB writes chunk i + 1
-        appended = []
+    rows, digest = 0, hashlib.sha256()
+    with ThreadPoolExecutor(max_workers=1) as appender:  # one worker: the chunks are hashed/appended in order
+        pending = []
         out_fh = None
         try:
             for i, predicate in enumerate(predicates):
@@ -428,25 +412,31 @@ def _write_chunks(con: duckdb.DuckDBPyConnection, sql: str, columns: list[tuple[
                     threads = 1  # a chunk bigger than planned (one exact time holds many rows): one thread
                     con.execute("SET threads = 1")
                     rows += con.execute(copy, params).fetchone()[0]
-                if i:
-                    if out_fh is None:  # not "ab": copy_file_range refuses an O_APPEND target
-                        out_fh = open(out, "r+b")  # noqa: SIM115 - closed below
-                        out_fh.seek(0, os.SEEK_END)
-                    appended.append(appender.submit(_append_and_remove, part, out_fh))
-            for done in appended:
-                done.result()
+                if i == 0:
+                    pending.append(appender.submit(_hash_and_append, out, digest, None))
+                else:
+                    out_fh = out_fh or open(out, "ab")  # noqa: SIM115 - closed below
+                    pending.append(appender.submit(_hash_and_append, part, digest, out_fh))
+            for task in pending:
+                task.result()
         finally:
-            for pending in appended:
-                pending.cancel()
+            for task in pending:
+                task.cancel()
             appender.shutdown(wait=True)
             if out_fh:
                 out_fh.close()
-    return rows
+    return rows, digest.hexdigest()
 
 
-def _append_and_remove(part: str, out_fh) -> None:
-    _append_file(part, out_fh)
-    os.unlink(part)
+def _hash_and_append(path: str, digest, out_fh) -> None:
+    """Add the file's bytes to ``digest``; with ``out_fh``, also append them there and remove the file."""
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)  # releases the GIL: runs beside DuckDB's next COPY
+            if out_fh is not None:
+                out_fh.write(block)
+    if out_fh is not None:
+        os.unlink(path)
 
 
 def _export_once(db_path: str, dataset: str, out: str, *, filters: Filters | None, fmt: str, memory_limit: str,
@@ -479,11 +469,14 @@ def _export_once(db_path: str, dataset: str, out: str, *, filters: Filters | Non
             bound = bind(sql, params)
             predicates = _chunking(con, dataset, sql, bound, columns, fmt)
 
+            hashed = {}  # a chunked export hashes the file while writing it
+
             def write() -> int:
                 if not predicates:
                     return con.execute(f"COPY ({select}) TO '{_quote_path(tmp)}' ({_copy_options(fmt)})",
                                        bound).fetchone()[0]
-                return _write_chunks(con, sql, columns, predicates, bound, tmp, spill_dir)
+                written, hashed["sha256"] = _write_chunks(con, sql, columns, predicates, bound, tmp, spill_dir)
+                return written
 
             newest, escaped, rows = _summarise_while_copying(
                 con, f"SELECT max({time_col}), {escaped_sql} FROM ({unordered(sql)}) AS d", bound, write,
@@ -491,7 +484,7 @@ def _export_once(db_path: str, dataset: str, out: str, *, filters: Filters | Non
             freshness = _last_successful_ingest(con)
         manifest = build_manifest(
             dataset=dataset, file_name=os.path.basename(out), fmt=fmt, filters=filters_for_manifest(filters, extra),
-            rows=int(rows), sha256=sha256_file(tmp), escaped_cells=int(escaped or 0),
+            rows=int(rows), sha256=hashed.get("sha256") or sha256_file(tmp), escaped_cells=int(escaped or 0),
             newest_activity_time=newest, last_successful_ingest=freshness,
             columns=[{"name": n, "type": t} for n, t in columns], version=__version__)
         with open(tmp_manifest, "w", encoding="utf-8") as fh:

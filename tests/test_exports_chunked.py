@@ -25,6 +25,7 @@ from ingest.store import Store
 from queries import export as export_module
 from queries.db import bind
 from queries.filters import Filters
+from queries.manifest import verify
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,6 +60,7 @@ def test_a_chunked_export_is_byte_identical_to_one_query(demo_db, tmp_path, monk
     assert chunks > 3  # really split
     assert chunked.read_bytes() == plain.read_bytes()
     assert _manifest(chunked) == _manifest(plain)  # same rows, sha256, escaped cells, newest time
+    assert verify(str(chunked)) == []  # the SHA-256 hashed while appending is the file's
 
 
 def test_a_chunked_export_with_filters_is_byte_identical(demo_db, tmp_path, monkeypatch, truth):
