@@ -143,9 +143,8 @@ def test_error_answer_state_folded_batch_by_batch_equals_a_recomputation(sim_dir
     scim_ingest.ingest_scim(str(db), [str(sim_dir / "scim-audit.jsonl")], quiet=True, correlate=False)
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(DISTINCT first_ingested_at) FROM scim_requests").fetchone()[0] > 3
-        for sql in derived.MIGRATION_8:
-            table, select = sql.removeprefix("CREATE OR REPLACE TABLE ").split(" AS ", 1)
-            select = select.replace("FROM derived_scim_error_answers",
-                                    f"FROM ({derived.MIGRATION_8[0].split(' AS ', 1)[1]})")
+        answers = derived._ERROR_ANSWERS_SELECT.format(src="scim_requests")
+        for table, select in [("derived_scim_error_answers", answers),
+                              ("derived_scim_error_keys", derived._ERROR_KEYS_SELECT.format(src=f"({answers})"))]:
             stored = sorted(con.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
             assert stored == sorted(con.execute(select).fetchall(), key=repr) and stored

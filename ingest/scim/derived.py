@@ -88,11 +88,16 @@ MIGRATION_7 = [
 
 # Migration 8: the SCIM error answers a violation can cite, backfilled.
 # OR REPLACE: a store taken back to an older version and migrated again gets them rebuilt, not an error.
+# The key table has a primary key so a load batch folds its answers in with one upsert.
 MIGRATION_8 = [
     "CREATE OR REPLACE TABLE derived_scim_error_answers AS " + _ERROR_ANSWERS_SELECT.format(src="scim_requests"),
-    "CREATE OR REPLACE TABLE derived_scim_error_keys AS "
-    + _ERROR_KEYS_SELECT.format(src="derived_scim_error_answers"),
+    """CREATE OR REPLACE TABLE derived_scim_error_keys (status INTEGER, key_kind VARCHAR, key VARCHAR,
+        first_ts TIMESTAMPTZ, last_ts TIMESTAMPTZ, answers BIGINT, PRIMARY KEY (status, key_kind, key))""",
+    "INSERT INTO derived_scim_error_keys " + _ERROR_KEYS_SELECT.format(src="derived_scim_error_answers"),
 ]
+_ERROR_KEYS_UPSERT = ("INSERT INTO derived_scim_error_keys {select} ON CONFLICT DO UPDATE SET "
+                      "first_ts = least(first_ts, excluded.first_ts), last_ts = greatest(last_ts, excluded.last_ts), "
+                      "answers = answers + excluded.answers")
 
 
 def _merge_hourly(con: duckdb.DuckDBPyConnection, table: str, keys: str, sums: str) -> None:
@@ -127,21 +132,9 @@ def add_scim_batch(con: duckdb.DuckDBPyConnection, inserted_at, run_id: int | No
         WHERE NOT EXISTS (SELECT 1 FROM derived_scim_error_users u WHERE u.status = b.status
                           AND u.scim_type IS NOT DISTINCT FROM b.scim_type
                           AND u.user_name_lower = b.user_name_lower)""")
-    con.execute("CREATE OR REPLACE TEMP TABLE scim_batch_errors AS " + _ERROR_ANSWERS_SELECT.format(src="scim_batch"))
-    con.execute("INSERT INTO derived_scim_error_answers SELECT * FROM scim_batch_errors")
-    # The touched keys' rows are merged with the batch's (first, last, count) and written again.
-    con.execute("CREATE OR REPLACE TEMP TABLE scim_add_keys AS " + _ERROR_KEYS_SELECT.format(src="scim_batch_errors"))
-    con.execute("""CREATE OR REPLACE TEMP TABLE scim_merged_keys AS
-        SELECT status, key_kind, key, min(first_ts) AS first_ts, max(last_ts) AS last_ts,
-               sum(answers)::BIGINT AS answers
-        FROM (SELECT k.* FROM derived_scim_error_keys k SEMI JOIN scim_add_keys a
-                  ON a.status = k.status AND a.key_kind = k.key_kind AND a.key = k.key
-              UNION ALL SELECT * FROM scim_add_keys)
-        GROUP BY ALL""")
-    con.execute("""DELETE FROM derived_scim_error_keys k USING scim_add_keys a
-                   WHERE a.status = k.status AND a.key_kind = k.key_kind AND a.key = k.key""")
-    con.execute("INSERT INTO derived_scim_error_keys BY NAME SELECT * FROM scim_merged_keys")
-    con.execute("DROP TABLE scim_batch_errors; DROP TABLE scim_add_keys; DROP TABLE scim_merged_keys")
+    batch_errors = f"({_ERROR_ANSWERS_SELECT.format(src='scim_batch')})"
+    con.execute(f"INSERT INTO derived_scim_error_answers SELECT * FROM {batch_errors}")
+    con.execute(_ERROR_KEYS_UPSERT.format(select=_ERROR_KEYS_SELECT.format(src=batch_errors)))
     con.execute("DROP TABLE scim_batch")
 
 
