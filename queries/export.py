@@ -252,7 +252,7 @@ def _newest_change(path: str) -> float:
     return newest
 
 
-_PART_NAME = re.compile(r"^\..+\.(\d+)-[A-Za-z0-9_]+\.part(?:\.manifest)?$")
+_PART_NAME = re.compile(r"^\..+\.(\d+)-[a-z0-9_]{8}\.part(?:\.manifest)?$")  # mkstemp: 8 random characters
 
 
 def remove_stale_leftovers(out_dir: str) -> list[str]:
