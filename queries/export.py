@@ -55,12 +55,14 @@ EXPORT_MEMORY_RETRY_LIMITS = ("1GB", "4GB")
 EXPORT_COPY_THREADS = 1
 # Chunked CSV exports: rows per chunk (whole minutes, or whole exact times within a busy minute, so a
 # chunk can be larger when one time holds more), the datasets whose SQL is a plain filtered scan ordered
-# by (time column, id) (re-running it per time range reads only that range: DuckDB fetches the other
-# columns for the rows that pass), and the threads of a chunk's COPY: a 100k-row chunk's sort fits the
-# 256 MB limit on two threads (1M events: ~350 MB peak RSS; 250k rows on two threads ran out).
-EXPORT_CHUNK_ROWS = 100_000
+# by (time column, id), and the threads of a chunk's COPY. Each chunk's query scans the time column of
+# every row and, where the store is not in time order (the bench's bulk stores interleave all days in every
+# row group), decompresses the other columns of every block: ~0.3 s per chunk at 5M rows, so chunks are
+# as big as the limit allows: 250k rows sort within 256 MB on one thread (two threads ran out; 100k-row
+# chunks on two threads were no faster at 1M and 50 chunks cost +40% CPU at 5M).
+EXPORT_CHUNK_ROWS = 250_000
 CHUNKED_DATASETS = ("events", "failures", "skipped")
-EXPORT_CHUNK_THREADS = 2
+EXPORT_CHUNK_THREADS = 1
 SPILL_PREFIX = ".provlens-spill-"
 # Leftovers without a process id in the name (written before ids were added) count as stale this long after
 # their last change.
