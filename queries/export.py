@@ -58,9 +58,10 @@ EXPORT_COPY_THREADS = 1
 # by (time column, id), and the threads of a chunk's COPY. Each chunk's query scans the time column of
 # every row and, where the store is not in time order (the bench's bulk stores interleave all days in every
 # row group), decompresses the other columns of every block: ~0.3 s per chunk at 5M rows, so chunks are
-# as big as the limit allows: 250k rows sort within 256 MB on one thread (two threads ran out; 100k-row
-# chunks on two threads were no faster at 1M and 50 chunks cost +40% CPU at 5M).
-EXPORT_CHUNK_ROWS = 250_000
+# as big as the limit safely allows. A chunk's sort spills within the 256 MB limit like a whole export's;
+# what broke at 5M was the final merge of one 5M-row sort. 1M rows sorted fine (peak ~400 MB RSS, the same
+# as with 100k-500k-row chunks); 50 chunks of 100k on two threads cost +40% CPU at 5M.
+EXPORT_CHUNK_ROWS = 1_000_000
 CHUNKED_DATASETS = ("events", "failures", "skipped")
 EXPORT_CHUNK_THREADS = 1
 SPILL_PREFIX = ".provlens-spill-"
