@@ -97,7 +97,8 @@ def b1(data: Path, events: int, work: Path, reps: int, typed_pages: int = 3) -> 
 
 
 def b3(data: Path, work: Path, pages: int = 2000, scale: float = 10.0) -> dict:
-    """Budget 5 requests / (10 s / scale), each page (1 s / scale) late; minimum = pages x (2 s / scale)."""
+    """Budget 5 requests / (10 s / scale), each page (1 s / scale) late; minimum = pages read x (2 s / scale)
+    (``pages`` sets the page size; the data rarely divides evenly, so a few more pages than asked are read)."""
     per = 10.0 / scale
     latency = 1.0 / scale
     with Server(data, "--throttle", f"5/{per:g}s", "--latency", f"{latency:g}") as server:
@@ -105,24 +106,25 @@ def b3(data: Path, work: Path, pages: int = 2000, scale: float = 10.0) -> dict:
         run = _pull(server.url, db, "--rate", f"5/{per:g}s", "--top", str(_top_for(data, pages)),
                     "--slice", "90d")
         log = run.stderr
-    minimum = pages * 2.0 / scale
     import duckdb
 
     con = duckdb.connect(str(db), read_only=True)
     got_pages, throttled, retries = con.execute(
         "SELECT sum(pages), sum(throttled), sum(retries) FROM ingest_runs WHERE source = 'graph'").fetchone()
     con.close()
+    minimum = got_pages * 2.0 / scale
     return {"title": "backfill under Graph's throttle (time-scaled)", "pages": pages, "scale": scale,
             "seconds": run.seconds, "minimum_s": minimum, "ratio": run.seconds / minimum, "log_tail": log[-600:],
-            "summary": f"{run.seconds:.0f} s for {pages:,} pages vs minimum {minimum:.0f} s: "
+            "summary": f"{run.seconds:.0f} s for {got_pages:,} pages vs minimum {minimum:.0f} s: "
                        f"{run.seconds / minimum:.2f}×, {throttled} 429s (time scale 1/{scale:g})",
             "met": "yes" if run.seconds / minimum <= 1.15 and throttled == 0 else "no",
             "throttled": throttled, "retries": retries, "pages_read": got_pages,
-            "text": f"{pages:,} pages, budget 5 requests per {per:g} s and {latency:g} s per page (Graph's 5/10 s "
-                    f"and ~1 s, divided by {scale:g}): **{run.seconds:.0f} s** vs the theoretical minimum "
-                    f"{minimum:.0f} s (pages × {2 / scale:g} s) = **{run.seconds / minimum:.2f}×**. "
-                    f"429 answers: **{throttled}**, retries: {retries}, pages read: {got_pages:,} "
-                    "(from the run record in the store)."}
+            "text": f"{got_pages:,} pages (about {pages:,} asked), budget 5 requests per {per:g} s and {latency:g} s "
+                    f"per page (Graph's 5/10 s and ~1 s, divided by {scale:g}): **{run.seconds:.0f} s** vs the "
+                    "theoretical minimum "
+                    f"{minimum:.0f} s (pages read × {2 / scale:g} s) = **{run.seconds / minimum:.2f}×**. "
+                    f"429 answers: **{throttled}**, retries: {retries} (pages, 429s and retries from the run "
+                    "record in the store)."}
 
 
 def _top_for(data: Path, pages: int) -> int:
