@@ -87,19 +87,20 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     if not os.path.exists(args.db):
         print(f"error: database {args.db} does not exist", file=sys.stderr)
         return exitcodes.USAGE
+    versions = "SELECT version FROM schema_version"
     try:
         with duckdb.connect(args.db, read_only=True) as con:
-            before = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+            before = {r[0] for r in con.execute(versions).fetchall()}
     except duckdb.CatalogException:
-        before = 0  # Store.open below refuses a DuckDB file that is not a provlens database
+        before = set()  # Store.open below refuses a DuckDB file that is not a provlens database
     started = time.monotonic()
-    with Store.open(args.db):
-        pass
-    if before == LATEST_VERSION:
+    with Store.open(args.db) as store:
+        added = sorted({r[0] for r in store.con.execute(versions).fetchall()} - before)
+    if not added:
         print(f"{args.db}: already at schema version {LATEST_VERSION}", file=sys.stderr)
     else:
-        print(f"{args.db}: schema version {before} -> {LATEST_VERSION} "
-              f"({time.monotonic() - started:.1f} s)", file=sys.stderr)
+        print(f"{args.db}: schema version {max(before, default=0)} -> {LATEST_VERSION} (applied "
+              f"{', '.join(map(str, added))}; {time.monotonic() - started:.1f} s)", file=sys.stderr)
     return exitcodes.OK
 
 

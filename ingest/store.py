@@ -284,12 +284,13 @@ class Store:
         if "schema_version" not in tables:
             self.con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
                              "description VARCHAR, applied_at TIMESTAMPTZ NOT NULL)")
-        current = self.con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+        applied = {r[0] for r in self.con.execute("SELECT version FROM schema_version").fetchall()}
+        current = max(applied, default=0)
         if current > LATEST_VERSION:
             raise StoreError(f"{self.path} has schema version {current}, newer than this provlens "
                              f"({LATEST_VERSION}); upgrade provlens")
         for version, description, statements in MIGRATIONS:
-            if version <= current:
+            if version in applied:  # by set, not by the highest: a version missing below it is applied too
                 continue
             self.con.execute("BEGIN TRANSACTION")
             try:
