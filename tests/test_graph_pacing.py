@@ -89,9 +89,34 @@ def test_pacer_counts_a_request_from_when_it_leaves():
     assert fourth >= 14.0
 
 
-def test_graph_session_counts_requests_from_when_they_leave(sim):
+def test_pacer_counts_a_request_until_its_answer_arrives():
+    """The server counts a request somewhere between its leaving and its answer; counting it from the answer
+    is the only stamp no delay on the way can undercut (a late arrival made the server see 6 in a window)."""
+    clock = {"t": 0.0}
+
+    async def fake_sleep(seconds):
+        clock["t"] += seconds
+
+    pacer = Pacer((2, 10.0), clock=lambda: clock["t"], sleep=fake_sleep)
+
+    async def scenario():
+        await pacer.acquire()
+        pacer.mark_sent()  # leaves at 0 ...
+        clock["t"] = 1.5
+        pacer.mark_done()  # ... answered at 1.5
+        await pacer.acquire()
+        pacer.mark_sent()
+        pacer.mark_done()  # second: 1.5 -> 1.5
+        await pacer.acquire()  # the third waits 10 s after the first ANSWER (1.5), not after it left (0)
+        return clock["t"]
+
+    assert asyncio.run(scenario()) >= 11.5
+
+
+def test_graph_session_counts_requests_until_they_are_answered(sim):
     """Through the real SDK and HTTP: a token that takes 0.3 s to arrive (between being allowed and leaving)
-    moves the request's stamp by at least that much, so the httpx hook is wired and works."""
+    and a server that answers 0.2 s after the request arrives move the request's stamp by at least 0.5 s,
+    so the stamp is taken when the answer is in, not when the request was allowed or left."""
     import time
 
     from kiota_abstractions.authentication import BaseBearerTokenAuthenticationProvider
@@ -116,7 +141,7 @@ def test_graph_session_counts_requests_from_when_they_leave(sim):
             page = await session.get_json(session.provisioning_request(filter=None, top=5), "provisioning")
             return allowed, page
 
-    with FakeGraphServer(GraphData.from_simulation(sim)) as server:
+    with FakeGraphServer(GraphData.from_simulation(sim), latency=0.2) as server:
         allowed, page = asyncio.run(one_request(server.base_url))
     assert page["value"], "the request really went through"
-    assert len(pacer.sent) == 1 and pacer.sent[0][0] >= allowed + 0.3
+    assert len(pacer.sent) == 1 and pacer.sent[0][0] >= allowed + 0.5

@@ -218,6 +218,8 @@ class GraphSession:
                 raise GraphAuthError(f"could not get a Graph token: {type(exc).__name__}: {_first_line(exc)}") \
                     from None
             raise
+        finally:
+            self.pacer.mark_done()  # answered or failed: counted from now on
         return self._check(response, what, state, lazy)
 
     def _check(self, response: httpx.Response, what: str, state: dict, lazy: bool = False) -> Any:
