@@ -35,7 +35,85 @@ METHOD = """\
 # What profiling found and what was changed (kept with the method: the numbers above are after these).
 FINDINGS = """\
 ## Findings and fixes
-### Session 2 (2026-11-26, the numbers above are after these)
+### Session 3 (2026-11-26, the numbers above are after these)
+- **B2.** Three changes to the event load:
+  - Migration 9 stores `events.raw` with ZSTD. DuckDB's automatic analysis picked DICT_FSST for the raw
+    JSON, and that compression was most of the INSERT's time: 200k events into a plain table took 4.6 s
+    with DICT_FSST and 1.6 s with ZSTD, with about 5× fewer bytes.
+  - A load into an empty `events` table is one INSERT, with no key scan and no anti-join. The table's
+    NOT NULL and PRIMARY KEY constraints and an empty-id check catch what the key scan would call dirty,
+    and a dirty batch is rolled back and takes the usual path (tested equal, clean and dirty).
+  - Staged lines are parsed once (`read_json` with `pos`/`raw` columns), not three times with a
+    re-serialisation.
+  - Where the time went before, at 1M on a quiet machine (35.7 s): INSERT 24.7 s, key scan 5.4 s,
+    derived refresh ~4 s (`derived_cycle_heads` 1.5, `derived_failures` 1.3), COMMIT 1.0 s.
+  - The store after the load matches the old one: EXCEPT ALL both ways on `events` and every derived
+    table gives 0/0 at 1M.
+- **B1.** The pull parses each page with simdjson and stages each event's bytes (`.mini`), with no Python
+  dicts and no `orjson.dumps` per event (~16 → ~4 ms per 999-event page; orjson still reads a body
+  simdjson refuses, e.g. an integer above 64 bits). Side by side, quiet, 200k events, only this change:
+  17.6 → 15.9 s wall, 17.3 → 14.9 s CPU. With the loader changes of B2: 9,560 → 12,754 events/s, 108×
+  the typed path. A py-spy profile before these changes (200k events, loaded machine) showed the two
+  threads sharing the 2 cores: the main thread ~40% busy (page parse ~25%, staging ~15%) and waiting
+  for the loader ~20%; the loader ~70% busy in DuckDB (INSERT, key scan, derived refresh). 25,000/s
+  would need both halves at least 2× cheaper again on this machine.
+- **B3.** The pacer stamped a request when it allowed it, not when it left, and the server saw 6 requests
+  in a window (8 429s in session 2).
+  - First fix: count from when the request leaves (an httpx request hook). The full run still got one
+    429 in 2,043 requests, and again with a 100 ms margin.
+  - The fake server's arrival log showed why. Six requests arrived within 0.9 s, because a request can
+    reach the server up to ~0.2 s after it leaves while the loader's DuckDB work holds both cores.
+  - Now a request counts in the window until its answer arrives, the latest moment the server can have
+    counted it, with a 20 ms margin. No delay on the way can make a sixth request. The price is one
+    page's latency per window: 1.1 s per 5 requests here, or 11 s per 5 against Graph's real 10 s window
+    and 1 s pages.
+  - Tested: with a fake clock, and through the real SDK against a server that answers 0.2 s late.
+  - The minimum is now pages read × 2 s. The data gives a few more pages than asked (2,043 for 2,000),
+    and the old minimum counted only the 2,000.
+- **B4.**
+  - `violations` reads a small table of the SCIM 400/409 answers and each key's first and last answer,
+    kept at each SCIM load (migration 8), instead of scanning every request. The rows are identical
+    (EXCEPT ALL 0/0 at 1M).
+  - The SCIM page shows the first 500 unlogged requests plus a count instead of every row (85k at 5M).
+    The full list is the download.
+  - At 5M, 38 of the 40 page queries now have p95 ≤ 100 ms (`violations` 256 → 89 ms). Only two are
+    over: `scim_identity_timeline` (513 ms) and `identity_search` (189 ms).
+  - Not fixed: `scim_identity_timeline`. It joins the identity's requests to `correlation` on the
+    VARCHAR `request_id`, which reads the whole column. Options measured at 1M:
+    - Keeping an ART index through the correlation rebuild made the rebuild 11-15 s → 40-62 s.
+    - Creating the index after the rebuild costs +2 s (about +10 s at 5M, where B8 has 2 s to spare).
+    - DuckDB 2.0.1 uses the index only for a constant IN list, not for a join or `IN (SELECT …)`.
+    - A sorted copy costs 2.6-5.8 s per rebuild.
+    - The same join on a 64-bit key is 3-6× faster than on the VARCHAR id (11-24 vs 61-71 ms at 1M).
+    - Next step: store a request key (a sequence number or hash) in `correlation` and `scim_requests`.
+  - Not fixed: `identity_search`. It reads four string columns of every event, and two rewrites were
+    slower. Next step: a table of the distinct names per identity, kept at load. It would cost every
+    load a GROUP BY (B2).
+- **B5.** The Export page's row count wrapped the dataset's ORDER BY, and DuckDB sorted 5M rows only to
+  count them: 2.3 s and ~500 MB of the dashboard's memory. The count is unordered now (instant).
+  Server RSS per page at 5M before the fix: overview 227, cycles 246, failures 251, skipped 283,
+  violations 490, scim 490, identity 327, export 774 MB.
+- **B6.** No change in our code. A CPU profile of a warm visit to the demo (Chromium DevTools) puts the
+  time in Streamlit's and Plotly's JavaScript: PlotlyChart chunk 0.7 s, resize observers 0.3 s, React
+  0.2 s, compile ("program") 0.45 s. On the 3,404-event demo a warm visit took 2.5-2.7 s under load, as
+  long as at 5M (2.57 s this run; 2.23 s in session 2): the data size no longer matters here.
+- **B7.** Big CSV exports of events, failures and skipped are written in time-ordered chunks:
+  - Boundaries come from one count per minute (`epoch_us // 60e6`). A minute larger than a chunk is split
+    at exact times, and equal times are never split.
+  - Each chunk is one COPY sorted by the query's own keys. The chunks are appended and hashed while the
+    next one is written, so there is no global sort and no second pass for the SHA-256.
+  - The output is byte-identical to one COPY (tested with ties bigger than a chunk, NULL and infinite
+    times).
+  - In the bench stores every row group spans all 14 days, so each chunk re-reads most blocks. A store
+    loaded in time order, as the Graph pull loads it, would read less.
+  - A killed export's spill folder and partial file carry the pid, and the next export removes them.
+- **B8.** The code did not change. At 5M the correlation took 48.3 s (58.1 s in session 2), on the
+  upgraded store, whose events table was rewritten by migration 9.
+- **Upgrading stores:** `python -m ingest migrate` upgrades a store in place. The dashboard and exports
+  read only, and their errors name the command. On the bench stores, 7 → 9 took 7.7 s (2.8 GB peak) at
+  1M and 39.6 s (9.5 GB peak) at 5M; migration 9 copies the events table.
+
+### Session 2 (2026-11-26)
 - **B1.** The pull committed every 1-day slice on its own (open, load, derived refresh, checkpoint): on a
   fast server the loads, not the network, were the bottleneck. Complete slices now queue and commit
   together (every `--commit-every 5` s or 50,000 events, watermark = end of the last complete slice), in one
