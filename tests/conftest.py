@@ -28,6 +28,20 @@ def run_cli(*args: str, env: dict | None = None, check: bool = False,
     return proc
 
 
+def store_from_events(root: Path, name: str, events: list[dict]) -> str:
+    """A real store at ``root/name.duckdb`` holding exactly ``events``, loaded as one `ingest files` run."""
+    from ingest.store import Store
+
+    ndjson = root / f"{name}.ndjson"
+    ndjson.write_text("\n".join(json.dumps(e) for e in events) + "\n", encoding="utf-8")
+    db = str(root / f"{name}.duckdb")
+    with Store.open(db) as store:
+        run_id = store.start_run("files")
+        store.load_clean_ndjson(ndjson, run_id=run_id)
+        store.finish_run(run_id, "success")
+    return db
+
+
 @pytest.fixture(scope="session")
 def sim():
     from simulator import generate

