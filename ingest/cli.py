@@ -79,27 +79,19 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     only read, so they never upgrade a store themselves); also builds the derived tables a migration adds."""
     import time
 
-    import duckdb
-
     from ingest.schema import LATEST_VERSION
     from ingest.store import Store
 
     if not os.path.exists(args.db):
         print(f"error: database {args.db} does not exist", file=sys.stderr)
         return exitcodes.USAGE
-    versions = "SELECT version FROM schema_version"
-    try:
-        with duckdb.connect(args.db, read_only=True) as con:
-            before = {r[0] for r in con.execute(versions).fetchall()}
-    except duckdb.CatalogException:
-        before = set()  # Store.open below refuses a DuckDB file that is not a provlens database
     started = time.monotonic()
-    with Store.open(args.db) as store:
-        added = sorted({r[0] for r in store.con.execute(versions).fetchall()} - before)
+    with Store.open(args.db) as store:  # opening migrates; the store says what it applied
+        before, added = store.version_before, store.migrations_applied
     if not added:
         print(f"{args.db}: already at schema version {LATEST_VERSION}", file=sys.stderr)
     else:
-        print(f"{args.db}: schema version {max(before, default=0)} -> {LATEST_VERSION} (applied "
+        print(f"{args.db}: schema version {before} -> {LATEST_VERSION} (applied "
               f"{', '.join(map(str, added))}; {time.monotonic() - started:.1f} s)", file=sys.stderr)
     return exitcodes.OK
 

@@ -239,6 +239,8 @@ class Store:
     def __init__(self, con: duckdb.DuckDBPyConnection, path: str):
         self.con = con
         self.path = path
+        self.version_before = 0  # set by migrate(): the schema version found, and the migrations applied
+        self.migrations_applied: list[int] = []
 
     # ----------------------------------------------------------------- lifecycle
     @classmethod
@@ -286,6 +288,7 @@ class Store:
                              "description VARCHAR, applied_at TIMESTAMPTZ NOT NULL)")
         applied = {r[0] for r in self.con.execute("SELECT version FROM schema_version").fetchall()}
         current = max(applied, default=0)
+        self.version_before, self.migrations_applied = current, []
         if current > LATEST_VERSION:
             raise StoreError(f"{self.path} has schema version {current}, newer than this provlens "
                              f"({LATEST_VERSION}); upgrade provlens")
@@ -298,6 +301,7 @@ class Store:
                     self.con.execute(sql)
                 self.con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", [version, description, utcnow()])
                 self.con.execute("COMMIT")
+                self.migrations_applied.append(version)
             except Exception:
                 self.con.execute("ROLLBACK")
                 raise
@@ -347,19 +351,10 @@ class Store:
         con.execute("BEGIN TRANSACTION")
         try:
             first = self._load_into_empty(source_sql, params, run_id)
-            clean, total = (True, first) if first is not None else self._scan_keys(source_sql, params)
             if first is not None:  # a fresh store's first load (clean): no key scan, nothing to update
                 result = LoadResult(read=first, new=first)
-            elif clean:  # the common case: stream straight into events, no staging copy
-                new, updated = self._insert_and_update(NORMALISE_EVENTS.replace("{source}", source_sql), run_id,
-                                                       params if isinstance(params, dict) else None)
-                result = LoadResult(read=total, new=new, updated=updated)
-            elif all_or_nothing:
-                raise DirtyInput("some records lack an id or a valid activityDateTime, or an id repeats")
             else:
-                con.execute("CREATE OR REPLACE TEMP TABLE stage AS "
-                            + NORMALISE_EVENTS.replace("{source}", source_sql), params or [])
-                result = self._upsert_stage(run_id)
+                result = self._load_into_existing(source_sql, params, run_id, all_or_nothing)
             if watermark is not None:
                 self._set_watermark(*watermark, run_id=run_id)
             if run_counters is not None and run_id is not None:
@@ -373,6 +368,21 @@ class Store:
             con.execute("DROP TABLE IF EXISTS stage")
             con.execute("DROP TABLE IF EXISTS stage_keys")
         return result
+
+    def _load_into_existing(self, source_sql: str, params: list[Any] | dict | None, run_id: int | None,
+                            all_or_nothing: bool) -> LoadResult:
+        """The usual path: a clean batch streams straight into events (no staging copy); a dirty one is
+        materialised, and its bad records are reported with their positions."""
+        clean, total = self._scan_keys(source_sql, params)
+        if clean:
+            new, updated = self._insert_and_update(NORMALISE_EVENTS.replace("{source}", source_sql), run_id,
+                                                   params if isinstance(params, dict) else None)
+            return LoadResult(read=total, new=new, updated=updated)
+        if all_or_nothing:
+            raise DirtyInput("some records lack an id or a valid activityDateTime, or an id repeats")
+        self.con.execute("CREATE OR REPLACE TEMP TABLE stage AS " + NORMALISE_EVENTS.replace("{source}", source_sql),
+                         params or [])
+        return self._upsert_stage(run_id)
 
     def _load_into_empty(self, source_sql: str, params: list[Any] | dict | None, run_id: int | None) -> int | None:
         """Into an empty ``events`` table every record is new: insert them all in one pass (no key scan, no
