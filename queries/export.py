@@ -395,8 +395,7 @@ def _write_chunks(con: duckdb.DuckDBPyConnection, sql: str, columns: list[tuple[
     so the manifest's hash costs no pass of its own at the end."""
     order = ", ".join(_ident(k) for k in order_keys(sql))
     base = unordered(sql)
-    threads = EXPORT_CHUNK_THREADS
-    con.execute(f"SET threads = {threads}")
+    con.execute(f"SET threads = {EXPORT_CHUNK_THREADS}")  # out of memory: the export's own retry, bigger limit
     rows, digest = 0, hashlib.sha256()
     with ThreadPoolExecutor(max_workers=1) as appender:  # one worker: the chunks are hashed/appended in order
         pending = []
@@ -407,14 +406,7 @@ def _write_chunks(con: duckdb.DuckDBPyConnection, sql: str, columns: list[tuple[
                 select, _ = _wrapped_select(columns, chunk, "csv")
                 part = out if i == 0 else os.path.join(spill_dir, f"chunk-{i}.csv")  # the first: the header
                 copy = f"COPY ({select}) TO '{_quote_path(part)}' (FORMAT csv, HEADER {i == 0})"
-                try:
-                    rows += con.execute(copy, params).fetchone()[0]
-                except duckdb.OutOfMemoryException:
-                    if threads == 1:
-                        raise
-                    threads = 1  # a chunk bigger than planned (one exact time holds many rows): one thread
-                    con.execute("SET threads = 1")
-                    rows += con.execute(copy, params).fetchone()[0]
+                rows += con.execute(copy, params).fetchone()[0]
                 if i == 0:
                     pending.append(appender.submit(_hash_and_append, out, digest, None))
                 else:
@@ -451,8 +443,7 @@ def _export_once(db_path: str, dataset: str, out: str, *, filters: Filters | Non
         raise OSError(f"cannot write {out}: directory {out_dir} does not exist")
     if os.path.isdir(out):
         raise OSError(f"cannot write {out}: it is a directory")
-    try:
-        remove_stale_leftovers(out_dir)
+    try:  # stale leftovers of killed exports go when the spill folder is made (spill_directory)
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.{os.getpid()}-", suffix=".part", dir=out_dir)
     except OSError as exc:
         raise OSError(f"cannot write in {out_dir}: {exc.strerror or exc}") from exc
