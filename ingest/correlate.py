@@ -130,7 +130,15 @@ SELECT m.rq, m.ev, e.event_id, e.service_principal_id, m.key_rank, m.delta_ms
 FROM matched m JOIN c_ev e USING (ev)
 """
 
-_INSERT = """
+# Why a request nobody logged is SCIM-only (shared by both INSERTs below so they cannot disagree).
+_SCIM_ONLY_DETAIL = """CASE WHEN r.is_probe THEN 'probe'
+            WHEN cov.first_ms IS NULL OR r.t_ms < cov.first_ms - $after_ms OR r.t_ms > cov.last_ms + $before_ms
+                 THEN 'outside_entra_coverage'
+            WHEN NOT coalesce(k.is_entra, true) THEN 'other_client'
+            WHEN r.is_write THEN 'write_not_logged_by_entra'
+            ELSE 'read_not_logged_by_entra' END"""
+
+_INSERT = f"""
 INSERT INTO correlation
 SELECT e.event_id, r.request_id,
        CASE p.key_rank WHEN 1 THEN 'resource_id' WHEN 2 THEN 'external_id' ELSE 'user_name' END,
@@ -154,18 +162,31 @@ FROM c_ev e, (SELECT min(t_ms) AS first_ms, max(t_ms) AS last_ms FROM c_req) cov
 WHERE NOT EXISTS (SELECT 1 FROM c_pairs p WHERE p.ev = e.ev)
 UNION ALL
 SELECT NULL, r.request_id, NULL, 'scim_only',
-       CASE WHEN r.is_probe THEN 'probe'
-            WHEN cov.first_ms IS NULL OR r.t_ms < cov.first_ms - $after_ms OR r.t_ms > cov.last_ms + $before_ms
-                 THEN 'outside_entra_coverage'
-            WHEN NOT coalesce(k.is_entra, true) THEN 'other_client'
-            WHEN r.is_write THEN 'write_not_logged_by_entra'
-            ELSE 'read_not_logged_by_entra' END,
+       {_SCIM_ONLY_DETAIL},
        coalesce(NOT r.is_probe AND coalesce(k.is_entra, true) AND r.is_write
             AND r.t_ms BETWEEN cov.first_ms - $after_ms AND cov.last_ms + $before_ms, false),
        NULL, r.ts, NULL, NULL, $now
 FROM c_req r LEFT JOIN c_clients k USING (client),
      (SELECT min(t_ms) AS first_ms, max(t_ms) AS last_ms FROM c_ev) cov
 WHERE NOT EXISTS (SELECT 1 FROM c_pairs p WHERE p.rq = r.rq)
+"""
+
+# The same classes, one row per request keyed on its number (``rq``: the scim_requests rowid; requests are only
+# ever inserted, so it stays put), sorted by it: scim_identity_timeline joins the few requests of one identity
+# here on a BIGINT whose zone maps let DuckDB's join filter skip almost every row group, instead of joining
+# ``correlation`` on the text request_id, which reads that whole column (issue 7 B4; migration 10).
+_INSERT_REQUESTS = f"""
+INSERT INTO correlation_requests
+SELECT r.rq,
+       CASE WHEN p.rq IS NULL THEN 'scim_only' WHEN w.contradiction IS NOT NULL THEN 'contradiction'
+            ELSE 'matched' END,
+       CASE WHEN p.rq IS NULL THEN {_SCIM_ONLY_DETAIL} ELSE w.contradiction END,
+       e.event_id
+FROM c_req r LEFT JOIN c_pairs p USING (rq) LEFT JOIN c_ev e ON e.ev = p.ev
+LEFT JOIN c_last_write w ON w.ev = p.ev AND w.rq = p.rq
+LEFT JOIN c_clients k ON k.client = r.client,
+     (SELECT min(t_ms) AS first_ms, max(t_ms) AS last_ms FROM c_ev) cov
+ORDER BY r.rq
 """
 
 _CLEANUP = ["c_req", "c_ev", "c_cand", "c_affinity", "c_cand_tenant", "c_clients", "c_pairs", "c_last_write"]
@@ -201,7 +222,7 @@ def correlation_statements(before_s: float, after_s: float,
         head = "CREATE OR REPLACE TEMP TABLE c_cand AS " if i == 0 else "INSERT INTO c_cand "
         sql = head + _CANDIDATES.strip()
         statements.append((sql, _bind(sql, {**params, "lo_ms": lo, "hi_ms": hi})))
-    statements += [(sql, _bind(sql, params)) for sql in [*prepare[2:], _INSERT]]
+    statements += [(sql, _bind(sql, params)) for sql in [*prepare[2:], _INSERT, _INSERT_REQUESTS]]
     return statements + [(f"DROP TABLE IF EXISTS {t}", {}) for t in _CLEANUP]
 
 

@@ -9,8 +9,10 @@ from ingest.derived import CREATE_TABLES as DERIVED_TABLES
 from ingest.derived import MIGRATION_4 as DERIVED_MIGRATION_4
 from ingest.derived import MIGRATION_5 as DERIVED_MIGRATION_5
 from ingest.derived import MIGRATION_6 as DERIVED_MIGRATION_6
+from ingest.derived import MIGRATION_11 as DERIVED_MIGRATION_11
 from ingest.scim.derived import MIGRATION_7 as SCIM_DERIVED_MIGRATION_7
 from ingest.scim.derived import MIGRATION_8 as SCIM_DERIVED_MIGRATION_8
+from ingest.scim.derived import MIGRATION_10 as SCIM_DERIVED_MIGRATION_10
 
 EVENT_COLUMNS = """
     id VARCHAR PRIMARY KEY,
@@ -224,6 +226,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     # ---- event load speed (owner: ingest speed, issue 7 B1/B2) ----
     (9, "events.raw stored with ZSTD compression (the default analysis chose DICT_FSST: ~3x the insert time "
         "of the whole load and ~5x the bytes); existing events copied over", MIGRATION_9),
+    # ---- per-identity SCIM timeline (owner: timeline, issue 7 B4; see ingest/scim/derived.py) ----
+    (10, "correlation result per SCIM request, keyed on the request's rowid and sorted by it (backfilled)",
+     SCIM_DERIVED_MIGRATION_10),
+    # ---- identity search (owner: identity search, issue 7 B4; see ingest/derived.py) ----
+    (11, "derived state: the names (UPN, userName, target id) each identity went by, per app and job (backfilled)",
+     DERIVED_MIGRATION_11),
 ]
 
-LATEST_VERSION = MIGRATIONS[-1][0]
+LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)

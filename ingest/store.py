@@ -341,17 +341,23 @@ class Store:
     # ----------------------------------------------------------------- events
     def load_events(self, source_sql: str, params: list[Any] | dict | None = None, *, run_id: int | None,
                     watermark: tuple[str, str, datetime] | None = None, all_or_nothing: bool = False,
-                    run_counters: dict[str, int] | None = None) -> LoadResult:
+                    run_counters: dict[str, int] | None = None, likely_new: bool = False,
+                    defer_derived: bool = False) -> LoadResult:
         """Normalise and upsert the events of ``source_sql`` (a relation with columns ``raw`` JSON and
         ``pos`` VARCHAR) in one transaction; records without an ``id`` or a valid ``activityDateTime`` are
         rejected with their position (or, with ``all_or_nothing``, :class:`DirtyInput` is raised and
         nothing is written). ``watermark`` = (source, scope, value) commits with the rows, and so do the
-        run's counters when ``run_counters`` is given (plus the records read/new/updated/rejected)."""
+        run's counters when ``run_counters`` is given (plus the records read/new/updated/rejected).
+        ``likely_new``: the caller expects no known ids (a backfill past the store's data): try the one-pass
+        insert on a non-empty store too (a known id rolls it back and the usual path runs).
+        ``defer_derived``: a pure-insert batch leaves the derived refresh to a later load (see
+        :meth:`refresh_pending_derived`); use it only when another load follows soon."""
         con = self.con
+        self._defer_derived = defer_derived
         con.execute("BEGIN TRANSACTION")
         try:
-            first = self._load_into_empty(source_sql, params, run_id)
-            if first is not None:  # a fresh store's first load (clean): no key scan, nothing to update
+            first = self._load_into_empty(source_sql, params, run_id, likely_new=likely_new)
+            if first is not None:  # a clean batch of new ids (fresh store or backfill): no key scan
                 result = LoadResult(read=first, new=first)
             else:
                 result = self._load_into_existing(source_sql, params, run_id, all_or_nothing)
@@ -384,21 +390,27 @@ class Store:
                          params or [])
         return self._upsert_stage(run_id)
 
-    def _load_into_empty(self, source_sql: str, params: list[Any] | dict | None, run_id: int | None) -> int | None:
+    def _load_into_empty(self, source_sql: str, params: list[Any] | dict | None, run_id: int | None, *,
+                         likely_new: bool = False) -> int | None:
         """Into an empty ``events`` table every record is new: insert them all in one pass (no key scan, no
         anti-join). The table's constraints reject what the key scan would call dirty - a missing id or
-        time (NOT NULL) or a repeated id (PRIMARY KEY) - and an empty id is looked up after the insert.
+        time (NOT NULL) or a repeated id (PRIMARY KEY, also an id the store already holds) - and an empty id
+        is looked up after the insert. With ``likely_new`` this is tried on a non-empty table as well.
         Returns the number loaded, or None (not empty, positional parameters, or dirty: the transaction
         is then rolled back and begun again for the usual path)."""
         con = self.con
-        if (params and not isinstance(params, dict)) or con.execute("SELECT 1 FROM events LIMIT 1").fetchone():
+        if params and not isinstance(params, dict):
+            return None
+        empty = con.execute("SELECT 1 FROM events LIMIT 1").fetchone() is None
+        if not (empty or likely_new):
             return None
         cols = self._LOADED_COLUMNS
         rows = NORMALISE_EVENTS.replace("{source}", source_sql)
         insert = (f"INSERT INTO events ({', '.join(cols)}, first_ingested_at, last_ingested_at, ingest_run_id) "
                   f"SELECT {', '.join(cols)}, $now, $now, $run FROM ({rows})")
+        now = utcnow()
         try:
-            loaded = con.execute(insert, _used(insert, {**(params or {}), "now": utcnow(), "run": run_id})
+            loaded = con.execute(insert, _used(insert, {**(params or {}), "now": now, "run": run_id})
                                  ).fetchone()[0]
             empty_id = con.execute("SELECT 1 FROM events WHERE id = ''").fetchone()
         except duckdb.ConstraintException:
@@ -408,7 +420,13 @@ class Store:
             con.execute("BEGIN TRANSACTION")
             return None
         if loaded:
-            self._derived_refresh(None)
+            if empty:
+                self._derived_refresh(None, run_id=run_id)
+            else:  # the rows this insert wrote (its own run and instant)
+                con.execute("CREATE OR REPLACE TEMP TABLE stage_keys AS SELECT id FROM events "
+                            "WHERE ingest_run_id IS NOT DISTINCT FROM $run AND last_ingested_at = $now",
+                            {"run": run_id, "now": now})
+                self._derived_refresh("stage_keys", run_id=run_id)
         return loaded
 
     def _scan_keys(self, source_sql: str, params: list[Any] | dict | None) -> tuple[bool, int]:
@@ -487,7 +505,7 @@ class Store:
             con.execute("DROP TABLE IF EXISTS stage_changed")
         con.execute("DROP TABLE IF EXISTS stage_known")
         if total - known or updated:
-            self._derived_refresh("stage_keys")
+            self._derived_refresh("stage_keys", run_id=run_id, updated=bool(updated))
         con.execute("DROP TABLE IF EXISTS stage_keys")
         return total - known, updated
 
@@ -497,8 +515,48 @@ class Store:
     def _derived_note_old_keys(self, changed_table: str) -> None:
         derived.note_old_keys(self.con, changed_table)
 
-    def _derived_refresh(self, keys_table: str | None) -> None:
+    # A fast backfill commits several batches in a row; each refresh would recompute nearly every identity and
+    # cycle again (B1). A pure-insert batch loaded with ``defer_derived`` only lists its run in meta
+    # ``derived_pending_runs`` (same transaction); the next load without it - the pull's last commit, or any
+    # later load or pull after a kill - refreshes those runs' events together with its own.
+    _PENDING_KEY = "derived_pending_runs"
+    _defer_derived = False
+
+    def _pending_runs(self) -> list[int]:
+        value = self.get_meta(self._PENDING_KEY)
+        return json.loads(value) if value else []
+
+    def _derived_refresh(self, keys_table: str | None, *, run_id: int | None = None, updated: bool = False) -> None:
+        pending = self._pending_runs()
+        if self._defer_derived and not updated and run_id is not None:
+            if run_id not in pending:
+                self.set_meta(self._PENDING_KEY, json.dumps(sorted([*pending, run_id])))
+            return
+        if pending:
+            if keys_table is not None:
+                self.con.execute(f"INSERT INTO {keys_table} (id) SELECT id FROM events "
+                                 f"WHERE ingest_run_id IN ({', '.join(str(int(r)) for r in pending)})")
+            self.con.execute("DELETE FROM meta WHERE key = ?", [self._PENDING_KEY])
         derived.refresh(self.con, keys_table)
+
+    def refresh_pending_derived(self) -> bool:
+        """Refresh the derived tables for the events of deferred loads (a pull killed before its last commit);
+        returns whether there were any. One transaction."""
+        pending = self._pending_runs()
+        if not pending:
+            return False
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.execute("CREATE OR REPLACE TEMP TABLE stage_keys (id VARCHAR)")
+            self._defer_derived = False
+            self._derived_refresh("stage_keys")
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self.con.execute("DROP TABLE IF EXISTS stage_keys")
+        return True
 
     def load_clean_ndjson(self, path: str | os.PathLike, *, run_id: int | None) -> LoadResult:
         """Fast path: DuckDB streams an NDJSON file of events straight into ``events`` (no staging copy,
@@ -643,6 +701,7 @@ class Store:
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute("DELETE FROM correlation")
+                con.execute("DELETE FROM correlation_requests")  # rewritten by the statements (migration 10)
                 for sql, params in statements:
                     con.execute(sql, params)
                 scim_derived.refresh_correlation(con)  # derived correlation state (issue 7 B4)

@@ -17,6 +17,10 @@ hundreds of rows instead of scanning every request (issue 7, B4).
   the trail; and ``derived_scim_error_keys``: per (status, key kind, key) - the externalId, or lower(userName) -
   the first and last of those answers, so the violations query decides most groups from one row per key and
   reads the answers only where an answer before and one after the window leave it open (migration 8).
+- ``correlation_requests``: each request's correlation class, detail and event, keyed on its number (the
+  ``scim_requests`` rowid; requests are only ever inserted) and sorted by it, written by the correlation
+  rebuild (``ingest.correlate``) - ``scim_identity_timeline`` joins an identity's few requests here on a
+  BIGINT that zone maps prune, not the whole ``correlation.request_id`` column (migration 10).
 
 The SCIM summaries grow with each load batch (:func:`add_scim_batch`, same transaction as the rows:
 requests are only ever inserted, never changed); the correlation ones are rebuilt in the correlation's
@@ -94,6 +98,16 @@ MIGRATION_8 = [
     """CREATE OR REPLACE TABLE derived_scim_error_keys (status INTEGER, key_kind VARCHAR, key VARCHAR,
         first_ts TIMESTAMPTZ, last_ts TIMESTAMPTZ, answers BIGINT, PRIMARY KEY (status, key_kind, key))""",
     "INSERT INTO derived_scim_error_keys " + _ERROR_KEYS_SELECT.format(src="derived_scim_error_answers"),
+]
+# Migration 10: each request's correlation result by request number, backfilled from the current correlation
+# (the rebuild writes the same rows from its own temp tables: ingest.correlate._INSERT_REQUESTS).
+MIGRATION_10 = [
+    """CREATE OR REPLACE TABLE correlation_requests (request_key BIGINT NOT NULL, match_class VARCHAR NOT NULL,
+        detail VARCHAR, event_id VARCHAR)""",
+    """INSERT INTO correlation_requests
+       SELECT r.rowid, c.match_class, c.detail, c.event_id
+       FROM correlation c JOIN scim_requests r ON r.request_id = c.request_id
+       ORDER BY r.rowid""",
 ]
 _ERROR_KEYS_UPSERT = ("INSERT INTO derived_scim_error_keys {select} ON CONFLICT DO UPDATE SET "
                       "first_ts = least(first_ts, excluded.first_ts), last_ts = greatest(last_ts, excluded.last_ts), "
