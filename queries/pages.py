@@ -31,6 +31,9 @@ _APP_JOB_FILTER = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], s
 _UNFILTERED = ("($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL AND $sps::VARCHAR[] IS NULL "
                "AND $job::VARCHAR IS NULL)")
 
+# True when the shared filters set no time window (apps and job may be set).
+_NO_TIME_WINDOW = "($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL)"
+
 # App names from the store's per-cycle summaries (ingest/derived.py), not a scan of every event.
 _APP_NAMES = """(SELECT service_principal_id, any_value(service_principal_name) AS service_principal_name
                  FROM derived_cycles GROUP BY service_principal_id)"""
@@ -247,14 +250,32 @@ QUERY_LIST = [
                first_seen, last_seen, cycles, skips
         FROM derived_skip_identities WHERE {_UNFILTERED}
         ORDER BY skip_category, service_principal_name, source_upn, source_id"""),
-    q("identity_search", "Identities whose UPN, userName, object id or target id matches $term", """
+    # Without a time window: from the store's per-identity names (ingest/derived.py, migration 11), whose
+    # rows group the events by every column the match reads, so the same events match and the aggregates
+    # combine to the same values (the latest UPN and display name by their own latest times). With a time
+    # window: the events themselves. A constant once the parameters are bound: one branch runs. The lists
+    # of userNames and target ids are sorted (DuckDB's DISTINCT order depends on the input's order and
+    # threads, and the two branches read different inputs).
+    q("identity_search", "Identities whose UPN, userName, object id or target id matches $term", f"""
+        SELECT source_id, arg_max(source_upn, last_seen) AS source_upn,
+               arg_max(source_name, source_name_time) AS source_name,
+               string_agg(DISTINCT user_name, ', ' ORDER BY user_name) AS user_names,
+               string_agg(DISTINCT target_id, ', ' ORDER BY target_id) AS target_ids,
+               sum(events)::BIGINT AS events, min(first_seen) AS first_seen, max(last_seen) AS last_seen
+        FROM derived_identity_names
+        WHERE {_NO_TIME_WINDOW} AND {_APP_JOB_FILTER}
+          AND (source_id = $term::VARCHAR OR target_id = $term::VARCHAR
+               OR contains(source_upn_lower, lower($term::VARCHAR))
+               OR contains(user_name_lower, lower($term::VARCHAR)))
+        GROUP BY source_id
+        UNION ALL
         SELECT source_id, arg_max(source_upn, activity_time) AS source_upn,
                arg_max(source_name, activity_time) AS source_name,
-               string_agg(DISTINCT user_name, ', ') AS user_names,
-               string_agg(DISTINCT target_id, ', ') AS target_ids,
+               string_agg(DISTINCT user_name, ', ' ORDER BY user_name) AS user_names,
+               string_agg(DISTINCT target_id, ', ' ORDER BY target_id) AS target_ids,
                count(*) AS events, min(activity_time) AS first_seen, max(activity_time) AS last_seen
         FROM events
-        WHERE {EVENT_FILTER}
+        WHERE NOT {_NO_TIME_WINDOW} AND {{EVENT_FILTER}}
           AND (source_id = $term::VARCHAR OR target_id = $term::VARCHAR
                OR contains(lower(source_upn), lower($term::VARCHAR))
                OR contains(lower(user_name), lower($term::VARCHAR)))
