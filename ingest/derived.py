@@ -556,10 +556,14 @@ GROUP BY service_principal_id, job_id, source_id, source_upn, user_name, target_
 """
 
 MIGRATION_11 = [
+    # Near-unique text stored uncompressed: the search reads every row, and decompressing DICT_FSST made
+    # its scan ~2.5x slower (1M events: 79,674 rows, 11.8 -> 4.6 ms).
     """CREATE TABLE derived_identity_names (
-        service_principal_id VARCHAR, job_id VARCHAR, source_id VARCHAR, source_upn VARCHAR, user_name VARCHAR,
-        target_id VARCHAR, source_upn_lower VARCHAR, user_name_lower VARCHAR, events BIGINT,
-        first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ, source_name VARCHAR, source_name_time TIMESTAMPTZ
+        service_principal_id VARCHAR, job_id VARCHAR, source_id VARCHAR USING COMPRESSION uncompressed,
+        source_upn VARCHAR USING COMPRESSION uncompressed, user_name VARCHAR USING COMPRESSION uncompressed,
+        target_id VARCHAR USING COMPRESSION uncompressed, source_upn_lower VARCHAR USING COMPRESSION uncompressed,
+        user_name_lower VARCHAR USING COMPRESSION uncompressed, events BIGINT, first_seen TIMESTAMPTZ,
+        last_seen TIMESTAMPTZ, source_name VARCHAR USING COMPRESSION uncompressed, source_name_time TIMESTAMPTZ
     )""",
     _insert("derived_identity_names", IDENTITY_NAME_COLUMNS, _IDENTITY_NAMES_SELECT, ""),
 ]
