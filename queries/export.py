@@ -6,7 +6,7 @@ spreadsheet would run as a formula (starting with ``= + - @``, tab, CR or LF) pr
 values. DuckDB's ``COPY`` streams the rows; an export runs on a DuckDB of its own with a memory limit and a
 spill directory beside the output, so the ORDER BY sort spills to disk and peak memory stays bounded
 however many rows there are (:func:`export_connection`). A big CSV export of a time-ordered dataset
-(events, failures, skipped) is written in time-ordered chunks, each sorted on its own and appended in
+(events, failures, skipped, scim-requests) is written in time-ordered chunks, each sorted on its own and appended in
 order, so no global sort of every row is needed and memory is bounded by the largest chunk
 (:func:`chunk_predicates`); the bytes are the same as one ``COPY`` of the whole ordered query.
 The file and its manifest are written under temporary names and renamed, so a failed export leaves
@@ -62,7 +62,7 @@ EXPORT_COPY_THREADS = 1
 # what broke at 5M was the final merge of one 5M-row sort. 1M rows sorted fine (peak ~400 MB RSS, the same
 # as with 100k-500k-row chunks); 50 chunks of 100k on two threads cost +40% CPU at 5M.
 EXPORT_CHUNK_ROWS = 1_000_000
-CHUNKED_DATASETS = ("events", "failures", "skipped")
+CHUNKED_DATASETS = ("events", "failures", "skipped", "scim-requests")
 EXPORT_CHUNK_THREADS = 1
 SPILL_PREFIX = ".provlens-spill-"
 # Leftovers without a process id in the name (written before ids were added) count as stale this long after

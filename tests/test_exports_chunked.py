@@ -54,7 +54,7 @@ def _manifest(path: Path) -> dict:
     return {k: v for k, v in manifest.items() if k not in ("file", "generated_at")}
 
 
-@pytest.mark.parametrize("dataset", ["events", "failures", "skipped"])
+@pytest.mark.parametrize("dataset", ["events", "failures", "skipped", "scim-requests"])
 def test_a_chunked_export_is_byte_identical_to_one_query(demo_db, tmp_path, monkeypatch, dataset):
     plain, chunked, chunks = _export_pair(str(demo_db), dataset, tmp_path, monkeypatch)
     assert chunks > 3  # really split
