@@ -74,9 +74,10 @@ class StagingFile:
 
 def load_staged(store: Store, staging: StagingFile | list[StagingFile], *, run_id: int | None,
                 watermark: tuple[str, str, datetime] | None = None,
-                run_counters: dict[str, int] | None = None) -> LoadResult:
+                run_counters: dict[str, int] | None = None, likely_new: bool = False,
+                defer_derived: bool = False) -> LoadResult:
     """Load everything staged so far (one file or several) in one transaction, with the watermark and the
-    run's counters."""
+    run's counters (``likely_new``, ``defer_derived``: see ``Store.load_events``)."""
     files = staging if isinstance(staging, list) else [staging]
     for f in files:
         f.close()
@@ -86,6 +87,8 @@ def load_staged(store: Store, staging: StagingFile | list[StagingFile], *, run_i
             store.set_watermark(*watermark, run_id=run_id)
         if run_counters and run_id is not None:
             store.add_to_run(run_id, **run_counters)
+        if not defer_derived:  # a run's last commit may hold no rows: the deferred refresh is still due
+            store.refresh_pending_derived()
         return LoadResult()
     return store.load_events(STAGED_SOURCE, {"path": paths}, run_id=run_id, watermark=watermark,
-                             run_counters=run_counters)
+                             run_counters=run_counters, likely_new=likely_new, defer_derived=defer_derived)

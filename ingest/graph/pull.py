@@ -9,6 +9,11 @@ events are waiting or the oldest waiting slice is ``commit_seconds`` old), so a 
 a transaction per day while a slow one (Graph's throttle) still commits every slice promptly.
 A kill at any moment therefore loses nothing, and the next run resumes after the last committed slice.
 Big slices commit their rows every ``commit_events`` events as well (without moving the watermark).
+While the loader is busy, fetching goes on and the next commit takes everything fetched meanwhile (up to
+``4 x commit_events``), so a fast backfill makes few, large commits. Commits that follow each other quickly
+leave the derived refresh to the run's last commit (at most ``derived_seconds`` apart; a kill leaves it to
+the next load, see ``Store.refresh_pending_derived``), and batches past the store's newest event skip the
+key scan (``likely_new``; a known id still takes the usual path).
 
 Each slice asks Graph for ``servicePrincipal/id eq '…' and activityDateTime gt S-1s and activityDateTime
 lt E`` (whole-second bounds: safe even for servers comparing strings) and keeps, client-side, only events
@@ -69,6 +74,7 @@ class PullSettings:
     quiet: bool = False
     commit_events: int = 50_000  # commit once this many events wait (mid-slice too, without the watermark)
     commit_seconds: float = 5.0  # ... or once the oldest complete, uncommitted slice is this old (0: every slice)
+    derived_seconds: float = 60.0  # refresh the derived tables at least this often during a run (and at its end)
     credential: Any = None  # an azure-identity credential object (overrides --auth; used by tests)
 
 
@@ -192,6 +198,10 @@ class ScopePull:
         self._pending_counters = {"pages": 0, "read": 0, "other_sp": 0}
         self._pending_end: datetime | None = None
         self._pending_since: float | None = None
+        self._pending_start: datetime | None = None  # the earliest slice start of what waits
+        self._newest_at_start: datetime | None = None  # the store's newest event when the run began
+        self._deferred = False  # a commit left its derived refresh for later
+        self._last_refresh = time.monotonic()
         # commits run in one loader thread, in order, one at a time, while the next slices are fetched
         self._loader: ThreadPoolExecutor | None = None
         self._loading: Future | None = None
@@ -211,6 +221,8 @@ class ScopePull:
                 start = until - settings.first_window
             start = start.replace(microsecond=0)
             run_id = store.start_run(SOURCE, self.scope, start, until)
+            store.refresh_pending_derived()  # a killed run's deferred refresh
+            self._newest_at_start = store.con.execute("SELECT max(activity_time) FROM events").fetchone()[0]
         out = self.out = ScopeOutcome(self.scope, self.sp, start, until, run_id=run_id)
         slices = plan_slices(start, until, settings.slice_length)
         out.slices = len(slices)
@@ -336,17 +348,18 @@ class ScopePull:
                     break
                 if not isinstance(next_link, str):
                     raise GraphError(f"{what}: page {page_no} has a non-text @odata.nextLink")
-                if staging.count + self._pending_count() >= self.settings.commit_events:
+                if self._hand_over_now(staging.count + self._pending_count(), big=True):
                     # rows are safe now; the watermark moves to the last complete slice, this one's end waits
                     files, end = [*self._pending, staging], self._pending_end
                     both = _sum(self._pending_counters, counters)
+                    first = self._pending_start or s
                     self._clear_pending()
                     counters = {"pages": 0, "read": 0, "other_sp": 0}
                     staging = StagingFile()
-                    self._commit(files, end, both)
+                    self._commit(files, end, both, first)
                 request = self.session.next_request(next_link)
             handed_over = True
-            self._complete_slice(staging, e, counters)
+            self._complete_slice(staging, s, e, counters)
         finally:
             if not handed_over:
                 staging.discard()
@@ -377,10 +390,22 @@ class ScopePull:
         return sum(f.count for f in self._pending)
 
     def _clear_pending(self) -> None:
-        self._pending, self._pending_end, self._pending_since = [], None, None
+        self._pending, self._pending_end, self._pending_since, self._pending_start = [], None, None, None
         self._pending_counters = {"pages": 0, "read": 0, "other_sp": 0}
 
-    def _complete_slice(self, staging: StagingFile, slice_end: datetime, counters: dict) -> None:
+    def _loader_busy(self) -> bool:
+        return self._loading is not None and not self._loading.done()
+
+    def _hand_over_now(self, waiting: int, *, big: bool) -> bool:
+        """Commit what waits now? When it is big (or old) enough and the loader is free; while the loader is
+        busy, fetching goes on until ``4 x commit_events`` wait (then the fetch waits for the loader)."""
+        limit, busy = self.settings.commit_events, self._loader_busy()
+        if big:
+            return waiting >= limit * (4 if busy else 1)
+        return not busy or waiting >= limit * 4 or self.settings.commit_seconds == 0  # 0: every slice
+
+    def _complete_slice(self, staging: StagingFile, slice_start: datetime, slice_end: datetime,
+                        counters: dict) -> None:
         """A slice is fully fetched: queue it, and commit the queue when it is big or old enough. Empty
         slices open no database on their own: their watermark rides along with the next commit."""
         staging.close()
@@ -390,37 +415,49 @@ class ScopePull:
             staging.discard()
         self._pending_counters = _sum(self._pending_counters, counters)
         self._pending_end = slice_end
+        if self._pending_start is None:
+            self._pending_start = slice_start
         if self._pending_since is None:
             self._pending_since = time.monotonic()
-        settings = self.settings
-        if (self._pending_count() >= settings.commit_events
-                or time.monotonic() - self._pending_since >= settings.commit_seconds):
+        waiting = self._pending_count()
+        if waiting >= self.settings.commit_events:
+            if self._hand_over_now(waiting, big=True):
+                self._flush()
+        elif time.monotonic() - self._pending_since >= self.settings.commit_seconds and \
+                self._hand_over_now(waiting, big=False):
             self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self, *, last: bool = False) -> bool:
         """Commit every complete slice still waiting (also after an error: they are complete and good)."""
         if self._pending_end is None:
-            return
-        files, end, counters = self._pending, self._pending_end, self._pending_counters
+            return False
+        files, end, counters, first = self._pending, self._pending_end, self._pending_counters, self._pending_start
         self._clear_pending()
-        self._commit(files, end, counters)
+        self._commit(files, end, counters, first, last=last)
+        return True
 
     async def _finish_loading(self) -> None:
-        """Commit what is complete and wait for the loader; called on success and on errors alike."""
+        """Commit what is complete and wait for the loader; called on success and on errors alike. The
+        last commit refreshes the derived tables for the run's deferred commits too."""
         try:
-            self._flush()
+            flushed = self._flush(last=True)
         finally:
             self._wait_for_loader()
             if self._loader is not None:
                 self._loader.shutdown()
                 self._loader = None
+        if self._deferred and not flushed:  # the loader is done: this thread may open the store
+            with Store.open(self.settings.db) as store:
+                store.refresh_pending_derived()
+            self._deferred = False
 
     def _wait_for_loader(self) -> None:
         loading, self._loading = self._loading, None
         if loading is not None:
             loading.result()  # re-raises the loader's error (a store error) here, in order
 
-    def _commit(self, files: list[StagingFile], slice_end: datetime | None, counters: dict) -> None:
+    def _commit(self, files: list[StagingFile], slice_end: datetime | None, counters: dict,
+                first_start: datetime | None = None, *, last: bool = False) -> None:
         """Hand a commit to the loader thread once the previous one is done (commits stay in order and at
         most one batch waits in memory/on disk besides the one being fetched). Only the loader opens the
         store while a scope is being pulled, so no two connections to the file ever exist in this process."""
@@ -432,22 +469,31 @@ class ScopePull:
             raise
         if self._loader is None:
             self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="provlens-loader")
-        self._loading = self._loader.submit(self._commit_and_discard, files, slice_end, counters)
+        newest = self._newest_at_start
+        likely_new = newest is None or (first_start is not None and first_start > newest)
+        defer = not last and time.monotonic() - self._last_refresh < self.settings.derived_seconds
+        if not defer:
+            self._last_refresh = time.monotonic()
+        self._deferred = defer  # a commit that refreshes also refreshes the deferred ones before it
+        self._loading = self._loader.submit(self._commit_and_discard, files, slice_end, counters, likely_new, defer)
 
-    def _commit_and_discard(self, files: list[StagingFile], slice_end: datetime | None, counters: dict) -> None:
+    def _commit_and_discard(self, files: list[StagingFile], slice_end: datetime | None, counters: dict,
+                            likely_new: bool, defer: bool) -> None:
         try:
-            self._commit_now(files, slice_end, counters)
+            self._commit_now(files, slice_end, counters, likely_new, defer)
         finally:
             for f in files:
                 f.discard()
 
-    def _commit_now(self, files: list[StagingFile], slice_end: datetime | None, counters: dict) -> None:
+    def _commit_now(self, files: list[StagingFile], slice_end: datetime | None, counters: dict,
+                    likely_new: bool = False, defer: bool = False) -> None:
         """Load the staged rows, the watermark and the run's counters in one transaction."""
         out = self.out
         watermark = (SOURCE, self.scope, slice_end) if slice_end is not None else None
         with Store.open(self.settings.db) as store:
             result = load_staged(store, files, run_id=out.run_id, watermark=watermark,
-                                 run_counters={"pages": counters["pages"]})
+                                 run_counters={"pages": counters["pages"]}, likely_new=likely_new,
+                                 defer_derived=defer)
         _add(out.loaded, result)
         out.pages += counters["pages"]
         out.other_sp_dropped += counters["other_sp"]
