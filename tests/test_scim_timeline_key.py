@@ -1,0 +1,116 @@
+"""scim_identity_timeline reads each request's correlation result from ``correlation_requests`` (migration 10:
+keyed and sorted on the request's ``scim_requests`` rowid, written by the correlation rebuild) instead of
+joining ``correlation`` on the text request_id (issue 7 B4). The rows must not change: the query gives what the
+old, straightforward SQL gives, on the demo store, on a store upgraded in place by ``python -m ingest migrate``,
+and after a rebuild."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+
+import duckdb
+
+from ingest import exitcodes
+from queries.db import read_connection, run, run_sql
+from queries.filters import Filters
+from tests.conftest import run_cli
+
+# The query as it was before migration 10 (the reference): the identity's requests LEFT JOIN correlation on
+# the text request_id.
+REFERENCE = """
+    WITH r AS (
+        SELECT * FROM scim_requests
+        WHERE user_name_lower = lower($identity::VARCHAR) OR resource_id = $identity::VARCHAR
+           OR external_id = $identity::VARCHAR)
+    SELECT r.ts, r.request_id, r.method, r.path, r.status, r.operation, r.user_name, r.resource_id,
+           r.external_id, r.scim_type, r.error_detail, c.match_class, c.detail, c.event_id
+    FROM r LEFT JOIN correlation c ON c.request_id = r.request_id
+    WHERE r.ts >= coalesce($since::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)
+      AND r.ts < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
+    ORDER BY r.ts, r.request_id"""
+
+# Each request's result by rowid, the way the timeline joins it, against correlation joined on the text id.
+BY_KEY = """SELECT r.request_id, c.match_class, c.detail, c.event_id
+            FROM correlation_requests c JOIN scim_requests r ON r.rowid = c.request_key"""
+BY_TEXT_ID = """SELECT r.request_id, c.match_class, c.detail, c.event_id
+                FROM correlation c JOIN scim_requests r ON r.request_id = c.request_id"""
+
+
+def _identities(db) -> list[str]:
+    """userNames (some upper-cased: the lookup is case-insensitive), resource ids and externalIds of requests
+    in each correlation class, and one nobody has."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        picks = con.execute("""
+            SELECT DISTINCT k FROM (
+                SELECT c.match_class, unnest([r.user_name, upper(r.user_name), r.resource_id, r.external_id]) AS k
+                FROM scim_requests r JOIN correlation c ON c.request_id = r.request_id
+                QUALIFY row_number() OVER (PARTITION BY c.match_class ORDER BY hash(r.request_id)) <= 3)
+            WHERE k IS NOT NULL ORDER BY k""").fetchall()
+    return [k for (k,) in picks] + ["nobody-at-all@example.invalid"]
+
+
+def _assert_timeline_matches_reference(db, identities, filters=Filters()) -> int:
+    joined = 0
+    for identity in identities:
+        got = run(str(db), "scim_identity_timeline", filters, identity=identity)
+        with read_connection(str(db)) as con:
+            want = run_sql(con, REFERENCE, filters.params() | {"identity": identity})
+        assert got.to_dict("records") == want.to_dict("records"), identity
+        joined += int(got["match_class"].notna().sum())
+    return joined
+
+
+def _side_table_equals_correlation(db) -> None:
+    with duckdb.connect(str(db), read_only=True) as con:
+        extra, missing = con.execute(f"""SELECT (SELECT count(*) FROM ({BY_KEY} EXCEPT ALL {BY_TEXT_ID})),
+                                                (SELECT count(*) FROM ({BY_TEXT_ID} EXCEPT ALL {BY_KEY}))""").fetchone()
+        rows, requests = con.execute("SELECT (SELECT count(*) FROM correlation_requests), "
+                                     "(SELECT count(request_id) FROM correlation)").fetchone()
+        in_order = con.execute("SELECT bool_and(request_key > prev) FROM (SELECT request_key, "
+                               "lag(request_key, 1, -1) OVER (ORDER BY rowid) AS prev FROM correlation_requests)"
+                               ).fetchone()[0]
+    assert (extra, missing) == (0, 0) and rows == requests > 0
+    assert in_order  # sorted by the key: what lets the join's filter skip row groups
+
+
+def test_timeline_rows_equal_the_reference_sql_on_the_demo(demo_db, truth):
+    identities = _identities(demo_db)
+    assert len(identities) > 10
+    joined = _assert_timeline_matches_reference(demo_db, identities)
+    assert joined > 0  # the correlation side is really there, not all NULL
+    _side_table_equals_correlation(demo_db)
+    with duckdb.connect(str(demo_db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM correlation_requests").fetchone()[0] == truth["scim"]["total"]
+
+
+def test_timeline_with_a_time_window_equals_the_reference(demo_db):
+    with duckdb.connect(str(demo_db), read_only=True) as con:
+        first, last = con.execute("SELECT min(ts), max(ts) FROM scim_requests").fetchone()
+    middle = first + (last - first) / 2
+    window = Filters(since=middle - timedelta(days=1), until=middle + timedelta(days=1))
+    _assert_timeline_matches_reference(demo_db, _identities(demo_db)[:12], window)
+
+
+def test_a_store_from_before_migration_10_is_upgraded_in_place_then_rebuilt_the_same(demo_db, tmp_path):
+    db = tmp_path / "before-10.duckdb"
+    shutil.copy(demo_db, db)
+    with duckdb.connect(str(db)) as con:  # as a provlens without migration 10 left it
+        con.execute("DROP TABLE correlation_requests")
+        con.execute("DELETE FROM schema_version WHERE version = 10")
+
+    done = run_cli("ingest", "migrate", "--db", str(db))
+    assert done.returncode == exitcodes.OK, done.stderr
+    assert "applied 10" in done.stderr
+    _side_table_equals_correlation(db)
+    _assert_timeline_matches_reference(db, _identities(db))
+    with duckdb.connect(str(db), read_only=True) as con:
+        backfilled = con.execute("SELECT * FROM correlation_requests ORDER BY request_key").fetchall()
+
+    # A correlation rebuild (what every SCIM or event load ends with) writes the same rows, in the same order.
+    rebuilt = run_cli("ingest", "correlate", "--db", str(db))
+    assert rebuilt.returncode == exitcodes.OK, rebuilt.stderr
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT * FROM correlation_requests ORDER BY rowid").fetchall() == backfilled
+    _side_table_equals_correlation(db)
+    _assert_timeline_matches_reference(db, _identities(db))
