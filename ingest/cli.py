@@ -1,4 +1,4 @@
-"""Command line of the ingester: ``python -m ingest {demo,files,scim,correlate,graph,run,migrate} ...``
+"""Command line of the ingester: ``python -m ingest {demo,files,scim,correlate,graph,run,migrate,compact} ...``
 (see ``--help``).
 
 Each subcommand registers itself in :func:`build_parser`; handlers return an exit code from
@@ -96,6 +96,22 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+def cmd_compact(args: argparse.Namespace) -> int:
+    """Write a compacted copy of the store to ``--out`` (the store itself is only read; see ingest.compact)."""
+    from ingest.compact import CompactUsageError, compact_copy
+
+    try:
+        result = compact_copy(args.db, args.out)
+    except CompactUsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exitcodes.USAGE
+    mb = 1024 * 1024
+    print(f"{args.out}: {result.rows:,} rows in {result.tables} tables, {result.bytes_after / mb:,.0f} MB "
+          f"(the store: {result.bytes_before / mb:,.0f} MB; {result.seconds:.1f} s). To use it, stop the ingest "
+          f"job, then move {args.out} over {args.db}.", file=sys.stderr)
+    return exitcodes.OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ingest", description="Load provisioning data into DuckDB.")
     parser.add_argument("--version", action="version", version=f"provlens {__version__}")
@@ -139,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
                                              "and exports read only and never upgrade it)")
     common(migrate)
     migrate.set_defaults(handler=cmd_migrate)
+
+    compact = sub.add_parser("compact", help="write a compacted copy of the database (the space big changes "
+                                             "freed is left out) to a new file")
+    common(compact)
+    compact.add_argument("--out", required=True, help="the new file (must not exist)")
+    compact.set_defaults(handler=cmd_compact)
 
     # --- Microsoft Graph pull and scheduled runs (ingest/graph/, ingest/run.py)
     from ingest.graph.command import add_graph_arguments, cmd_graph
