@@ -174,7 +174,9 @@ WHERE NOT EXISTS (SELECT 1 FROM c_pairs p WHERE p.rq = r.rq)
 # The same classes, one row per request keyed on its number (``rq``: the scim_requests rowid; requests are only
 # ever inserted, so it stays put), sorted by it: scim_identity_timeline joins the few requests of one identity
 # here on a BIGINT whose zone maps let DuckDB's join filter skip almost every row group, instead of joining
-# ``correlation`` on the text request_id, which reads that whole column (issue 7 B4; migration 10).
+# ``correlation`` on the text request_id, which reads that whole column (issue 7 B4; migration 10). Only the
+# contradicting last writes are joined (a few rows, not one per matched event). The ORDER BY is needed: without
+# it the rows come out of the joins unsorted at 1M.
 _INSERT_REQUESTS = f"""
 INSERT INTO correlation_requests
 SELECT r.rq,
@@ -183,7 +185,7 @@ SELECT r.rq,
        CASE WHEN p.rq IS NULL THEN {_SCIM_ONLY_DETAIL} ELSE w.contradiction END,
        e.event_id
 FROM c_req r LEFT JOIN c_pairs p USING (rq) LEFT JOIN c_ev e ON e.ev = p.ev
-LEFT JOIN c_last_write w ON w.ev = p.ev AND w.rq = p.rq
+LEFT JOIN (FROM c_last_write WHERE contradiction IS NOT NULL) w ON w.ev = p.ev AND w.rq = p.rq
 LEFT JOIN c_clients k ON k.client = r.client,
      (SELECT min(t_ms) AS first_ms, max(t_ms) AS last_ms FROM c_ev) cov
 ORDER BY r.rq
