@@ -20,6 +20,19 @@ STAGED_SOURCE = ("SELECT coalesce(raw, 'null'::JSON) AS raw, pos FROM read_json(
                  "columns = {pos: 'VARCHAR', raw: 'JSON'})")
 
 
+# A Graph page whose events are all kept is staged as the body Graph sent, with the page's label put in
+# front: one line {"pos": "<page label>", "@odata.context": ..., "value": [events], ...} (no re-serialising
+# in Python: B1); the events are numbered here, "<page label>#value[i]" as if staged one by one. Both kinds
+# of line may share a file.
+PAGED_SOURCE = (
+    "SELECT unnest(CASE WHEN value IS NULL THEN [coalesce(raw, 'null'::JSON)] ELSE value END) AS raw, "
+    "unnest(CASE WHEN value IS NULL THEN [pos] ELSE list_transform(range(len(value)), "
+    "lambda i: pos || '#value[' || i || ']') END) AS pos "
+    "FROM read_json($path, format = 'newline_delimited', maximum_object_size = 67108864, "
+    "columns = {pos: 'VARCHAR', raw: 'JSON', value: 'JSON[]'})")
+PAGE_LINE_MAX = 48 * 1024 * 1024  # bigger pages are staged event by event (under maximum_object_size)
+
+
 STALE_AFTER_S = 6 * 3600
 _PREFIXES = ("provlens-stage-", "provlens-scim-")
 
@@ -55,10 +68,13 @@ class StagingFile:
         fd, self.path = tempfile.mkstemp(prefix="provlens-stage-", suffix=".ndjson", dir=directory)
         self.fh = os.fdopen(fd, "wb")
         self.count = 0
+        self.paged = False  # holds a whole-page line (PAGED_SOURCE reads it)
 
-    def write(self, line: bytes) -> None:
+    def write(self, line: bytes, count: int | None = None, *, page: bool = False) -> None:
+        """Append staged lines; ``count``: the events they hold (default: one per line)."""
         self.fh.write(line)
-        self.count += line.count(b"\n")
+        self.count += line.count(b"\n") if count is None else count
+        self.paged = self.paged or page
 
     def close(self) -> None:
         if not self.fh.closed:
@@ -90,5 +106,6 @@ def load_staged(store: Store, staging: StagingFile | list[StagingFile], *, run_i
         if not defer_derived:  # a run's last commit may hold no rows: the deferred refresh is still due
             store.refresh_pending_derived()
         return LoadResult()
-    return store.load_events(STAGED_SOURCE, {"path": paths}, run_id=run_id, watermark=watermark,
+    source = PAGED_SOURCE if any(f.paged for f in files) else STAGED_SOURCE
+    return store.load_events(source, {"path": paths}, run_id=run_id, watermark=watermark,
                              run_counters=run_counters, likely_new=likely_new, defer_derived=defer_derived)

@@ -99,13 +99,18 @@ def graph_error_fields(body: bytes) -> tuple[str | None, str | None]:
             message[:300] if isinstance(message, str) else None)
 
 
-def parse_lazily(body: bytes) -> Any:
+def parse_lazily(body: bytes, parser: simdjson.Parser | None = None) -> Any:
     """A page parsed by simdjson: objects and arrays stay in simdjson's buffer until read, and an event's
     bytes come back with ``.mini`` without building Python dicts (a 999-event page: ~4 ms instead of
     orjson's ~16 ms to load it and dump each event again; B1). A body simdjson refuses but orjson reads
     (an integer beyond 64 bits, which orjson reads as a float) is read by orjson, as before; neither
-    reading it raises ``orjson.JSONDecodeError``. Each page gets its own parser: a parser's document must
-    not outlive the next parse."""
+    reading it raises ``orjson.JSONDecodeError``. ``parser`` is reused when its previous document is no
+    longer referenced (simdjson refuses otherwise, and a fresh parser is used)."""
+    if parser is not None:
+        try:
+            return parser.parse(body)
+        except (ValueError, RuntimeError):
+            pass  # still in use, or a body simdjson refuses: as below
     try:
         return simdjson.Parser().parse(body)
     except (ValueError, RuntimeError):
@@ -149,6 +154,7 @@ class GraphSession:
         self.policy = policy
         self.log = log
         self.stats = RequestStats()
+        self._parser = simdjson.Parser()  # for provisioning pages, one at a time
 
     async def __aenter__(self) -> GraphSession:
         return self
@@ -176,9 +182,11 @@ class GraphSession:
                 .synchronization.jobs.with_url(next_link).to_get_request_information())
 
     # ---------------------------------------------------------------- sending
-    async def get_json(self, request: RequestInformation, what: str, *, lazy: bool = False) -> Any:
+    async def get_json(self, request: RequestInformation, what: str, *, lazy: bool = False,
+                       with_body: bool = False) -> Any:
         """GET ``request`` and return its JSON object, retrying per the policy. ``lazy``: a
-        :func:`parse_lazily` document (for provisioning pages, whose events are staged as bytes)."""
+        :func:`parse_lazily` document (for provisioning pages, whose events are staged as bytes; the caller
+        drops the previous one first). ``with_body``: (document, the body's bytes)."""
         request.add_request_options([ResponseHandlerOption(NativeResponseHandler()),
                                      RetryHandlerOption(max_retries=0)])
         attempt_state = {"auth_retried": False, "connect_failures": 0}
@@ -188,7 +196,8 @@ class GraphSession:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._attempt(request, what, attempt_state, lazy)
+                    doc, body = await self._attempt(request, what, attempt_state, lazy)
+                    return (doc, body) if with_body else doc
         except Retryable as exc:
             raise GraphUnavailable(self._give_up_message(exc, what), status=exc.status) from None
         raise AssertionError("unreachable")  # pragma: no cover
@@ -220,7 +229,7 @@ class GraphSession:
             raise
         finally:
             self.pacer.mark_done()  # answered or failed: counted from now on
-        return self._check(response, what, state, lazy)
+        return self._check(response, what, state, lazy), response.content
 
     def _check(self, response: httpx.Response, what: str, state: dict, lazy: bool = False) -> Any:
         status = response.status_code
@@ -230,7 +239,7 @@ class GraphSession:
             if looks_like_html(body, ctype):
                 raise Retryable(f"an HTML page instead of JSON (HTTP {status})", status=status)
             try:
-                doc = parse_lazily(body) if lazy else orjson.loads(body)
+                doc = parse_lazily(body, self._parser) if lazy else orjson.loads(body)
             except orjson.JSONDecodeError:
                 raise Retryable(f"truncated or invalid JSON body ({len(body)} bytes, HTTP {status})",
                                 status=status) from None

@@ -46,7 +46,7 @@ from ingest.graph.client import (
 from ingest.graph.jobs import fetch_job_snapshots
 from ingest.graph.log import RunLog
 from ingest.graph.pacing import Pacer, RetryPolicy
-from ingest.loading import StagingFile, load_staged
+from ingest.loading import PAGE_LINE_MAX, StagingFile, load_staged
 from ingest.progress import progress
 from ingest.store import LoadResult, Store
 
@@ -319,8 +319,9 @@ class ScopePull:
             request = self._first_request(s, e)
             page_no = 0
             while True:
+                doc = value = None  # the previous page's document is released: its parser is reused
                 try:
-                    doc = await self.session.get_json(request, what, lazy=True)
+                    doc, body = await self.session.get_json(request, what, lazy=True, with_body=True)
                 except GraphBadRequest as exc:
                     if page_no == 0 and self._fallback(exc):
                         request = self._first_request(s, e)
@@ -342,7 +343,7 @@ class ScopePull:
                 if not isinstance(value, (list, simdjson.Array)):
                     raise GraphError(f"{what}: page {page_no} has no \"value\" array "
                                      f"(keys: {', '.join(list(doc)[:5])})")
-                self._stage(value, staging, s, e, page_no, counters)
+                self._stage(value, staging, s, e, page_no, counters, body)
                 next_link = doc.get("@odata.nextLink")
                 if not next_link:
                     break
@@ -365,26 +366,40 @@ class ScopePull:
                 staging.discard()
 
     def _stage(self, value: list, staging: StagingFile, s: datetime, e: datetime, page_no: int,
-               counters: dict) -> None:
+               counters: dict, body: bytes = b"") -> None:
         want = self.sp.lower() if self.sp else None
         label = orjson.dumps(f"graph {self.scope} {odata_time(s)} page {page_no}")[:-1]
-        lines = []
+        kept: list = []  # (index, event)
+        whole = isinstance(value, simdjson.Array)  # every event kept and a simdjson object: stage the page whole
         for i, event in enumerate(value):
             if isinstance(event, (dict, simdjson.Object)):
                 sp = _event_sp(event)
                 if want is not None and sp is not None and sp.lower() != want:
                     counters["other_sp"] += 1
+                    whole = False
                     continue
                 t = _parse_time(event.get("activityDateTime"))
                 if t is not None and not (s <= t < e):
+                    whole = False
                     continue  # the neighbouring slice owns it
                 if sp is not None and want is None:
                     self.sps_seen.add(sp)
+            else:
+                whole = False
+            kept.append((i, event))
+        # every event kept: the body itself, if it is one compact object without a "pos" of its own
+        if whole and kept and body[:1] == b"{" and len(body) <= PAGE_LINE_MAX and b"\n" not in body \
+                and b'"pos"' not in body:
+            counters["read"] += len(kept)
+            staging.write(b'{"pos":' + label + b'",' + body[1:] + b"\n", len(kept), page=True)
+            return
+        lines = []
+        for i, event in kept:
             raw = event.mini if isinstance(event, (simdjson.Object, simdjson.Array)) else orjson.dumps(event)
             lines.append(b'{"pos":' + label + b"#value[" + str(i).encode() + b']","raw":' + raw + b"}\n")
             counters["read"] += 1
         if lines:
-            staging.write(b"".join(lines))
+            staging.write(b"".join(lines), len(lines))
 
     def _pending_count(self) -> int:
         return sum(f.count for f in self._pending)
