@@ -543,13 +543,15 @@ def _refresh_violation_groups(con: duckdb.DuckDBPyConnection, *, everything: boo
 # id, UPN, userName, target id) plus the app and job it filters by, with what it aggregates (count, first
 # and last time, the latest display name). A row matches the search exactly when its events do (the
 # match reads only key columns), so the all-time search aggregates these ~80k rows (1M events) instead of
-# four string columns of every event. The lower-cased UPN and userName are stored for the match.
+# four string columns of every event. The lower-cased UPN and userName are stored for the match; the
+# userName only where it differs from the UPN (NULL matches nothing, and an equal one matches exactly
+# when the UPN does), which saves the search a third of its scan.
 IDENTITY_NAME_COLUMNS = ("service_principal_id", "job_id", "source_id", "source_upn", "user_name", "target_id",
                          "source_upn_lower", "user_name_lower", "events", "first_seen", "last_seen",
                          "source_name", "source_name_time")
 _IDENTITY_NAMES_SELECT = """
 SELECT service_principal_id, job_id, source_id, source_upn, user_name, target_id,
-       lower(source_upn), lower(user_name), count(*), min(activity_time), max(activity_time),
+       lower(source_upn), nullif(lower(user_name), lower(source_upn)), count(*), min(activity_time), max(activity_time),
        arg_max(source_name, activity_time), max(activity_time) FILTER (WHERE source_name IS NOT NULL)
 FROM events {scope}
 GROUP BY service_principal_id, job_id, source_id, source_upn, user_name, target_id

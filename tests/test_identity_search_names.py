@@ -102,6 +102,17 @@ def _renamed(event: dict, n: int, hours: int) -> tuple[dict, str]:
     return changed, new_upn
 
 
+def _with_user_name(event: dict, user_name: str) -> dict:
+    """A later copy of an event whose userName (the modified property) differs from its UPN."""
+    changed = copy.deepcopy(event)
+    changed["id"] = f"{event['id']}-alias"
+    when = datetime.fromisoformat(event["activityDateTime"].replace("Z", "+00:00"))
+    changed["activityDateTime"] = (when + timedelta(minutes=30)).isoformat()
+    mods = [m for m in changed.get("modifiedProperties") or [] if m.get("displayName", "").lower() != "username"]
+    changed["modifiedProperties"] = [*mods, {"displayName": "userName", "oldValue": None, "newValue": user_name}]
+    return changed
+
+
 @pytest.fixture(scope="module")
 def ordered_events(sim) -> list[dict]:
     return sorted(sim.events, key=lambda e: (e["activityDateTime"], e["id"]))
@@ -117,15 +128,19 @@ def test_search_equals_the_reference_after_loads_that_add_and_change_names(order
     with_upn = [e for e in ordered_events[:half] if _upn(e)]
     originals = with_upn[:: max(1, len(with_upn) // 5)][:5]
     renames = [_renamed(e, n, hours=1) for n, e in enumerate(originals)]
-    _load(db, _write(tmp_path / "b.ndjson", ordered_events[half:] + [e for e, _ in renames]))
+    alias = _with_user_name(originals[1], "Alias.Only-In-UserName@Other.Example")
+    _load(db, _write(tmp_path / "b.ndjson", ordered_events[half:] + [e for e, _ in renames] + [alias]))
     new_names = [upn for _, upn in renames]
+    found = run(db, "identity_search", Filters(), term="alias.only")  # a userName unlike the UPN
+    assert list(found["source_id"]) == [alias["sourceIdentity"]["id"]]
+    assert "Alias.Only-In-UserName@Other.Example" in found["user_names"][0]
     with duckdb.connect(db, read_only=True) as con:  # the new names are there (not only the old ones)
         for (event, upn) in renames:
             row = con.execute(QUERIES["identity_search"].sql, bind(QUERIES["identity_search"].sql, {
                 **Filters().params(), "term": upn})).fetchall()
             assert [r[0] for r in row] == [event["sourceIdentity"]["id"]]
             assert row[0][1] == upn  # the latest UPN
-    assert _assert_equal_to_reference(db, renamed=[*new_names, "t-renamed-0", "renamed"]) > 0
+    assert _assert_equal_to_reference(db, renamed=[*new_names, "t-renamed-0", "renamed", "ALIAS.only", "other.ex"]) > 0
 
     # A re-sent event whose content changed (an update): its old name goes when no other event has it.
     changed, upn = _renamed(originals[0], 99, hours=1)
