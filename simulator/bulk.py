@@ -4,7 +4,9 @@ A base tenant from :func:`simulator.generate` is replicated ``k`` times inside D
 gets its own identities (event id, change id, source object id, SCIM target id, request id, and a
 ``.r<k>`` tag before every ``@`` so user names and emails stay unique and consistent between the two
 logs), while tenant, apps, jobs, cycles and times stay the same — the shape of one big tenant whose
-cycles each touch many users. Output: ``events.ndjson`` (Graph events, one per line),
+cycles each touch many users. Lines are written in the base tenant's (time) order with the replicas
+interleaved, as Graph pages and a SCIM server's log deliver them (not one replica after another, which
+made every stored row group span all days). Output: ``events.ndjson`` (Graph events, one per line),
 ``scim-audit.jsonl`` and ``bulk-truth.json`` (counts: the base truth times the replica count).
 """
 
@@ -27,7 +29,7 @@ SELECT replace(replace(replace(replace(
               ELSE s END,
          id, id || '-r' || k), cid, cid || '-r' || k),
          '"' || src || '"', '"' || src || '-r' || k || '"'), '@', '.r' || k || '@')
-FROM base_events, range($replicas) r(k) ORDER BY k, n
+FROM base_events, range($replicas) r(k) ORDER BY n, k
 """
 
 _SCIM_SQL = """
@@ -38,7 +40,7 @@ SELECT replace(replace(replace(replace(s,
          CASE WHEN coalesce(ext, '') <> '' THEN '"' || ext || '"' ELSE '"\x01"' END,
          '"' || coalesce(ext, '') || '-r' || k || '"'),
          '@', '.r' || k || '@')
-FROM base_scim, range($replicas) r(k) ORDER BY k, n
+FROM base_scim, range($replicas) r(k) ORDER BY n, k
 """
 
 
