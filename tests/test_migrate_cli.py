@@ -75,7 +75,7 @@ def test_a_version_missing_below_the_highest_is_applied(tmp_path):
     _store_at_version(db, 9, skip=(8,))
     done = run_cli("ingest", "migrate", "--db", str(db))
     assert done.returncode == exitcodes.OK, done.stderr
-    assert "(applied 8;" in done.stderr
+    assert "(applied 8;" in done.stderr or "(applied 8, " in done.stderr  # later migrations follow it
     with duckdb.connect(str(db), read_only=True) as con:
         versions = [r[0] for r in con.execute("SELECT version FROM schema_version ORDER BY version").fetchall()]
     assert versions == [number for number, _, _ in MIGRATIONS]
