@@ -88,6 +88,9 @@ def compact_copy(src: str, out: str, *, lock_timeout: float = 60.0) -> CompactRe
             differing = sorted(f"{s}.{t}" for s, t in before.keys() | after.keys()
                                if before.get((s, t)) != after.get((s, t)))
             raise CompactError(f"the copy does not match its source in {', '.join(differing)}; nothing written")
+        if _moved_rows(con):
+            raise CompactError("the copy numbers scim_requests' rows differently from the store (correlation_requests "
+                               "refers to them by rowid); nothing written")
         con.execute("DETACH compacted")  # checkpoints: the copy is one file, no WAL
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
@@ -106,6 +109,15 @@ def _schema_version(con: duckdb.DuckDBPyConnection) -> int | None:
         return con.execute("SELECT max(version) FROM source.main.schema_version").fetchone()[0]
     except duckdb.CatalogException:
         raise CompactError("not a provlens database (it has no schema_version table)") from None
+
+
+def _moved_rows(con: duckdb.DuckDBPyConnection) -> int:
+    """Rows of ``scim_requests`` whose rowid differs in the copy (``correlation_requests`` joins on it; the
+    table is insert-only, so COPY, which keeps insertion order, keeps every rowid)."""
+    if ("main", "scim_requests") not in _tables(con, "source"):
+        return 0
+    return con.execute("SELECT count(*) FROM source.main.scim_requests s FULL JOIN compacted.main.scim_requests c "
+                       "ON s.rowid = c.rowid WHERE s.request_id IS DISTINCT FROM c.request_id").fetchone()[0]
 
 
 def _remove(tmp: str) -> None:

@@ -64,7 +64,19 @@ def test_compact_writes_the_same_rows_in_fewer_bytes_and_leaves_the_store_alone(
         "SELECT lower(sql) FROM duckdb_tables() WHERE database_name = 'b' AND table_name = 'events'").fetchone()[0]
     con.close()
 
-    # the copy is a working store: nothing to migrate, and an export reads the same bytes from it
+    # the copy is a working store: nothing to migrate, an export reads the same bytes from it, and the SCIM
+    # timeline (joined on scim_requests' rowid through correlation_requests) gives the same rows
+    from queries.db import run
+    from queries.filters import Filters
+
+    with duckdb.connect(src, read_only=True) as con:
+        names = [r[0] for r in con.execute("SELECT DISTINCT user_name FROM scim_requests WHERE user_name IS NOT NULL "
+                                           "ORDER BY user_name LIMIT 5").fetchall()]
+    assert len(names) == 5
+    for identity in names:
+        timeline = run(src, "scim_identity_timeline", Filters(), identity=identity)
+        assert not timeline.empty and timeline["match_class"].notna().any()
+        assert timeline.equals(run(out, "scim_identity_timeline", Filters(), identity=identity))
     again = run_cli("ingest", "migrate", "--db", out)
     assert again.returncode == exitcodes.OK and f"already at schema version {LATEST_VERSION}" in again.stderr
     for db, name in ((src, "a.csv"), (out, "b.csv")):
