@@ -59,6 +59,13 @@ def main() -> None:
             "(see the README).",
             icon=":material/science:",
         )
+    if meta.get("derived_pending_runs"):  # see Store._derived_refresh: a fast pull refreshes them at its end
+        st.warning(
+            "**Some summaries are behind the events.** An ingest run loaded events whose summaries (cycles, "
+            "failures, skips, identity search) are brought up to date at the run's end. If no ingest is running, "
+            "one was interrupted: the next ingest run, or `python -m ingest migrate`, catches them up.",
+            icon=":material/hourglass_top:",
+        )
     filters = common.sidebar_filters()
     st.session_state["filters"] = filters
     with st.sidebar:

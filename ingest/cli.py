@@ -76,7 +76,8 @@ def cmd_correlate(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Bring a database written by an older provlens up to this version's schema (the dashboard and exports
-    only read, so they never upgrade a store themselves); also builds the derived tables a migration adds."""
+    only read, so they never upgrade a store themselves); also builds the derived tables a migration adds,
+    and catches up the derived summaries an interrupted fast pull deferred."""
     import time
 
     from ingest.schema import LATEST_VERSION
@@ -88,6 +89,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with Store.open(args.db) as store:  # opening migrates; the store says what it applied
         before, added = store.version_before, store.migrations_applied
+        caught_up = store.refresh_pending_derived()  # summaries an interrupted fast pull left behind
+    if caught_up:
+        print(f"{args.db}: derived summaries brought up to date (an interrupted pull had deferred them)",
+              file=sys.stderr)
     if not added:
         print(f"{args.db}: already at schema version {LATEST_VERSION}", file=sys.stderr)
     else:
