@@ -31,8 +31,12 @@ _APP_JOB_FILTER = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], s
 _UNFILTERED = ("($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL AND $sps::VARCHAR[] IS NULL "
                "AND $job::VARCHAR IS NULL)")
 
-# True when the shared filters set no time window (apps and job may be set).
-_NO_TIME_WINDOW = "($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL)"
+# The shared filters' time window as bounds (open ends: infinite).
+_SINCE = "coalesce($since::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)"
+_UNTIL = "coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)"
+# True when a time window is set: a constant once the parameters are bound, so without a window the plan
+# has no events scan at all.
+_TIME_WINDOW = "($since::TIMESTAMPTZ IS NOT NULL OR $until::TIMESTAMPTZ IS NOT NULL)"
 
 
 def _sorted_distinct(column: str) -> str:
@@ -257,35 +261,42 @@ QUERY_LIST = [
                first_seen, last_seen, cycles, skips
         FROM derived_skip_identities WHERE {_UNFILTERED}
         ORDER BY skip_category, service_principal_name, source_upn, source_id"""),
-    # Without a time window: from the store's per-identity names (ingest/derived.py, migration 11), whose
-    # rows group the events by every column the match reads, so the same events match and the aggregates
-    # combine to the same values (the latest UPN and display name by their own latest times). With a time
-    # window: the events themselves. A constant once the parameters are bound: one branch runs. The lists
-    # of userNames and target ids are sorted (string_agg(DISTINCT ...)'s order depended on the input's
-    # order, and the two branches read different inputs).
+    # From the store's per-identity names (ingest/derived.py, migration 11), whose rows group the events by
+    # every column the match reads (plus app and job), so a row matches exactly when its events do. A group
+    # whose events all lie inside the time window counts as a whole; a group across the window's edge is
+    # read from its own events (only those: a semi-join on the group's key), and a group outside it not at
+    # all. Without a time window (or when the window holds all of a group's events, as 30 days do for
+    # Graph's 30-day log) no event is read. The aggregates combine to the same values as over the events
+    # (the latest UPN and display name by their own latest times). The lists of userNames and target ids
+    # are sorted (string_agg(DISTINCT ...)'s order depended on the input's order).
     q("identity_search", "Identities whose UPN, userName, object id or target id matches $term", f"""
-        SELECT source_id, arg_max(source_upn, last_seen) AS source_upn,
+        WITH named AS MATERIALIZED (
+            SELECT * FROM derived_identity_names
+            WHERE {_APP_JOB_FILTER}
+              AND (source_id = $term::VARCHAR OR target_id = $term::VARCHAR
+                   OR contains(source_upn_lower, lower($term::VARCHAR))
+                   OR contains(user_name_lower, lower($term::VARCHAR)))
+              AND last_seen >= {_SINCE} AND first_seen < {_UNTIL}),
+        parts AS (
+            SELECT source_id, source_upn, last_seen AS upn_time, source_name, source_name_time, user_name,
+                   target_id, events, first_seen, last_seen
+            FROM named WHERE first_seen >= {_SINCE} AND last_seen < {_UNTIL}
+            UNION ALL
+            SELECT e.source_id, e.source_upn, e.activity_time, e.source_name, e.activity_time, e.user_name,
+                   e.target_id, 1, e.activity_time, e.activity_time
+            FROM events e
+            SEMI JOIN (FROM named WHERE NOT (first_seen >= {_SINCE} AND last_seen < {_UNTIL})) k
+              ON e.service_principal_id IS NOT DISTINCT FROM k.service_principal_id
+             AND e.job_id IS NOT DISTINCT FROM k.job_id AND e.source_id IS NOT DISTINCT FROM k.source_id
+             AND e.source_upn IS NOT DISTINCT FROM k.source_upn AND e.user_name IS NOT DISTINCT FROM k.user_name
+             AND e.target_id IS NOT DISTINCT FROM k.target_id
+            WHERE {_TIME_WINDOW} AND {{EVENT_FILTER}})
+        SELECT source_id, arg_max(source_upn, upn_time) AS source_upn,
                arg_max(source_name, source_name_time) AS source_name,
                {_sorted_distinct('user_name')} AS user_names,
                {_sorted_distinct('target_id')} AS target_ids,
                sum(events)::BIGINT AS events, min(first_seen) AS first_seen, max(last_seen) AS last_seen
-        FROM derived_identity_names
-        WHERE {_NO_TIME_WINDOW} AND {_APP_JOB_FILTER}
-          AND (source_id = $term::VARCHAR OR target_id = $term::VARCHAR
-               OR contains(source_upn_lower, lower($term::VARCHAR))
-               OR contains(user_name_lower, lower($term::VARCHAR)))
-        GROUP BY source_id
-        UNION ALL
-        SELECT source_id, arg_max(source_upn, activity_time) AS source_upn,
-               arg_max(source_name, activity_time) AS source_name,
-               {_sorted_distinct('user_name')} AS user_names,
-               {_sorted_distinct('target_id')} AS target_ids,
-               count(*) AS events, min(activity_time) AS first_seen, max(activity_time) AS last_seen
-        FROM events
-        WHERE NOT {_NO_TIME_WINDOW} AND {{EVENT_FILTER}}
-          AND (source_id = $term::VARCHAR OR target_id = $term::VARCHAR
-               OR contains(lower(source_upn), lower($term::VARCHAR))
-               OR contains(lower(user_name), lower($term::VARCHAR)))
+        FROM parts
         GROUP BY source_id ORDER BY last_seen DESC, source_id LIMIT 50"""),
     q("identity_events", "Everything Entra logged about one identity ($source_id), oldest first", """
         SELECT activity_time AS time, 'entra' AS source, service_principal_name AS app, action, status,

@@ -1,5 +1,5 @@
-"""identity_search reads the store's per-identity names (derived_identity_names, migration 11) when no
-time window is set: its rows equal the plain query over the events (the reference below) for many terms
+"""identity_search reads the store's per-identity names (derived_identity_names, migration 11), and the
+events only of name groups across the time window's edge: its rows equal the plain query over the events (the reference below) for many terms
 and filters, after a first load, after later loads that give existing identities new names or change a
 stored event, and on a store upgraded in place by ``python -m ingest migrate``."""
 
@@ -53,7 +53,9 @@ def _terms_and_filters(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[
     first, last = con.execute("SELECT min(activity_time), max(activity_time) FROM events").fetchone()
     middle = first + (last - first) / 2
     filters = [Filters(), Filters(service_principal_ids=(sp,)), Filters(job_id=job), Filters(since=middle),
-               Filters(since=first + timedelta(hours=5), until=middle, service_principal_ids=(sp,))]
+               Filters(since=first + timedelta(hours=5), until=middle, service_principal_ids=(sp,)),
+               Filters(since=first - timedelta(days=1)),  # a window holding every event (the 30-day default)
+               Filters(since=first, until=last), Filters(until=first)]  # the last event and everything out
     return terms, filters
 
 
