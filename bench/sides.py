@@ -6,13 +6,31 @@ import sys
 import warnings
 
 
-def ceiling(db: str, ndjson: str) -> None:
-    """B2 ceiling: DuckDB read_json of the NDJSON into a plain table."""
+def ceiling_columns(ndjson: str) -> str:
+    """The NDJSON's columns as read_json's ``columns`` argument, detected from every line (not timed: the
+    time-ordered bulk file starts with many copies of the same few events, so a sample misses keys)."""
     import duckdb
 
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    described = con.execute("DESCRIBE SELECT * FROM read_json(?, format = 'newline_delimited', sample_size = -1)",
+                            [ndjson]).fetchall()
+    quote = "'{}'".format
+    return "{" + ", ".join(f"{quote(n.replace(chr(39), chr(39) * 2))}: {quote(t.replace(chr(39), chr(39) * 2))}"
+                           for n, t, *_ in described) + "}"
+
+
+def ceiling(db: str, ndjson: str, columns_file: str) -> None:
+    """B2 ceiling: DuckDB read_json of the NDJSON into a plain table, its columns known in advance."""
+    from pathlib import Path
+
+    import duckdb
+
+    columns = Path(columns_file).read_text()
     con = duckdb.connect(db)
     con.execute("SET enable_progress_bar = false")
-    con.execute("CREATE TABLE t AS SELECT * FROM read_json(?, format = 'newline_delimited')", [ndjson])
+    con.execute(f"CREATE TABLE t AS SELECT * FROM read_json(?, format = 'newline_delimited', columns = {columns})",
+                [ndjson])
     con.close()
 
 
