@@ -23,7 +23,9 @@ METHOD = """\
   this file alone — the test suite runs it so the harness cannot rot).
 - Data: `simulator/bulk.py` replicates a seeded 200-user, 14-day Leapsome tenant inside DuckDB
   (fresh identities per replica, same apps, jobs, cycles and times) into NDJSON events and a
-  proportional SCIM trail (1.8 requests per event); about a minute per million events.
+  proportional SCIM trail (1.8 requests per event), both in time order with the replicas interleaved
+  (as Graph pages and a SCIM log deliver them; until session 3 one replica followed another); about a
+  minute per million events.
 - Each comparison runs both sides in the same run, alternating which goes first, `reps` times,
   in separate child processes; we report medians and the ratio. Peak memory is the child's own
   `ru_maxrss` (`bench/peak.py`). Query latencies include opening and closing the read-only
@@ -35,7 +37,64 @@ METHOD = """\
 # What profiling found and what was changed (kept with the method: the numbers above are after these).
 FINDINGS = """\
 ## Findings and fixes
-### Session 3 (2026-11-26, the numbers above are after these)
+### Session 4 (2026-11-26, the numbers above are after these)
+- **Bench data are now time-ordered, and that moved several results.** `simulator/bulk.py` used to write
+  one 14-day replica of the base tenant after another, so every stored row group spanned all 14 days
+  while each identity's rows sat together. A Graph pull (time slices) and a portal export are
+  time-ordered, so the bulk writer now interleaves the replicas in time order. With that layout, at 5M:
+  - Per-identity lookups scan every row group. `identity_scim_requests` 420 ms p95, `scim_identity_timeline`
+    378 ms, `identity_events` 297 ms (all three were under 100 ms on the replica layout except the timeline).
+  - The chunked export (B7) got slower: 171k rows/s (203k in session 3), peak 432 MB.
+  - The correlation (B8) took 74 s (48 s), peak 3.3 GB. How much of that is the layout and how much the
+    new `correlation_requests` insert (below; +9% CPU at 1M in the helper's measurement) was not separated.
+  - The load (B2) is 1.40× of `read_json` at 5M and 1.64× at 1M. The ceiling now gets the file's columns
+    (detected from every line once, before timing): the time-ordered file starts with copies of a few
+    events, so `read_json`'s sample missed keys and failed.
+  - Next: per-identity lookups need an index that DuckDB 2.0.1 actually uses — an ART index on
+    `events.source_id` read through the "LIMIT barrier" pattern the SCIM lookups use (an index is used
+    only when it is the scan's sole filter), and constant key lists instead of `IN (subquery)` for
+    `identity_scim_requests`; each costs the load an index to maintain (B2 has room: 1.40×).
+- **B4 `scim_identity_timeline`** (helper): migration 10 adds `correlation_requests`, the correlation's
+  class, detail and event per SCIM request, keyed and sorted on the `scim_requests` rowid and written by
+  the correlation rebuild. The timeline joins it on that BIGINT instead of `correlation` on the text
+  `request_id`. On the replica layout at 1M: p50 294 → 35 ms (busy machine); rows identical for 604
+  identities; the table equals `correlation` joined on the text id (1,810,452 rows). `scim_requests` is
+  insert-only, so rowids are stable; `ingest compact` checks that its copy keeps them. On the
+  time-ordered layout the identity's requests are spread over every row group, which takes most of the
+  gain back (378 ms p95 at 5M); a narrow table sorted by identity key is the next step.
+- **B4 `identity_search`** (helper, then extended): migration 11 adds `derived_identity_names`, the events
+  grouped by every column the search matches or lists (source id, UPN, userName, target id) plus app and
+  job, with counts, times and the latest display name, kept at every event load. A row matches exactly
+  when its events do, so the aggregates combine to the same values. Groups inside the time window count
+  whole; only groups across the window's edge read their events (so the dashboard's default 30-day view
+  over Graph's 30-day log reads no events). 5M: 189 → 134 ms p95. The first design (restrict the events
+  to candidate source ids) was no faster: DuckDB pushed a Bloom filter into the scan but still read all
+  row groups. The lists of userNames and target ids are now sorted.
+- **B1** (helper): where the 15.7 s went (busy machine, so ×2): the loader thread was the critical path —
+  5 commits back to back, the derived refresh 5 times (7.3 s; each backfill commit touches nearly every
+  identity and cycle), the key scan 2.7 s, the insert ~8 s; the fetch thread waited 9.6 s for it. The fake
+  server spent 2.7-3.5 s CPU filtering every event in Python. Changes: fetching goes on while a commit
+  loads (the next commit takes everything that arrived, up to 200k events); commits less than 60 s apart
+  defer the derived refresh to the run's last commit (the runs are listed in meta `derived_pending_runs`
+  in the same transaction; a killed run's refresh happens at the next load, pull or `ingest migrate`, and
+  the dashboard says when summaries are behind); batches past the store's newest event skip the key scan
+  (a known id rolls the one-pass insert back to the usual path); a page whose events are all kept is
+  staged as Graph's body; the fake server answers time filters by bisection and serves pre-joined bytes.
+  CPU old/new 1.49× in the helper's side-by-side (wall 1.52×, busy machine). On the quiet machine the
+  pull took 15.3 s (15.7 s in session 3): 13,111 events/s, so the CPU saved was not on the critical path.
+  The helper's trace points at the main thread's sequential page fetch (httpx/kiota middleware and body
+  reads: most of the run); next: fetch two slices at once, and measure where a page's time goes.
+- **B6.** Two experiments on the demo, alternating, 9 warm visits each (quiet machine): importing Streamlit's
+  Plotly chunk from `app.py` at session start (an `st.html` script) made the first chart *later* (3.19 vs
+  2.76 s median: the 4.7 MB module's evaluation then competes with the first render), and a fixed-width
+  first chart changed nothing (2.70 vs 2.76 s). A Chromium trace of a warm visit shows the Plotly module's
+  evaluation as the largest single task. Within the product's design (Plotly charts) the remaining lever
+  is outside our code. At 5M this run the warm visit took 3.68 s (2.57 s in session 3) — not investigated.
+- **Exports.** `scim-requests` CSV exports are written in time-ordered chunks too (9M rows at 5M).
+- **Store size.** `python -m ingest compact --out NEW` writes a compacted copy (`COPY FROM DATABASE` from a
+  read-only attach, 1 GB memory limit, row counts and rowids checked): the 5M store upgraded through
+  migration 9 went from 12.4 GB to 4.7 GB (7.5 min on a busy machine).
+### Session 3 (2026-11-26)
 - **B2.** Three changes to the event load:
   - Migration 9 stores `events.raw` with ZSTD. DuckDB's automatic analysis picked DICT_FSST for the raw
     JSON, and that compression was most of the INSERT's time: 200k events into a plain table took 4.6 s
