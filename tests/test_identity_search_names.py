@@ -1,7 +1,8 @@
 """identity_search reads the store's per-identity names (derived_identity_names, migration 11), and the
-events only of name groups across the time window's edge: its rows equal the plain query over the events (the reference below) for many terms
-and filters, after a first load, after later loads that give existing identities new names or change a
-stored event, and on a store upgraded in place by ``python -m ingest migrate``."""
+events only of name groups across the time window's edge: its rows equal the plain query over the events
+(the reference below) for many terms and filters, after a first load, after later loads that give
+existing identities new names or change a stored event, and on a store upgraded in place by
+``python -m ingest migrate``."""
 
 from __future__ import annotations
 
