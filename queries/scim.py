@@ -7,7 +7,7 @@ SCIM audit and identity pages. SCIM requests have no service principal, so they 
 
 from __future__ import annotations
 
-from queries.catalog import q
+from queries.catalog import NO_PUSHDOWN, q
 from queries.filters import _FULL_FROM, _FULL_TO, DAY_OF_HOUR
 
 SCIM_TIME = ("ts >= coalesce($since::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ) "
@@ -92,7 +92,6 @@ _REQUEST_SELECT = ", ".join(
     f"array_to_string({c}, ';') AS {c}" if c in ("email_domains", "email_types") else c
     for c in SCIM_REQUEST_COLUMNS)
 
-_NO_PUSHDOWN = 9223372036854775807  # LIMIT that keeps everything: an optimizer barrier
 _TIMELINE_COLUMNS = ("request_id, ts, method, path, status, operation, user_name, resource_id, external_id, "
                      "scim_type, error_detail")
 _IDENTITY_COLUMNS = "request_id, ts, tenant, operation, status, method, scim_type, error_detail, user_name, " \
@@ -229,7 +228,7 @@ QUERY_LIST = [
             UNION SELECT rowid, {_TIMELINE_COLUMNS} FROM scim_requests WHERE external_id = $identity::VARCHAR)
         SELECT r.ts, r.request_id, r.method, r.path, r.status, r.operation, r.user_name, r.resource_id,
                r.external_id, r.scim_type, r.error_detail, c.match_class, c.detail, c.event_id
-        FROM (FROM r LIMIT {_NO_PUSHDOWN}) r LEFT JOIN correlation_requests c ON c.request_key = r.request_key
+        FROM (FROM r LIMIT {NO_PUSHDOWN}) r LEFT JOIN correlation_requests c ON c.request_key = r.request_key
         WHERE {SCIM_TIME.replace('ts', 'r.ts')}
         ORDER BY r.ts, r.request_id"""),
     # The identity's requests by the keys the correlation joins on (so a request the correlation paired with
@@ -249,7 +248,7 @@ QUERY_LIST = [
                r.method || ' ' || r.status::VARCHAR || coalesce(' ' || r.scim_type, '')
                    || coalesce(': ' || r.error_detail, '') AS detail,
                r.user_name, r.resource_id AS target_id, NULL::VARCHAR AS cycle_id, r.request_id AS ref
-        FROM (FROM r LIMIT {_NO_PUSHDOWN}) r
+        FROM (FROM r LIMIT {NO_PUSHDOWN}) r
         WHERE NOT r.is_probe AND {SCIM_TIME.replace('ts', 'r.ts')}
         ORDER BY r.ts, r.request_id"""),
 ]
