@@ -55,13 +55,13 @@ EXPORT_MEMORY_RETRY_LIMITS = ("1GB", "4GB")
 EXPORT_COPY_THREADS = 1
 # Chunked CSV exports: rows per chunk (whole minutes, or whole exact times within a busy minute, so a
 # chunk can be larger when one time holds more), the datasets whose SQL is a plain filtered scan ordered
-# by (time column, id), and the threads of a chunk's COPY. Each chunk's query scans the time column of
-# every row and, where the store is not in time order (the bench's bulk stores interleave all days in every
-# row group), decompresses the other columns of every block: ~0.3 s per chunk at 5M rows, so chunks are
-# as big as the limit safely allows. A chunk's sort spills within the 256 MB limit like a whole export's;
-# what broke at 5M was the final merge of one 5M-row sort. 1M rows sorted fine (peak ~400 MB RSS, the same
-# as with 100k-500k-row chunks); 50 chunks of 100k on two threads cost +40% CPU at 5M.
-EXPORT_CHUNK_ROWS = 1_000_000
+# by (time column, id), and the threads of a chunk's COPY. A chunk's query reads the row groups whose time
+# range meets the chunk's (a store in arrival order: only its own; the session-3 bench stores interleaved
+# all days in every row group, so each chunk decompressed every block). The sort of a chunk is most of its
+# cost, and a 1M-row chunk's sort (~400 MB of rows) spilled out of the 256 MB limit: 5M events took 28-30 s
+# in 1M-row chunks against 21 s in 250k-row chunks, and 32 vs 29 s even on the interleaved layout (issue 7
+# B7, 2026-11-26). What broke at 5M was the final merge of one 5M-row sort.
+EXPORT_CHUNK_ROWS = 250_000
 CHUNKED_DATASETS = ("events", "failures", "skipped", "scim-requests")
 EXPORT_CHUNK_THREADS = 1
 SPILL_PREFIX = ".provlens-spill-"
