@@ -232,10 +232,12 @@ QUERY_LIST = [
         WHERE {SCIM_TIME.replace('ts', 'r.ts')}
         ORDER BY r.ts, r.request_id"""),
     # The identity's requests by the keys the correlation joins on (so a request the correlation paired with
-    # one of its events is among them: the pair shares one of these keys with the event).
+    # one of its events is among them: the pair shares one of these keys with the event). The identity's target
+    # ids and userNames come from derived_identity_names (migration 11: the same pairs as its events hold, in a
+    # few contiguous rows) instead of its events, which lie in every row group of a time-ordered store.
     q("identity_scim_requests", "The SCIM server's side of one Entra identity ($source_id), in the columns of "
       "identity_events", f"""
-        WITH ev AS MATERIALIZED (SELECT target_id, lower(user_name) AS user_name_lower FROM events
+        WITH ev AS MATERIALIZED (SELECT target_id, lower(user_name) AS user_name_lower FROM derived_identity_names
                                  WHERE source_id = $source_id::VARCHAR),
         r AS (
             SELECT {_IDENTITY_COLUMNS} FROM scim_requests WHERE external_id = $source_id::VARCHAR
