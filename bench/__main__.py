@@ -55,12 +55,14 @@ def _summary(results: dict) -> dict:
 
 def _run_scale(scale: dict, wanted, *, db: str, data: Path, ndjson: Path, truth: dict, work: Path, args,
                reps: int, notes: list[str], save) -> None:
+    # B4 last: its pandas side holds the events, requests and correlation in this process (~12 GB at 5M), and
+    # the pandas export of B7 (~16.5 GB in its own process) was killed for memory when it ran after B4.
     steps = {
         "B8": lambda: cases.b8_correlation(db, data, truth),
-        "B4": lambda: cases.b4_queries(db, args.query_runs),
         "B7": lambda: cases.b7_export(db, truth["events"], work, reps),
         "B9": lambda: cases.b9_size(db, ndjson, truth["events"]),
         "B5": lambda: cases.b5_b6_dashboard(db),
+        "B4": lambda: cases.b4_queries(db, args.query_runs),
     }
     for key, step in steps.items():
         if not (wanted(key) or (key == "B5" and wanted("B6"))):
