@@ -37,7 +37,68 @@ METHOD = """\
 # What profiling found and what was changed (kept with the method: the numbers above are after these).
 FINDINGS = """\
 ## Findings and fixes
-### Session 4 (2026-11-26, the numbers above are after these)
+### Session 5 (2026-11-26, the numbers above are after these)
+- **Where the numbers above come from.** Five runs of this session on a quiet machine (load 0.9-2.0 at each
+  start), merged with `--merge-with`: 5M B8 and B4 on the session-4 store migrated to 13 (B4 right after B8,
+  as in session 4); 5M B7, B9, B5/B6 (a second run: the first one's B7 was killed, see "Bench harness");
+  5M B2 into a fresh store; 1M B8, B4, B7, B9; B1 and B3. The 1M B2 and B5/B6 rows are session 4's.
+- **B4 per-identity lookups on the time-ordered store.** One identity's rows lie in every row group, so
+  zone maps skip nothing and each lookup either scanned a whole column or fetched rows one by one from
+  every row group.
+  - `identity_events`: migration 12 adds an ART index on `events.source_id`, and the query selects by the
+    key alone under a `LIMIT` barrier (`queries/catalog.py:NO_PUSHDOWN`), because DuckDB 2.0.1 uses an index
+    only when its key is the scan's sole filter. DuckDB picks the index when the scan starts, so a plain
+    `EXPLAIN` shows a sequential scan; the test reads `EXPLAIN ANALYZE` (an index scan for any filters, rows
+    equal to the plain scan). Per call at 5M (attach included): 170 → 36-66 ms p50; bench p95 297 → 82 ms.
+    The index did not slow the 1M file load (17.4 vs 17.5 s, 3 alternating reps each).
+  - `identity_scim_requests`: the identity's target ids and userNames come from `derived_identity_names`
+    (a few contiguous rows) instead of its events; with the index above, 250 → 77 ms per call; bench p95
+    420 → 92 ms. DuckDB already turned the `IN (SELECT …)` key lists into index scans (dynamic filters);
+    the SCIM side's cost is fetching ~100 rows from ~90 row groups.
+  - Not fixed: `scim_identity_timeline`, 153 ms p95 (378). Where a call's time goes (5M, cold attach): the
+    userName index lookup returning only rowids 18 ms, the same lookup fetching the 11 shown columns 74-128 ms,
+    the join to `correlation_requests` ~40 ms. The fetch cost is per row and column, not per row group: the
+    same rows in 1M-row row groups (9 instead of 74) took 108 vs 128 ms. Tried and not kept: an ART index on
+    `correlation_requests.request_key` with `dynamic_or_filter_threshold` 2048 so the join becomes an index
+    scan (slower: 160 vs 140 ms). Next step: a table clustered by identity key (the timeline's columns with
+    the correlation's, sorted by userName, rewritten with the correlation), so one identity's requests sit in
+    one row group; it costs B8 the wider sorted insert.
+  - The same query's latency on the same store varied from run to run (identity_events 36 then 59-66 ms on
+    a quiet machine, minutes apart); the file's pages leaving the OS cache between runs is a likely cause
+    (not verified).
+- **B8** 74 → 39.4 s at 5M, peak 3.2 GB (a re-correlation of the bench store; 46.1 s in an earlier run this
+  session). Where
+  the time went (5M, per statement): the final INSERT into `correlation` 14.4 s, candidate search 7.2 s,
+  `c_pairs` 5.7 s, `correlation_requests` 4.9 s, `c_cand_tenant` 4.5 s, COMMIT 2.7 s. Changes:
+  - Migration 13 stores `correlation.event_id`/`request_id` with ZSTD: DuckDB's analysis picked DICT_FSST
+    for the near-unique ids, and writing 9.6M rows took 7.9 s against 4.6 s with ZSTD (1/12 of the segments).
+  - Only requests with several candidate events are ranked: at 5M every one of the 8.7M candidate requests
+    had exactly one, and the window over all of them cost ~7 s of CPU; the candidates no longer carry the
+    event's text id (it is joined only for the ranked few, as the tie-break).
+  - Same rows: EXCEPT ALL both ways on `correlation` (9,576,411) and `correlation_requests` (9,046,102) at 5M
+    gave 0/0; the tie-break test covers the ranked path. Per-statement total 52.4 → 48.2 s in one process.
+  - Session 4's 74 s was a first correlation right after the 15-minute SCIM load; a first correlation on a
+    copy of that store (tables emptied) took 58 s with the old code and a re-correlation 55 s, so most of
+    the 74 s was not the code.
+- **B7.** A chunk's sort was most of its time, and a 1M-row chunk (~400 MB of rows) spilled out of the
+  256 MB limit: one chunk took 4.8 s sorted against 1.9 s unsorted. Chunks are now 250k rows: 5M events
+  28-30 s → 21 s in the same session (byte-identical file), and 32 → 29 s on session 3's interleaved store.
+  In the bench: 171k → 244k rows/s, peak 421 MB.
+- **B2** 2.06× at 5M (one rep each: ours 102 s, `read_json` 49 s; session 4: 87 vs 62 s = 1.40×). The index
+  of migration 12 is maintained by every load; side by side at 5M (two alternating reps each, `ingest files`
+  of the same file into a fresh store): without the index 95 / 82 s, with it 91 / 92 s, and with the index
+  built once after a first load's insert 85 / 94 s. Within this noise the index costs nothing measurable (and
+  at 1M: 17.4 vs 17.5 s), so the load keeps maintaining it; the 1-rep ratio moves by ±15% between runs.
+- **Bench harness.** B4 now runs last at each scale: its pandas side keeps the events, requests and
+  correlation in the bench process (~12 GB at 5M), and the pandas export of B7 (16.5 GB) started after it
+  was killed by the kernel for memory in the first run this session.
+- **Not changed, measured again:** B1 18,054 events/s (13,111 in session 4) with no change to the pull:
+  the spread between sessions on this shared machine is that large. B3 472 vs 409 s = 1.154× (1.18× in
+  session 4), zero 429s: the pacer's rule (a request counts until its answer arrives) costs one page latency
+  per window by design, 1.10× here, plus its 20 ms margin, which the bench's 1/10 time scale does not shrink
+  (2% of a 1 s window, 0.2% of Graph's 10 s). B6 2.37 s warm at 5M. B9 0.38: this store was rewritten by
+  migrations 12-13 and several correlations, and DuckDB files do not shrink (`ingest compact` reclaims it).
+### Session 4 (2026-11-26)
 - **Bench data are now time-ordered, and that moved several results.** `simulator/bulk.py` used to write
   one 14-day replica of the base tenant after another, so every stored row group spanned all 14 days
   while each identity's rows sat together. A Graph pull (time slices) and a portal export are
