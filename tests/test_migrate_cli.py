@@ -6,7 +6,7 @@ from __future__ import annotations
 import duckdb
 
 from ingest import exitcodes
-from ingest.schema import LATEST_VERSION, MIGRATIONS
+from ingest.schema import CORRELATION_COLUMNS, LATEST_VERSION, MIGRATIONS
 from tests.conftest import run_cli
 
 
@@ -81,3 +81,34 @@ def test_a_version_missing_below_the_highest_is_applied(tmp_path):
     assert versions == [number for number, _, _ in MIGRATIONS]
     after = run_cli("queries", "export", "violations", "--db", str(db), "--out", str(tmp_path / "v.csv"))
     assert after.returncode == exitcodes.OK, after.stderr
+
+
+def test_migrations_12_and_13_upgrade_a_demo_store_in_place_keeping_its_rows(demo_db, tmp_path):
+    """A store from before migrations 12 (index on events.source_id) and 13 (correlation ids with ZSTD):
+    `ingest migrate` adds the index and rewrites the correlation with the same rows, the ids stored ZSTD."""
+    import shutil
+
+    db = tmp_path / "before-12.duckdb"
+    shutil.copy(demo_db, db)
+    with duckdb.connect(str(db)) as con:  # as a provlens without migrations 12 and 13 left it
+        con.execute("DROP INDEX events_source_id")
+        con.execute(f"CREATE TABLE correlation_old ({CORRELATION_COLUMNS})")  # as migration 2 made it
+        con.execute("INSERT INTO correlation_old SELECT * FROM correlation")
+        con.execute("DROP TABLE correlation")
+        con.execute("ALTER TABLE correlation_old RENAME TO correlation")
+        con.execute("DELETE FROM schema_version WHERE version >= 12")
+        before = con.execute("SELECT * FROM correlation ORDER BY ALL").fetchall()
+        compression = ("SELECT DISTINCT compression FROM pragma_storage_info('correlation') "
+                       "WHERE column_name = 'event_id' AND segment_type = 'VARCHAR'")
+        assert "ZSTD" not in {r[0] for r in con.execute(compression).fetchall()}
+    assert len(before) > 100 and _version(db) == 11
+
+    done = run_cli("ingest", "migrate", "--db", str(db))
+    assert done.returncode == exitcodes.OK, done.stderr
+    assert "applied 12, 13" in done.stderr
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT * FROM correlation ORDER BY ALL").fetchall() == before
+        assert {r[0] for r in con.execute(compression).fetchall()} == {"ZSTD"}
+        assert con.execute("SELECT count(*) FROM duckdb_indexes() WHERE index_name = 'events_source_id'"
+                           ).fetchone()[0] == 1
+    assert _version(db) == LATEST_VERSION
