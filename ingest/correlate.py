@@ -78,8 +78,9 @@ FROM c_req r LEFT JOIN (SELECT DISTINCT rq FROM c_cand_tenant) h USING (rq),
 WHERE NOT r.is_probe AND r.t_ms BETWEEN cov.first_ms - $after_ms AND cov.last_ms + $before_ms
 GROUP BY r.client;
 
--- Each request's best event. Almost every request has one candidate (5M events: all but ~1,500 of 8.7M), so only
--- the requests with several are ranked (a window over all 8.7M took ~7 s); the event id breaks ties.
+-- Each request's best event. Nearly every request has one candidate (5M events: each of the 8.7M requests with a
+-- candidate had exactly one), so only the requests with several are ranked (a window over all of them took ~7 s
+-- of CPU); the event id breaks ties.
 CREATE OR REPLACE TEMP TABLE c_pairs AS
 WITH c AS MATERIALIZED (
     SELECT c.rq, c.ev, c.service_principal_id, c.key_rank, c.delta_ms

@@ -121,8 +121,8 @@ MIGRATION_9 = [
 
 # Migration 12: an identity's events arrive over the whole log, so with events in arrival order every row
 # group holds some and the zonemaps on source_id skip none (5M events: identity_events read all 45 row groups,
-# 170 ms per call). An ART index finds the rows directly (36 ms, most of it fetching rows from different row
-# groups). IF NOT EXISTS: applied again cleanly when a test sets a store's schema_version back.
+# 170 ms per call). An ART index finds the rows directly (36-66 ms, most of it fetching rows from different
+# row groups). IF NOT EXISTS: applied again cleanly when a test sets a store's schema_version back.
 MIGRATION_12 = ["CREATE INDEX IF NOT EXISTS events_source_id ON events (source_id)"]
 
 # Migration 13: the correlation's event and request ids are near-unique text that every rebuild writes again
