@@ -41,7 +41,7 @@ FINDINGS = """\
 - **Where the numbers above come from.** Five runs of this session on a quiet machine (load 0.9-2.0 at each
   start), merged with `--merge-with`: 5M B8 and B4 on the session-4 store migrated to 13 (B4 right after B8,
   as in session 4); 5M B7, B9, B5/B6 (a second run: the first one's B7 was killed, see "Bench harness");
-  5M B2 into a fresh store; 1M B8, B4, B7, B9; B1 and B3. The 1M B2 and B5/B6 rows are session 4's.
+  5M B2 into a fresh store (3 reps); 1M B8, B4, B7, B9; B1 and B3. The 1M B2 and B5/B6 rows are session 4's.
 - **B4 per-identity lookups on the time-ordered store.** One identity's rows lie in every row group, so
   zone maps skip nothing and each lookup either scanned a whole column or fetched rows one by one from
   every row group.
@@ -79,16 +79,17 @@ FINDINGS = """\
     gave 0/0; the tie-break test covers the ranked path. Per-statement total 52.4 → 48.2 s in one process.
   - Session 4's 74 s was a first correlation right after the 15-minute SCIM load; a first correlation on a
     copy of that store (tables emptied) took 58 s with the old code and a re-correlation 55 s, so most of
-    the 74 s was not the code.
+    the 74 s was not the code. The same first correlation with the new code: 43.0 s, peak 3.3 GB.
 - **B7.** A chunk's sort was most of its time, and a 1M-row chunk (~400 MB of rows) spilled out of the
   256 MB limit: one chunk took 4.8 s sorted against 1.9 s unsorted. Chunks are now 250k rows: 5M events
   28-30 s → 21 s in the same session (byte-identical file), and 32 → 29 s on session 3's interleaved store.
   In the bench: 171k → 244k rows/s, peak 421 MB.
-- **B2** 2.06× at 5M (one rep each: ours 102 s, `read_json` 49 s; session 4: 87 vs 62 s = 1.40×). The index
-  of migration 12 is maintained by every load; side by side at 5M (two alternating reps each, `ingest files`
-  of the same file into a fresh store): without the index 95 / 82 s, with it 91 / 92 s, and with the index
-  built once after a first load's insert 85 / 94 s. Within this noise the index costs nothing measurable (and
-  at 1M: 17.4 vs 17.5 s), so the load keeps maintaining it; the 1-rep ratio moves by ±15% between runs.
+- **B2** 1.67× at 5M (3 alternating reps: ours 97.4 s, `read_json` 58.3 s; session 4: 1 rep, 1.40×; a 1-rep
+  run earlier this session gave 2.06×, 102 vs 49 s). The index of migration 12 is maintained by every load;
+  side by side at 5M (two alternating reps each, `ingest files` of the same file into a fresh store): without
+  the index 95 / 82 s, with it 91 / 92 s, and with the index built once after a first load's insert 85 / 94 s.
+  Within this noise the index costs nothing measurable (and at 1M: 17.4 vs 17.5 s, 3 reps each), so the load
+  keeps maintaining it.
 - **Bench harness.** B4 now runs last at each scale: its pandas side keeps the events, requests and
   correlation in the bench process (~12 GB at 5M), and the pandas export of B7 (16.5 GB) started after it
   was killed by the kernel for memory in the first run this session.
