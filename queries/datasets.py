@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ingest.derived import RECOMMENDED_ACTION_SQL as _RECOMMENDED_ACTION_SQL
 from ingest.derived import VIOLATION_GROUP_COLUMNS, VIOLATION_GROUPS_AGGREGATE, VIOLATION_KIND_SQL
 from ingest.schema import MIGRATIONS
-from queries.filters import EVENT_FILTER
+from queries.filters import EVENT_FILTER, time_filter
 
 # This module must not import queries.catalog at import time: the catalog imports it (for
 # EVENT_EXPORT_COLUMNS and, through _MODULES, for QUERY_LIST). QUERY_LIST is built on first access.
@@ -32,12 +32,6 @@ class Dataset:
     name: str
     columns: tuple[str, ...]
     time_column: str
-
-
-def _time_filter(column: str) -> str:
-    """The shared time window on a relation that has no ``activity_time`` column."""
-    return (f"{column} >= coalesce($since::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ) "
-            f"AND {column} < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)")
 
 
 _SCOPE_FILTER = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id)) "
@@ -213,26 +207,26 @@ SELECT job_id, cycle_id, service_principal_id, started_at, ended_at,
        CASE WHEN seq = 1 OR coalesce(full_import, false) THEN 'initial' ELSE 'incremental' END AS kind,
        round((epoch(started_at) - epoch(previous_start)) / 60.0, 1) AS gap_before_min
 FROM ordered
-WHERE """ + _time_filter("started_at") + """
+WHERE """ + time_filter("started_at") + """
 ORDER BY started_at, job_id, cycle_id
 """
 
 SYNC_JOBS_SQL = f"""
 SELECT {', '.join(SYNC_JOB_COLUMNS)}
 FROM sync_job_snapshots
-WHERE {_time_filter('captured_at')} AND {_SCOPE_FILTER}
+WHERE {time_filter('captured_at')} AND {_SCOPE_FILTER}
 ORDER BY captured_at, job_id
 """
 
 INGEST_RUNS_SQL = f"""
 SELECT {', '.join(INGEST_RUN_COLUMNS)}
-FROM ingest_runs WHERE {_time_filter('started_at')}
+FROM ingest_runs WHERE {time_filter('started_at')}
 ORDER BY started_at, run_id
 """
 
 INGEST_REJECTS_SQL = f"""
 SELECT {', '.join(INGEST_REJECT_COLUMNS)}
-FROM ingest_rejects WHERE {_time_filter('rejected_at')}
+FROM ingest_rejects WHERE {time_filter('rejected_at')}
 ORDER BY rejected_at, run_id, file, position
 """
 

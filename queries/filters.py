@@ -5,10 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+# The shared time window's bounds, open ends infinite: [SINCE, UNTIL).
+SINCE = "coalesce($since::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)"
+UNTIL = "coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)"
+
+
+def time_filter(column: str) -> str:
+    """The shared time window on ``column`` (an expression giving a TIMESTAMPTZ)."""
+    return f"{column} >= {SINCE} AND {column} < {UNTIL}"
+
+
 # Appended to a WHERE clause on a relation with activity_time, service_principal_id and job_id.
 EVENT_FILTER = (
-    "activity_time >= coalesce($since::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ) "
-    "AND activity_time < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ) "
+    time_filter("activity_time") + " "
     "AND ($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id)) "
     "AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)"
 )

@@ -15,7 +15,7 @@ from ingest.derived import (
     RECURRING_COLUMNS,
 )
 from queries.catalog import NO_PUSHDOWN, q
-from queries.filters import DAY_OF_HOUR, EVENT_COUNTS
+from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, SINCE, UNTIL
 
 # Expected cadence of an Entra provisioning job, and how late a cycle may be before it counts as missed.
 CYCLE_MINUTES = 40
@@ -31,9 +31,6 @@ _APP_JOB_FILTER = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], s
 _UNFILTERED = ("($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL AND $sps::VARCHAR[] IS NULL "
                "AND $job::VARCHAR IS NULL)")
 
-# The shared filters' time window as bounds (open ends: infinite).
-_SINCE = "coalesce($since::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)"
-_UNTIL = "coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)"
 # True when a time window is set: a constant once the parameters are bound, so without a window the plan
 # has no events scan at all.
 _TIME_WINDOW = "($since::TIMESTAMPTZ IS NOT NULL OR $until::TIMESTAMPTZ IS NOT NULL)"
@@ -185,8 +182,8 @@ QUERY_LIST = [
     q("quarantine_periods", "Quarantine episodes per job from the job snapshots (ended NULL: still in it)", f"""
         SELECT p.*, n.service_principal_name FROM ({_QUARANTINE_PERIODS}) AS p
         LEFT JOIN {_APP_NAMES} AS n USING (service_principal_id)
-        WHERE coalesce(p.ended, 'infinity'::TIMESTAMPTZ) >= coalesce($since::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)
-          AND p.began < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
+        WHERE coalesce(p.ended, 'infinity'::TIMESTAMPTZ) >= {SINCE}
+          AND p.began < {UNTIL}
         ORDER BY p.began"""),
     q("missed_cycles", "Job runs that came more than 1.5 x the 40-minute cadence after the previous run, "
       "outside quarantine (from the job snapshots: Entra logs nothing for a run with no changes)", f"""
@@ -207,8 +204,8 @@ QUERY_LIST = [
         FROM gaps AS g LEFT JOIN {_APP_NAMES} AS n USING (service_principal_id)
         WHERE (epoch(g.began) - epoch(g.previous_began)) / 60.0 > {MISSED_AFTER_MINUTES}
           AND NOT g.quarantined AND NOT g.previous_quarantined
-          AND g.began >= coalesce($since::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)
-          AND g.previous_began < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
+          AND g.began >= {SINCE}
+          AND g.previous_began < {UNTIL}
         ORDER BY expected_at"""),
     q("success_rate_per_day", "Success rate per UTC day (success / (success + failure))", f"""
         SELECT {DAY_OF_HOUR} AS day,
@@ -276,16 +273,16 @@ QUERY_LIST = [
               AND (source_id = $term::VARCHAR OR target_id = $term::VARCHAR
                    OR contains(source_upn_lower, lower($term::VARCHAR))
                    OR contains(user_name_lower, lower($term::VARCHAR)))
-              AND last_seen >= {_SINCE} AND first_seen < {_UNTIL}),
+              AND last_seen >= {SINCE} AND first_seen < {UNTIL}),
         parts AS (
             SELECT source_id, source_upn, last_seen AS upn_time, source_name, source_name_time, user_name,
                    target_id, events, first_seen, last_seen
-            FROM named WHERE first_seen >= {_SINCE} AND last_seen < {_UNTIL}
+            FROM named WHERE first_seen >= {SINCE} AND last_seen < {UNTIL}
             UNION ALL
             SELECT e.source_id, e.source_upn, e.activity_time, e.source_name, e.activity_time, e.user_name,
                    e.target_id, 1, e.activity_time, e.activity_time
             FROM events e
-            SEMI JOIN (FROM named WHERE NOT (first_seen >= {_SINCE} AND last_seen < {_UNTIL})) k
+            SEMI JOIN (FROM named WHERE NOT (first_seen >= {SINCE} AND last_seen < {UNTIL})) k
               ON e.service_principal_id IS NOT DISTINCT FROM k.service_principal_id
              AND e.job_id IS NOT DISTINCT FROM k.job_id AND e.source_id IS NOT DISTINCT FROM k.source_id
              AND e.source_upn IS NOT DISTINCT FROM k.source_upn AND e.user_name IS NOT DISTINCT FROM k.user_name

@@ -8,14 +8,12 @@ SCIM audit and identity pages. SCIM requests have no service principal, so they 
 from __future__ import annotations
 
 from queries.catalog import NO_PUSHDOWN, q
-from queries.filters import _FULL_FROM, _FULL_TO, DAY_OF_HOUR
+from queries.filters import _FULL_FROM, _FULL_TO, DAY_OF_HOUR, time_filter
 
-SCIM_TIME = ("ts >= coalesce($since::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ) "
-             "AND ts < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)")
+SCIM_TIME = time_filter("ts")
 # A correlation row's time is the event's (or, for SCIM-only rows, the request's).
 CORRELATION_FILTER = (
-    "coalesce(event_time, request_ts) >= coalesce($since::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ) "
-    "AND coalesce(event_time, request_ts) < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ) "
+    time_filter("coalesce(event_time, request_ts)") + " "
     "AND ($sps::VARCHAR[] IS NULL OR service_principal_id IS NULL "
     "OR list_contains($sps::VARCHAR[], service_principal_id))")
 
@@ -103,13 +101,12 @@ QUERY_LIST = [
         SELECT {_REQUEST_SELECT}
         FROM scim_requests WHERE {SCIM_TIME}
         ORDER BY ts, request_id"""),
-    q("scim-rejects", "Audit-trail lines that could not be loaded: file, line, reason, excerpt", """
+    q("scim-rejects", "Audit-trail lines that could not be loaded: file, line, reason, excerpt", f"""
         SELECT file, try_cast(regexp_extract(position, 'line (\\d+)', 1) AS BIGINT) AS line, reason, excerpt,
                run_id, rejected_at
         FROM ingest_rejects
         WHERE source = 'scim'
-          AND rejected_at >= coalesce($since::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)
-          AND rejected_at < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
+          AND {time_filter('rejected_at')}
         ORDER BY file, line NULLS FIRST, rejected_at"""),
     q("correlation", "Entra events joined to the SCIM requests they caused, and what did not join", f"""
         SELECT c.event_id, c.request_id, c.match_key, c.match_class, c.detail, c.suspicious, c.event_time,
