@@ -39,7 +39,9 @@ DEFAULT_WINDOW_S = 180.0
 WRITE_ACTIONS = ("create", "update", "disable", "delete")
 
 # Requests and events are numbered (``rq``, ``ev``: their rowids) and every join below runs on those
-# integers, not on the text ids; the ids come back only where a tie-break or the output needs them.
+# integers, not on the text ids; the ids come back only where a tie-break or the output needs them. Requests are
+# read from derived_scim_requests_by_user (every request, sorted by userName: ingest/scim/derived.py), so their
+# numbers are that table's rowids, which correlation_requests is keyed on.
 _PREPARE = """
 CREATE OR REPLACE TEMP TABLE c_req AS
 SELECT rowid AS rq, request_id, ts, epoch_ms(ts) AS t_ms, tenant,
@@ -47,7 +49,7 @@ SELECT rowid AS rq, request_id, ts, epoch_ms(ts) AS t_ms, tenant,
        method, status, operation, is_probe,
        method IN ('POST', 'PUT', 'PATCH', 'DELETE') AND coalesce(operation, '') NOT LIKE '%.search' AS is_write,
        resource_id, external_id, user_name_lower
-FROM scim_requests;
+FROM derived_scim_requests_by_user;
 
 CREATE OR REPLACE TEMP TABLE c_ev AS
 SELECT rowid AS ev, id AS event_id, activity_time, epoch_ms(activity_time) AS t_ms, service_principal_id, action,
@@ -180,10 +182,11 @@ FROM c_req r LEFT JOIN c_clients k USING (client),
 WHERE NOT EXISTS (SELECT 1 FROM c_pairs p WHERE p.rq = r.rq)
 """
 
-# The same classes, one row per request keyed on its number (``rq``: the scim_requests rowid; requests are only
-# ever inserted, so it stays put), sorted by it: scim_identity_timeline joins the few requests of one identity
-# here on a BIGINT whose zone maps let DuckDB's join filter skip almost every row group, instead of joining
-# ``correlation`` on the text request_id, which reads that whole column (issue 7 B4; migration 10). Only the
+# The same classes, one row per request keyed on its number (``rq``: the derived_scim_requests_by_user rowid, which
+# stays put until that table is rewritten, and a rewrite re-keys these rows), sorted by it: scim_identity_timeline
+# joins one identity's requests, a contiguous range of numbers, here on a BIGINT whose zone maps let DuckDB's join
+# filter skip almost every row group, instead of joining ``correlation`` on the text request_id, which reads that
+# whole column (issue 7 B4; migrations 10, 14). Only the
 # contradicting last writes are joined (a few rows, not one per matched event). The ORDER BY is needed: without
 # it the rows come out of the joins unsorted at 1M.
 _INSERT_REQUESTS = f"""

@@ -13,6 +13,8 @@ from ingest.derived import MIGRATION_11 as DERIVED_MIGRATION_11
 from ingest.scim.derived import MIGRATION_7 as SCIM_DERIVED_MIGRATION_7
 from ingest.scim.derived import MIGRATION_8 as SCIM_DERIVED_MIGRATION_8
 from ingest.scim.derived import MIGRATION_10 as SCIM_DERIVED_MIGRATION_10
+from ingest.scim.derived import MIGRATION_14 as SCIM_DERIVED_MIGRATION_14
+from ingest.scim.derived import MIGRATION_15 as SCIM_DERIVED_MIGRATION_15
 
 EVENT_COLUMNS = """
     id VARCHAR PRIMARY KEY,
@@ -261,6 +263,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     # ---- correlation speed (owner: performance, issue 7 B8) ----
     (13, "correlation event and request ids stored with ZSTD compression (the default analysis chose DICT_FSST, "
          "slower to write at every rebuild); existing rows copied over", MIGRATION_13),
+    # ---- per-identity SCIM lookups (owner: performance, issue 7 B4; see ingest/scim/derived.py) ----
+    (14, "SCIM requests sorted by userName, and the userNames of each resource id and externalId, for the "
+         "per-identity lookups (backfilled); identity names sorted by source id", SCIM_DERIVED_MIGRATION_14),
+    (15, "correlation result per SCIM request re-keyed to the rows of the userName-sorted requests (migration 14)",
+     SCIM_DERIVED_MIGRATION_15),
 ]
 
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)

@@ -13,7 +13,8 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -695,9 +696,7 @@ class Store:
         memory is capped at ``memory_limit`` meanwhile (B8: <= 4 GB peak RSS for the process): the joins
         spill to ``<db>.tmp`` instead of growing with the trail (11.6 GB at 5M events x 9M requests)."""
         con = self.con
-        previous_limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-        con.execute(f"SET memory_limit = '{memory_limit}'")
-        try:
+        with self._memory_capped(memory_limit):
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute("DELETE FROM correlation")
@@ -709,5 +708,35 @@ class Store:
             except Exception:
                 con.execute("ROLLBACK")
                 raise
+
+    def scim_resort_due(self) -> bool:
+        """Whether the rows appended to ``derived_scim_requests_by_user`` since its last sort exceed a quarter of
+        the sorted ones (then :meth:`resort_scim_by_user` is due)."""
+        return scim_derived.resort_due(self.con)
+
+    def resort_scim_by_user(self, *, memory_limit: str = "3GB") -> int:
+        """Rewrite ``derived_scim_requests_by_user`` sorted and re-key ``correlation_requests`` to it; returns
+        the rows sorted. Memory capped like the correlation."""
+        con = self.con
+        with self._memory_capped(memory_limit):
+            for statements in (scim_derived.RESORT, scim_derived.REKEY):  # two transactions: see RESORT
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    for sql in statements:
+                        con.execute(sql)
+                    con.execute("COMMIT")
+                except Exception:
+                    con.execute("ROLLBACK")
+                    raise
+        rows = con.execute("SELECT count(*) FROM derived_scim_requests_by_user").fetchone()[0]
+        return rows
+
+    @contextmanager
+    def _memory_capped(self, memory_limit: str) -> Iterator[None]:
+        """DuckDB's memory capped at ``memory_limit`` meanwhile: big joins and sorts spill to ``<db>.tmp``."""
+        previous_limit = self.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        self.con.execute(f"SET memory_limit = '{memory_limit}'")
+        try:
+            yield
         finally:
-            con.execute(f"SET memory_limit = '{previous_limit}'")
+            self.con.execute(f"SET memory_limit = '{previous_limit}'")

@@ -7,7 +7,7 @@ SCIM audit and identity pages. SCIM requests have no service principal, so they 
 
 from __future__ import annotations
 
-from queries.catalog import NO_PUSHDOWN, q
+from queries.catalog import q
 from queries.filters import _FULL_FROM, _FULL_TO, DAY_OF_HOUR, time_filter
 
 SCIM_TIME = time_filter("ts")
@@ -90,10 +90,9 @@ _REQUEST_SELECT = ", ".join(
     f"array_to_string({c}, ';') AS {c}" if c in ("email_domains", "email_types") else c
     for c in SCIM_REQUEST_COLUMNS)
 
-_TIMELINE_COLUMNS = ("request_id, ts, method, path, status, operation, user_name, resource_id, external_id, "
-                     "scim_type, error_detail")
-_IDENTITY_COLUMNS = "request_id, ts, tenant, operation, status, method, scim_type, error_detail, user_name, " \
-                    "resource_id, is_probe"
+# One request is about $identity: its userName (case-insensitive), resource id or externalId.
+_IS_IDENTITY = ("(user_name_lower = lower($identity::VARCHAR) OR resource_id = $identity::VARCHAR "
+                "OR external_id = $identity::VARCHAR)")
 
 QUERY_LIST = [
     # ------------------------------------------------------------------ exportable datasets
@@ -209,45 +208,57 @@ QUERY_LIST = [
         WHERE c.match_class = 'entra_only' AND c.suspicious
           AND {CORRELATION_FILTER.replace('service_principal_id', 'c.service_principal_id')}
         ORDER BY c.event_time, c.event_id"""),
-    # Per-identity lookups: one index scan per key (ART indexes of migration 7 on userName, resource id and
-    # externalId; an OR of the three would scan every request), UNION to drop a request found twice.
-    # A LIMIT keeps the time / probe filters out of those scans (DuckDB pushes filters even into a
-    # MATERIALIZED CTE, and uses an index only when the scan's sole filter is on the indexed column).
-    # The correlation side comes from correlation_requests (migration 10: one row per request, keyed and sorted
-    # on the request's rowid), so the join's dynamic filter on that BIGINT skips almost every row group; joining
-    # correlation on the text request_id read that whole column (513 ms p95 at 5M).
+    # Per-identity lookups read derived_scim_requests_by_user (migration 14): every request, sorted by lower-case
+    # userName, so the identity's requests are one range that zone maps find (at 5M events, 2 of 74 row groups)
+    # instead of ~100 rows fetched from as many row groups of the time-ordered scim_requests. A resource id or
+    # externalId is first turned into the userNames it was sent with (derived_scim_key_user_names); requests
+    # without a userName sort last, and DuckDB skips that range when the statistics say there are none.
+    # The correlation side comes from correlation_requests, keyed and sorted on that table's rowid: the range's
+    # numbers are contiguous, so the join's dynamic filter reads one or two row groups (joining correlation on the
+    # text request_id read that whole column: 513 ms p95 at 5M).
     q("scim_identity_timeline", "SCIM requests about one identity ($identity: userName, resource id or "
       "externalId), with the Entra event each joined", f"""
-        WITH r AS (
-            SELECT rowid AS request_key, {_TIMELINE_COLUMNS} FROM scim_requests
-            WHERE user_name_lower = lower($identity::VARCHAR)
-            UNION SELECT rowid, {_TIMELINE_COLUMNS} FROM scim_requests WHERE resource_id = $identity::VARCHAR
-            UNION SELECT rowid, {_TIMELINE_COLUMNS} FROM scim_requests WHERE external_id = $identity::VARCHAR)
+        WITH names AS (
+            SELECT lower($identity::VARCHAR) AS user_name_lower
+            UNION SELECT user_name_lower FROM derived_scim_key_user_names WHERE key = $identity::VARCHAR),
+        r AS (
+            SELECT rowid AS request_key, * FROM derived_scim_requests_by_user
+            WHERE user_name_lower IN (SELECT user_name_lower FROM names) AND {_IS_IDENTITY}
+            UNION ALL
+            SELECT rowid, * FROM derived_scim_requests_by_user WHERE user_name_lower IS NULL AND {_IS_IDENTITY})
         SELECT r.ts, r.request_id, r.method, r.path, r.status, r.operation, r.user_name, r.resource_id,
                r.external_id, r.scim_type, r.error_detail, c.match_class, c.detail, c.event_id
-        FROM (FROM r LIMIT {NO_PUSHDOWN}) r LEFT JOIN correlation_requests c ON c.request_key = r.request_key
+        FROM r LEFT JOIN correlation_requests c ON c.request_key = r.request_key
         WHERE {SCIM_TIME.replace('ts', 'r.ts')}
         ORDER BY r.ts, r.request_id"""),
     # The identity's requests by the keys the correlation joins on (so a request the correlation paired with
     # one of its events is among them: the pair shares one of these keys with the event). The identity's target
-    # ids and userNames come from derived_identity_names (migration 11: the same pairs as its events hold, in a
-    # few contiguous rows) instead of its events, which lie in every row group of a time-ordered store.
+    # ids and userNames come from derived_identity_names (migration 11: the same pairs as its events hold, sorted
+    # by source id since migration 14, so one row group) instead of its events, which lie in every row group of a
+    # time-ordered store; the requests from derived_scim_requests_by_user, as above.
     q("identity_scim_requests", "The SCIM server's side of one Entra identity ($source_id), in the columns of "
       "identity_events", f"""
         WITH ev AS MATERIALIZED (SELECT target_id, lower(user_name) AS user_name_lower FROM derived_identity_names
                                  WHERE source_id = $source_id::VARCHAR),
+        names AS (
+            SELECT user_name_lower FROM ev WHERE user_name_lower IS NOT NULL
+            UNION SELECT user_name_lower FROM derived_scim_key_user_names WHERE key = $source_id::VARCHAR
+            UNION SELECT k.user_name_lower FROM derived_scim_key_user_names k SEMI JOIN ev ON ev.target_id = k.key),
         r AS (
-            SELECT {_IDENTITY_COLUMNS} FROM scim_requests WHERE external_id = $source_id::VARCHAR
-            UNION SELECT {_IDENTITY_COLUMNS} FROM scim_requests
-                  WHERE resource_id IN (SELECT target_id FROM ev WHERE target_id IS NOT NULL)
-            UNION SELECT {_IDENTITY_COLUMNS} FROM scim_requests
-                  WHERE user_name_lower IN (SELECT user_name_lower FROM ev WHERE user_name_lower IS NOT NULL))
+            SELECT * FROM derived_scim_requests_by_user
+            WHERE user_name_lower IN (SELECT user_name_lower FROM names)
+              AND (external_id = $source_id::VARCHAR OR resource_id IN (SELECT target_id FROM ev)
+                   OR user_name_lower IN (SELECT user_name_lower FROM ev))
+            UNION ALL
+            SELECT * FROM derived_scim_requests_by_user
+            WHERE user_name_lower IS NULL
+              AND (external_id = $source_id::VARCHAR OR resource_id IN (SELECT target_id FROM ev)))
         SELECT r.ts AS time, 'scim' AS source, r.tenant AS app, r.operation AS action,
                CASE WHEN r.status >= 400 THEN 'failure' ELSE 'success' END AS status,
                r.method || ' ' || r.status::VARCHAR || coalesce(' ' || r.scim_type, '')
                    || coalesce(': ' || r.error_detail, '') AS detail,
                r.user_name, r.resource_id AS target_id, NULL::VARCHAR AS cycle_id, r.request_id AS ref
-        FROM (FROM r LIMIT {NO_PUSHDOWN}) r
+        FROM r
         WHERE NOT r.is_probe AND {SCIM_TIME.replace('ts', 'r.ts')}
         ORDER BY r.ts, r.request_id"""),
 ]

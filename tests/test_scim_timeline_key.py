@@ -1,8 +1,8 @@
-"""scim_identity_timeline reads each request's correlation result from ``correlation_requests`` (migration 10:
-keyed and sorted on the request's ``scim_requests`` rowid, written by the correlation rebuild) instead of
-joining ``correlation`` on the text request_id (issue 7 B4). The rows must not change: the query gives what the
-old, straightforward SQL gives, on the demo store, on a store upgraded in place by ``python -m ingest migrate``,
-and after a rebuild."""
+"""scim_identity_timeline reads one identity's requests from ``derived_scim_requests_by_user`` (sorted by userName)
+and their correlation result from ``correlation_requests`` (keyed and sorted on that table's rowid, written by the
+correlation rebuild) instead of joining ``correlation`` on the text request_id (issue 7 B4; migrations 10, 14, 15).
+The rows must not change: the query gives what the old, straightforward SQL gives, on the demo store, on a store
+upgraded in place by ``python -m ingest migrate``, and after a rebuild."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from datetime import timedelta
 import duckdb
 
 from ingest import exitcodes
+from ingest.scim import derived
 from queries.db import read_connection, run, run_sql
 from queries.filters import Filters
 from tests.conftest import run_cli
@@ -32,7 +33,7 @@ REFERENCE = """
 
 # Each request's result by rowid, the way the timeline joins it, against correlation joined on the text id.
 BY_KEY = """SELECT r.request_id, c.match_class, c.detail, c.event_id
-            FROM correlation_requests c JOIN scim_requests r ON r.rowid = c.request_key"""
+            FROM correlation_requests c JOIN derived_scim_requests_by_user r ON r.rowid = c.request_key"""
 BY_TEXT_ID = """SELECT r.request_id, c.match_class, c.detail, c.event_id
                 FROM correlation c JOIN scim_requests r ON r.request_id = c.request_id"""
 
@@ -92,20 +93,31 @@ def test_timeline_with_a_time_window_equals_the_reference(demo_db):
     _assert_timeline_matches_reference(demo_db, _identities(demo_db)[:12], window)
 
 
-def test_a_store_from_before_migration_10_is_upgraded_in_place_then_rebuilt_the_same(demo_db, tmp_path):
-    db = tmp_path / "before-10.duckdb"
+def test_a_store_from_before_migration_14_is_upgraded_in_place_then_rebuilt_the_same(demo_db, tmp_path):
+    db = tmp_path / "before-14.duckdb"
     shutil.copy(demo_db, db)
-    with duckdb.connect(str(db)) as con:  # as a provlens without migration 10 left it
-        con.execute("DROP TABLE correlation_requests")
-        con.execute("DELETE FROM schema_version WHERE version = 10")
+    with duckdb.connect(str(db)) as con:  # as a provlens without migrations 14 and 15 left it
+        con.execute("DROP TABLE derived_scim_requests_by_user")
+        con.execute("DROP TABLE derived_scim_key_user_names")
+        con.execute("DELETE FROM correlation_requests")
+        con.execute(derived.MIGRATION_10[1])  # keyed on the scim_requests rowid, as migration 10 wrote it
+        con.execute("CREATE TEMP TABLE shuffled AS SELECT * FROM derived_identity_names ORDER BY hash(source_id)")
+        con.execute("DELETE FROM derived_identity_names")
+        con.execute("INSERT INTO derived_identity_names SELECT * FROM shuffled")
+        con.execute("DELETE FROM meta WHERE key = ?", [derived.BY_USER_SORTED_META])
+        con.execute("DELETE FROM schema_version WHERE version >= 14")
+        names_before = sorted(con.execute("SELECT * FROM derived_identity_names").fetchall(), key=repr)
 
     done = run_cli("ingest", "migrate", "--db", str(db))
     assert done.returncode == exitcodes.OK, done.stderr
-    assert "applied 10" in done.stderr
+    assert "applied 14, 15" in done.stderr
     _side_table_equals_correlation(db)
     _assert_timeline_matches_reference(db, _identities(db))
     with duckdb.connect(str(db), read_only=True) as con:
         backfilled = con.execute("SELECT * FROM correlation_requests ORDER BY request_key").fetchall()
+        assert sorted(con.execute("SELECT * FROM derived_identity_names").fetchall(), key=repr) == names_before
+        assert con.execute("SELECT bool_and(source_id >= prev) FROM (SELECT source_id, lag(source_id) OVER "
+                           "(ORDER BY rowid) AS prev FROM derived_identity_names)").fetchone()[0]
 
     # A correlation rebuild (what every SCIM or event load ends with) writes the same rows, in the same order.
     rebuilt = run_cli("ingest", "correlate", "--db", str(db))

@@ -11,16 +11,25 @@ hundreds of rows instead of scanning every request (issue 7, B4).
 - ``derived_correlation_hours``, ``derived_scim_unlogged``, ``derived_correlation_contradictions``:
   correlation rows per hour and class; the SCIM-only requests (probes excluded) and the
   contradictions with the request's / event's columns - recomputed with the correlation.
-- ART indexes on ``scim_requests`` (userName, resource id, externalId) for the per-identity timelines.
+- ART indexes on ``scim_requests`` (userName, resource id, externalId) for the per-identity timelines
+  (migration 7; dropped by migration 14 for ``derived_scim_requests_by_user``).
 - ``derived_scim_error_answers``: the 400 and 409 answers (time, status, externalId, DuckDB's lower(userName)):
   the only requests that can be a violation's SCIM evidence (``queries.datasets`` violations), about 5% of
   the trail; and ``derived_scim_error_keys``: per (status, key kind, key) - the externalId, or lower(userName) -
   the first and last of those answers, so the violations query decides most groups from one row per key and
   reads the answers only where an answer before and one after the window leave it open (migration 8).
+- ``derived_scim_requests_by_user``: every request, in the columns the per-identity lookups and the correlation
+  read, stored sorted by lower-case userName (then time): one identity's requests sit in one or two row groups,
+  which zone maps find, instead of ~100 rows spread over every row group of a time-ordered trail (issue 7 B4;
+  migration 14). A load batch appends its requests; when the appended rows exceed a quarter of the sorted ones,
+  the load rewrites the table sorted (``RESORT``, ``REKEY``). Only ever appended to or rewritten whole
+  (CREATE OR REPLACE), so a rowid stays put until the next rewrite.
 - ``correlation_requests``: each request's correlation class, detail and event, keyed on its number (the
-  ``scim_requests`` rowid; requests are only ever inserted) and sorted by it, written by the correlation
-  rebuild (``ingest.correlate``) - ``scim_identity_timeline`` joins an identity's few requests here on a
-  BIGINT that zone maps prune, not the whole ``correlation.request_id`` column (migration 10).
+  ``derived_scim_requests_by_user`` rowid) and sorted by it, written by the correlation rebuild
+  (``ingest.correlate``, whose requests are numbered by that table) and re-keyed by a rewrite: the timeline joins
+  an identity's requests, a contiguous range of numbers, to one or two row groups here (migrations 10, 14).
+- ``derived_scim_key_user_names``: which lower-case userNames each resource id and externalId was sent with, so
+  a lookup by id finds the userNames to read (a request without a userName sorts last and is read by id).
 
 The SCIM summaries grow with each load batch (:func:`add_scim_batch`, same transaction as the rows:
 requests are only ever inserted, never changed); the correlation ones are rebuilt in the correlation's
@@ -85,7 +94,8 @@ MIGRATION_7 = [
     "CREATE TABLE derived_scim_latency AS " + _LATENCY_SELECT.format(src="scim_requests"),
     "CREATE TABLE derived_scim_error_users AS " + _ERROR_USERS_SELECT.format(src="scim_requests"),
     *(f"CREATE TABLE {table} AS {select}" for table, select in _CORRELATION_TABLES.items()),
-    # Per-identity lookups (scim_identity_timeline, identity_scim_requests): ART indexes, one per key.
+    # Per-identity lookups (scim_identity_timeline, identity_scim_requests): ART indexes, one per key (dropped by
+    # migration 14, which gives those lookups a table sorted by userName).
     *(f"CREATE INDEX scim_requests_{key} ON scim_requests ({key})" for key in IDENTITY_KEYS),
 ]
 
@@ -113,6 +123,62 @@ MIGRATION_10 = [
        FROM correlation c JOIN scim_requests r ON r.request_id = c.request_id
        ORDER BY r.rowid""",
 ]
+# Migration 14 (see the module docstring). The correlation's requests (ingest.correlate c_req) are read from here.
+BY_USER_COLUMNS = ("user_name_lower", "ts", "request_id", "method", "path", "status", "operation", "user_name",
+                   "resource_id", "external_id", "scim_type", "error_detail", "tenant", "is_probe", "credential_id",
+                   "user_agent", "client_ip")
+_BY_USER_SELECT = (f"SELECT {', '.join(BY_USER_COLUMNS)} FROM {{src}} "
+                   "ORDER BY user_name_lower NULLS LAST, ts, request_id")
+BY_USER_SORTED_META = "scim_requests_by_user_sorted_rows"  # meta: rows in the sorted part (the rest: appended)
+_KEY_USER_NAMES_SELECT = """SELECT DISTINCT key, user_name_lower FROM (
+    SELECT resource_id AS key, user_name_lower FROM {src} WHERE resource_id IS NOT NULL
+    UNION ALL SELECT external_id, user_name_lower FROM {src} WHERE external_id IS NOT NULL)
+WHERE user_name_lower IS NOT NULL ORDER BY key"""
+
+
+# A rewrite is two transactions: DuckDB numbers the rows of a table written in the running transaction with
+# temporary rowids (from 2^55) until it commits, so correlation_requests can only be keyed once the sorted table
+# has committed. In between it is empty: the timeline shows no correlation for those seconds (and until the next
+# correlation, if the process stops there), never a wrong one.
+RESORT = [
+    "CREATE OR REPLACE TABLE derived_scim_requests_by_user AS " + _BY_USER_SELECT.format(src="scim_requests"),
+    "DELETE FROM correlation_requests",
+    f"""INSERT INTO meta SELECT '{BY_USER_SORTED_META}', count(*)::VARCHAR FROM derived_scim_requests_by_user
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value""",
+]
+# Then: each request's result from ``correlation`` (what the last rebuild wrote), keyed on the committed rowids.
+REKEY = [
+    "DELETE FROM correlation_requests",
+    """INSERT INTO correlation_requests
+       SELECT b.rowid, c.match_class, c.detail, c.event_id
+       FROM derived_scim_requests_by_user b JOIN correlation c ON c.request_id = b.request_id
+       ORDER BY b.rowid""",
+]
+
+
+def resort_due(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the rows appended since the last sort exceed a quarter of the sorted ones."""
+    rows, = con.execute("SELECT count(*) FROM derived_scim_requests_by_user").fetchone()
+    sorted_rows = con.execute("SELECT coalesce(max(value::BIGINT), 0) FROM meta WHERE key = ?",
+                              [BY_USER_SORTED_META]).fetchone()[0]
+    return rows - sorted_rows > sorted_rows / 4
+
+
+MIGRATION_14 = [
+    *RESORT,
+    """CREATE OR REPLACE TABLE derived_scim_key_user_names (key VARCHAR NOT NULL, user_name_lower VARCHAR NOT NULL,
+        PRIMARY KEY (key, user_name_lower))""",
+    "INSERT INTO derived_scim_key_user_names " + _KEY_USER_NAMES_SELECT.format(src="scim_requests"),
+    # identity_scim_requests looks up derived_identity_names by source id: its rows are now written sorted by it
+    # (ingest.derived); sort the existing ones (a temp copy keeps the table's column compression settings).
+    "CREATE OR REPLACE TEMP TABLE identity_names_sorted AS SELECT * FROM derived_identity_names ORDER BY source_id",
+    "DELETE FROM derived_identity_names",
+    "INSERT INTO derived_identity_names SELECT * FROM identity_names_sorted",
+    "DROP TABLE identity_names_sorted",
+    # The per-identity lookups no longer read scim_requests by key: its ART indexes (migration 7) only cost loads.
+    *(f"DROP INDEX IF EXISTS scim_requests_{key}" for key in IDENTITY_KEYS),
+]
+MIGRATION_15 = REKEY  # a migration of its own: see RESORT
 _ERROR_KEYS_UPSERT = ("INSERT INTO derived_scim_error_keys {select} ON CONFLICT DO UPDATE SET "
                       "first_ts = least(first_ts, excluded.first_ts), last_ts = greatest(last_ts, excluded.last_ts), "
                       "answers = answers + excluded.answers")
@@ -135,7 +201,8 @@ def add_scim_batch(con: duckdb.DuckDBPyConnection, inserted_at, run_id: int | No
     """Fold the requests a batch just inserted (``first_ingested_at = inserted_at``, this run) into the
     SCIM summaries. Call inside the batch's transaction, after the INSERT."""
     con.execute(f"""CREATE OR REPLACE TEMP TABLE scim_batch AS
-                    SELECT ts, {_KEYS}, duration_ms, user_name_lower, external_id, user_name FROM scim_requests
+                    SELECT ts, {_KEYS}, duration_ms, user_name_lower, external_id, user_name, request_id, method, path,
+                           resource_id FROM scim_requests
                     WHERE first_ingested_at = $at AND ingest_run_id IS NOT DISTINCT FROM $run""",
                 {"at": inserted_at, "run": run_id})
     con.execute("CREATE OR REPLACE TEMP TABLE scim_add_derived_scim_hours AS "
@@ -153,6 +220,9 @@ def add_scim_batch(con: duckdb.DuckDBPyConnection, inserted_at, run_id: int | No
     batch_errors = f"({_ERROR_ANSWERS_SELECT.format(src='scim_batch')})"
     con.execute(f"INSERT INTO derived_scim_error_answers SELECT * FROM {batch_errors}")
     con.execute(_ERROR_KEYS_UPSERT.format(select=_ERROR_KEYS_SELECT.format(src=batch_errors)))
+    con.execute(f"INSERT INTO derived_scim_requests_by_user {_BY_USER_SELECT.format(src='scim_batch')}")
+    con.execute(f"INSERT INTO derived_scim_key_user_names {_KEY_USER_NAMES_SELECT.format(src='scim_batch')} "
+                "ON CONFLICT DO NOTHING")
     con.execute("DROP TABLE scim_batch")
 
 
