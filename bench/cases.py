@@ -65,9 +65,9 @@ def _samples(db: str) -> dict:
     with read_connection(db) as con:
         source_id, upn = con.execute(
             "SELECT source_id, any_value(source_upn) FROM events WHERE source_upn IS NOT NULL "
-            "GROUP BY source_id ORDER BY count(*) DESC LIMIT 1").fetchone()
-        cycle_id = con.execute("SELECT cycle_id FROM events GROUP BY cycle_id ORDER BY count(*) DESC LIMIT 1"
-                               ).fetchone()[0]
+            "GROUP BY source_id ORDER BY count(*) DESC, source_id LIMIT 1").fetchone()
+        cycle_id = con.execute("SELECT cycle_id FROM events GROUP BY cycle_id ORDER BY count(*) DESC, cycle_id "
+                               "LIMIT 1").fetchone()[0]
     return {"source_id": source_id, "term": upn.split("@")[0][:6], "cycle_id": cycle_id, "identity": upn,
             "limit": 10, "bucket": "hour"}
 

@@ -307,6 +307,16 @@ def identity_search(df: pd.DataFrame, term: str) -> pd.DataFrame:
     return out.sort_values(["last_seen", "source_id"], ascending=[False, True]).head(50).reset_index(drop=True)
 
 
+def identity_events(df: pd.DataFrame, source_id: str) -> pd.DataFrame:
+    """queries.pages identity_events (all time, no app/job filter): one identity's events, oldest first."""
+    e = df[df["source_id"] == source_id].sort_values(["activity_time", "id"], kind="stable")
+    return pd.DataFrame({"time": e["activity_time"], "source": "entra", "app": e["service_principal_name"],
+                         "action": e["action"], "status": e["status"],
+                         "detail": e["error_code"].fillna(e["skip_category"]), "user_name": e["user_name"],
+                         "target_id": e["target_id"], "cycle_id": e["cycle_id"], "ref": e["id"]}
+                        ).reset_index(drop=True)
+
+
 # The SCIM side for the SCIM twins: requests and the correlation's request -> class/event rows.
 SCIM_COLUMNS = ["request_id", "ts", "method", "path", "status", "operation", "user_name", "user_name_lower",
                 "resource_id", "external_id", "scim_type", "error_detail", "tenant", "is_probe"]
@@ -342,5 +352,5 @@ PANDAS = {f.__name__: f for f in (overview_kpis, events_per_day_by_status, top_e
                                   failures_by_code_day, skips_by_category, cycles, failures, top_errors,
                                   recurring_failures, skip_identities, cycle_events, failures_recent,
                                   cycle_events_first, recurring_failures_top, skip_identities_top,
-                                  violations_summary, violations, identity_search, scim_identity_timeline,
-                                  identity_scim_requests)}
+                                  violations_summary, violations, identity_search, identity_events,
+                                  scim_identity_timeline, identity_scim_requests)}

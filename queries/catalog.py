@@ -24,11 +24,6 @@ def q(name: str, description: str, sql: str) -> Query:
     return Query(name, description, sql.replace("{EVENT_FILTER}", EVENT_FILTER))
 
 
-# A LIMIT that keeps every row: an optimizer barrier. DuckDB pushes filters into a scan (even through a
-# MATERIALIZED CTE) and uses an ART index only when the indexed key is the scan's sole filter, so per-identity
-# lookups select by key under this LIMIT and apply the other filters above it.
-NO_PUSHDOWN = 9223372036854775807
-
 # Scope filter (apps, job) for relations without a time, and "the period is all time".
 _SCOPE_FILTER = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id)) "
                  "AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)")

@@ -98,8 +98,8 @@ def test_identity_search_twin(demo_db, events):
 
 
 @pytest.mark.parametrize("name,param", [("scim_identity_timeline", "identity"),
-                                        ("identity_scim_requests", "source_id")])
-def test_scim_twins(name, param, demo_db, events, scim_frames):
+                                        ("identity_scim_requests", "source_id"), ("identity_events", "source_id")])
+def test_identity_twins(name, param, demo_db, events, scim_frames):
     who = _busy_identity(events)
     value = who["user_name"] if param == "identity" else who["source_id"]
     expected = run(str(demo_db), name, Filters(), **{param: value})

@@ -25,6 +25,7 @@ TABLES = {
     "derived_recent_failures": derived._FAILURE_COLUMNS,
     "derived_violation_groups": derived.VIOLATION_GROUP_COLUMNS,
     "derived_source_ids": derived.SOURCE_ID_COLUMNS,
+    "derived_identity_events": derived.IDENTITY_EVENT_COLUMNS,
 }
 
 
@@ -45,6 +46,18 @@ def _assert_matches_recomputation(con: duckdb.DuckDBPyConnection) -> None:
         assert stored, table  # the simulation has failures, cycles, hours and work domains
 
 
+def _assert_identity_events_sorted(con: duckdb.DuckDBPyConnection) -> None:
+    """derived_identity_events rewritten sorted: each of the loads before this one appended more than a quarter
+    of the sorted rows (or filled an empty store), so the table was rewritten and meta holds its size."""
+    rows, sorted_rows, out_of_order = con.execute(f"""SELECT count(*),
+        (SELECT value::BIGINT FROM meta WHERE key = '{derived.IDENTITY_EVENTS_SORTED_META}'),
+        count(*) FILTER (WHERE k < prev)
+        FROM (SELECT k, lag(k) OVER (ORDER BY rowid) AS prev
+              FROM (SELECT rowid, (source_id IS NULL, coalesce(source_id, ''), activity_time, id) AS k
+                    FROM derived_identity_events))""").fetchone()
+    assert rows == sorted_rows > 0 and out_of_order == 0
+
+
 def _flip_first_failure_to_success(events: list[dict]) -> dict:
     """A re-sent copy of a failed event that now reports success (moves runs, resolutions, counts)."""
     for e in events:
@@ -62,8 +75,11 @@ def test_incremental_loads_equal_a_full_recomputation(sim, tmp_path):
     late, early = events[len(events) // 2:], events[: len(events) // 2]
     with Store.open(db) as store:
         _load(store, late)  # the newer half first: the older half then lands before existing rows
+        _assert_identity_events_sorted(store.con)
         _load(store, early[::2])
+        _assert_identity_events_sorted(store.con)
         _load(store, early[1::2])
+        _assert_identity_events_sorted(store.con)
         _assert_matches_recomputation(store.con)
         _load(store, [_flip_first_failure_to_success(events)])  # an update, not an insert
         _assert_matches_recomputation(store.con)

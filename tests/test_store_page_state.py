@@ -57,3 +57,30 @@ def test_first_events_of_a_cycle_equal_the_events_path(demo_db, limit):
     assert len(stored) == min(limit, len(full))
     assert stored.equals(computed)
     assert _rows(stored) == _rows(full.head(limit))  # the same events as the full cycle's first ones
+
+
+# skip_identities_top as first written: every identity numbered by a window (the query uses a top-N aggregate).
+_SKIP_TOP_WINDOW = """
+    SELECT *, count(*) OVER (PARTITION BY skip_category) AS category_identities
+    FROM ({skip_identities}) AS s
+    QUALIFY row_number() OVER (PARTITION BY skip_category
+                               ORDER BY cycles DESC, last_seen DESC, source_id, service_principal_id) <= $limit
+    ORDER BY skip_category, cycles DESC, last_seen DESC, source_id, service_principal_id"""
+
+
+@pytest.mark.parametrize("limit", [1, 3, 100_000])
+@pytest.mark.parametrize("filters", [Filters(), _EVERYTHING])
+def test_top_skipped_identities_equal_the_window_definition(demo_db, limit, filters):
+    from queries.catalog import QUERIES
+    from queries.db import run_sql
+    from queries.pages import _unordered
+
+    db = str(demo_db)
+    got = run(db, "skip_identities_top", filters, limit=limit)
+    reference = _SKIP_TOP_WINDOW.format(skip_identities=_unordered(QUERIES["skip_identities"].sql))
+    with read_connection(db) as con:
+        want = run_sql(con, reference, filters.params() | {"limit": limit})
+    assert len(got) > 0 and list(got.columns) == list(want.columns)
+    assert _rows(got) == _rows(want)
+    if limit == 1:
+        assert len(got) == got["skip_category"].nunique()  # the cut is really made

@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import duckdb
 
+from ingest.derived import sorted_copy_due, sorted_rows_meta
+
 HOUR_OF_TS = "make_timestamptz(epoch_us(ts) // 3600000000 * 3600000000)"
 IDENTITY_KEYS = ("user_name_lower", "resource_id", "external_id")
 HOUR_KEYS = ("operation", "status", "is_probe", "tenant", "credential_id", "user_agent", "client_ip",
@@ -143,8 +145,7 @@ WHERE user_name_lower IS NOT NULL ORDER BY key"""
 RESORT = [
     "CREATE OR REPLACE TABLE derived_scim_requests_by_user AS " + _BY_USER_SELECT.format(src="scim_requests"),
     "DELETE FROM correlation_requests",
-    f"""INSERT INTO meta SELECT '{BY_USER_SORTED_META}', count(*)::VARCHAR FROM derived_scim_requests_by_user
-        ON CONFLICT (key) DO UPDATE SET value = excluded.value""",
+    sorted_rows_meta("derived_scim_requests_by_user", BY_USER_SORTED_META),
 ]
 # Then: each request's result from ``correlation`` (what the last rebuild wrote), keyed on the committed rowids.
 REKEY = [
@@ -158,10 +159,7 @@ REKEY = [
 
 def resort_due(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether the rows appended since the last sort exceed a quarter of the sorted ones."""
-    rows, = con.execute("SELECT count(*) FROM derived_scim_requests_by_user").fetchone()
-    sorted_rows = con.execute("SELECT coalesce(max(value::BIGINT), 0) FROM meta WHERE key = ?",
-                              [BY_USER_SORTED_META]).fetchone()[0]
-    return rows - sorted_rows > sorted_rows / 4
+    return sorted_copy_due(con, "derived_scim_requests_by_user", BY_USER_SORTED_META)
 
 
 MIGRATION_14 = [
