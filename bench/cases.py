@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import ast
-import inspect
+import json
 import os
-import statistics
 import time
 from pathlib import Path
 
@@ -73,10 +72,8 @@ def _samples(db: str) -> dict:
 
 
 def b4_queries(db: str, runs: int, pandas_reps: int = 3) -> dict:
-    import pandas as pd
-
-    from bench.pandas_equivalents import COLUMNS, CORRELATION_COLUMNS, PANDAS, SCIM_COLUMNS
-    from queries.db import read_connection, run
+    from bench.pandas_equivalents import PANDAS
+    from queries.db import run
     from queries.filters import Filters
 
     samples = _samples(db)
@@ -96,32 +93,19 @@ def b4_queries(db: str, runs: int, pandas_reps: int = 3) -> dict:
             times.append(time.perf_counter() - t0)
         results.append({"query": name, "params": params, "p50_ms": percentile(times, 50) * 1000 if times else None,
                         "p95_ms": percentile(times, 95) * 1000 if times else None, "error": error})
-    with read_connection(db) as con:  # the pandas side's data, loaded once (not timed): "already in memory"
-        df = con.execute(f"SELECT {', '.join(COLUMNS)} FROM events").df()
-        scim = con.execute(f"SELECT {', '.join(SCIM_COLUMNS)} FROM scim_requests").df()
-        corr = con.execute(f"SELECT {', '.join(CORRELATION_COLUMNS)} FROM correlation "
-                           "WHERE request_id IS NOT NULL").df()
-    df["activity_time"] = pd.to_datetime(df["activity_time"], utc=True)
-    scim["ts"] = pd.to_datetime(scim["ts"], utc=True)
-    frames = {"scim": scim, "corr": corr}
     timed = [r for r in results if r["p50_ms"] is not None]
     heaviest = sorted(timed, key=lambda r: -r["p50_ms"])
-    comparisons = []
-    for r in heaviest:
-        if r["query"] not in PANDAS:
-            continue
-        pandas_times = []
-        for _ in range(pandas_reps):
-            t0 = time.perf_counter()
-            twin = PANDAS[r["query"]]
-            wanted = inspect.signature(twin).parameters
-            twin(df, **{k: v for k, v in {**r["params"], **frames}.items() if k in wanted})
-            pandas_times.append(time.perf_counter() - t0)
-        p = statistics.median(pandas_times) * 1000
-        comparisons.append({"query": r["query"], "duckdb_p50_ms": r["p50_ms"], "pandas_median_ms": p,
-                            "speedup": p / r["p50_ms"]})
+    # The pandas side in a child process (its frames hold ~12 GB at 5M events): bench/sides.py b4_pandas.
+    asked = [{"query": r["query"], "params": r["params"]} for r in heaviest if r["query"] in PANDAS]
+    child = python_measured(["-m", "bench.sides", "b4_pandas", db, json.dumps(asked, default=str),
+                             str(pandas_reps)])
+    side = json.loads(child.stdout.strip().splitlines()[-1])
+    comparisons = [{"query": r["query"], "duckdb_p50_ms": r["p50_ms"], "pandas_median_ms": side["medians"][r["query"]],
+                    "speedup": side["medians"][r["query"]] / r["p50_ms"]}
+                   for r in heaviest if r["query"] in side["medians"]]
     return {"queries": results, "runs": runs, "heaviest": [r["query"] for r in heaviest[:3]],
-            "pandas": comparisons, "rows": len(df), "scim_rows": len(scim)}
+            "pandas": comparisons, "rows": side["rows"], "scim_rows": side["scim_rows"],
+            "pandas_peak_mb": child.peak_rss_mb}
 
 
 # --------------------------------------------------------------------------- B7: CSV export

@@ -117,4 +117,29 @@ def machine() -> dict:
 
     return {"cpus": os.cpu_count(), "cpu": cpu, "memory": mem, "python": platform.python_version(),
             "duckdb": duckdb.__version__, "pandas": pandas.__version__, "platform": platform.platform(),
-            "load_at_start": f"{load:.2f}"}
+            "load_at_start": f"{load:.2f}", **speed_check()}
+
+
+def speed_check(reps: int = 5) -> dict:
+    """A fixed workload timed at the start of a run (median ms of ``reps``): one DuckDB thread hashing 20M
+    integers, and a Python loop. This machine's speed drifts between runs (shared host, memory reclaim), so
+    runs are compared by these, not only by their load average."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET threads = 1")
+    sql = "SELECT sum(hash(i)) FROM range(20000000) t(i)"
+
+    def python_loop() -> int:
+        return sum(i * i % 7 for i in range(2_000_000))
+
+    timings = {}
+    for name, work in (("speed_duckdb_ms", lambda: con.execute(sql).fetchone()), ("speed_python_ms", python_loop)):
+        runs = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            work()
+            runs.append(time.perf_counter() - t0)
+        timings[name] = round(statistics.median(runs) * 1000, 1)
+    con.close()
+    return timings

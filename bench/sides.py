@@ -97,5 +97,42 @@ def typed_graph(url: str, token: str, db: str, max_pages: str) -> None:
     print(len(rows))
 
 
+def b4_pandas(db: str, asked_json: str, reps: str) -> None:
+    """B4's pandas side: load the events, requests and correlation into DataFrames once (not timed: "already in
+    memory"), then time each twin in ``asked_json`` ([{query, params}]) ``reps`` times; prints one JSON line
+    {"medians": {query: ms}, "rows": n, "scim_rows": n}."""
+    import inspect
+    import json
+    import statistics
+    import time
+
+    import pandas as pd
+
+    from bench.pandas_equivalents import COLUMNS, CORRELATION_COLUMNS, PANDAS, SCIM_COLUMNS
+    from queries.db import read_connection
+
+    with read_connection(db) as con:
+        df = con.execute(f"SELECT {', '.join(COLUMNS)} FROM events").df()
+        scim = con.execute(f"SELECT {', '.join(SCIM_COLUMNS)} FROM scim_requests").df()
+        corr = con.execute(f"SELECT {', '.join(CORRELATION_COLUMNS)} FROM correlation "
+                           "WHERE request_id IS NOT NULL").df()
+    df["activity_time"] = pd.to_datetime(df["activity_time"], utc=True)
+    scim["ts"] = pd.to_datetime(scim["ts"], utc=True)
+    frames = {"scim": scim, "corr": corr}
+    medians = {}
+    for item in json.loads(asked_json):
+        twin = PANDAS[item["query"]]
+        wanted = inspect.signature(twin).parameters
+        kwargs = {k: v for k, v in {**item["params"], **frames}.items() if k in wanted}
+        times = []
+        for _ in range(int(reps)):
+            t0 = time.perf_counter()
+            twin(df, **kwargs)
+            times.append(time.perf_counter() - t0)
+        medians[item["query"]] = statistics.median(times) * 1000
+    print(json.dumps({"medians": medians, "rows": len(df), "scim_rows": len(scim)}))
+
+
 if __name__ == "__main__":
-    {"ceiling": ceiling, "pandas_export": pandas_export, "typed_graph": typed_graph}[sys.argv[1]](*sys.argv[2:])
+    {"ceiling": ceiling, "pandas_export": pandas_export, "typed_graph": typed_graph,
+     "b4_pandas": b4_pandas}[sys.argv[1]](*sys.argv[2:])

@@ -16,7 +16,7 @@ TWINS = ["failures", "top_errors", "recurring_failures", "skip_identities", "cyc
 
 @pytest.fixture(scope="module")
 def events(demo_db) -> pd.DataFrame:
-    with read_connection(str(demo_db)) as con:  # as bench.cases.b4_queries loads them
+    with read_connection(str(demo_db)) as con:  # as bench.sides.b4_pandas loads them
         df = con.execute(f"SELECT {', '.join(COLUMNS)} FROM events").df()
     df["activity_time"] = pd.to_datetime(df["activity_time"], utc=True)
     return df
@@ -51,7 +51,7 @@ def test_twin_returns_the_named_querys_rows(name, demo_db, events):
 
 @pytest.fixture(scope="module")
 def scim_frames(demo_db) -> dict:
-    with read_connection(str(demo_db)) as con:  # as bench.cases.b4_queries loads them
+    with read_connection(str(demo_db)) as con:  # as bench.sides.b4_pandas loads them
         scim = con.execute(f"SELECT {', '.join(SCIM_COLUMNS)} FROM scim_requests").df()
         corr = con.execute(f"SELECT {', '.join(CORRELATION_COLUMNS)} FROM correlation "
                            "WHERE request_id IS NOT NULL").df()
