@@ -37,7 +37,60 @@ METHOD = """\
 # What profiling found and what was changed (kept with the method: the numbers above are after these).
 FINDINGS = """\
 ## Findings and fixes
-### Session 5 (2026-11-26, the numbers above are after these)
+### Session 6 (2026-11-26, the numbers above are after these)
+- **Where the numbers above come from** (runs listed at the top): 5M B4 and B6 (M, with the first speed check);
+  5M B5 and B9 (I); 5M B8 (H); 5M B2, 3 reps (J); 1M B4 and B9 (K); B1 (L). B3, B7 and the 1M B8/B7 rows are
+  session 5's, the 1M B2 and B5/B6 rows session 4's.
+- **This machine was slower this session, whatever the code.** Queries this session did not touch ran slower
+  than in session 5: `action_status_counts` p50 12.7 ms (session 5) against 17 ms (M) and 35 ms (I); the
+  `read_json` ceiling of B2 took 70 s against 58 s; the typed side of B1 26.9 s against 25.6 s. In run I
+  everything, pandas included, took 1.4-2.7× longer than in M an hour later. `free` showed 19 of 23 GiB free
+  with the 5.9 GB store not held in the page cache, and `kswapd`/`kcompactd` were active. So each run now
+  records a speed check (`bench/harness.py:speed_check`: one DuckDB thread hashing 20M integers, and a Python
+  loop) next to its load average, and the B4 pandas side runs in its own process (it held ~12 GB in the bench
+  process; 13.2 GB peak in M).
+- **B4 per-identity lookups: a copy sorted by the identity, instead of rows from every row group.**
+  - `scim_identity_timeline` 120/153 → **27/34 ms** p50/p95 at 5M; `identity_scim_requests` 70/92 → **31 ms
+    p50** (its p95 in M, 201 ms, is one or two slow calls out of 20: the first read of the copy's blocks);
+    `identity_events` 53/82 → **17/24 ms**.
+  - Migration 14 adds `derived_scim_requests_by_user`: every request, sorted by lower-case userName, so one
+    identity is one range that zone maps find (2 of 74 row groups at 5M). A SCIM load appends its batches and
+    sorts the copy again when the appended part exceeds a quarter of the sorted one (~20 s per 9M requests;
+    the first load always sorts). `derived_scim_key_user_names` turns a resource id or externalId into the
+    userNames it was sent with. The correlation reads its requests from the copy, so `correlation_requests`
+    is keyed on the copy's rowid (migration 15 re-keys it: DuckDB gives rows written in a transaction
+    temporary rowids from 2^55 until it commits, so the sort and the keys are two transactions). The three
+    ART indexes on `scim_requests` are dropped (nothing reads by them now). Migrations 14+15 at 5M: 23 s,
+    4.5 GB peak.
+  - Migration 16 adds `derived_identity_events` (the columns `identity_events` shows and filters on, sorted by
+    source id, maintained by every event load the same way) and drops migration 12's index: 6.6 s at 5M.
+    `derived_identity_names` is now written sorted by source id (`identity_scim_requests` reads one row group
+    of it: 20 → 10 ms inside the engine).
+  - First tried and not kept: one table with the request columns and the correlation's, rewritten sorted by
+    each correlation. At 5M its sorted INSERT took 29 s of a 74 s correlation (B8 would miss its 60 s).
+  - Same rows: both queries equal the plain SQL over `scim_requests`/`correlation`/`events` on the demo, with
+    an unsorted appended tail (requests not yet correlated), after a re-sort, and after a migration from 13
+    (`tests/test_scim_by_user.py`, `test_scim_timeline_key.py`, `test_scim_derived.py`,
+    `test_b4_page_queries.py`); the event copy equals a recomputation after out-of-order and re-sent loads and
+    is rewritten when due (`test_store_derived.py`).
+- **B4 `skip_identities_top`**: a top-N aggregate per category (`min_by(row, key, $limit)`) instead of a window
+  numbering all 66k identities (its sort took ~60 ms): 45 vs 64-72 ms per call, alternating on one store;
+  the same rows as the window definition for limits 1, 3 and 100,000 (tested).
+- **B4 pandas twin of `identity_events`** (new): a boolean mask on 5M in-memory rows takes 29 ms, against our
+  17 ms: an in-memory point lookup is as fast as it gets, so if this query were among the three slowest it
+  could not be 10× pandas. It is not among them now.
+- **B4 not met in M:** worst p95 201 ms (above), then `violations` 90/127 ms and `identity_search` 74/89 ms,
+  and `skip_identities_top` 9.4× pandas (57 vs 540 ms). None of these changed this session except
+  `skip_identities_top`; they were 66/71, 53/67 and 52/58 ms in session 5 on the faster machine.
+- **B8** 48.1 s at 5M (39.4 in session 5), peak 3.2 GB; the correlation now reads its requests from the sorted
+  copy. The same correlation in one process measured 45.1 s an hour earlier.
+- **B2** 1.80× at 5M (ours 126 s, `read_json` 70 s; session 5: 97 vs 58 s, 1.67×): event loads also write the
+  sorted event copy now.
+- **B1** 13,325 events/s (18,054 in session 5). Alternating the previous commit and this one on the same
+  server, 3 reps each: 13.9 vs 12.9 s median, so the drop is the machine, not the change.
+- **B6** 2.84 s warm (M), 3.54 s (I); 2.37 s in session 5. No change to the Overview this session.
+
+### Session 5 (2026-11-26)
 - **Where the numbers above come from.** Five runs of this session on a quiet machine (load 0.9-2.0 at each
   start), merged with `--merge-with`: 5M B8 and B4 on the session-4 store migrated to 13 (B4 right after B8,
   as in session 4); 5M B7, B9, B5/B6 (a second run: the first one's B7 was killed, see "Bench harness");
@@ -315,6 +368,20 @@ def _f(x, fmt="{:,.0f}"):
         return str(x)
 
 
+def _merged_runs(results: dict) -> list[str]:
+    """One line per earlier run merged in (--merge-with): when, load, and its speed check if it had one."""
+    runs = results.get("runs") or []
+    if not runs:
+        return []
+    lines = ["Runs merged into this report (first wins for a scale and benchmark measured twice):"]
+    for run in runs:
+        m = run.get("machine") or {}
+        speed = (f", speed check {m['speed_duckdb_ms']:,.0f} ms DuckDB / {m['speed_python_ms']:,.0f} ms Python"
+                 if "speed_duckdb_ms" in m else ", no speed check recorded (added during session 6)")
+        lines.append(f"- {run.get('date')} UTC, load {m.get('load_at_start', '?')}{speed}")
+    return [*lines, ""]
+
+
 def render(results: dict) -> str:
     m = results["machine"]
     lines = [
@@ -325,6 +392,7 @@ def render(results: dict) -> str:
         + (f"; speed check at start {m['speed_duckdb_ms']:,.0f} ms DuckDB, {m['speed_python_ms']:,.0f} ms Python "
            "(a fixed workload, `bench/harness.py:speed_check`: lower is faster)" if "speed_duckdb_ms" in m else "")
         + ".", "",
+        *_merged_runs(results),
         METHOD,
         "## Summary", "", "| # | target | result | met? |", "|---|---|---|---|",
     ]
