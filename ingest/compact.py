@@ -89,7 +89,7 @@ def compact_copy(src: str, out: str, *, lock_timeout: float = 60.0) -> CompactRe
                                if before.get((s, t)) != after.get((s, t)))
             raise CompactError(f"the copy does not match its source in {', '.join(differing)}; nothing written")
         if _moved_rows(con):
-            raise CompactError("the copy numbers scim_requests' rows differently from the store (correlation_requests "
+            raise CompactError("the copy numbers the SCIM requests differently from the store (correlation_requests "
                                "refers to them by rowid); nothing written")
         con.execute("DETACH compacted")  # checkpoints: the copy is one file, no WAL
         with open(tmp, "rb") as fh:
@@ -112,11 +112,14 @@ def _schema_version(con: duckdb.DuckDBPyConnection) -> int | None:
 
 
 def _moved_rows(con: duckdb.DuckDBPyConnection) -> int:
-    """Rows of ``scim_requests`` whose rowid differs in the copy (``correlation_requests`` joins on it; the
-    table is insert-only, so COPY, which keeps insertion order, keeps every rowid)."""
-    if ("main", "scim_requests") not in _tables(con, "source"):
+    """Rows whose rowid differs in the copy, in the table ``correlation_requests`` is keyed on: the SCIM requests'
+    sorted copy (migration 15), or ``scim_requests`` in a store from before it. Both are only ever appended to
+    (or rewritten whole), so COPY, which keeps insertion order, keeps every rowid; this checks it."""
+    tables = set(_tables(con, "source"))
+    keyed = next((t for t in ("derived_scim_requests_by_user", "scim_requests") if ("main", t) in tables), None)
+    if keyed is None:
         return 0
-    return con.execute("SELECT count(*) FROM source.main.scim_requests s FULL JOIN compacted.main.scim_requests c "
+    return con.execute(f"SELECT count(*) FROM source.main.{keyed} s FULL JOIN compacted.main.{keyed} c "
                        "ON s.rowid = c.rowid WHERE s.request_id IS DISTINCT FROM c.request_id").fetchone()[0]
 
 

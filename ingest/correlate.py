@@ -186,7 +186,7 @@ WHERE NOT EXISTS (SELECT 1 FROM c_pairs p WHERE p.rq = r.rq)
 # stays put until that table is rewritten, and a rewrite re-keys these rows), sorted by it: scim_identity_timeline
 # joins one identity's requests, a contiguous range of numbers, here on a BIGINT whose zone maps let DuckDB's join
 # filter skip almost every row group, instead of joining ``correlation`` on the text request_id, which reads that
-# whole column (issue 7 B4; migrations 10, 14). Only the
+# whole column (issue 7 B4; migrations 10, 14, 15). Only the
 # contradicting last writes are joined (a few rows, not one per matched event). The ORDER BY is needed: without
 # it the rows come out of the joins unsorted at 1M.
 _INSERT_REQUESTS = f"""

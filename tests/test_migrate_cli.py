@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import duckdb
 
-from ingest import exitcodes
+from ingest import derived, exitcodes
 from ingest.schema import CORRELATION_COLUMNS, LATEST_VERSION, MIGRATIONS
 from tests.conftest import run_cli
 
@@ -83,15 +83,17 @@ def test_a_version_missing_below_the_highest_is_applied(tmp_path):
     assert after.returncode == exitcodes.OK, after.stderr
 
 
-def test_migrations_12_and_13_upgrade_a_demo_store_in_place_keeping_its_rows(demo_db, tmp_path):
-    """A store from before migrations 12 (index on events.source_id) and 13 (correlation ids with ZSTD):
-    `ingest migrate` adds the index and rewrites the correlation with the same rows, the ids stored ZSTD."""
+def test_migrations_12_to_16_upgrade_a_demo_store_in_place_keeping_its_rows(demo_db, tmp_path):
+    """A store from before migrations 12 (index on events.source_id) and 13 (correlation ids with ZSTD), and the
+    sorted copies of 14-16: `ingest migrate` rewrites the correlation with the same rows, the ids stored ZSTD,
+    and leaves no index on events.source_id (12 adds it, 16 drops it for the sorted event copy)."""
     import shutil
 
     db = tmp_path / "before-12.duckdb"
     shutil.copy(demo_db, db)
     with duckdb.connect(str(db)) as con:  # as a provlens without migrations 12 and 13 left it
-        con.execute("DROP INDEX events_source_id")
+        con.execute("DROP INDEX IF EXISTS events_source_id")
+        con.execute("DROP TABLE derived_identity_events")
         con.execute(f"CREATE TABLE correlation_old ({CORRELATION_COLUMNS})")  # as migration 2 made it
         con.execute("INSERT INTO correlation_old SELECT * FROM correlation")
         con.execute("DROP TABLE correlation")
@@ -105,10 +107,13 @@ def test_migrations_12_and_13_upgrade_a_demo_store_in_place_keeping_its_rows(dem
 
     done = run_cli("ingest", "migrate", "--db", str(db))
     assert done.returncode == exitcodes.OK, done.stderr
-    assert "applied 12, 13" in done.stderr
+    assert "applied 12, 13, 14, 15, 16" in done.stderr
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT * FROM correlation ORDER BY ALL").fetchall() == before
         assert {r[0] for r in con.execute(compression).fetchall()} == {"ZSTD"}
         assert con.execute("SELECT count(*) FROM duckdb_indexes() WHERE index_name = 'events_source_id'"
-                           ).fetchone()[0] == 1
+                           ).fetchone()[0] == 0
+        copy = f"SELECT {', '.join(derived.IDENTITY_EVENT_COLUMNS)} FROM derived_identity_events"
+        assert sorted(con.execute(copy).fetchall(), key=repr) == sorted(
+            con.execute(derived.full_select("derived_identity_events")).fetchall(), key=repr)
     assert _version(db) == LATEST_VERSION
