@@ -82,6 +82,13 @@ FINDINGS = """\
 - **B4 not met in M:** worst p95 201 ms (above), then `violations` 90/127 ms and `identity_search` 74/89 ms,
   and `skip_identities_top` 9.4× pandas (57 vs 540 ms). None of these changed this session except
   `skip_identities_top`; they were 66/71, 53/67 and 52/58 ms in session 5 on the faster machine.
+  Where a call's time goes now (5M, one attached connection, 10 warm runs): inside one
+  connection `skip_identities_top` takes 20 ms, `identity_search` 26 ms and `violations` 47 ms (the DataFrame
+  conversion is 1-5 ms of that); per call, attach included, 45-57, 74 and 90 ms. The difference is the
+  per-call `ATTACH` (6 ms at 5M) and reading the tables' blocks again into a fresh buffer pool on every call.
+  A short-lived cache of the attachment (kept while calls come, released after ~1 s idle or as soon as a
+  writer leaves its mark) would roughly halve these; not built this session (it changes the reader/writer
+  protocol that the reliability tests cover).
 - **B8** 48.1 s at 5M (39.4 in session 5), peak 3.2 GB; the correlation now reads its requests from the sorted
   copy. The same correlation in one process measured 45.1 s an hour earlier.
 - **B2** 1.80× at 5M (ours 126 s, `read_json` 70 s; session 5: 97 vs 58 s, 1.67×): event loads also write the
