@@ -348,6 +348,21 @@ def identity_scim_requests(df: pd.DataFrame, scim: pd.DataFrame, source_id: str)
     return out.sort_values(["time", "ref"], kind="stable").reset_index(drop=True)
 
 
+def load_frames(db: str) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """B4's pandas side's data, as the benchmark loads it (not timed: "already in memory"): the events, and
+    {"scim": requests, "corr": the correlation's request rows} for the SCIM twins."""
+    from queries.db import read_connection
+
+    with read_connection(db) as con:
+        df = con.execute(f"SELECT {', '.join(COLUMNS)} FROM events").df()
+        scim = con.execute(f"SELECT {', '.join(SCIM_COLUMNS)} FROM scim_requests").df()
+        corr = con.execute(f"SELECT {', '.join(CORRELATION_COLUMNS)} FROM correlation "
+                           "WHERE request_id IS NOT NULL").df()
+    df["activity_time"] = pd.to_datetime(df["activity_time"], utc=True)
+    scim["ts"] = pd.to_datetime(scim["ts"], utc=True)
+    return df, {"scim": scim, "corr": corr}
+
+
 PANDAS = {f.__name__: f for f in (overview_kpis, events_per_day_by_status, top_error_codes, action_status_counts,
                                   failures_by_code_day, skips_by_category, cycles, failures, top_errors,
                                   recurring_failures, skip_identities, cycle_events, failures_recent,

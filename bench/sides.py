@@ -106,19 +106,9 @@ def b4_pandas(db: str, asked_json: str, reps: str) -> None:
     import statistics
     import time
 
-    import pandas as pd
+    from bench.pandas_equivalents import PANDAS, load_frames
 
-    from bench.pandas_equivalents import COLUMNS, CORRELATION_COLUMNS, PANDAS, SCIM_COLUMNS
-    from queries.db import read_connection
-
-    with read_connection(db) as con:
-        df = con.execute(f"SELECT {', '.join(COLUMNS)} FROM events").df()
-        scim = con.execute(f"SELECT {', '.join(SCIM_COLUMNS)} FROM scim_requests").df()
-        corr = con.execute(f"SELECT {', '.join(CORRELATION_COLUMNS)} FROM correlation "
-                           "WHERE request_id IS NOT NULL").df()
-    df["activity_time"] = pd.to_datetime(df["activity_time"], utc=True)
-    scim["ts"] = pd.to_datetime(scim["ts"], utc=True)
-    frames = {"scim": scim, "corr": corr}
+    df, frames = load_frames(db)
     medians = {}
     for item in json.loads(asked_json):
         twin = PANDAS[item["query"]]
@@ -130,7 +120,7 @@ def b4_pandas(db: str, asked_json: str, reps: str) -> None:
             twin(df, **kwargs)
             times.append(time.perf_counter() - t0)
         medians[item["query"]] = statistics.median(times) * 1000
-    print(json.dumps({"medians": medians, "rows": len(df), "scim_rows": len(scim)}))
+    print(json.dumps({"medians": medians, "rows": len(df), "scim_rows": len(frames["scim"])}))
 
 
 if __name__ == "__main__":

@@ -610,12 +610,12 @@ def sorted_rows_meta(table: str, key: str) -> str:
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
 
 
-def sorted_copy_due(con: duckdb.DuckDBPyConnection, table: str, key: str) -> bool:
-    """Whether the rows appended to ``table`` since its last sort (``meta`` ``key``) exceed a quarter of the
-    sorted ones."""
+def sorted_copy_due(con: duckdb.DuckDBPyConnection, table: str, key: str, adding: int = 0) -> bool:
+    """Whether the rows appended to ``table`` since its last sort (``meta`` ``key``), plus ``adding`` about to be,
+    exceed a quarter of the sorted ones."""
     rows, = con.execute(f"SELECT count(*) FROM {table}").fetchone()
     sorted_rows = con.execute("SELECT coalesce(max(value::BIGINT), 0) FROM meta WHERE key = ?", [key]).fetchone()[0]
-    return rows - sorted_rows > sorted_rows / 4
+    return rows + adding - sorted_rows > sorted_rows / 4
 
 
 _REWRITE_IDENTITY_EVENTS = [
@@ -634,11 +634,12 @@ def _refresh_identity_events(con: duckdb.DuckDBPyConnection, keys: str | None, u
     """Append the events of ``keys`` (re-sent ones replace their old rows), or rewrite the table sorted after a
     load into an empty store or when the appended part is due."""
     if keys is not None:
-        if updated:
-            con.execute(f"DELETE FROM derived_identity_events d USING {keys} k WHERE d.id = k.id")
-        con.execute("INSERT INTO derived_identity_events "
-                    + _IDENTITY_EVENTS_SELECT.format(scope=f"SEMI JOIN {keys} k ON events.id = k.id"))
-        if not sorted_copy_due(con, "derived_identity_events", IDENTITY_EVENTS_SORTED_META):
+        adding = con.execute(f"SELECT count(*) FROM {keys}").fetchone()[0]
+        if not sorted_copy_due(con, "derived_identity_events", IDENTITY_EVENTS_SORTED_META, adding):
+            if updated:
+                con.execute(f"DELETE FROM derived_identity_events d USING {keys} k WHERE d.id = k.id")
+            con.execute("INSERT INTO derived_identity_events "
+                        + _IDENTITY_EVENTS_SELECT.format(scope=f"SEMI JOIN {keys} k ON events.id = k.id"))
             return
-    for sql in _REWRITE_IDENTITY_EVENTS:
+    for sql in _REWRITE_IDENTITY_EVENTS:  # the rewrite reads every event: no append first (a first pull: 2x)
         con.execute(sql)

@@ -714,9 +714,9 @@ class Store:
         the sorted ones (then :meth:`resort_scim_by_user` is due)."""
         return scim_derived.resort_due(self.con)
 
-    def resort_scim_by_user(self, *, memory_limit: str = "3GB") -> int:
-        """Rewrite ``derived_scim_requests_by_user`` sorted and re-key ``correlation_requests`` to it; returns
-        the rows sorted. Memory capped like the correlation."""
+    def resort_scim_by_user(self, *, memory_limit: str = "3GB") -> None:
+        """Rewrite ``derived_scim_requests_by_user`` sorted and re-key ``correlation_requests`` to it. Memory
+        capped like the correlation."""
         con = self.con
         with self._memory_capped(memory_limit):
             for statements in (scim_derived.RESORT, scim_derived.REKEY):  # two transactions: see RESORT
@@ -728,8 +728,6 @@ class Store:
                 except Exception:
                     con.execute("ROLLBACK")
                     raise
-        rows = con.execute("SELECT count(*) FROM derived_scim_requests_by_user").fetchone()[0]
-        return rows
 
     @contextmanager
     def _memory_capped(self, memory_limit: str) -> Iterator[None]:

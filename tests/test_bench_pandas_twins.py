@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bench.pandas_equivalents import COLUMNS, CORRELATION_COLUMNS, PANDAS, SCIM_COLUMNS
-from queries.db import read_connection, run
+from bench.pandas_equivalents import PANDAS, load_frames
+from queries.db import run
 from queries.filters import Filters
 
 TWINS = ["failures", "top_errors", "recurring_failures", "skip_identities", "cycle_events", "failures_recent",
@@ -15,11 +15,13 @@ TWINS = ["failures", "top_errors", "recurring_failures", "skip_identities", "cyc
 
 
 @pytest.fixture(scope="module")
-def events(demo_db) -> pd.DataFrame:
-    with read_connection(str(demo_db)) as con:  # as bench.sides.b4_pandas loads them
-        df = con.execute(f"SELECT {', '.join(COLUMNS)} FROM events").df()
-    df["activity_time"] = pd.to_datetime(df["activity_time"], utc=True)
-    return df
+def loaded(demo_db) -> tuple[pd.DataFrame, dict]:
+    return load_frames(str(demo_db))  # as bench.sides.b4_pandas loads them
+
+
+@pytest.fixture(scope="module")
+def events(loaded) -> pd.DataFrame:
+    return loaded[0]
 
 
 def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
@@ -50,13 +52,8 @@ def test_twin_returns_the_named_querys_rows(name, demo_db, events):
 
 
 @pytest.fixture(scope="module")
-def scim_frames(demo_db) -> dict:
-    with read_connection(str(demo_db)) as con:  # as bench.sides.b4_pandas loads them
-        scim = con.execute(f"SELECT {', '.join(SCIM_COLUMNS)} FROM scim_requests").df()
-        corr = con.execute(f"SELECT {', '.join(CORRELATION_COLUMNS)} FROM correlation "
-                           "WHERE request_id IS NOT NULL").df()
-    scim["ts"] = pd.to_datetime(scim["ts"], utc=True)
-    return {"scim": scim, "corr": corr}
+def scim_frames(loaded) -> dict:
+    return loaded[1]
 
 
 def _with_frames(name: str, events, frames, params):
