@@ -423,12 +423,18 @@ def render(results: dict) -> str:
                       "", f"Ratio provlens / ceiling: **{b['ratio']:.2f}×** ({b['reps']} alternating reps).", ""]
         if "B4" in scale:
             b = scale["B4"]
+            kept = b.get("keep_s")
+            how = ("" if kept is None else
+                   f" The first call of each series attaches the file afresh with an empty buffer pool (cold "
+                   f"column, included in p50/p95); the others find it kept, as the dashboard keeps it "
+                   f"{kept:g} s after a call (`PROVLENS_READ_KEEP_S`)." if kept else
+                   " Every call attaches the file afresh (`PROVLENS_READ_KEEP_S=0`).")
             lines += ["### B4 — every named query the pages run", "",
-                      f"{b['runs']} runs each; all-time filters; {b['rows']:,} events.", "",
-                      "| query | p50 ms | p95 ms | note |", "|---|---|---|---|"]
+                      f"{b['runs']} runs each; all-time filters; {b['rows']:,} events.{how}", "",
+                      "| query | p50 ms | p95 ms | cold ms | note |", "|---|---|---|---|---|"]
             for r in b["queries"]:
                 lines.append(f"| `{r['query']}` | {_f(r['p50_ms'], '{:.1f}')} | {_f(r['p95_ms'], '{:.1f}')} | "
-                             f"{r['error'] or ''} |")
+                             f"{_f(r.get('cold_ms'), '{:.1f}')} | {r['error'] or ''} |")
             lines += ["", f"Three heaviest by p50: {', '.join(f'`{q}`' for q in b['heaviest'])}.", "",
                       "| query (pandas equivalent exists) | DuckDB p50 ms | pandas median ms | speed-up |",
                       "|---|---|---|---|"]

@@ -138,18 +138,25 @@ def _clear_writer_mark(mark: str | None) -> None:
         pass
 
 
+def _writer_waits(mark: str | None) -> bool:
+    """Whether a writer has said (with a fresh marker) that it is waiting for the lock."""
+    if mark is None:
+        return False
+    try:
+        return time.time() - os.stat(mark).st_mtime <= WRITER_MARK_FRESH_S
+    except OSError:
+        return False
+
+
+def writer_waiting(path: str) -> bool:
+    """Whether a writer is waiting for ``path``'s lock right now (readers holding it should let go)."""
+    return _writer_waits(_writer_mark(path))
+
+
 def _yield_to_writer(mark: str | None, deadline: float) -> None:
     """A reader waits (bounded) while a writer is waiting for the lock."""
-    if mark is None:
-        return
     give_up = min(deadline, time.monotonic() + READER_YIELD_MAX_S)
-    while time.monotonic() < give_up:
-        try:
-            age = time.time() - os.stat(mark).st_mtime
-        except OSError:
-            return
-        if age > WRITER_MARK_FRESH_S:
-            return
+    while time.monotonic() < give_up and _writer_waits(mark):
         time.sleep(0.02)
 
 
@@ -212,6 +219,18 @@ def _explain_open_error(path: str, exc: Exception) -> StoreError:
 
 _OPEN_IN_PROCESS: set[str] = set()
 _OPEN_LOCK = threading.Lock()
+# Called with a file's real path before this process opens it with a connection of its own: readers in this
+# process that keep the file attached between calls (queries/db.py) let go first. DuckDB refuses a
+# read-write handle on a file this process has attached ("Unique file handle conflict"), and a writer must
+# not leave a reader serving stale blocks.
+BEFORE_OWN_OPEN: list = []
+
+
+def let_readers_go(path: str) -> None:
+    """Before this process opens ``path`` itself: readers here detach it (see ``BEFORE_OWN_OPEN``)."""
+    if path != ":memory:" and not path.startswith("md:"):
+        for hook in BEFORE_OWN_OPEN:
+            hook(path)
 
 
 def _claim_in_process(path: str) -> str | None:
@@ -219,6 +238,7 @@ def _claim_in_process(path: str) -> str | None:
     process would be a second database instance writing the same file (corruption). Refuse it loudly."""
     if path == ":memory:" or path.startswith("md:"):
         return None
+    let_readers_go(path)
     key = os.path.realpath(path)
     with _OPEN_LOCK:
         if key in _OPEN_IN_PROCESS:

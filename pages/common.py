@@ -5,7 +5,6 @@ panel, cached queries, clear error and empty states, and formula-safe CSV downlo
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from datetime import datetime, time, timedelta, timezone
 
@@ -31,14 +30,7 @@ def db_path() -> str:
 
 def db_version(path: str) -> tuple:
     """Changes whenever an ingest writes, so cached results refresh after new data lands."""
-    parts = []
-    for p in (path, path + ".wal"):
-        try:
-            st_ = os.stat(p)
-            parts.append((st_.st_mtime_ns, st_.st_size, st_.st_ino))
-        except FileNotFoundError:
-            parts.append(None)
-    return tuple(parts)
+    return qdb.file_signature(path)
 
 
 @st.cache_data(ttl=300, show_spinner=False, max_entries=512)

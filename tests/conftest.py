@@ -42,6 +42,21 @@ def store_from_events(root: Path, name: str, events: list[dict]) -> str:
     return db
 
 
+@pytest.fixture(autouse=True)
+def _readers_detach_after_each_call(monkeypatch):
+    """In the test process, page queries detach the database after every call (PROVLENS_READ_KEEP_S=0).
+
+    Tests here open the same files with connections of their own, which DuckDB refuses while this process
+    keeps them attached. Processes the tests start (dashboard, readers, CLI) keep the product's default;
+    tests/test_read_keep.py turns keeping on to test it."""
+    from queries import db as qdb
+
+    monkeypatch.delenv("PROVLENS_READ_KEEP_S", raising=False)
+    monkeypatch.setattr(qdb, "KEEP_DEFAULT_S", 0.0)
+    yield
+    qdb.release()
+
+
 @pytest.fixture(scope="session")
 def sim():
     from simulator import generate
