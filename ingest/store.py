@@ -278,6 +278,7 @@ class Store:
         store._key = key
         try:
             store.migrate()
+            store._finish_interrupted_resort()
         except Exception:
             store.close()
             raise
@@ -737,17 +738,26 @@ class Store:
     def resort_scim_by_user(self, *, memory_limit: str = "3GB") -> None:
         """Rewrite ``derived_scim_requests_by_user`` sorted and re-key ``correlation_requests`` to it. Memory
         capped like the correlation."""
-        con = self.con
         with self._memory_capped(memory_limit):
             for statements in (scim_derived.RESORT, scim_derived.REKEY):  # two transactions: see RESORT
-                con.execute("BEGIN TRANSACTION")
-                try:
-                    for sql in statements:
-                        con.execute(sql)
-                    con.execute("COMMIT")
-                except Exception:
-                    con.execute("ROLLBACK")
-                    raise
+                self._in_one_transaction(statements)
+
+    def _finish_interrupted_resort(self, *, memory_limit: str = "3GB") -> None:
+        """A process killed between the re-sort's two transactions left ``correlation_requests`` empty and a
+        mark in ``meta``: key the correlation's results to the sorted copy now (the second transaction)."""
+        if self.con.execute("SELECT 1 FROM meta WHERE key = ?", [scim_derived.REKEY_PENDING_META]).fetchone():
+            with self._memory_capped(memory_limit):
+                self._in_one_transaction(scim_derived.REKEY)
+
+    def _in_one_transaction(self, statements: list[str]) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for sql in statements:
+                self.con.execute(sql)
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
 
     @contextmanager
     def _memory_capped(self, memory_limit: str) -> Iterator[None]:

@@ -118,11 +118,12 @@ def test_a_big_load_rewrites_the_table_sorted_and_keeps_the_correlation(events_d
     _assert_identity_queries_match(events_db, at_least=20)
 
 
-def test_a_crash_between_the_sort_and_the_keys_shows_no_correlation_then_the_next_correlation_restores_it(
+def test_a_crash_between_the_sort_and_the_keys_shows_no_correlation_until_the_next_write_open_restores_it(
         events_db, sim_dir, tmp_path):
     """The re-sort is two transactions (RESORT, then REKEY: rowids are final only after a commit). A process
-    killed between them leaves correlation_requests empty: the timeline then shows every request without a
-    correlation, never a wrong one, and the next correlation (every default load runs one) puts it back."""
+    killed between them leaves correlation_requests empty and a mark in meta: the timeline then shows every
+    request without a correlation, never a wrong one, and the next process that opens the store for writing
+    (here `ingest migrate`; any load) keys the same results again without correlating."""
     from ingest.store import Store
 
     scim_ingest.ingest_scim(str(events_db), [str(sim_dir / "scim-audit.jsonl")], quiet=True, correlate=True)
@@ -142,7 +143,8 @@ def test_a_crash_between_the_sort_and_the_keys_shows_no_correlation_then_the_nex
                            {"since": None, "until": None, "identity": user})
     assert len(timeline) > 0 and timeline["match_class"].isna().all()
 
-    run_cli("ingest", "correlate", "--db", str(events_db), check=True)
+    run_cli("ingest", "migrate", "--db", str(events_db), check=True)  # nothing to migrate: only the open
     with duckdb.connect(str(events_db), read_only=True) as con:
         assert con.execute(f"SELECT * FROM ({BY_KEY}) ORDER BY ALL").fetchall() == correlated
+        assert con.execute("SELECT count(*) FROM meta WHERE key = ?", [derived.REKEY_PENDING_META]).fetchone()[0] == 0
     _assert_identity_queries_match(events_db, at_least=20, loads=1)

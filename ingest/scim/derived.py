@@ -142,10 +142,12 @@ WHERE user_name_lower IS NOT NULL ORDER BY key"""
 # temporary rowids (from 2^55) until it commits, so correlation_requests can only be keyed once the sorted table
 # has committed. In between it is empty: the timeline shows no correlation for those seconds (and until the next
 # correlation, if the process stops there), never a wrong one.
+REKEY_PENDING_META = "scim_rekey_pending"  # meta: RESORT committed, REKEY not yet (Store.open finishes it)
 RESORT = [
     "CREATE OR REPLACE TABLE derived_scim_requests_by_user AS " + _BY_USER_SELECT.format(src="scim_requests"),
     "DELETE FROM correlation_requests",
     sorted_rows_meta("derived_scim_requests_by_user", BY_USER_SORTED_META),
+    f"INSERT OR REPLACE INTO meta VALUES ('{REKEY_PENDING_META}', 'true')",
 ]
 # Then: each request's result from ``correlation`` (what the last rebuild wrote), keyed on the committed rowids.
 REKEY = [
@@ -154,6 +156,7 @@ REKEY = [
        SELECT b.rowid, c.match_class, c.detail, c.event_id
        FROM derived_scim_requests_by_user b JOIN correlation c ON c.request_id = b.request_id
        ORDER BY b.rowid""",
+    f"DELETE FROM meta WHERE key = '{REKEY_PENDING_META}'",
 ]
 
 
