@@ -26,6 +26,7 @@ import os
 import re
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -244,13 +245,19 @@ _NULLABLE = {"BIGINT": pd.Int64Dtype(), "INTEGER": pd.Int32Dtype(), "SMALLINT": 
              "USMALLINT": pd.UInt16Dtype(), "UTINYINT": pd.UInt8Dtype(), "BOOLEAN": pd.BooleanDtype()}
 
 
+# ``execute`` plans a statement once; a relation (``con.sql``) plans it to learn its types and again to run it,
+# 2-6 ms more per page query (B4). DuckDB warns that Arrow from an ``execute`` result copies the rows once:
+# cheaper than the second plan for every page result (17k violations: 18 vs 22 ms).
+warnings.filterwarnings("ignore", message="Arrow output on a DB-API result makes an extra copy", category=UserWarning)
+
+
 def run_sql(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> pd.DataFrame:
     """The statement's result as a DataFrame (dtypes as DuckDB's ``.df()``; via Arrow where that is equal)."""
-    relation = con.sql(sql, params=bind(sql, params or {}))
-    types = [str(t) for t in relation.types]
+    result = con.execute(sql, bind(sql, params or {}))
+    types = [str(column[1]) for column in result.description]
     if not all(t in _ARROW_SAFE for t in types):
-        return relation.df()
-    table = relation.to_arrow_table()
+        return result.df()
+    table = result.to_arrow_table()
     frame = table.to_pandas()
     for i, duck_type in enumerate(types):
         column = table.column(i)
