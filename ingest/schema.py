@@ -11,6 +11,7 @@ from ingest.derived import MIGRATION_5 as DERIVED_MIGRATION_5
 from ingest.derived import MIGRATION_6 as DERIVED_MIGRATION_6
 from ingest.derived import MIGRATION_11 as DERIVED_MIGRATION_11
 from ingest.derived import MIGRATION_16 as DERIVED_MIGRATION_16
+from ingest.derived import MIGRATION_17 as DERIVED_MIGRATION_17
 from ingest.scim.derived import MIGRATION_7 as SCIM_DERIVED_MIGRATION_7
 from ingest.scim.derived import MIGRATION_8 as SCIM_DERIVED_MIGRATION_8
 from ingest.scim.derived import MIGRATION_10 as SCIM_DERIVED_MIGRATION_10
@@ -271,6 +272,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
      SCIM_DERIVED_MIGRATION_15),
     # ---- per-identity event lookups (owner: performance, issue 7 B4; see ingest/derived.py) ----
     (16, "derived state: the events' identity page columns sorted by source id (backfilled)", DERIVED_MIGRATION_16),
+    (17, "derived state: the skipped page's top identities per category (backfilled)", DERIVED_MIGRATION_17),
 ]
 
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)

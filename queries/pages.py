@@ -13,6 +13,8 @@ from ingest.derived import (
     ERROR_CODE_AGGREGATE,
     RECENT_FAILURE_ROWS,
     RECURRING_COLUMNS,
+    SKIP_IDENTITY_COLUMNS,
+    SKIP_TOP_ROWS,
 )
 from queries.catalog import q
 from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, SINCE, UNTIL
@@ -344,14 +346,21 @@ def _bounded_queries(defined: list) -> list:
             SELECT count(*) AS identities FROM ({recurring}) AS r"""),
         # A top-N aggregate per category (min_by keeps $limit rows in a heap) instead of numbering every identity
         # with a window, whose sort of all rows (66k at 5M events) took ~60 ms; the key orders like the window's
-        # ORDER BY (cycles and last_seen are never NULL).
+        # ORDER BY (cycles and last_seen are never NULL). Unfiltered (and $limit within what the store holds):
+        # the store's top rows per category (derived_skip_top, the same aggregate over derived_skip_identities).
         q("skip_identities_top", "Per skip category, the $limit identities skipped in the most cycles, and "
           "how many identities the category has (category_identities)", f"""
             WITH g AS (
                 SELECT count(*) AS category_identities,
                        min_by(s, (-cycles, -epoch_us(last_seen), source_id, service_principal_id), $limit) AS top
-                FROM ({skip_identities}) AS s GROUP BY skip_category)
-            SELECT * FROM (SELECT unnest(top, recursive := true), category_identities FROM g)
+                FROM ({skip_identities}) AS s
+                WHERE NOT ({_UNFILTERED} AND $limit::BIGINT <= {SKIP_TOP_ROWS})
+                GROUP BY skip_category)
+            SELECT * FROM (
+                SELECT unnest(top, recursive := true), category_identities FROM g
+                UNION ALL
+                SELECT {', '.join(SKIP_IDENTITY_COLUMNS)}, category_identities FROM derived_skip_top
+                WHERE {_UNFILTERED} AND $limit::BIGINT <= {SKIP_TOP_ROWS} AND rank <= $limit)
             ORDER BY skip_category, cycles DESC, last_seen DESC, source_id, service_principal_id"""),
     ]
 

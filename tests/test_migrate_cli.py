@@ -83,10 +83,11 @@ def test_a_version_missing_below_the_highest_is_applied(tmp_path):
     assert after.returncode == exitcodes.OK, after.stderr
 
 
-def test_migrations_12_to_16_upgrade_a_demo_store_in_place_keeping_its_rows(demo_db, tmp_path):
-    """A store from before migrations 12 (index on events.source_id) and 13 (correlation ids with ZSTD), and the
-    sorted copies of 14-16: `ingest migrate` rewrites the correlation with the same rows, the ids stored ZSTD,
-    and leaves no index on events.source_id (12 adds it, 16 drops it for the sorted event copy)."""
+def test_migrations_12_to_17_upgrade_a_demo_store_in_place_keeping_its_rows(demo_db, tmp_path):
+    """A store from before migrations 12 (index on events.source_id) and 13 (correlation ids with ZSTD), the
+    sorted copies of 14-16 and the skipped page's top rows of 17: `ingest migrate` rewrites the correlation with
+    the same rows, the ids stored ZSTD, leaves no index on events.source_id (12 adds it, 16 drops it for the
+    sorted event copy), and fills the event copy and the top rows as a recomputation does."""
     import shutil
 
     db = tmp_path / "before-12.duckdb"
@@ -94,6 +95,7 @@ def test_migrations_12_to_16_upgrade_a_demo_store_in_place_keeping_its_rows(demo
     with duckdb.connect(str(db)) as con:  # as a provlens without migrations 12 and 13 left it
         con.execute("DROP INDEX IF EXISTS events_source_id")
         con.execute("DROP TABLE derived_identity_events")
+        con.execute("DROP TABLE derived_skip_top")
         con.execute(f"CREATE TABLE correlation_old ({CORRELATION_COLUMNS})")  # as migration 2 made it
         con.execute("INSERT INTO correlation_old SELECT * FROM correlation")
         con.execute("DROP TABLE correlation")
@@ -107,7 +109,7 @@ def test_migrations_12_to_16_upgrade_a_demo_store_in_place_keeping_its_rows(demo
 
     done = run_cli("ingest", "migrate", "--db", str(db))
     assert done.returncode == exitcodes.OK, done.stderr
-    assert "applied 12, 13, 14, 15, 16" in done.stderr
+    assert "applied 12, 13, 14, 15, 16, 17" in done.stderr
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT * FROM correlation ORDER BY ALL").fetchall() == before
         assert {r[0] for r in con.execute(compression).fetchall()} == {"ZSTD"}
@@ -116,4 +118,7 @@ def test_migrations_12_to_16_upgrade_a_demo_store_in_place_keeping_its_rows(demo
         copy = f"SELECT {', '.join(derived.IDENTITY_EVENT_COLUMNS)} FROM derived_identity_events"
         assert sorted(con.execute(copy).fetchall(), key=repr) == sorted(
             con.execute(derived.full_select("derived_identity_events")).fetchall(), key=repr)
+        top = f"SELECT {', '.join(derived.SKIP_TOP_COLUMNS)} FROM derived_skip_top ORDER BY ALL"
+        assert con.execute(top).fetchall() == con.execute(
+            f"SELECT * FROM ({derived.full_select('derived_skip_top')}) ORDER BY ALL").fetchall() != []
     assert _version(db) == LATEST_VERSION

@@ -26,6 +26,7 @@ TABLES = {
     "derived_violation_groups": derived.VIOLATION_GROUP_COLUMNS,
     "derived_source_ids": derived.SOURCE_ID_COLUMNS,
     "derived_identity_events": derived.IDENTITY_EVENT_COLUMNS,
+    "derived_skip_top": derived.SKIP_TOP_COLUMNS,
 }
 
 

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from ingest.derived import SKIP_TOP_ROWS
 from queries.db import read_connection, run
 from queries.filters import Filters
 
@@ -68,7 +69,9 @@ _SKIP_TOP_WINDOW = """
     ORDER BY skip_category, cycles DESC, last_seen DESC, source_id, service_principal_id"""
 
 
-@pytest.mark.parametrize("limit", [1, 3, 100_000])
+# Unfiltered, limits up to derived.SKIP_TOP_ROWS read the stored top rows (derived_skip_top); above it, and with any
+# filter, the query aggregates the identities itself.
+@pytest.mark.parametrize("limit", [1, 3, SKIP_TOP_ROWS, SKIP_TOP_ROWS + 1, 100_000])
 @pytest.mark.parametrize("filters", [Filters(), _EVERYTHING])
 def test_top_skipped_identities_equal_the_window_definition(demo_db, limit, filters):
     from queries.catalog import QUERIES
@@ -84,3 +87,19 @@ def test_top_skipped_identities_equal_the_window_definition(demo_db, limit, filt
     assert _rows(got) == _rows(want)
     if limit == 1:
         assert len(got) == got["skip_category"].nunique()  # the cut is really made
+
+
+def test_top_skipped_identities_read_the_stored_top_rows_only_when_they_hold_the_answer(demo_db):
+    """Unfiltered with $limit <= SKIP_TOP_ROWS the plan reads derived_skip_top, not the identities; otherwise the
+    identities (the stored rows could lack some)."""
+    from queries.catalog import QUERIES
+    from queries.db import bind
+
+    sql = QUERIES["skip_identities_top"].sql
+    with read_connection(str(demo_db)) as con:
+        def plan(limit: int) -> str:
+            return con.execute("EXPLAIN ANALYZE " + sql, bind(sql, Filters().params() | {"limit": limit})
+                               ).fetchall()[0][1]
+        stored, computed = plan(3), plan(SKIP_TOP_ROWS + 1)
+    assert "derived_skip_top" in stored and "derived_skip_identities" not in stored
+    assert "derived_skip_identities" in computed
