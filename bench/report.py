@@ -28,8 +28,10 @@ METHOD = """\
   minute per million events.
 - Each comparison runs both sides in the same run, alternating which goes first, `reps` times,
   in separate child processes; we report medians and the ratio. Peak memory is the child's own
-  `ru_maxrss` (`bench/peak.py`). Query latencies include opening and closing the read-only
-  connection, as the dashboard does; filters are "all time" (the heaviest view).
+  `ru_maxrss` (`bench/peak.py`). Query latencies are per call of `queries.db.run`, as the dashboard
+  calls it (the read-only attachment kept between calls); each query's series starts with the
+  attachment released, and that first call is also reported on its own ("cold"). Filters are "all
+  time" (the heaviest view).
 - The machine is shared and noisy (2 cores; other work may run): read ratios, not absolute times.
 """
 
@@ -37,7 +39,67 @@ METHOD = """\
 # What profiling found and what was changed (kept with the method: the numbers above are after these).
 FINDINGS = """\
 ## Findings and fixes
-### Session 6 (2026-11-26, the numbers above are after these)
+### Session 7 (2026-11-26, the numbers above are after these)
+- **Where the numbers above come from** (runs listed at the top, in this order): 5M B4, B5 and B6 (T); 1M B4
+  (U); B1 (P); B3 (Q). The machine was quiet: speed check 60-67 ms DuckDB and 84-97 ms Python at each start
+  (session 6's M: 76/95).
+  5M B8, B9 and B2 and 1M B9 are session 6's; B7 and the 1M B8/B7 rows session 5's; the 1M B2 and B5/B6 rows
+  session 4's.
+- **B4: readers keep the database attached between calls** (`queries/db.py`, `PROVLENS_READ_KEEP_S`, default
+  10 s after the last call). Session 6 found the per-call `ATTACH` and its empty buffer pool to be most of a
+  heavy query's time at 5M. Same process, alternating series of 20 calls, detach-per-call vs kept (p50 ms):
+  `identity_search` 52.4 → 25.3, `skip_identities_top` 38.2 → 26.9, `violations` 52.9 → 43.2,
+  `identity_scim_requests` 25.6 → 10.6, `scim_identity_timeline` 21.0 → 8.3, `identity_events` 14.0 → 4.8,
+  `action_status_counts` 14.0 → 6.1. The lock it holds never keeps a writer out: a provlens writer that finds
+  the file locked leaves its `<db>.write-wanted` mark and a watcher thread detaches within ~50 ms once no call
+  runs; a writer in the same process makes the readers let go first (`store.BEFORE_OWN_OPEN`; DuckDB refuses a
+  read-write handle on a file the process has attached); a file changed underneath (signature: inode, size,
+  mtime of the file and its WAL) is attached afresh. `tests/test_read_keep.py` covers each case, and the
+  reliability test's three reader processes now keep their attachment while ten ingests run. The bench calls
+  each query as the dashboard does and releases the attachment before each series: the first call of each
+  series is attached afresh with an empty buffer pool and is reported as "cold" (included in p50/p95).
+- **B4: one plan per query.** `run_sql` used a relation (`con.sql`), which DuckDB plans once to learn the
+  result types and again to run it; `execute` plans once (the Arrow result is copied once more, which DuckDB
+  warns about and the module silences). One connection, alternating, 15 runs each (p50 ms, 5M): `overview_kpis`
+  10.7 → 7.2, `scim_kpis` 12.2 → 8.4, `violations` 42.5 → 39.5, `identity_search` 23.2 → 20.9; at 1M
+  `skip_identities_top` 9.1 → 7.5. The frames are equal (`assert_frame_equal` on each).
+- **B4: `skip_identities_top` at 1M was 7.8× pandas** (run S, before the next change: 14.1 ms, the page asks
+  for 500 rows per category; pandas 111 ms), so at 1M one of the three heaviest missed the 10× (the summary
+  judges the largest scale, 5M, where it was 14×). Migration 17 adds `derived_skip_top`: per skip category the
+  500 identities skipped in the most cycles, with a rank and the category's identity count, recomputed from
+  `derived_skip_identities` by every derived refresh (10 ms at 1M, 20 ms at 5M per refresh). Unfiltered with
+  `$limit` ≤ 500 the query reads it (the plan reads neither the identities nor the events: tested); filtered or
+  larger limits aggregate as before. One connection: 5.6 vs 11.7 ms at 1M, 5.4 vs 24.7 ms at 5M. Same rows as
+  the window definition for limits 1, 3, 500, 501 and 100,000, stored and events paths, and the table equals a
+  recomputation after out-of-order and re-sent loads and after the 12-17 upgrade (tested).
+- **B4 result** (T, 5M): worst p95 40 ms (`violations`), worst cold call 81 ms (`identity_search`); the three
+  heaviest are 781×, 48× and 988× pandas. Runs N and R, before the last two changes, gave worst p95 44 and 47
+  ms. At 1M (U) the worst p95 is 24 ms, `violations` 215× and `identity_search` 17×, but the third heaviest by
+  p50 is `scim_latency` (9.2 ms) within 0.4 ms of `scim_kpis`, `last_cycle` and `cycles_timeline`, none of which
+  has a pandas twin, so the 1M row of this table cannot show the 10×; `identity_scim_requests` at 1M is 4.8×
+  pandas (8.7 ms against a 42 ms in-memory point lookup).
+- **B6: where the navigation time goes** (warm visit, 5M, timings from the page's `performance.now()`): the
+  WebSocket opens at ~300 ms; every message of the Overview has arrived by ~650-730 ms; the metrics and the
+  chart's box appear together at ~1.6 s and the chart's SVG at ~1.75 s. In between, the browser evaluates
+  Streamlit's Plotly chunk (`PlotlyChart.js`, 4.7 MB, requested at ~565 ms, read from cache by ~666 ms): a CDP
+  profile of one visit shows ~420 ms in that chunk's code, ~290 ms of "(program)" (V8 compiling) and ~50 ms GC,
+  plus the DataFrame chunks (1.3 MB) of the two tables below the charts. Without those two tables the same run
+  gave 1.43-1.71 s against 1.65-2.05 s; `st.table` instead of `st.dataframe` gave no gain (it loads Arrow
+  code as well). The first visit after a server start (2.8-3.2 s) also loads the bundle into an empty browser
+  cache (+~430 ms to the WebSocket), imports pandas and DuckDB in the server (~0.3 s), builds the first Plotly
+  figure (~0.16 s once) and runs every query uncached. Nothing of this is in provlens's code; not changed.
+  Warm medians with the same Overview in this session's three runs: 1.94 s (N), 2.10 s (R), 2.03 s (T).
+- **B1** 21,338 events/s (P; 13,325 in session 6 on the slower machine; the pull is unchanged). Profile of one
+  pull (py-spy, 200 Hz, 200,836 events, 9.5 s): the loader thread is the critical path, busy ~7.6 s (the
+  INSERT 3.75 s, COMMIT 2.33 s, derived refresh ~0.8 s); the main thread waits 3.2 s for it and 2.6 s for the
+  server. The pull uses ~1.15 of the 2 cores (8.4 s user + 2.3 s system CPU), the fake server 0.5 s. Tried and
+  dropped, alternating 2 reps each: commits of 25k, 100k, 200k events instead of 50k (9.25-9.82 s, no gain); a
+  free loader taking each complete slice at once (8.97/8.98 vs 9.69/8.84 s: noise, and it commits each empty
+  slice on its own); `checkpoint_threshold` 4 GB (10.7 vs 9.0-9.3 s: worse).
+- **B3** 1.13× with 0 429s (Q: 462 vs 409 s). Session 5's run of the same code gave 1.154×, so the run-to-run
+  spread is about the size of the margin.
+
+### Session 6 (2026-11-26)
 - **Where the numbers above come from** (runs listed at the top): 5M B4 and B6 (M, with the first speed check);
   5M B5 and B9 (I); 5M B8 (H); 5M B2, 3 reps (J); 1M B4 and B9 (K); B1 (L). B3, B7 and the 1M B8/B7 rows are
   session 5's, the 1M B2 and B5/B6 rows session 4's.
