@@ -654,7 +654,7 @@ MIGRATION_16 = [
 
 # Migration 17: the skipped page's top identities per category (B4 at 1M: the min_by over every identity took
 # ~14 ms of the page's 500-row query).
-MIGRATION_17 = ["CREATE TABLE derived_skip_top AS " + skip_top_select("derived_skip_identities")]
+MIGRATION_17 = ["CREATE OR REPLACE TABLE derived_skip_top AS " + skip_top_select("derived_skip_identities")]
 
 
 def _refresh_identity_events(con: duckdb.DuckDBPyConnection, keys: str | None, updated: bool) -> None:
