@@ -217,6 +217,9 @@ def _explain_open_error(path: str, exc: Exception) -> StoreError:
     return StoreError(f"cannot open database {path}: {msg.splitlines()[0]}")
 
 
+# DuckDB's memory during the correlation and the SCIM re-sort (B8: <= 4 GB peak RSS for the process).
+CORRELATION_MEMORY_LIMIT = "3GB"
+
 _OPEN_IN_PROCESS: set[str] = set()
 _OPEN_LOCK = threading.Lock()
 # Called with a file's real path before this process opens it with a connection of its own: readers in this
@@ -711,49 +714,50 @@ class Store:
             raise
         return new, dup
 
-    def replace_correlation(self, statements: list[tuple[str, dict]], *, memory_limit: str = "3GB") -> None:
+    def replace_correlation(self, statements: list[tuple[str, dict]], *,
+                            memory_limit: str = CORRELATION_MEMORY_LIMIT) -> None:
         """Recompute the ``correlation`` table: run the correlation's SQL (temp tables, then one INSERT
         into ``correlation``) in one transaction, replacing the previous result atomically. DuckDB's
         memory is capped at ``memory_limit`` meanwhile (B8: <= 4 GB peak RSS for the process): the joins
         spill to ``<db>.tmp`` instead of growing with the trail (11.6 GB at 5M events x 9M requests)."""
         con = self.con
-        with self._memory_capped(memory_limit):
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute("DELETE FROM correlation")
-                con.execute("DELETE FROM correlation_requests")  # rewritten by the statements (migration 10)
-                for sql, params in statements:
-                    con.execute(sql, params)
-                scim_derived.refresh_correlation(con)  # derived correlation state (issue 7 B4)
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                raise
+        with self._memory_capped(memory_limit), self._transaction():
+            con.execute("DELETE FROM correlation")
+            con.execute("DELETE FROM correlation_requests")  # rewritten by the statements (migration 10)
+            for sql, params in statements:
+                con.execute(sql, params)
+            scim_derived.refresh_correlation(con)  # derived correlation state (issue 7 B4)
 
     def scim_resort_due(self) -> bool:
         """Whether the rows appended to ``derived_scim_requests_by_user`` since its last sort exceed a quarter of
         the sorted ones (then :meth:`resort_scim_by_user` is due)."""
         return scim_derived.resort_due(self.con)
 
-    def resort_scim_by_user(self, *, memory_limit: str = "3GB") -> None:
+    def resort_scim_by_user(self, *, memory_limit: str = CORRELATION_MEMORY_LIMIT) -> None:
         """Rewrite ``derived_scim_requests_by_user`` sorted and re-key ``correlation_requests`` to it. Memory
         capped like the correlation."""
         with self._memory_capped(memory_limit):
             for statements in (scim_derived.RESORT, scim_derived.REKEY):  # two transactions: see RESORT
-                self._in_one_transaction(statements)
+                self._run_in_transaction(statements)
 
-    def _finish_interrupted_resort(self, *, memory_limit: str = "3GB") -> None:
+    def _finish_interrupted_resort(self, *, memory_limit: str = CORRELATION_MEMORY_LIMIT) -> None:
         """A process killed between the re-sort's two transactions left ``correlation_requests`` empty and a
         mark in ``meta``: key the correlation's results to the sorted copy now (the second transaction)."""
         if self.con.execute("SELECT 1 FROM meta WHERE key = ?", [scim_derived.REKEY_PENDING_META]).fetchone():
             with self._memory_capped(memory_limit):
-                self._in_one_transaction(scim_derived.REKEY)
+                self._run_in_transaction(scim_derived.REKEY)
 
-    def _in_one_transaction(self, statements: list[str]) -> None:
-        self.con.execute("BEGIN TRANSACTION")
-        try:
+    def _run_in_transaction(self, statements: list[str]) -> None:
+        with self._transaction():
             for sql in statements:
                 self.con.execute(sql)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN; COMMIT when the block ends, ROLLBACK (and re-raise) when it fails."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
             self.con.execute("COMMIT")
         except Exception:
             self.con.execute("ROLLBACK")
