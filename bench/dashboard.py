@@ -51,13 +51,21 @@ def _wait_idle(page, timeout_ms: int = 120_000) -> None:
     page.wait_for_load_state("networkidle", timeout=timeout_ms)
 
 
+def _chart_drawn(page) -> bool:
+    """Whether a chart has drawn its SVG: charts are iframes (pages/charts.py), so look in every frame."""
+    for frame in page.frames:
+        with contextlib.suppress(Exception):  # a frame may navigate or go away while we look
+            if frame.locator(".main-svg").count():
+                return True
+    return False
+
+
 def _wait_for_chart(page, timeout_s: float = 300) -> None:
     """Until the first Plotly chart has drawn; an exception or error box on the page fails at once."""
-    chart = page.locator('[data-testid="stPlotlyChart"] .main-svg').first
     problems = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if chart.count() and chart.is_visible():
+        if _chart_drawn(page):
             return
         if problems.count():
             raise RuntimeError(f"the Overview shows an error: {problems.first.inner_text()[:300]}")
@@ -67,12 +75,13 @@ def _wait_for_chart(page, timeout_s: float = 300) -> None:
 
 @contextlib.contextmanager
 def running_dashboard(db: str, log_path: Path | None = None):
-    """``streamlit run app.py`` on 127.0.0.1 against ``db``; yields (base_url, process); always stopped."""
+    """``streamlit run serve.py`` (the README's way: app.py, warmed up) on 127.0.0.1 against ``db``; yields
+    (base_url, process); always stopped."""
     port = _free_port()
     env = {**os.environ, "PROVLENS_DB": str(db)}
     streamlit = str(Path(sys.executable).parent / "streamlit")
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([streamlit, "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+    proc = subprocess.Popen([streamlit, "run", "serve.py", "--server.headless", "true", "--server.port", str(port),
                              "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
                              "--server.fileWatcherType", "none"],
                             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages import common
+from pages import charts, common
 
 filters = common.page_setup("pages/cycles.py")
 
@@ -45,7 +45,7 @@ for p in quarantine.itertuples():
 for m in missed.itertuples():
     fig.add_vline(x=m.expected_at, line_color="#ef6c00", line_dash="dot")
 fig.update_layout(margin=dict(t=50, b=10), legend_title_text="")
-st.plotly_chart(fig, width="stretch", key="cycle_timeline")
+charts.show(fig, "cycle_timeline")
 
 left, right = st.columns(2)
 counts = common.query("action_status_counts", filters)
@@ -53,12 +53,12 @@ fig = px.bar(counts, x="action", y="events", color="status", title="Events per a
              color_discrete_map={"success": "#2e7d32", "failure": "#c62828", "skipped": "#9e9e9e",
                                  "warning": "#f9a825"})
 fig.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="")
-left.plotly_chart(fig, width="stretch", key="action_status")
+charts.show(fig, "action_status", into=left)
 fig = px.scatter(cycles, x="started_at", y="gap_before_min", color="app", title="Minutes since the job's "
                  "previous logged cycle", labels={"gap_before_min": "gap (min)", "started_at": ""})
 fig.add_hline(y=40, line_dash="dot", line_color="#616161")
 fig.update_layout(margin=dict(t=50, b=10), legend_title_text="")
-right.plotly_chart(fig, width="stretch", key="cycle_gaps")
+charts.show(fig, "cycle_gaps", into=right)
 
 st.subheader("Missed cycles and quarantine")
 mc, qc = st.columns(2)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from pages import common
+from pages import charts, common
 
 filters = common.page_setup("pages/failures.py")
 
@@ -31,7 +31,7 @@ per_day = common.query("failures_by_code_day", filters)
 fig = px.bar(per_day, x="day", y="failures", color="error_code", title="Failures per day by error code (UTC)")
 fig.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="",
                   legend=dict(orientation="h", y=-0.25))
-st.plotly_chart(fig, width="stretch", key="failures_by_code")
+charts.show(fig, "failures_by_code")
 
 st.subheader("Top errors")
 st.caption("SCIM status, scimType and detail are parsed from Entra's \"Web Response\" text; the next retry is "

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages import common
+from pages import charts, common
 
 filters = common.page_setup("pages/identity.py")
 
@@ -54,6 +54,6 @@ fig = px.scatter(timeline, x="time", y="source", color="status", symbol="action"
                                      "warning": "#f9a825"})
 fig.update_traces(marker_size=11)
 fig.update_layout(margin=dict(t=50, b=10), legend_title_text="", height=300)
-st.plotly_chart(fig, width="stretch", key="identity_timeline")
+charts.show(fig, "identity_timeline")
 common.table(timeline.sort_values("time", ascending=False), "identity-timeline", key="identity_timeline_table",
              column_config=common.time_columns("time"))

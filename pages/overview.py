@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from pages import common
+from pages import charts, common
 
 filters = common.page_setup("pages/overview.py")
 
@@ -84,13 +84,13 @@ fig = px.bar(per_day, x="day", y="events", color="status", title="Events per day
              color_discrete_map={"success": "#2e7d32", "failure": "#c62828", "skipped": "#9e9e9e",
                                  "warning": "#f9a825"})
 fig.update_layout(barmode="stack", legend_title_text="", margin=dict(t=50, b=10))
-left.plotly_chart(fig, width="stretch", key="events_per_day")
+charts.show(fig, "events_per_day", into=left)
 
 trend = common.query("success_rate_per_day", filters)
 fig = px.line(trend, x="day", y="success_rate", markers=True, title="Success rate per day (UTC)",
               range_y=[0, 1])
 fig.update_layout(yaxis_tickformat=".0%", margin=dict(t=50, b=10))
-right.plotly_chart(fig, width="stretch", key="success_trend")
+charts.show(fig, "success_trend", into=right)
 
 jobs_and_freshness()
 

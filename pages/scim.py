@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from pages import common
+from pages import charts, common
 
 filters = common.page_setup("pages/scim.py")
 
@@ -39,11 +39,11 @@ over_time = common.query("scim_requests_over_time", filters, bucket="hour")
 left, right = st.columns(2)
 fig = px.bar(over_time, x="bucket", y="requests", color="operation", title="Requests per hour by operation (UTC)")
 fig.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="")
-left.plotly_chart(fig, width="stretch", key="scim_by_operation")
+charts.show(fig, "scim_by_operation", into=left)
 fig = px.bar(over_time, x="bucket", y="requests", color="status_class", title="Requests per hour by status (UTC)",
              color_discrete_map={"2xx": "#2e7d32", "3xx": "#1565c0", "4xx": "#ef6c00", "5xx": "#c62828"})
 fig.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="")
-right.plotly_chart(fig, width="stretch", key="scim_by_status")
+charts.show(fig, "scim_by_status", into=right)
 
 st.subheader("Latency per operation")
 common.table(common.query("scim_latency", filters), "scim-latency", key="scim_latency")
@@ -73,7 +73,7 @@ else:
     fig = px.bar(classes, x="rows", y="match_class", color="detail", orientation="h",
                  title="Entra events and SCIM requests by correlation class")
     fig.update_layout(margin=dict(t=50, b=10), legend_title_text="")
-    st.plotly_chart(fig, width="stretch", key="correlation_classes")
+    charts.show(fig, "correlation_classes")
     common.table(classes, "correlation-classes", key="correlation_classes_table")
 
 contradictions = common.query("correlation_contradictions", filters)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from pages import common
+from pages import charts, common
 
 filters = common.page_setup("pages/skipped.py")
 
@@ -39,11 +39,11 @@ for col, category in zip(c, [k for k in FIXES if k != "other"]):
 left, right = st.columns([1, 2])
 fig = px.pie(by_category, names="skip_category", values="skips", title="Skips by category", hole=0.4)
 fig.update_layout(margin=dict(t=50, b=10))
-left.plotly_chart(fig, width="stretch", key="skips_pie")
+charts.show(fig, "skips_pie", into=left)
 per_day = common.query("skips_by_category_day", filters)
 fig = px.bar(per_day, x="day", y="skips", color="skip_category", title="Skips per day by category (UTC)")
 fig.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="")
-right.plotly_chart(fig, width="stretch", key="skips_by_day")
+charts.show(fig, "skips_by_day", into=right)
 common.table(by_category, "skips-by-category", key="skips_by_category")
 
 st.subheader("Identities to fix")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from pages import common
+from pages import charts, common
 
 filters = common.page_setup("pages/violations.py")
 
@@ -42,7 +42,7 @@ summary = common.query("violations_summary", filters)
 fig = px.bar(summary, x="kind", y="violations", color="state", title="Violations by kind and state",
              color_discrete_map={"open": "#c62828", "resolved": "#2e7d32"})
 fig.update_layout(margin=dict(t=50, b=10), legend_title_text="")
-st.plotly_chart(fig, width="stretch", key="violations_by_kind")
+charts.show(fig, "violations_by_kind")
 
 state = st.segmented_control("State", ["open", "resolved"], selection_mode="multi", default=["open", "resolved"],
                              key="violation_state")

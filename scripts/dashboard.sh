@@ -7,5 +7,5 @@ export PROVLENS_DB=${PROVLENS_DB:-data/provlens.duckdb}
 if [ ! -e "$PROVLENS_DB" ]; then
   .venv/bin/python -m ingest demo --db "$PROVLENS_DB"
 fi
-exec .venv/bin/streamlit run app.py --server.address "${PROVLENS_ADDRESS:-127.0.0.1}" \
+exec .venv/bin/streamlit run serve.py --server.address "${PROVLENS_ADDRESS:-127.0.0.1}" \
   --server.port "${PROVLENS_PORT:-8501}" --server.headless true --browser.gatherUsageStats false "$@"

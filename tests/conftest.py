@@ -28,6 +28,13 @@ def run_cli(*args: str, env: dict | None = None, check: bool = False,
     return proc
 
 
+def chart_figures(at) -> list[dict]:
+    """The figures of the charts an AppTest run drew (pages/charts.py: one iframe document per chart)."""
+    from pages import charts
+
+    return [charts.figure_from_html(el.proto.srcdoc) for el in at.get("iframe") if "data-chart=" in el.proto.srcdoc]
+
+
 def store_from_events(root: Path, name: str, events: list[dict]) -> str:
     """A real store at ``root/name.duckdb`` holding exactly ``events``, loaded as one `ingest files` run."""
     from ingest.store import Store

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, chart_figures
 
 
 @pytest.fixture()
@@ -49,7 +49,7 @@ def test_overview_job_status_and_open_violations(app, truth):
     assert len(active) == len(truth["apps"])
     assert {a["name"] for a in truth["apps"]} == {s.split(":")[0].strip("*") for s in active}
     assert not [e for e in at.error if "quarantined" in e.value]
-    assert len(at.get("plotly_chart")) == 2
+    assert len(chart_figures(at)) == 2
 
 
 def test_app_filter_changes_the_numbers(app, truth):

@@ -5,7 +5,6 @@ empty or broken databases give a clear message instead of a stack trace."""
 from __future__ import annotations
 
 import base64
-import json
 from collections import Counter
 
 import numpy as np
@@ -13,7 +12,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, chart_figures, run_cli
 
 PAGES = ["overview", "cycles", "failures", "skipped", "violations", "scim", "identity", "export"]
 
@@ -61,7 +60,7 @@ def _frames(at, *columns: str) -> list[pd.DataFrame]:
 
 
 def _charts(at) -> list[dict]:
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    return chart_figures(at)
 
 
 def _values(array) -> list:

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from pages.auth import is_allowed
 from queries import db as qdb
-from tests.conftest import ROOT
+from tests.conftest import ROOT, chart_figures
 
 AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "not-a-real-cookie-secret",
         "client_id": "00000000-0000-0000-0000-000000000001", "client_secret": "not-a-real-client-secret",
@@ -51,7 +51,7 @@ def _app(db, monkeypatch, user: dict, secrets: dict | None = None) -> AppTest:
 
 def _shows_no_data(at: AppTest) -> None:
     assert not at.exception, at.exception
-    assert not at.dataframe and not at.metric and not at.get("plotly_chart")
+    assert not at.dataframe and not at.metric and not at.get("plotly_chart") and not chart_figures(at)
 
 
 def test_signed_out_visitor_sees_only_a_sign_in_prompt(demo_db, monkeypatch, calls):

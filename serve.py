@@ -1,0 +1,26 @@
+"""The dashboard server: ``streamlit run serve.py`` serves ``app.py``, warmed up before the first visit.
+
+Streamlit runs nothing of the app until someone opens it, so the first visit after a start used to pay
+for importing pandas, Plotly and DuckDB, Plotly's first figure and a cold database (~1 s at 5M events,
+B6 in bench/BENCHMARKS.md). ``st.App``'s lifespan runs :func:`pages.warmup.warm_up` before the server
+takes connections (its health check answers after it). ``streamlit run app.py`` still works, without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+
+import streamlit as st
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(_app):
+    from pages.warmup import warm_up
+
+    print(f"provlens: {await asyncio.to_thread(warm_up)}", file=sys.stderr, flush=True)
+    yield
+
+
+app = st.App("app.py", lifespan=_lifespan)

@@ -1,0 +1,91 @@
+"""The charts' iframe documents (pages/charts.py), the plotly.js bundle they load, and the server's warm-up
+(pages/warmup.py, run by serve.py). That the charts draw in a real browser is checked in test_e2e_dashboard.py."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import plotly
+import plotly.express as px
+import plotly.graph_objects as go
+import pytest
+
+from pages import charts
+from pages.warmup import warm_up
+from tests.conftest import ROOT
+
+HOSTILE = "</script><script>alert(1)</script><!-- & \u2028 ]]>"
+
+
+def test_text_from_the_database_stays_data_in_the_chart_document():
+    frame = pd.DataFrame({"code": [HOSTILE, "ok"], "n": [3, 4]})
+    html = charts.chart_html(px.bar(frame, x="code", y="n", title=HOSTILE), "hostile")
+    # the only script ends are the document's own three blocks
+    assert html.count("</script>") == 3
+    assert "<script>alert" not in html and "<!--" not in html and "\u2028" not in html
+    figure = charts.figure_from_html(html)
+    assert figure["layout"]["title"]["text"] == HOSTILE
+    assert list(figure["data"][0]["x"]) == [HOSTILE, "ok"]
+    assert 'data-chart="hostile"' in html
+
+
+def test_a_trace_type_the_basic_bundle_cannot_draw_is_refused():
+    with pytest.raises(ValueError, match="heatmap"):
+        charts.chart_html(go.Figure(go.Heatmap(z=[[1, 2], [3, 4]])), "heat")
+    with pytest.raises(ValueError, match="key"):
+        charts.chart_html(go.Figure(go.Bar(x=[1], y=[1])), 'x" onload="alert(1)')
+
+
+def test_the_figure_keeps_its_height_and_the_iframe_gets_it():
+    html = charts.chart_html(go.Figure(go.Bar(x=[1], y=[1]), layout={"height": 300}), "short")
+    assert "height: 300px" in html and charts.figure_from_html(html)["layout"]["height"] == 300
+    html = charts.chart_html(go.Figure(go.Scatter(x=[1], y=[1])), "default")
+    assert f"height: {charts.DEFAULT_HEIGHT}px" in html
+
+
+def test_figures_use_a_real_palette_not_streamlits_placeholders():
+    # importing streamlit makes its template (colours #000001...) the default; pages/charts.py replaces it
+    frame = pd.DataFrame({"x": [1, 2, 3], "y": [1, 2, 3], "c": ["a", "b", "c"]})
+    colors = [t.marker.color for t in px.scatter(frame, x="x", y="y", color="c").data]
+    assert colors == charts.COLORWAY[:3]
+    assert not any(re.fullmatch(r"#0000\d\d", c) for c in colors)
+
+
+def test_the_bundle_is_plotly_js_basic_of_the_pinned_plotly_version():
+    header = charts.BUNDLE_PATH.read_bytes()[:300].decode()
+    full = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"  # what the plotly package ships
+    version = re.search(r"plotly\.js v(\d+\.\d+\.\d+)", full.read_bytes()[:300].decode()).group(1)
+    assert f"plotly.js (basic - minified) v{version}" in header
+    assert charts.BUNDLE_FILE == f"plotly-basic-{version}.min.js"
+    digest = hashlib.sha256(charts.BUNDLE_PATH.read_bytes()).hexdigest()
+    assert f"sha256 {digest}" in (ROOT / "static" / "SOURCE.txt").read_text()
+
+
+def test_streamlit_serves_the_static_folder():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["enableStaticServing"] is True
+    assert charts.BUNDLE_PATH.parent == ROOT / "static"
+
+
+# ------------------------------------------------------------------------------ pages/warmup.py
+
+
+def test_warm_up_reads_the_database(demo_db, monkeypatch):
+    monkeypatch.setenv("PROVLENS_DB", str(demo_db))
+    message = warm_up()
+    assert re.fullmatch(r"warmed up in [\d.]+ s \(imports and charts [\d.]+ s, database [\d.]+ s\)", message)
+
+
+def test_warm_up_never_fails(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROVLENS_DB", str(tmp_path / "none.duckdb"))
+    assert "no database file at" in warm_up()
+    foreign = tmp_path / "foreign.duckdb"
+    duckdb.connect(str(foreign)).close()  # a DuckDB file without provlens's tables
+    monkeypatch.setenv("PROVLENS_DB", str(foreign))
+    message = warm_up()
+    assert "the database was not read (CatalogException" in message
