@@ -12,7 +12,7 @@ COLUMNS = ["id", "activity_time", "tenant_id", "job_id", "cycle_id", "change_id"
            "service_principal_name", "action", "status", "error_code", "error_category", "error_reason",
            "source_id", "source_name", "source_upn", "target_id", "user_name", "duration_ms", "http_status",
            "scim_type", "scim_detail", "next_retry_at", "recommended_action", "skip_category", "skip_reason",
-           "email_domain"]
+           "email_domain", "import_kind"]
 
 
 def overview_kpis(df: pd.DataFrame) -> pd.DataFrame:
@@ -58,15 +58,60 @@ def skips_by_category(df: pd.DataFrame) -> pd.DataFrame:
             .agg(events=("id", "size"), identities=("source_id", "nunique")).reset_index())
 
 
+def _round_half_away(values: pd.Series, digits: int) -> pd.Series:
+    """DuckDB's round(x, n): halves away from zero (pandas' round goes to the even neighbour)."""
+    scale = 10.0 ** digits
+    return np.sign(values) * np.floor(np.abs(values) * scale + 0.5) / scale
+
+
+_CYCLE_COUNTS = ["created", "updated", "disabled", "deleted", "other", "success", "failure", "skipped", "warning"]
+
+
 def cycles(df: pd.DataFrame) -> pd.DataFrame:
-    g = df.groupby(["job_id", "cycle_id"])
-    out = g.agg(service_principal_id=("service_principal_id", "first"), started_at=("activity_time", "min"),
-                ended_at=("activity_time", "max"), events=("id", "size")).reset_index()
-    counts = pd.crosstab([df["job_id"], df["cycle_id"]], df["status"]).reset_index()
-    out = out.merge(counts, on=["job_id", "cycle_id"], how="left").sort_values(["job_id", "started_at"])
-    out["gap_before_min"] = (out.groupby("job_id")["started_at"].diff().dt.total_seconds() / 60)
-    out["duration_s"] = (out["ended_at"] - out["started_at"]).dt.total_seconds()
-    return out
+    """The ``cycles`` export dataset, all time: one row per (job_id, cycle_id), initial/incremental, gap."""
+    action, status = df["action"], df["status"]
+    work = pd.DataFrame({"job_id": df["job_id"], "cycle_id": df["cycle_id"],
+                         "service_principal_id": df["service_principal_id"], "t": df["activity_time"],
+                         "created": action.eq("create"), "updated": action.eq("update"),
+                         "disabled": action.eq("disable"), "deleted": action.eq("delete"),
+                         "success": status.eq("success"), "failure": status.eq("failure"),
+                         "skipped": status.eq("skipped"), "warning": status.eq("warning"),
+                         "full_import": df["import_kind"].eq("full")})
+    work["other"] = ~(work["created"] | work["updated"] | work["disabled"] | work["deleted"])
+    out = (work.groupby(["job_id", "cycle_id"], dropna=False, sort=False)
+           .agg(service_principal_id=("service_principal_id", "first"), started_at=("t", "min"),
+                ended_at=("t", "max"), events=("t", "size"), full_import=("full_import", "any"),
+                **{c: (c, "sum") for c in _CYCLE_COUNTS})
+           .reset_index())
+    out = out.sort_values(["job_id", "started_at", "cycle_id"], kind="stable")
+    first = out.groupby("job_id", dropna=False).cumcount() == 0
+    previous = out.groupby("job_id", dropna=False)["started_at"].shift()
+    out["kind"] = np.where(first | out["full_import"], "initial", "incremental")
+    out["duration_s"] = _round_half_away((out["ended_at"] - out["started_at"]).dt.total_seconds(), 3)
+    out["gap_before_min"] = _round_half_away((out["started_at"] - previous).dt.total_seconds() / 60.0, 1)
+    columns = ["job_id", "cycle_id", "service_principal_id", "started_at", "ended_at", "duration_s", "events",
+               *_CYCLE_COUNTS, "kind", "gap_before_min"]
+    return out.sort_values(["started_at", "job_id", "cycle_id"], kind="stable")[columns].reset_index(drop=True)
+
+
+def _with_app_names(df: pd.DataFrame, cycles: pd.DataFrame) -> pd.DataFrame:
+    names = df.groupby("service_principal_id")["service_principal_name"].first().rename("service_principal_name")
+    return cycles.merge(names, how="left", left_on="service_principal_id", right_index=True)
+
+
+def cycles_timeline(df: pd.DataFrame) -> pd.DataFrame:
+    out = _with_app_names(df, cycles(df))
+    return out.sort_values(["started_at", "cycle_id"], kind="stable").reset_index(drop=True)
+
+
+def last_cycle(df: pd.DataFrame) -> pd.DataFrame:
+    c = _with_app_names(df, cycles(df))
+    c = c.sort_values("started_at", ascending=False, kind="stable").drop_duplicates("job_id")
+    c["outcome"] = np.where((c["failure"] > 0) & (c["success"] == 0), "failed",
+                            np.where(c["failure"] > 0, "partly failed", "succeeded"))
+    columns = ["job_id", "service_principal_id", "service_principal_name", "cycle_id", "kind", "started_at",
+               "ended_at", "events", "success", "failure", "skipped", "outcome"]
+    return c.sort_values(["service_principal_name", "job_id"], kind="stable")[columns].reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------------- the heaviest page queries
@@ -319,7 +364,8 @@ def identity_events(df: pd.DataFrame, source_id: str) -> pd.DataFrame:
 
 # The SCIM side for the SCIM twins: requests and the correlation's request -> class/event rows.
 SCIM_COLUMNS = ["request_id", "ts", "method", "path", "status", "operation", "user_name", "user_name_lower",
-                "resource_id", "external_id", "scim_type", "error_detail", "tenant", "is_probe"]
+                "resource_id", "external_id", "scim_type", "error_detail", "tenant", "is_probe", "duration_ms",
+                "credential_id", "user_agent", "client_ip"]
 CORRELATION_COLUMNS = ["request_id", "match_class", "detail", "event_id"]
 
 
@@ -348,6 +394,29 @@ def identity_scim_requests(df: pd.DataFrame, scim: pd.DataFrame, source_id: str)
     return out.sort_values(["time", "ref"], kind="stable").reset_index(drop=True)
 
 
+def scim_kpis(df: pd.DataFrame, scim: pd.DataFrame) -> pd.DataFrame:
+    """The SCIM page's headline numbers, all time (p95: quantile_cont of the request durations)."""
+    status = scim["status"]
+    clients = scim["credential_id"].fillna(scim["user_agent"]).fillna(scim["client_ip"])
+    return pd.DataFrame({
+        "requests": [len(scim)], "errors": [int((status >= 400).sum())],
+        "auth_failures": [int(status.isin([401, 403]).sum())],
+        "probes": [int(scim["is_probe"].fillna(False).astype(bool).sum())],
+        "throttled": [int((status == 429).sum())],
+        "p95_ms": [scim["duration_ms"].dropna().astype("float64").quantile(0.95)],
+        "clients": [clients.nunique()], "first_request": [scim["ts"].min()], "last_request": [scim["ts"].max()]})
+
+
+def scim_latency(df: pd.DataFrame, scim: pd.DataFrame) -> pd.DataFrame:
+    """SCIM server time per operation, all time: requests with a duration, p50/p95/p99 (quantile_cont), max."""
+    timed = scim.loc[scim["duration_ms"].notna(), ["operation", "duration_ms"]]
+    durations = timed["duration_ms"].astype("float64").groupby(timed["operation"], dropna=False)
+    out = pd.DataFrame({"requests": durations.size(), "p50_ms": durations.quantile(0.5),
+                        "p95_ms": durations.quantile(0.95), "p99_ms": durations.quantile(0.99),
+                        "max_ms": durations.max()}).rename_axis("operation").reset_index()
+    return out.sort_values(["requests", "operation"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
 def load_frames(db: str) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """B4's pandas side's data, as the benchmark loads it (not timed: "already in memory"): the events, and
     {"scim": requests, "corr": the correlation's request rows} for the SCIM twins."""
@@ -368,4 +437,5 @@ PANDAS = {f.__name__: f for f in (overview_kpis, events_per_day_by_status, top_e
                                   recurring_failures, skip_identities, cycle_events, failures_recent,
                                   cycle_events_first, recurring_failures_top, skip_identities_top,
                                   violations_summary, violations, identity_search, identity_events,
-                                  scim_identity_timeline, identity_scim_requests)}
+                                  scim_identity_timeline, identity_scim_requests, cycles_timeline, last_cycle,
+                                  scim_kpis, scim_latency)}

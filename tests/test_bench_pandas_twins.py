@@ -11,7 +11,8 @@ from queries.db import run
 from queries.filters import Filters
 
 TWINS = ["failures", "top_errors", "recurring_failures", "skip_identities", "cycle_events", "failures_recent",
-         "cycle_events_first", "recurring_failures_top", "skip_identities_top", "violations_summary"]
+         "cycle_events_first", "recurring_failures_top", "skip_identities_top", "violations_summary", "cycles",
+         "cycles_timeline", "last_cycle"]
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +62,15 @@ def _with_frames(name: str, events, frames, params):
 
     wanted = inspect.signature(PANDAS[name]).parameters
     return PANDAS[name](events, **{k: v for k, v in {**params, **frames}.items() if k in wanted})
+
+
+@pytest.mark.parametrize("name", ["scim_kpis", "scim_latency"])
+def test_scim_aggregate_twins(name, demo_db, events, scim_frames):
+    expected = run(str(demo_db), name, Filters())
+    got = _with_frames(name, events, scim_frames, {})
+    assert len(expected) > 0 and expected["requests"].sum() > 0  # the demo has a SCIM audit trail
+    assert list(got.columns) == list(expected.columns)
+    pd.testing.assert_frame_equal(_comparable(got), _comparable(expected), check_exact=False)
 
 
 def test_violations_twin_sees_the_scim_evidence(demo_db, events, scim_frames):
