@@ -57,23 +57,38 @@ def script_json(text: str) -> str:
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
+def _svg_scatter(trace):
+    """plotly.express draws scatter and line charts of more than 1,000 points with WebGL (``scattergl``), which
+    the basic bundle lacks: the same trace as an SVG ``scatter`` (its attributes are a subset)."""
+    if trace.type != "scattergl":
+        return trace
+    spec = trace.to_plotly_json()
+    spec.pop("type")
+    return go.Scatter(spec)
+
+
 def chart_html(fig: go.Figure, key: str) -> str:
     """The iframe document that draws ``fig`` at its own height (default 450 px) and full width."""
+    if not key.replace("_", "").isalnum():
+        raise ValueError(f"chart key {key!r}: letters, digits and underscores only")
+    if any(trace.type == "scattergl" for trace in fig.data):
+        fig = go.Figure([_svg_scatter(trace) for trace in fig.data], fig.layout)
     unsupported = {trace.type for trace in fig.data} - TRACE_TYPES
     if unsupported:
         raise ValueError(f"chart {key!r}: trace type(s) {sorted(unsupported)} are not in plotly.js's basic "
                          f"bundle ({', '.join(sorted(TRACE_TYPES))})")
-    height = int(fig.layout.height or DEFAULT_HEIGHT)
+    height = _height(fig)
     fig.update_layout(height=height)
-    if not key.replace("_", "").isalnum():
-        raise ValueError(f"chart key {key!r}: letters, digits and underscores only")
     return _PAGE.format(height=height, key=key, figure=script_json(fig.to_json()), bundle=BUNDLE_URL)
+
+
+def _height(fig: go.Figure) -> int:
+    return int(fig.layout.height or DEFAULT_HEIGHT)
 
 
 def show(fig: go.Figure, key: str, *, into=None) -> None:
     """Draw ``fig`` full width in ``into`` (a column or container; default: the page)."""
-    html = chart_html(fig, key)
-    (into or st).iframe(html, height=int(fig.layout.height))
+    (into or st).iframe(chart_html(fig, key), height=_height(fig))
 
 
 def figure_from_html(html: str) -> dict:

@@ -41,6 +41,19 @@ def test_a_trace_type_the_basic_bundle_cannot_draw_is_refused():
         charts.chart_html(go.Figure(go.Bar(x=[1], y=[1])), 'x" onload="alert(1)')
 
 
+def test_big_scatter_and_line_charts_are_drawn_as_svg_not_webgl():
+    # plotly.express switches to WebGL ("scattergl", not in the basic bundle) above 1,000 points: a month of
+    # 40-minute cycles on the Sync cycles page is more than that
+    frame = pd.DataFrame({"t": pd.date_range("2026-01-01", periods=1500, freq="40min", tz="UTC"),
+                          "gap": [40.0] * 1500, "app": ["a", "b"] * 750})
+    for fig in (px.scatter(frame, x="t", y="gap", color="app"), px.line(frame, x="t", y="gap", markers=True)):
+        assert {t.type for t in fig.data} == {"scattergl"}
+        figure = charts.figure_from_html(charts.chart_html(fig, "big"))
+        assert {t["type"] for t in figure["data"]} == {"scatter"}
+        assert sum(len(t["x"]) for t in figure["data"]) == 1500
+        assert figure["data"][0]["mode"] in ("markers", "lines+markers")
+
+
 def test_the_figure_keeps_its_height_and_the_iframe_gets_it():
     html = charts.chart_html(go.Figure(go.Bar(x=[1], y=[1]), layout={"height": 300}), "short")
     assert "height: 300px" in html and charts.figure_from_html(html)["layout"]["height"] == 300
