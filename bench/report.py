@@ -39,7 +39,60 @@ METHOD = """\
 # What profiling found and what was changed (kept with the method: the numbers above are after these).
 FINDINGS = """\
 ## Findings and fixes
-### Session 7 (2026-11-26, the numbers above are after these)
+### Session 8 (2026-11-26, the numbers above are after these)
+- **Where the numbers above come from** (runs listed at the top, in this order): 5M B5 and B6 (Y, three first
+  visits); 5M B4 (W); 1M B4 (X). Speed checks 58-65 ms DuckDB and 84-90 ms Python, load 0.2-1.2 at each start.
+  B1 and B3 are session 7's (P, Q; the pull is unchanged), 5M B8, B9 and B2 and 1M B9 session 6's, B7 and the 1M
+  B8/B7 rows session 5's, the 1M B2 and B5/B6 rows session 4's.
+- **B6: charts no longer wait for Streamlit's Plotly chunk.** `pages/charts.py` draws each Plotly figure with
+  plotly.js's basic bundle (bar, scatter/line, pie: everything the pages draw; 1.2 MB, the same plotly.js 4.1.1 as
+  the `plotly` package, served from `static/` by `server.enableStaticServing`) in an iframe, instead of
+  `st.plotly_chart`, whose 4.7 MB chunk the browser evaluated (~0.9 s) before the first chart could draw. The
+  figure's JSON is escaped for a `<script>` block (tested with hostile text). WebGL traces that plotly.express
+  picks above 1,000 points are drawn as SVG scatter (a month of 40-minute cycles is more than that). Streamlit's
+  default Plotly template holds placeholder colours only `st.plotly_chart` fills in, so the module sets
+  `plotly_white` with Streamlit's palette. Same-run A/B on the 5M store (`/work/bdata/s8/b6ab.py`, 4 warm visits,
+  first visit on a fresh server): before 2.87-2.95 s first / 1.78-1.88 s warm; with the iframe charts alone
+  2.35-2.44 / 1.17-1.27 s.
+- **B6: the server warms up before its first visit.** `streamlit run serve.py` (now the README's and
+  `scripts/dashboard.sh`'s way) wraps `app.py` in `st.App` whose lifespan runs `pages/warmup.py` before the server
+  takes connections: imports (pandas, Plotly, DuckDB, the pages' modules), a throwaway chart, the Overview's
+  queries on the database (read-only, gives up after 2 s if an ingest holds the file). 0.58 s at 5M (0.49 s
+  imports and charts, 0.09 s database). A py-spy profile of the first script run before this: 0.38 s importing
+  pandas/numpy/pyarrow, 0.11 s importing plotly.express, 0.16 s the first figure, 0.24 s uncached queries. With
+  both changes: first visits 2.02-2.08 s.
+- **Every table's CSV download is built when clicked** (`pages/common.table`): each on-page table ran a DuckDB
+  `COPY` to a temporary file on every script run (40-100 ms per table, 92-192 ms of the Overview's first run).
+- **B6 result** (Y): first visit median 2.13 s of three fresh servers (2.03, 2.13, 2.13), warm 1.34 s; run W had
+  2.19/1.10 s, run V 2.04/1.31 s. The first visit's timeline (page's `performance.now()`, 3 samples): Streamlit's
+  bundle into an empty cache until the WebSocket opens at 750-820 ms, the title at ~1.07 s, the last message at
+  1.26-1.47 s, the metrics and the chart's iframe at 1.59-1.92 s (Streamlit's element chunks, loaded after the
+  messages), the SVG at 2.1-2.4 s (plotly-basic compiled in the iframe, then drawn). Tried and dropped: the
+  Overview's two small tables as HTML instead of `st.dataframe` (1.81-1.88 s against 1.91-2.07 s in the same run;
+  without tables and downloads 1.67-1.73 s: the interactive tables are worth more than ~0.15 s); the tables in a
+  container of their own (2.16-2.23 s: no change). So the first visit is ~2.0-2.2 s, within ~0.2 s of the
+  target, and later visits ~1.1-1.3 s (were 1.8-2.0 s); the first visit's remaining time is Streamlit's own
+  JavaScript in an empty browser cache.
+- **B4: pandas twins for the remaining aggregates**: `cycles` (now the `cycles` dataset itself; the old twin
+  returned other columns and was not tested), `cycles_timeline`, `last_cycle`, `scim_kpis`, `scim_latency` (p50/p95/
+  p99 by `quantile`, the SQL's `quantile_cont` over the latency histogram), tested equal to the named queries on
+  the demo (`tests/test_bench_pandas_twins.py`). At 1M (X) the third heaviest is now `identity_scim_requests`:
+  10.0 ms against pandas' 48 ms in-memory point lookup (4.8×), so the 1M row shows the 10× for two of the three
+  (`violations` 234×, `identity_search` 16×); `last_cycle` 24×, `cycles_timeline` 25×, `scim_latency` 16×,
+  `scim_kpis` 4.8×. A profile of `identity_scim_requests` at 1M: 3.7 ms executing, 2.7 ms in DuckDB's optimizer
+  (a query of CTEs, UNIONs and IN-subqueries), ~2 ms per call in the reader (cursor, `USE`, Arrow to pandas);
+  not changed. At 5M (W) the target holds: worst p95 45 ms, heaviest 669×, 46×, 911×.
+- **B1: a preparing thread, tried and dropped.** Idea: turn each staged slice into typed rows (Arrow, on an
+  in-memory DuckDB) in a thread of its own while the next slices are fetched, and let the store only insert, in
+  fewer, larger commits. Loader alone (4 × 50k events, `/work/bdata/s8/prepab.py`): 5.8-6.1 s → 3.9-4.1 s. In the
+  real pull: 10.4-11.2 s against 9.0-11.7 s for the unchanged code, alternating: the machine became CPU-bound
+  (py-spy: preparing thread 6-7 s CPU, mostly materialising the raw JSON in Arrow; main thread 7 s; loader 6 s:
+  19 s of CPU in 12 s). Micro-checks on the same data: `preserve_insertion_order=false` 6.07/6.17 vs 6.23/6.27 s
+  (noise), `threads=1` 7.5-7.7 s (worse), 2 commits instead of 4 5.25-5.57 s (each commit below a row group
+  rewrites the partial row group at its checkpoint, ~0.3-0.5 s; `auto_checkpoint_skip_wal_threshold` changed
+  nothing). B1 stays at session 7's 21,338 events/s.
+
+### Session 7 (2026-11-26)
 - **Where the numbers above come from** (runs listed at the top, in this order): 5M B4, B5 and B6 (T); 1M B4
   (U); B1 (P); B3 (Q). The machine was quiet: speed check 60-67 ms DuckDB and 84-97 ms Python at each start
   (session 6's M: 76/95).
