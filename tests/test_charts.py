@@ -102,3 +102,29 @@ def test_warm_up_never_fails(tmp_path, monkeypatch):
     monkeypatch.setenv("PROVLENS_DB", str(foreign))
     message = warm_up()
     assert "the database was not read (CatalogException" in message
+
+
+def test_warm_up_gives_up_on_a_database_an_ingest_holds(demo_db, tmp_path, monkeypatch):
+    """Another process holds the file read-write (as an ingest does): the server still starts within seconds."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    from pages import warmup
+
+    db = tmp_path / "held.duckdb"
+    shutil.copy(demo_db, db)
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); time.sleep(60)", str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv("PROVLENS_DB", str(db))
+        t0 = time.monotonic()
+        message = warmup.warm_up()
+        elapsed = time.monotonic() - t0
+    finally:
+        holder.kill()
+        holder.wait()
+    assert "the database was not read" in message, message
+    assert elapsed < warmup.WARM_LOCK_TIMEOUT_S + 5, elapsed
