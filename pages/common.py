@@ -136,6 +136,16 @@ def _parse_day(text: str | None) -> datetime | None:
         return None
 
 
+PRESET_SPANS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+
+def preset_since(preset: str, now: datetime) -> datetime:
+    """The start of a "last ..." preset, counted from the current minute: the filters (part of every query's
+    cache key) then stay the same for a minute. From the exact time, every run of the default view (30 days)
+    missed the cache and ran all its queries again."""
+    return now.replace(second=0, microsecond=0) - PRESET_SPANS[preset]
+
+
 def sidebar_filters(now: datetime | None = None) -> Filters:
     """Draw the shared filters; their state lives in session state and in the URL query string."""
     now = now or datetime.now(timezone.utc)
@@ -170,8 +180,8 @@ def sidebar_filters(now: datetime | None = None) -> Filters:
         st.selectbox("Provisioning job", list(job_labels), format_func=job_labels.get, key="f_job",
                      help="A job is one app's synchronization job (its id is shown on the Sync cycles page)")
     since = until = None
-    if ss.f_range in ("24h", "7d", "30d"):
-        since = now - {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}[ss.f_range]
+    if ss.f_range in PRESET_SPANS:
+        since = preset_since(ss.f_range, now)
     elif ss.f_range == "custom":
         days = ss.f_custom if isinstance(ss.f_custom, (tuple, list)) else (ss.f_custom,)
         if days and days[0]:

@@ -273,6 +273,34 @@ def test_unknown_job_in_the_url_falls_back_to_all_jobs(demo_db, monkeypatch, tru
     assert _metrics(at)["Events"] == f"{truth['events']['total']:,}"
 
 
+@pytest.mark.parametrize("preset", ["30d", "24h"])
+def test_a_preset_view_is_answered_from_the_cache_on_the_next_visit(demo_db, monkeypatch, preset):
+    """The default view ("last 30 days") counts from the current minute, so a second visit (a new session: the
+    sidebar runs again) finds every query cached; counted from the exact time it ran them all again."""
+    from datetime import datetime, timezone
+
+    from queries import db as qdb
+
+    calls = []
+    original = qdb.run
+
+    def counting(*args, **kwargs):
+        calls.append(args[1])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(qdb, "run", counting)
+    for _attempt in range(2):  # a minute boundary between the two visits starts a new minute's cache: retry
+        minute = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        first = _open(_app(demo_db, monkeypatch, range=preset), "overview")
+        since = first.session_state["filters"].since
+        before = len(calls)
+        _open(_app(demo_db, monkeypatch, range=preset), "overview")
+        if datetime.now(timezone.utc).replace(second=0, microsecond=0) == minute:
+            break
+    assert since is not None and (since.second, since.microsecond) == (0, 0)
+    assert calls[before:] == []  # (the first visit may find some queries cached by earlier tests)
+
+
 @pytest.mark.parametrize("name", [p for p in PAGES if p != "export"])
 def test_every_table_has_a_csv_download(page, name):
     at = page(name, q="contoso") if name == "identity" else page(name)
