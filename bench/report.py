@@ -73,6 +73,11 @@ FINDINGS = """\
   container of their own (2.16-2.23 s: no change). So the first visit is ~2.0-2.2 s, within ~0.2 s of the
   target, and later visits ~1.1-1.3 s (were 1.8-2.0 s); the first visit's remaining time is Streamlit's own
   JavaScript in an empty browser cache.
+- **The default view was never cached** (found while profiling first visits; no benchmark measures it, B4-B6
+  use "all time"): the "last 24 hours / 7 / 30 days" presets put the exact current time into the filters, which
+  are part of every query's cache key, so each visit and each rerun of the default Overview ran its 7 filtered
+  queries again. The presets now count from the current minute (`pages/common.preset_since`); a second visit
+  to `/` on a real server ran 0 queries instead of 7 (tested with two AppTest sessions).
 - **B4: pandas twins for the remaining aggregates**: `cycles` (now the `cycles` dataset itself; the old twin
   returned other columns and was not tested), `cycles_timeline`, `last_cycle`, `scim_kpis`, `scim_latency` (p50/p95/
   p99 by `quantile`, the SQL's `quantile_cont` over the latency histogram), tested equal to the named queries on
