@@ -95,7 +95,12 @@ FINDINGS = """\
   19 s of CPU in 12 s). Micro-checks on the same data: `preserve_insertion_order=false` 6.07/6.17 vs 6.23/6.27 s
   (noise), `threads=1` 7.5-7.7 s (worse), 2 commits instead of 4 5.25-5.57 s (each commit below a row group
   rewrites the partial row group at its checkpoint, ~0.3-0.5 s; `auto_checkpoint_skip_wal_threshold` changed
-  nothing). B1 stays at session 7's 21,338 events/s.
+  nothing). A lead not followed up: DuckDB's `ATTACH ... (ROW_GROUP_SIZE 16384)` made the same 4 commits of 50k
+  typed rows 3.53 → 2.33 s (full row groups are written at once, only the last one is partial), with 16
+  row groups instead of 3 and 61 instead of 41 MB on this repetitive data; the option is not kept in the file (a
+  later plain `connect` writes 122,880-row groups and its checkpoint merged the small ones), so every writer would
+  have to attach with it (`Store.open`), and its effect on B4, B8 and B9 at 5M is unmeasured. B1 stays at session
+  7's 21,338 events/s.
 
 ### Session 7 (2026-11-26)
 - **Where the numbers above come from** (runs listed at the top, in this order): 5M B4, B5 and B6 (T); 1M B4
