@@ -112,11 +112,16 @@ def running_dashboard(db: str, log_path: Path | None = None):
             out.close()
 
 
+def _browser(pw, profile: str):
+    """Headless Debian Chromium with a profile of its own (an empty cache when the folder is new)."""
+    return pw.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True, args=ARGS,
+                                                 viewport={"width": 1500, "height": 1800})
+
+
 def _first_visit(db: str, pw) -> float:
     """A new server and a new browser profile: navigation to the Overview's first chart, in seconds."""
     with running_dashboard(db) as (base, _proc), tempfile.TemporaryDirectory() as profile:
-        ctx = pw.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True, args=ARGS,
-                                                    viewport={"width": 1500, "height": 1800})
+        ctx = _browser(pw, profile)
         try:
             page = ctx.new_page()
             t0 = time.perf_counter()
@@ -139,8 +144,7 @@ def measure(db: str, warm_visits: int = 3, first_visits: int = 3) -> dict:
             rss_idle = _rss_mb(proc.pid)
             visits = []
             with tempfile.TemporaryDirectory() as profile:
-                ctx = pw.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True,
-                                                            args=ARGS, viewport={"width": 1500, "height": 1800})
+                ctx = _browser(pw, profile)
                 for _ in range(1 + warm_visits):
                     page = ctx.new_page()
                     t0 = time.perf_counter()

@@ -34,12 +34,13 @@ COLORWAY = ["#0068c9", "#83c9ff", "#ff2b2b", "#ffabab", "#29b09d", "#7defa1", "#
 pio.templates["provlens"] = go.layout.Template(layout={"colorway": COLORWAY, "font": {"family": FONT}})
 pio.templates.default = "plotly_white+provlens"
 
+FIGURE_TAG = '<script type="application/json" id="figure">'
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><style>
 html, body {{ margin: 0; padding: 0; overflow: hidden; background: #fff; }}
 #chart {{ width: 100%; height: {height}px; }}
 </style></head><body>
 <div id="chart" data-chart="{key}"></div>
-<script type="application/json" id="figure">{figure}</script>
+{figure_tag}{figure}</script>
 <script src="{bundle}"></script>
 <script>
 const figure = JSON.parse(document.getElementById("figure").textContent);
@@ -79,7 +80,8 @@ def chart_html(fig: go.Figure, key: str) -> str:
                          f"bundle ({', '.join(sorted(TRACE_TYPES))})")
     height = _height(fig)
     fig.update_layout(height=height)
-    return _PAGE.format(height=height, key=key, figure=script_json(fig.to_json()), bundle=BUNDLE_URL)
+    return _PAGE.format(height=height, key=key, figure_tag=FIGURE_TAG, figure=script_json(fig.to_json()),
+                        bundle=BUNDLE_URL)
 
 
 def _height(fig: go.Figure) -> int:
@@ -93,6 +95,5 @@ def show(fig: go.Figure, key: str, *, into=None) -> None:
 
 def figure_from_html(html: str) -> dict:
     """The figure (``{"data": ..., "layout": ...}``) a chart's iframe document holds (tests, checks)."""
-    start = html.index('<script type="application/json" id="figure">') + len(
-        '<script type="application/json" id="figure">')
+    start = html.index(FIGURE_TAG) + len(FIGURE_TAG)
     return json.loads(html[start:html.index("</script>", start)])

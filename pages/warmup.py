@@ -23,7 +23,6 @@ def warm_up() -> str:
 
         from pages import charts, common
         from queries import db as qdb
-        from queries.catalog import QUERIES
         from queries.filters import Filters
 
         frame = pd.DataFrame({"day": pd.to_datetime(["2026-01-01", "2026-01-02"], utc=True), "events": [1, 2],
@@ -36,10 +35,9 @@ def warm_up() -> str:
     path = common.db_path()
     if not os.path.exists(path):  # the demo is built on the first visit; a MotherDuck DSN is not warmed
         return f"warmed up in {t1 - t0:.2f} s (no database file at {path} yet)"
-    try:  # as qdb.run does, in one attachment; a writer holding the file makes this give up after 2 s
-        with qdb.read_connection(path, lock_timeout=WARM_LOCK_TIMEOUT_S) as con:
-            for name in WARM_QUERIES:
-                qdb.run_sql(con, QUERIES[name].sql, Filters().params() | {"limit": 10})
+    try:  # as the pages run them (the attachment is kept between calls); a writer holding the file: give up
+        for name in WARM_QUERIES:
+            qdb.run(path, name, Filters(), lock_timeout=WARM_LOCK_TIMEOUT_S, limit=10)
     except Exception as exc:  # locked by a writer, an older store, ...: the pages say what is wrong
         return (f"warmed up in {t1 - t0:.2f} s; the database was not read "
                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")

@@ -269,9 +269,11 @@ def run_sql(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None
     return frame
 
 
-def run(db_path: str, name: str, filters: Filters | None = None, **extra) -> pd.DataFrame:
-    """Run the named query with the shared filters plus query-specific parameters."""
+def run(db_path: str, name: str, filters: Filters | None = None, *, lock_timeout: float = 20.0,
+        **extra) -> pd.DataFrame:
+    """Run the named query with the shared filters plus query-specific parameters (``lock_timeout``: how long
+    to wait for a writer that holds the file)."""
     query = QUERIES[name]
     params = (filters or Filters()).params() | extra
-    with read_connection(db_path) as con:
+    with read_connection(db_path, lock_timeout=lock_timeout) as con:
         return run_sql(con, query.sql, params)
