@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from ingest.store import StoreError, retry_while_locked
+from ingest.store import STORE_ROW_GROUP_SIZE, StoreError, retry_while_locked, sql_literal
 
 # The copy streams table by table; without a limit DuckDB used 3.2 GB for a 1M-event store and 9.5 GB at 5M
 # (index builds and insert buffers), with 1 GB it spilled and took the same time (83 vs 88 s at 1M).
@@ -76,12 +76,12 @@ def compact_copy(src: str, out: str, *, lock_timeout: float = 60.0) -> CompactRe
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET enable_progress_bar = false")
         con.execute(f"SET memory_limit = '{COMPACT_MEMORY_LIMIT}'")
-        con.execute(f"SET temp_directory = {_literal(spill)}")
-        retry_while_locked(src, lambda: con.execute(f"ATTACH {_literal(src)} AS source (READ_ONLY)"),
+        con.execute(f"SET temp_directory = {sql_literal(spill)}")
+        retry_while_locked(src, lambda: con.execute(f"ATTACH {sql_literal(src)} AS source (READ_ONLY)"),
                            read_only=True, timeout=lock_timeout)
         _schema_version(con)  # a provlens store (of any version: the copy keeps it; migrate before or after)
         _remove(tmp)
-        con.execute(f"ATTACH {_literal(tmp)} AS compacted")
+        con.execute(f"ATTACH {sql_literal(tmp)} AS compacted (ROW_GROUP_SIZE {STORE_ROW_GROUP_SIZE})")
         con.execute("COPY FROM DATABASE source TO compacted")
         before, after = _row_counts(con, "source"), _row_counts(con, "compacted")
         if before != after:
@@ -128,10 +128,6 @@ def _remove(tmp: str) -> None:
         if os.path.exists(leftover):
             os.remove(leftover)
     shutil.rmtree(tmp + ".spill", ignore_errors=True)
-
-
-def _literal(path: str) -> str:
-    return "'" + path.replace("'", "''") + "'"
 
 
 def _size(path: str) -> int:

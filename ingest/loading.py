@@ -76,6 +76,12 @@ class StagingFile:
         self.count += line.count(b"\n") if count is None else count
         self.paged = self.paged or page
 
+    def write_parts(self, parts: tuple[bytes | memoryview, ...], count: int, *, page: bool = False) -> None:
+        """Append one staged line given in pieces (written as they are, not joined into a copy first)."""
+        self.fh.writelines(parts)
+        self.count += count
+        self.paged = self.paged or page
+
     def close(self) -> None:
         if not self.fh.closed:
             self.fh.close()

@@ -35,7 +35,7 @@ import duckdb
 import pandas as pd
 
 from ingest import store as _store
-from ingest.store import StoreError, connect_with_retry, retry_while_locked
+from ingest.store import StoreError, connect_with_retry, retry_while_locked, sql_literal
 from queries.catalog import QUERIES
 from queries.filters import Filters
 
@@ -76,8 +76,7 @@ def _spill_directory() -> str:
 
 def _attach(cur: duckdb.DuckDBPyConnection, db_path: str, alias: str, timeout: float) -> None:
     """ATTACH the file read-only, waiting while a writer holds its lock (giving way to a waiting writer)."""
-    quoted = db_path.replace("'", "''")
-    retry_while_locked(db_path, lambda: cur.execute(f"ATTACH '{quoted}' AS {alias} (READ_ONLY)"),
+    retry_while_locked(db_path, lambda: cur.execute(f"ATTACH {sql_literal(db_path)} AS {alias} (READ_ONLY)"),
                        read_only=True, timeout=timeout)
 
 

@@ -225,7 +225,7 @@ def test_unreachable_server_exits_5(tmp_path):
 
 
 @pytest.mark.parametrize("commit", [{"commit_seconds": 3600.0},
-                                    {"commit_seconds": 3600.0, "commit_events": 40, "top": 10},
+                                    {"commit_seconds": 3600.0, "commit_events": 10, "top": 5},
                                     {"commit_seconds": 0.0}])
 def test_quick_slices_are_committed_together_and_nothing_is_lost(sim, server, tmp_path, monkeypatch, capfd, commit):
     """Slices are committed together until enough events wait (or the oldest waits long enough); a commit
