@@ -17,6 +17,7 @@ from ingest.scim.derived import MIGRATION_8 as SCIM_DERIVED_MIGRATION_8
 from ingest.scim.derived import MIGRATION_10 as SCIM_DERIVED_MIGRATION_10
 from ingest.scim.derived import MIGRATION_14 as SCIM_DERIVED_MIGRATION_14
 from ingest.scim.derived import MIGRATION_15 as SCIM_DERIVED_MIGRATION_15
+from ingest.scim.derived import MIGRATION_18 as SCIM_DERIVED_MIGRATION_18
 
 EVENT_COLUMNS = """
     id VARCHAR PRIMARY KEY,
@@ -273,6 +274,8 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     # ---- per-identity event lookups (owner: performance, issue 7 B4; see ingest/derived.py) ----
     (16, "derived state: the events' identity page columns sorted by source id (backfilled)", DERIVED_MIGRATION_16),
     (17, "derived state: the skipped page's top identities per category (backfilled)", DERIVED_MIGRATION_17),
+    (18, "the userNames of each SCIM resource id and externalId sorted by key (rewritten with every re-sort of "
+         "the SCIM requests from now on)", SCIM_DERIVED_MIGRATION_18),
 ]
 
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)

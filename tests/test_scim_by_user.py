@@ -23,6 +23,9 @@ _ORDER_BROKEN = """SELECT count(*) FROM (
            user_name_lower IS NOT NULL AND lag(user_name_lower IS NULL) OVER (ORDER BY rowid) AS null_before
     FROM derived_scim_requests_by_user) WHERE down OR null_before"""
 
+_KEYS_ORDER_BROKEN = """SELECT count(*) FROM (
+    SELECT key < lag(key) OVER (ORDER BY rowid) AS down FROM derived_scim_key_user_names) WHERE down"""
+
 
 def _split_trail(sim_dir, tmp_path, first_share: float):
     lines = (sim_dir / "scim-audit.jsonl").read_bytes().splitlines(keepends=True)
@@ -43,9 +46,14 @@ def _state(db) -> dict:
         keys_missing = con.execute(f"""SELECT count(*) FROM (
             SELECT * FROM ({derived._KEY_USER_NAMES_SELECT.format(src='scim_requests')})
             EXCEPT SELECT key, user_name_lower FROM derived_scim_key_user_names)""").fetchone()[0]
+        keys_extra = con.execute(f"""SELECT count(*) FROM (
+            SELECT key, user_name_lower FROM derived_scim_key_user_names
+            EXCEPT ALL SELECT * FROM ({derived._KEY_USER_NAMES_SELECT.format(src='scim_requests')}))""").fetchone()[0]
+        keys_order_broken = con.execute(_KEYS_ORDER_BROKEN).fetchone()[0]
         sorted_rows = con.execute("SELECT value::BIGINT FROM meta WHERE key = ?",
                                   [derived.BY_USER_SORTED_META]).fetchone()[0]
-        return {"missing": missing, "extra": extra, "keys_missing": keys_missing, "sorted_rows": sorted_rows,
+        return {"missing": missing, "extra": extra, "keys_missing": keys_missing, "keys_extra": keys_extra,
+                "keys_order_broken": keys_order_broken, "sorted_rows": sorted_rows,
                 "rows": con.execute("SELECT count(*) FROM scim_requests").fetchone()[0],
                 "order_broken": con.execute(_ORDER_BROKEN).fetchone()[0],
                 "stale_keys": con.execute(f"SELECT count(*) FROM ({BY_KEY} EXCEPT ALL {BY_TEXT_ID})").fetchone()[0]}
@@ -108,6 +116,7 @@ def test_a_big_load_rewrites_the_table_sorted_and_keeps_the_correlation(events_d
     state = _state(events_db)
     assert (state["missing"], state["extra"], state["keys_missing"], state["stale_keys"]) == (0, 0, 0, 0)
     assert state["sorted_rows"] == state["rows"] and state["order_broken"] == 0  # rewritten: half was appended
+    assert state["keys_extra"] == 0 and state["keys_order_broken"] == 0  # the key table too (migration 18)
     with duckdb.connect(str(events_db), read_only=True) as con:  # the first load's results, re-keyed
         assert con.execute(f"SELECT count(*) FROM ({BY_KEY})").fetchone()[0] == correlated > 0
     _assert_identity_queries_match(events_db, at_least=20)
@@ -148,3 +157,24 @@ def test_a_crash_between_the_sort_and_the_keys_shows_no_correlation_until_the_ne
         assert con.execute(f"SELECT * FROM ({BY_KEY}) ORDER BY ALL").fetchall() == correlated
         assert con.execute("SELECT count(*) FROM meta WHERE key = ?", [derived.REKEY_PENDING_META]).fetchone()[0] == 0
     _assert_identity_queries_match(events_db, at_least=20, loads=1)
+
+
+def test_migration_18_sorts_the_key_table_of_an_older_store(events_db, sim_dir, tmp_path):
+    """A store from before migration 18 (its key table in the order its loads appended) gets the same keys
+    sorted by key, so the per-identity lookups' zone maps find a key in one row group."""
+    from ingest.store import Store
+
+    first, rest = _split_trail(sim_dir, tmp_path, 0.9)
+    scim_ingest.ingest_scim(str(events_db), [str(first)], quiet=True, correlate=False)
+    scim_ingest.ingest_scim(str(events_db), [str(rest)], quiet=True, correlate=False)  # appended, no re-sort
+    with duckdb.connect(str(events_db)) as con:  # as a provlens before migration 18 left it
+        con.execute("CREATE TEMP TABLE k AS SELECT * FROM derived_scim_key_user_names")
+        con.execute("DELETE FROM derived_scim_key_user_names")
+        con.execute("INSERT INTO derived_scim_key_user_names SELECT * FROM k ORDER BY hash(key)")
+        con.execute("DELETE FROM schema_version WHERE version = 18")
+    assert _state(events_db)["keys_order_broken"] > 0
+    with Store.open(str(events_db)) as store:
+        assert store.migrations_applied == [18]
+    state = _state(events_db)
+    assert (state["keys_missing"], state["keys_extra"], state["keys_order_broken"]) == (0, 0, 0)
+    _assert_identity_queries_match(events_db, at_least=20)
