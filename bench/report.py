@@ -39,7 +39,72 @@ METHOD = """\
 # What profiling found and what was changed (kept with the method: the numbers above are after these).
 FINDINGS = """\
 ## Findings and fixes
-### Session 8 (2026-11-26, the numbers above are after these)
+### Session 9 (2026-11-27, the numbers above are after these)
+- **Where the numbers above come from** (runs listed at the top, in this order): 5M B4 (Z5, on Z2's store after
+  migration 18); 5M B2, B5, B6, B7, B8 and B9 on a store rebuilt by this session's code (Z2); 1M B2, B4, B8 and B9
+  (Z3b); B1 (Z1); B3 (Z4). Speed checks 56-61 ms DuckDB and 82-88 ms Python, load 1.0-1.3 at each start. The 1M
+  B7 and B5/B6 rows are session 5's and session 4's. Session 6's 5M B2/B8 run (M) had a speed check
+  of 76/95 ms, so the 5M B2 (80 s against 126 s) and B8 (33.5 s against 48.1 s) rows are faster mostly because
+  the machine is: compare ratios, not these times.
+- **B1: the fake Graph server stalled 40 ms on every small answer.** A timeline of one pull (pages per second,
+  commits) showed its first 2 s fetching 40 pages with no events, ~45 ms each, against ~13 ms for a full page
+  of 999: B1's window (`--since 2026-09-01`) starts 40 days before the data, and each empty one-day slice is one
+  small answer. `http.server` writes the headers and the body in two sends; with Nagle's algorithm the body
+  waited for the client's delayed ACK. `simulator/graph_server.py` now sets `TCP_NODELAY`
+  (`disable_nagle_algorithm`). This is the test server's artefact, not provlens's: Graph's real latency is far
+  larger, and B1 asks for none. It helped both sides of every comparison that uses the server; alternating, 3
+  reps each, the unchanged pull went from 9.9-10.6 s to 8.0 s (25,000 events/s) with it.
+- **B1: the pull stages a page without searching or copying its ~3 MB body.** A py-spy profile of the main
+  thread: 0.56 s in `b'"pos"' not in body` (a substring search over every page, to keep a page with a
+  top-level "pos" from being staged whole), 0.33 s joining the label, the body and a newline into a new bytes
+  object. The check is now a key test on the parsed page (`"pos" in doc`: only a top-level key matters, and
+  an escaped `"p\u006fs"` is caught too), and `StagingFile.write_parts` writes the pieces as they are (tested:
+  `tests/test_graph_stage_pages.py`, a page with its own "pos" is staged event by event and the rejected
+  event's position is the same either way). Alternating with the fixed server: 8.02 s → 7.37 s.
+- **B1: a Store writes 16,384-row groups and inserts events unordered.** The session 8 lead, measured on the
+  loader alone (4 commits of 50k staged events, `/work/bdata/s9/rgsab.py`, `grp.py`): 6.2-6.65 s with DuckDB's
+  122,880-row groups, of which 1.85-1.94 s COMMIT (each commit's checkpoint compresses the table's partial last
+  row group again). `ROW_GROUP_SIZE 16384` alone moved the cost into checkpoints that merge small groups
+  (vacuum: 4 commits 5.4-5.6 s): with insertion order kept, the INSERT leaves a partial group at every batch
+  boundary (20 groups for 200,836 rows, 6 of them full), and any three neighbours that fit into two get
+  rewritten. Unordered (`preserve_insertion_order = false`, for the events INSERT only), each of the two threads
+  leaves one partial group, which rarely merges: 4.38-4.56 s, COMMIT ~0.2 s. `Store.open` attaches the file to
+  an in-memory DuckDB with the option (`STORE_ROW_GROUP_SIZE`; DuckDB does not keep it in the file, so every
+  writer attaches the same way; `compact` too), and the file stays ordinary (tested: two 18,884-event
+  commits give groups of at most 16,384 rows, and a plain read-only connection reads every event). In the real
+  pull, alternating: 7.37 s → 6.52 s. Tried and dropped: 49,152- and 32,768-row groups (more merges: 5.2-6.4 s
+  on the loader); `max_vacuum_tasks = 0` (no merges at all: 4.3 s, and 8.3 s for the pull before the server fix,
+  but deleted rows of the derived tables, which every refresh deletes and re-inserts, would never be compacted);
+  the same only for a run's intermediate commits (the last commit's checkpoint then merges them all: 9.24 vs
+  9.74 s, and 140 MB instead of 92); `threads = 1` for the insert (one partial group per commit, but 7.3 s);
+  commits of 25k, 35k and 100k events instead of 50k (8.7-9.4 s against 8.2 s).
+- **B1 result** (Z1): 200,836 events in 6.4 s, **31,283 events/s**, 197× the typed path (whose rate is
+  unchanged, 159 events/s: it reads full pages, which did not stall). What the pull now waits for: a timeline
+  shows the fetch done at ~3.7 s and the loader busy from the first commit (1.0 s) to the end (6.2 s): the
+  loader is the critical path again, ~1.3-1.9 s per 50k-100k commit.
+- **What the row groups cost elsewhere** (5M, Z2, against session 8's W on the same machine): B9 0.34 → **0.38**
+  (smaller groups compress a little worse: 5,575 MB for 5M events and 9M requests; 1M 0.40 → 0.41); B4 (Z5)
+  within ±10% of W for 38 of 41 queries, median ratio 1.02; B5 362 MB (341); B6 first visit 2.23 s (2.13), warm
+  1.12 s (1.34), within the run-to-run spread; B2 1.68× the ceiling (1.80×), B7 320,532 rows/s, B8 33.5 s in
+  3.2 GB.
+- **Harness: a run that rebuilds a store now completes it.** Z3 (`--only B2,B4,B9` at 1M) rebuilt the store from
+  the events and measured B4 and B9 on it without the SCIM trail, which only B8 loads (411 bytes per event, and
+  SCIM queries on empty tables). `bench/__main__.py` now runs B8's load and correlation into every store B2 has
+  just built, reported only when B8 is asked for (tested in `tests/test_bench_smoke.py`). Z3 is not used; Z3b
+  repeats it with B8.
+- **B4: the SCIM key table is kept sorted by key** (migration 18). Z2's B4 had `identity_scim_requests` at 13.8 ms
+  p50 (34.7 ms p95). Its profile: 10 ms of one scan, `derived_scim_key_user_names` (576k keys at 5M) looked up by
+  the identity's externalId and target ids. Each SCIM batch appends its keys sorted, but random ids spread every
+  batch over the whole key range, so every row group held every key and zone maps skipped none. The same
+  query on a sorted copy: 4.7-5.3 ms, whether in 122,880- or 16,384-row groups (unsorted: 10.1-10.8 ms in
+  either). The key table is now rewritten sorted with every re-sort of the SCIM requests' copy (`RESORT`, when
+  the appended part exceeds a quarter; tested), and migration 18 sorts an existing store's (0.9 s at 5M).
+  Result (Z5, 5M): `identity_scim_requests` 6.9 ms p50, 9.3 ms p95 (session 8: 7.8/11.5); worst p95 44 ms
+  (`violations`); the three heaviest 688×, 50×, 837× pandas. At 1M (Z3b) it is 6.2 ms (was 10.0, 4.8× pandas in
+  session 8's X, now 6.1×) and no longer among the three heaviest, which are `violations` 268×, `identity_search`
+  22× and `scim_latency` 16×: the 10× now holds at both scales.
+
+### Session 8 (2026-11-26)
 - **Where the numbers above come from** (runs listed at the top, in this order): 5M B5 and B6 (Y, three first
   visits); 5M B4 (W); 1M B4 (X). Speed checks 58-65 ms DuckDB and 84-90 ms Python, load 0.2-1.2 at each start.
   B1 and B3 are session 7's (P, Q; the pull is unchanged), 5M B8, B9 and B2 and 1M B9 session 6's, B7 and the 1M
