@@ -42,8 +42,8 @@ FINDINGS = """\
 ### Session 9 (2026-11-27, the numbers above are after these)
 - **Where the numbers above come from** (runs listed at the top, in this order): 5M B4 (Z5, on Z2's store after
   migration 18); 5M B2, B5, B6, B7, B8 and B9 on a store rebuilt by this session's code (Z2); 1M B2, B4, B8 and B9
-  (Z3b); B1 (Z1); B3 (Z4). Speed checks 56-61 ms DuckDB and 82-88 ms Python, load 1.0-1.3 at each start. The 1M
-  B7 and B5/B6 rows are session 5's and session 4's. Session 6's 5M B2/B8 run (M) had a speed check
+  (Z3b); 1M B5, B6 and B7 (Z6); B1 (Z1); B3 (Z4). Speed checks 56-61 ms DuckDB and 82-88 ms Python, load
+  0.2-1.3 at each start. Session 6's 5M B2/B8 run (M) had a speed check
   of 76/95 ms, so the 5M B2 (80 s against 126 s) and B8 (33.5 s against 48.1 s) rows are faster mostly because
   the machine is: compare ratios, not these times.
 - **B1: the fake Graph server stalled 40 ms on every small answer.** A timeline of one pull (pages per second,
@@ -103,6 +103,12 @@ FINDINGS = """\
   (`violations`); the three heaviest 688×, 50×, 837× pandas. At 1M (Z3b) it is 6.2 ms (was 10.0, 4.8× pandas in
   session 8's X, now 6.1×) and no longer among the three heaviest, which are `violations` 268×, `identity_search`
   22× and `scim_latency` 16×: the 10× now holds at both scales.
+- **B6: the first visit stays at ~2.2 s** (Z2: 2.18, 2.23, 2.29 s; at 1M, Z6: 2.06, 1.94, 1.85 s; warm 1.1-1.2 s).
+  Tried and dropped: plotly-basic as an `async` script in Streamlit's own page (so the browser fetches and
+  compiles it while Streamlit's bundle boots, and the chart's iframe finds it compiled; `st.App`'s middleware
+  could inject the tag): first visits 1.81, 1.94, 1.97 s against 2.11, 2.01, 1.94 s without, alternating
+  (`/work/bdata/s8/b6ab.py`, the page patched by hand): ~0.07 s, inside the spread, and not worth rewriting
+  Streamlit's HTML on every request.
 
 ### Session 8 (2026-11-26)
 - **Where the numbers above come from** (runs listed at the top, in this order): 5M B5 and B6 (Y, three first
