@@ -72,9 +72,7 @@ class StagingFile:
 
     def write(self, line: bytes, count: int | None = None, *, page: bool = False) -> None:
         """Append staged lines; ``count``: the events they hold (default: one per line)."""
-        self.fh.write(line)
-        self.count += line.count(b"\n") if count is None else count
-        self.paged = self.paged or page
+        self.write_parts((line,), line.count(b"\n") if count is None else count, page=page)
 
     def write_parts(self, parts: tuple[bytes | memoryview, ...], count: int, *, page: bool = False) -> None:
         """Append one staged line given in pieces (written as they are, not joined into a copy first)."""

@@ -114,8 +114,13 @@ WRITER_MARK_FRESH_S = 2.5
 READER_YIELD_MAX_S = 10.0
 
 
+def _is_local_file(path: str) -> bool:
+    """Whether ``path`` names a database file on this machine (not ``:memory:``, not a MotherDuck ``md:``)."""
+    return path != ":memory:" and not path.startswith("md:")
+
+
 def _writer_mark(path: str) -> str | None:
-    return None if path == ":memory:" or path.startswith("md:") else path + ".write-wanted"
+    return path + ".write-wanted" if _is_local_file(path) else None
 
 
 def _touch_writer_mark(mark: str | None) -> bool:
@@ -235,10 +240,8 @@ def connect_with_retry(path: str, read_only: bool, timeout: float) -> duckdb.Duc
     """Open ``path`` (UTC, no progress bar), waiting while another process holds a conflicting lock. A file
     opened read-write is attached to an in-memory host with ``STORE_ROW_GROUP_SIZE`` and made the default
     catalog (``USE``), so SQL reads and writes it as if it had been opened directly."""
-    in_file = path != ":memory:" and not path.startswith("md:")
-
     def attempt() -> duckdb.DuckDBPyConnection:
-        if read_only or not in_file:
+        if read_only or not _is_local_file(path):
             con = duckdb.connect(path, read_only=read_only)
         else:
             con = duckdb.connect()
@@ -283,7 +286,7 @@ BEFORE_OWN_OPEN: list = []
 
 def let_readers_go(path: str) -> None:
     """Before this process opens ``path`` itself: readers here detach it (see ``BEFORE_OWN_OPEN``)."""
-    if path != ":memory:" and not path.startswith("md:"):
+    if _is_local_file(path):
         for hook in BEFORE_OWN_OPEN:
             hook(path)
 
@@ -291,7 +294,7 @@ def let_readers_go(path: str) -> None:
 def _claim_in_process(path: str) -> str | None:
     """DuckDB's file lock is per process: a second read-write connection to the same file from this
     process would be a second database instance writing the same file (corruption). Refuse it loudly."""
-    if path == ":memory:" or path.startswith("md:"):
+    if not _is_local_file(path):
         return None
     let_readers_go(path)
     key = os.path.realpath(path)
@@ -321,7 +324,7 @@ class Store:
     # ----------------------------------------------------------------- lifecycle
     @classmethod
     def open(cls, path: str, *, lock_timeout: float = 60.0) -> Store:
-        if path != ":memory:" and not path.startswith("md:"):
+        if _is_local_file(path):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         key = _claim_in_process(path)
         try:
