@@ -4,12 +4,18 @@ Streamlit runs nothing of the app until someone opens it, so the first visit aft
 for importing pandas, Plotly and DuckDB, Plotly's first figure and a cold database (~1 s at 5M events,
 B6 in bench/BENCHMARKS.md). ``st.App``'s lifespan runs :func:`pages.warmup.warm_up` before the server
 takes connections (its health check answers after it). ``streamlit run app.py`` still works, without it.
+
+After the warm-up, the objects that live as long as the server (modules, Plotly's validators, ~140k objects)
+are frozen out of the garbage collector (``gc.freeze``): Streamlit collects garbage after every script run
+(``runner.postScriptGC``), and a full collection over them held the interpreter for 50-200 ms, delaying the
+last messages of the first visit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import sys
 
 import streamlit as st
@@ -19,7 +25,11 @@ import streamlit as st
 async def _lifespan(_app):
     from pages.warmup import warm_up
 
-    print(f"provlens: {await asyncio.to_thread(warm_up)}", file=sys.stderr, flush=True)
+    done = await asyncio.to_thread(warm_up)
+    gc.collect()
+    gc.freeze()
+    print(f"provlens: {done}; {gc.get_freeze_count():,} objects frozen out of the garbage collector",
+          file=sys.stderr, flush=True)
     yield
 
 

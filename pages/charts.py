@@ -5,13 +5,20 @@ before the page's first chart can draw (~0.9 s of B6). The pages' charts only us
 traces, which plotly.js's basic bundle (1.2 MB, the same plotly.js version as the ``plotly`` package) draws.
 It is served from ``static/`` (``server.enableStaticServing``) and cached by the browser.
 
-The figure travels as JSON in a ``<script type="application/json">`` block with ``<``, ``>`` and ``&``
+Charts that sit side by side share one iframe (:func:`show_row`): plotly.js is fetched and compiled once for
+the row instead of once per chart, which a first visit (empty browser cache) pays on the page's main thread
+(~0.15 s of the Overview's, B6). The charts keep their side-by-side layout on narrow screens (Streamlit's
+columns would stack them).
+
+Each figure travels as JSON in a ``<script type="application/json">`` block with ``<``, ``>`` and ``&``
 escaped, so text from the database (app names, error codes) is data and can never end the block.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -34,20 +41,25 @@ COLORWAY = ["#0068c9", "#83c9ff", "#ff2b2b", "#ffabab", "#29b09d", "#7defa1", "#
 pio.templates["provlens"] = go.layout.Template(layout={"colorway": COLORWAY, "font": {"family": FONT}})
 pio.templates.default = "plotly_white+provlens"
 
-FIGURE_TAG = '<script type="application/json" id="figure">'
+FIGURE_TAG = '<script type="application/json" id="figure-{key}">'
+_FIGURE_BLOCK = re.compile(r'<script type="application/json" id="figure-(\w+)">(.*?)</script>', re.S)
+GAP_PX = 16  # Streamlit's gap between columns (1rem)
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><style>
 html, body {{ margin: 0; padding: 0; overflow: hidden; background: #fff; }}
-#chart {{ width: 100%; height: {height}px; }}
+#row {{ display: flex; gap: {gap}px; }}
+.chart {{ min-width: 0; }}
 </style></head><body>
-<div id="chart" data-chart="{key}"></div>
-{figure_tag}{figure}</script>
+<div id="row">{charts}</div>
+{figures}
 <script src="{bundle}"></script>
 <script>
-const figure = JSON.parse(document.getElementById("figure").textContent);
-if (window.Plotly) {{
-  Plotly.newPlot("chart", figure.data, figure.layout, {{responsive: true, displaylogo: false}});
-}} else {{
-  document.getElementById("chart").textContent = "The chart library ({bundle}) could not be loaded.";
+for (const chart of document.querySelectorAll("[data-chart]")) {{
+  const figure = JSON.parse(document.getElementById("figure-" + chart.dataset.chart).textContent);
+  if (window.Plotly) {{
+    Plotly.newPlot(chart, figure.data, figure.layout, {{responsive: true, displaylogo: false}});
+  }} else {{
+    chart.textContent = "The chart library ({bundle}) could not be loaded.";
+  }}
 }}
 </script></body></html>"""
 
@@ -68,8 +80,7 @@ def _svg_scatter(trace):
     return go.Scatter(spec)
 
 
-def chart_html(fig: go.Figure, key: str) -> str:
-    """The iframe document that draws ``fig`` at its own height (default 450 px) and full width."""
+def _drawable(fig: go.Figure, key: str) -> go.Figure:
     if not key.replace("_", "").isalnum():
         raise ValueError(f"chart key {key!r}: letters, digits and underscores only")
     if any(trace.type == "scattergl" for trace in fig.data):
@@ -78,10 +89,30 @@ def chart_html(fig: go.Figure, key: str) -> str:
     if unsupported:
         raise ValueError(f"chart {key!r}: trace type(s) {sorted(unsupported)} are not in plotly.js's basic "
                          f"bundle ({', '.join(sorted(TRACE_TYPES))})")
-    height = _height(fig)
-    fig.update_layout(height=height)
-    return _PAGE.format(height=height, key=key, figure_tag=FIGURE_TAG, figure=script_json(fig.to_json()),
-                        bundle=BUNDLE_URL)
+    fig.update_layout(height=_height(fig))
+    return fig
+
+
+def row_html(charts: Sequence[tuple[go.Figure, str]], widths: Sequence[float] | None = None) -> str:
+    """The iframe document that draws the figures side by side (``widths``: relative, default equal), each at
+    its own height (default 450 px); ``charts`` holds (figure, key) pairs with distinct keys."""
+    keys = [key for _fig, key in charts]
+    if not charts or len(set(keys)) != len(keys):
+        raise ValueError(f"a row needs at least one chart and distinct keys, got {keys}")
+    widths = list(widths or [1] * len(charts))
+    if len(widths) != len(charts) or min(widths) <= 0:
+        raise ValueError(f"widths {widths}: one positive number per chart")
+    figs = [_drawable(fig, key) for fig, key in charts]
+    divs = "".join(f'<div class="chart" data-chart="{key}" style="flex: {w} 1 0; height: {_height(fig)}px"></div>'
+                   for (fig, key, w) in zip(figs, keys, widths))
+    blocks = "\n".join(f"{FIGURE_TAG.format(key=key)}{script_json(fig.to_json())}</script>"
+                        for fig, key in zip(figs, keys))
+    return _PAGE.format(gap=GAP_PX, charts=divs, figures=blocks, bundle=BUNDLE_URL)
+
+
+def chart_html(fig: go.Figure, key: str) -> str:
+    """The iframe document that draws ``fig`` at its own height (default 450 px) and full width."""
+    return row_html([(fig, key)])
 
 
 def _height(fig: go.Figure) -> int:
@@ -90,10 +121,21 @@ def _height(fig: go.Figure) -> int:
 
 def show(fig: go.Figure, key: str, *, into=None) -> None:
     """Draw ``fig`` full width in ``into`` (a column or container; default: the page)."""
-    (into or st).iframe(chart_html(fig, key), height=_height(fig))
+    show_row([(fig, key)], into=into)
+
+
+def show_row(charts: Sequence[tuple[go.Figure, str]], widths: Sequence[float] | None = None, *, into=None) -> None:
+    """Draw (figure, key) pairs side by side, full width, in one iframe (relative ``widths``, default equal)."""
+    html = row_html(charts, widths)
+    (into or st).iframe(html, height=max(_height(fig) for fig, _key in charts))
+
+
+def figures_from_html(html: str) -> list[dict]:
+    """The figures (``{"data": ..., "layout": ...}``) a chart iframe document holds, in order (tests, checks)."""
+    return [json.loads(body) for _key, body in _FIGURE_BLOCK.findall(html)]
 
 
 def figure_from_html(html: str) -> dict:
-    """The figure (``{"data": ..., "layout": ...}``) a chart's iframe document holds (tests, checks)."""
-    start = html.index(FIGURE_TAG) + len(FIGURE_TAG)
-    return json.loads(html[start:html.index("</script>", start)])
+    """The figure of a one-chart iframe document (tests, checks)."""
+    (figure,) = figures_from_html(html)
+    return figure

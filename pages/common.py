@@ -14,6 +14,7 @@ import streamlit as st
 
 from ingest.config import resolve_db_path
 from ingest.store import StoreError
+from pages.html_table import table_html
 from queries import db as qdb
 from queries.catalog import QUERIES
 from queries.filters import Filters
@@ -251,15 +252,31 @@ def table(df: pd.DataFrame, name: str, *, column_config: dict | None = None, hei
     """A table with a formula-safe CSV download of exactly what it shows; long ids go to the right.
     ``full`` (from :func:`full_dataset_csv` / :func:`full_query_csv`): the table shows a bounded part of a
     row set, and the download is the whole set, built only when clicked."""
-    ids = [c for c in df.columns if c == "id" or c.endswith("_id") or c == "ref"]
-    df = df[[c for c in df.columns if c not in ids] + ids]
+    df = _ids_last(df)
     shown = st.dataframe(df, hide_index=True, width="stretch", column_config=column_config, height=height,
                          key=key, **dataframe_args)
+    _csv_download(df, name, key=key, full=full)
+    return shown
+
+
+def summary_table(df: pd.DataFrame, name: str, *, key: str | None = None) -> None:
+    """A small summary (a few rows, e.g. the Overview's top error codes) as a plain HTML table, with the same
+    CSV download as :func:`table`: it does not load Streamlit's data grid (pages/html_table.py)."""
+    df = _ids_last(df)
+    st.html(table_html(df))
+    _csv_download(df, name, key=key)
+
+
+def _ids_last(df: pd.DataFrame) -> pd.DataFrame:
+    ids = [c for c in df.columns if c == "id" or c.endswith("_id") or c == "ref"]
+    return df[[c for c in df.columns if c not in ids] + ids]
+
+
+def _csv_download(df: pd.DataFrame, name: str, *, key: str | None, full: Callable[[], bytes] | None = None):
     # the CSV is built on click (a DuckDB COPY per table on every run cost 40-100 ms a table)
     st.download_button(f"Download {'all ' if full else ''}{name} (CSV)", data=full or (lambda: csv_bytes(df)),
                        file_name=f"provlens-{name}.csv", mime="text/csv", key=f"dl_{key or name}",
                        on_click="ignore", icon=":material/download:")
-    return shown
 
 
 # --- Bounded tables: a page shows at most N rows of a big row set; the CSV download holds all of them ---

@@ -47,18 +47,16 @@ for m in missed.itertuples():
 fig.update_layout(margin=dict(t=50, b=10), legend_title_text="")
 charts.show(fig, "cycle_timeline")
 
-left, right = st.columns(2)
 counts = common.query("action_status_counts", filters)
-fig = px.bar(counts, x="action", y="events", color="status", title="Events per action and status",
-             color_discrete_map={"success": "#2e7d32", "failure": "#c62828", "skipped": "#9e9e9e",
-                                 "warning": "#f9a825"})
-fig.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="")
-charts.show(fig, "action_status", into=left)
-fig = px.scatter(cycles, x="started_at", y="gap_before_min", color="app", title="Minutes since the job's "
-                 "previous logged cycle", labels={"gap_before_min": "gap (min)", "started_at": ""})
-fig.add_hline(y=40, line_dash="dot", line_color="#616161")
-fig.update_layout(margin=dict(t=50, b=10), legend_title_text="")
-charts.show(fig, "cycle_gaps", into=right)
+actions = px.bar(counts, x="action", y="events", color="status", title="Events per action and status",
+                 color_discrete_map={"success": "#2e7d32", "failure": "#c62828", "skipped": "#9e9e9e",
+                                     "warning": "#f9a825"})
+actions.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="")
+gaps = px.scatter(cycles, x="started_at", y="gap_before_min", color="app", title="Minutes since the job's "
+                  "previous logged cycle", labels={"gap_before_min": "gap (min)", "started_at": ""})
+gaps.add_hline(y=40, line_dash="dot", line_color="#616161")
+gaps.update_layout(margin=dict(t=50, b=10), legend_title_text="")
+charts.show_row([(actions, "action_status"), (gaps, "cycle_gaps")])
 
 st.subheader("Missed cycles and quarantine")
 mc, qc = st.columns(2)

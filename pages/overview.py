@@ -78,19 +78,17 @@ c[5].metric("Sync cycles", f"{int(kpis['cycles']):,}", help="Cycles with at leas
 c[6].metric("Open violations", f"{open_violations:,}", help="Duplicate userName, non-work email and other "
             "rejected values not yet followed by a success (see Constraint violations)")
 
-left, right = st.columns(2)
 per_day = common.query("events_per_day_by_status", filters)
-fig = px.bar(per_day, x="day", y="events", color="status", title="Events per day by status (UTC)",
-             color_discrete_map={"success": "#2e7d32", "failure": "#c62828", "skipped": "#9e9e9e",
-                                 "warning": "#f9a825"})
-fig.update_layout(barmode="stack", legend_title_text="", margin=dict(t=50, b=10))
-charts.show(fig, "events_per_day", into=left)
+events_chart = px.bar(per_day, x="day", y="events", color="status", title="Events per day by status (UTC)",
+                      color_discrete_map={"success": "#2e7d32", "failure": "#c62828", "skipped": "#9e9e9e",
+                                          "warning": "#f9a825"})
+events_chart.update_layout(barmode="stack", legend_title_text="", margin=dict(t=50, b=10))
 
 trend = common.query("success_rate_per_day", filters)
-fig = px.line(trend, x="day", y="success_rate", markers=True, title="Success rate per day (UTC)",
-              range_y=[0, 1])
-fig.update_layout(yaxis_tickformat=".0%", margin=dict(t=50, b=10))
-charts.show(fig, "success_trend", into=right)
+trend_chart = px.line(trend, x="day", y="success_rate", markers=True, title="Success rate per day (UTC)",
+                      range_y=[0, 1])
+trend_chart.update_layout(yaxis_tickformat=".0%", margin=dict(t=50, b=10))
+charts.show_row([(events_chart, "events_per_day"), (trend_chart, "success_trend")])
 
 jobs_and_freshness()
 
@@ -99,8 +97,8 @@ errors = common.query("top_error_codes", filters, limit=10)
 if errors.empty:
     st.write("No failures in this period.")
 else:
-    common.table(errors, "top-errors", column_config=common.time_columns("first_seen", "last_seen"))
+    common.summary_table(errors, "top-errors")
 
 if not violations.empty:
     st.subheader("Constraint violations")
-    common.table(violations, "violations-summary")
+    common.summary_table(violations, "violations-summary")

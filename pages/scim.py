@@ -36,14 +36,14 @@ c[4].metric("p95 latency", "n/a" if kpis["p95_ms"] != kpis["p95_ms"] else f"{kpi
 c[5].metric("Not logged by Entra", f"{unlogged_total:,}", help="Requests Entra never logged, probes excluded")
 
 over_time = common.query("scim_requests_over_time", filters, bucket="hour")
-left, right = st.columns(2)
-fig = px.bar(over_time, x="bucket", y="requests", color="operation", title="Requests per hour by operation (UTC)")
-fig.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="")
-charts.show(fig, "scim_by_operation", into=left)
-fig = px.bar(over_time, x="bucket", y="requests", color="status_class", title="Requests per hour by status (UTC)",
-             color_discrete_map={"2xx": "#2e7d32", "3xx": "#1565c0", "4xx": "#ef6c00", "5xx": "#c62828"})
-fig.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="")
-charts.show(fig, "scim_by_status", into=right)
+by_operation = px.bar(over_time, x="bucket", y="requests", color="operation",
+                      title="Requests per hour by operation (UTC)")
+by_operation.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="")
+by_status = px.bar(over_time, x="bucket", y="requests", color="status_class",
+                   title="Requests per hour by status (UTC)",
+                   color_discrete_map={"2xx": "#2e7d32", "3xx": "#1565c0", "4xx": "#ef6c00", "5xx": "#c62828"})
+by_status.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="")
+charts.show_row([(by_operation, "scim_by_operation"), (by_status, "scim_by_status")])
 
 st.subheader("Latency per operation")
 common.table(common.query("scim_latency", filters), "scim-latency", key="scim_latency")

@@ -29,10 +29,49 @@ def run_cli(*args: str, env: dict | None = None, check: bool = False,
 
 
 def chart_figures(at) -> list[dict]:
-    """The figures of the charts an AppTest run drew (pages/charts.py: one iframe document per chart)."""
+    """The figures of the charts an AppTest run drew, in page order (pages/charts.py: one iframe document per
+    chart or row of charts)."""
     from pages import charts
 
-    return [charts.figure_from_html(el.proto.srcdoc) for el in at.get("iframe") if "data-chart=" in el.proto.srcdoc]
+    return [figure for el in at.get("iframe") if "data-chart=" in el.proto.srcdoc
+            for figure in charts.figures_from_html(el.proto.srcdoc)]
+
+
+def html_tables(at) -> list[list[dict[str, str]]]:
+    """The HTML tables (pages/html_table.py) an AppTest run drew: each a list of {header: cell text} rows."""
+    from html.parser import HTMLParser
+
+    class Tables(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tables, self.row, self.cell = [], None, None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                self.tables.append([])
+            elif tag == "tr":
+                self.row = []
+            elif tag in ("td", "th"):
+                self.cell = []
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th"):
+                self.row.append("".join(self.cell))
+                self.cell = None
+            elif tag == "tr":
+                self.tables[-1].append(self.row)
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell.append(data)
+
+    found = []
+    for el in at.get("html"):
+        parser = Tables()
+        parser.feed(el.proto.body)
+        for header, *rows in parser.tables:
+            found.append([dict(zip(header, row)) for row in rows])
+    return found
 
 
 def store_from_events(root: Path, name: str, events: list[dict]) -> str:

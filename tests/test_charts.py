@@ -61,6 +61,35 @@ def test_the_figure_keeps_its_height_and_the_iframe_gets_it():
     assert f"height: {charts.DEFAULT_HEIGHT}px" in html
 
 
+def test_a_row_holds_every_figure_in_one_document_with_one_copy_of_plotly():
+    frame = pd.DataFrame({"day": ["a", "b"], "n": [3, 4], "code": [HOSTILE, "ok"]})
+    bar = px.bar(frame, x="code", y="n", title=HOSTILE)
+    line = px.line(frame, x="day", y="n", markers=True, title="trend")
+    html = charts.row_html([(bar, "events"), (line, "trend")], widths=[1, 2])
+    assert html.count(charts.BUNDLE_URL) == 2  # one <script src>, and the message if it cannot load
+    assert html.count(f'<script src="{charts.BUNDLE_URL}">') == 1
+    assert html.count("</script>") == 4  # two figure blocks, the bundle and the drawing script
+    assert "<script>alert" not in html
+    first, second = charts.figures_from_html(html)
+    assert first["layout"]["title"]["text"] == HOSTILE and list(first["data"][0]["x"]) == [HOSTILE, "ok"]
+    assert second["layout"]["title"]["text"] == "trend" and second["data"][0]["mode"] == "lines+markers"
+    # side by side in the given proportions, each at its own height, in the order given
+    divs = re.findall(r'<div class="chart" data-chart="(\w+)" style="flex: (\d+) 1 0; height: (\d+)px">', html)
+    assert divs == [("events", "1", "450"), ("trend", "2", "450")]
+
+
+def test_a_row_refuses_repeated_keys_and_bad_widths():
+    fig = go.Figure(go.Bar(x=[1], y=[1]))
+    with pytest.raises(ValueError, match="distinct keys"):
+        charts.row_html([(fig, "a"), (go.Figure(fig), "a")])
+    with pytest.raises(ValueError, match="widths"):
+        charts.row_html([(fig, "a"), (go.Figure(fig), "b")], widths=[1])
+    with pytest.raises(ValueError, match="widths"):
+        charts.row_html([(fig, "a")], widths=[0])
+    with pytest.raises(ValueError, match="distinct keys"):
+        charts.row_html([])
+
+
 def test_figures_use_a_real_palette_not_streamlits_placeholders():
     # importing streamlit makes its template (colours #000001...) the default; pages/charts.py replaces it
     frame = pd.DataFrame({"x": [1, 2, 3], "y": [1, 2, 3], "c": ["a", "b", "c"]})
