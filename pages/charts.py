@@ -38,8 +38,10 @@ FONT = "'Source Sans Pro', 'Source Sans 3', -apple-system, 'Segoe UI', Roboto, s
 # use plotly_white with this palette instead.
 COLORWAY = ["#0068c9", "#83c9ff", "#ff2b2b", "#ffabab", "#29b09d", "#7defa1", "#ff8700", "#ffd16a", "#6d3fc0",
             "#d5dae5"]
-pio.templates["provlens"] = go.layout.Template(layout={"colorway": COLORWAY, "font": {"family": FONT}})
-pio.templates.default = "plotly_white+provlens"
+# Merged once: a default named "a+b" is merged again for every figure (~20 ms of each plotly.express call).
+pio.templates["provlens"] = pio.templates.merge_templates(
+    pio.templates["plotly_white"], go.layout.Template(layout={"colorway": COLORWAY, "font": {"family": FONT}}))
+pio.templates.default = "provlens"
 
 FIGURE_TAG = '<script type="application/json" id="figure-{key}">'
 _FIGURE_BLOCK = re.compile(r'<script type="application/json" id="figure-(\w+)">(.*?)</script>', re.S)

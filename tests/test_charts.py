@@ -96,6 +96,11 @@ def test_figures_use_a_real_palette_not_streamlits_placeholders():
     colors = [t.marker.color for t in px.scatter(frame, x="x", y="y", color="c").data]
     assert colors == charts.COLORWAY[:3]
     assert not any(re.fullmatch(r"#0000\d\d", c) for c in colors)
+    # plotly_white underneath, merged once: a default named "a+b" is merged again for every figure
+    import plotly.io as pio
+
+    assert pio.templates.default == "provlens"
+    assert px.bar(frame, x="x", y="y").layout.template.layout.plot_bgcolor == "white"
 
 
 def test_the_bundle_is_plotly_js_basic_of_the_pinned_plotly_version():
