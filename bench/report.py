@@ -39,6 +39,54 @@ METHOD = """\
 # What profiling found and what was changed (kept with the method: the numbers above are after these).
 FINDINGS = """\
 ## Findings and fixes
+### Session 10 (2026-11-27, the numbers above are after these)
+- **Where the numbers above come from** (runs listed at the top, in this order): 5M B5 and B6 (A1, on session
+  9's 5M store), 1M B5 and B6 (A2); every other row is session 9's or older, as listed there (this session
+  changed only the dashboard). **The machine was slower than in session 9**: speed checks 75 ms DuckDB and
+  100-102 ms Python (session 9: 56-61 and 82-88), load 1.7-3.4 at each start; so same-run A/B ratios below.
+- **B6: where a first visit's time went** (5M, new server, new browser profile; page `performance.now()`,
+  WebSocket frames, request timings, a CDP CPU profile and py-spy on the server; `/work/bdata/s10/tl6.py`):
+  - Streamlit's ~130 frontend files came through uvicorn's pure-Python HTTP parser (h11) on the asyncio loop,
+    ~110 ms per small file with the browser busy on the other core; the WebSocket opened at ~0.8-0.9 s.
+  - The page's elements are drawn together once the code of every element type on it has loaded: the two small
+    `st.dataframe` tables at the bottom of the Overview pulled in the data grid (DataFrame, Arrow, moment:
+    ~1.5 MB), and the charts' iframe mounted with them, ~0.25-0.4 s after the last message.
+  - Each of the two charts had its own iframe, so plotly.js (1.2 MB) was fetched and compiled twice on the
+    page's main thread (same-origin iframes share it).
+  - Streamlit collects garbage after every script run (`runner.postScriptGC`): 50-250 ms over the ~140k
+    long-lived objects of the imports, holding the interpreter while the last messages waited.
+  - The script thread used ~290 ms of CPU but took 450-800 ms: the browser (2.4-2.7 s of CPU in a 1.9 s visit)
+    and the server share the 2 cores. Each plotly.express figure cost ~57 ms, of which ~22 ms merged the
+    `plotly_white+provlens` template again.
+- **B6: what changed** (each A/B alternating, fresh server and profile per visit, `/work/bdata/s10/coldab.py`,
+  medians of 4-6; a lever's gain is measured on top of the ones before it):
+  - Streamlit's "performance" extra (`httptools`, `uvloop` in requirements.txt; uvicorn picks them up): the
+    WebSocket opens at 0.61 s instead of 0.82 s; first visit 2.22 → 2.07 s.
+  - The Overview's two summaries (top error codes, violations) are plain escaped HTML tables
+    (`pages/html_table.py`, `common.summary_table`, same CSV downloads): 2.10 → 1.89 s. Session 8 had dropped
+    this for ~0.15 s; it is now the largest single lever left. The Failures and Violations pages keep the
+    sortable tables.
+  - Charts side by side share one iframe (`charts.show_row`, on the Overview, Sync cycles, Skipped and SCIM
+    pages): one fetch and one compile of plotly.js per row. On top of the extra alone: 2.10 → 1.95 s; on top of
+    the extra and the tables: 1.80 → 1.75 s (with both, the same run had 2.01 s for the extra alone).
+  - `serve.py` collects and then freezes the warmed-up objects out of the collector (`gc.freeze`): the
+    post-run collection walks only what the run made. Alone, no clear gain in the browser (inside the noise);
+    kept because it removes a 50-250 ms stall of the server per script run, for every visitor.
+  - The merged Plotly template is registered once (`pio.templates["provlens"]`): plotly.express 57 → 35 ms,
+    a graph_objects figure 18 → 6 ms, on every page run.
+  - **Result, same run**: before (f07fafe, without the extra) **2.44 s** first visit (2.36-2.63, 6 reps),
+    after **1.91 s** (1.80-1.98), ratio **0.78**; warm 1.51 → 1.16 s. A second run: 2.50 → 1.96 s (0.78),
+    warm 1.60 → 1.21 s. The harness's own run (A1) gave a median of 2.11 s (2.17, 2.11, 1.97) at 5M and 2.00 s at
+    1M on this slower machine; at session 9's machine speed the same ratio puts it at ~1.75 s, but that is an
+    estimate, not a measurement, so B6 stays "warm only".
+  - Tried and dropped: the Overview's figures built with `graph_objects` instead of plotly.express (1.92 vs
+    1.86 s, noise); markdown tables instead of HTML and no download buttons (2.09 vs 2.11 s); the Overview
+    without anything below its charts (2.08 vs 2.22 s: the bottom of the page costs ~0.1 s, not worth losing);
+    `runner.postScriptGC = false` (inside the noise, and gives up the collection).
+  - What is left: Streamlit's bundle booting in an empty cache (~0.65 s to the WebSocket), its rendering of the
+    page (~0.7 s, the main thread busy throughout), plotly.js's compile and first draw in the iframe (~0.35 s).
+- **B5** 365 MB at 5M (362 in session 9), 290 MB at 1M: the frozen objects and uvloop cost nothing visible.
+
 ### Session 9 (2026-11-27, the numbers above are after these)
 - **Where the numbers above come from** (runs listed at the top, in this order): 5M B4 (Z5, on Z2's store after
   migration 18); 5M B2, B5, B6, B7, B8 and B9 on a store rebuilt by this session's code (Z2); 1M B2, B4, B8 and B9
