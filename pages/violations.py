@@ -20,6 +20,8 @@ KINDS = {
                              "attribute in Entra ID or its mapping."),
 }
 
+TABLE_ROWS = 500  # per kind; the CSV download holds every row
+
 st.title("Constraint violations")
 
 violations = common.query("violations", filters)
@@ -46,28 +48,33 @@ charts.show(fig, "violations_by_kind")
 
 state = st.segmented_control("State", ["open", "resolved"], selection_mode="multi", default=["open", "resolved"],
                              key="violation_state")
-shown = violations[violations["state"].isin(state or [])]
+# newest first; each table shows at most `limit` rows (a big tenant has tens of thousands), its download all of them
+shown = violations[violations["state"].isin(state or [])].sort_values("last_seen", ascending=False, kind="stable")
+limit = min(TABLE_ROWS, common.row_cap() or TABLE_ROWS)
 allowed = common.query("allowed_email_domains", filters)
 for kind, (label, fix) in KINDS.items():
-    rows = shown[shown["kind"] == kind]
+    rows = shown[shown["kind"] == kind].drop(columns=["kind"])
     if rows.empty:
         continue
-    st.subheader(f"{label} ({len(rows)})")
+    st.subheader(f"{label} ({len(rows):,})")
     st.caption(f"*What to do:* {fix}")
     if kind == "non_work_email" and not allowed.empty:
         st.caption("Allowed (work) domains, from the domains of successful users: "
                    + ", ".join(f"`{d}`" for d in allowed["domain"]))
-    common.table(rows.drop(columns=["kind"]), f"violations-{kind}", key=f"violations_{kind}",
-                 column_config=common.time_columns("first_seen", "last_seen", "resolved_at"))
+    common.bounded_caption(min(limit, len(rows)), len(rows), "violations", order="most recently seen")
+    common.table(rows.head(limit), f"violations-{kind}", key=f"violations_{kind}",
+                 column_config=common.time_columns("first_seen", "last_seen", "resolved_at"),
+                 full=(lambda rows=rows: common.csv_bytes(rows)) if len(rows) > limit else None)
 
-duplicates = violations[violations["kind"] == "duplicate_user_name"]
+duplicates = shown[shown["kind"] == "duplicate_user_name"].head(limit)
 if not duplicates.empty:
     st.subheader("The SCIM server's side of a duplicate")
     if not common.has_rows("scim_requests"):
         st.caption("Load the SCIM audit trail (`python -m ingest scim PATH`) to see the existing account in the app.")
     else:
         labels = dict(zip(duplicates["user_name"], duplicates["user_name"] + " (" + duplicates["state"] + ")"))
-        user_name = st.selectbox("userName", list(labels), format_func=labels.get, key="violation_user")
+        user_name = st.selectbox("userName", list(labels), format_func=labels.get, key="violation_user",
+                                 help="The duplicates in the table above; the Identity page finds any other")
         st.caption("Every SCIM request for this userName, compared case-insensitively: the rejected creates (409) "
                    "and, where the trail shows it, the existing account (its resource id) they collide with.")
         requests = common.query("scim_identity_timeline", filters, identity=user_name)

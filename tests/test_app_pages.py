@@ -160,6 +160,28 @@ def test_bounded_tables_show_the_limit_and_the_true_total(page, truth, sim):
     assert any(f"first 3 of {biggest['events']:,} events" in c.value for c in at.caption)
 
 
+def test_violation_tables_show_the_most_recently_seen_and_say_how_many_there_are(page, truth):
+    # rows=N lowers the per-kind limit (500 on a real tenant) below the demo's counts; totals are not limited
+    for kind in ("duplicate_user_name", "non_work_email"):
+        assert sum(v["kind"] == kind for v in truth["violations"]) > 1, kind
+    at = page("violations", rows="1")
+    tables = _frames(at, "user_name", "state", "evidence")
+    assert [len(t) for t in tables] == [1, 1]
+    dup = [v for v in truth["violations"] if v["kind"] == "duplicate_user_name"]
+    latest = max(_ts(v["last_seen"]) for v in dup)
+    row = tables[0].iloc[0]
+    (newest,) = [v for v in dup if (v["source_id"], v["service_principal_id"]) == (row.source_id,
+                                                                                   row.service_principal_id)]
+    assert _same_time(tables[0]["last_seen"].iloc[0], latest) and _ts(newest["last_seen"]) == latest
+    assert any(f"most recently seen 1 of {len(dup):,} violations" in c.value for c in at.caption)
+    assert _metrics(at)["Duplicate userName"] == f"{len(dup):,}"
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Download all violations-duplicate_user_name (CSV)" in labels
+    assert "Download all violations-non_work_email (CSV)" in labels
+    # the duplicate to inspect is picked from the table's rows
+    assert at.selectbox(key="violation_user").options == [f"{newest['user_name']} ({newest['state']})"]
+
+
 def test_skipped_page_matches_truth(page, truth):
     at = page("skipped")
     m = _metrics(at)

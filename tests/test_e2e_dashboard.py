@@ -134,6 +134,15 @@ def _expectations(truth: dict, sim) -> dict:
     }
 
 
+def test_a_bounded_table_downloads_every_row(server, tab, truth, tmp_path):
+    """rows=1: the violations table shows one duplicate, its CSV download holds all of them (built on click)."""
+    dup = [v for v in truth["violations"] if v["kind"] == "duplicate_user_name"]
+    _load(tab, f"{server}/violations?range=all&rows=1", "Constraint violations", 1)
+    got = _download_csv(tab, "Download all violations-duplicate_user_name (CSV)", tmp_path)
+    assert sorted((r["source_id"], r["state"]) for r in got) == sorted((v["source_id"], v["state"]) for v in dup)
+    assert len(dup) > 1
+
+
 def test_deep_link_as_the_first_request_keeps_sidebar_and_filters(server, tab, truth):
     """Runs first on the fresh server: Streamlit would serve /cycles from pages/ without app.py."""
     app = truth["apps"][0]
