@@ -75,18 +75,20 @@ def _wait_for_chart(page, timeout_s: float = 300) -> None:
 
 
 @contextlib.contextmanager
-def running_dashboard(db: str, log_path: Path | None = None):
+def running_dashboard(db: str, log_path: Path | None = None, *, base_path: str = ""):
     """``streamlit run serve.py`` (the README's way: app.py, warmed up) on 127.0.0.1 against ``db``; yields
-    (base_url, process); always stopped."""
+    (base_url, process); always stopped. ``base_path``: serve under ``server.baseUrlPath`` (a reverse proxy's
+    prefix); the base URL then ends with it."""
     port = _free_port()
     env = {**os.environ, "PROVLENS_DB": str(db)}
     streamlit = str(Path(sys.executable).parent / "streamlit")
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
     proc = subprocess.Popen([streamlit, "run", "serve.py", "--server.headless", "true", "--server.port", str(port),
                              "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-                             "--server.fileWatcherType", "none"],
+                             "--server.fileWatcherType", "none",
+                             *(["--server.baseUrlPath", base_path] if base_path else [])],
                             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://127.0.0.1:{port}" + (f"/{base_path.strip('/')}" if base_path else "")
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -134,6 +134,22 @@ def _expectations(truth: dict, sim) -> dict:
     }
 
 
+def test_charts_load_plotly_under_a_base_url_path(demo_db, tmp_path, browser):
+    """Behind a reverse proxy's prefix (server.baseUrlPath) the charts' relative bundle URL still resolves: on the
+    Overview (Streamlit redirects /prefix to /prefix/) and on a page opened with a trailing slash."""
+    with running_dashboard(str(demo_db), tmp_path / "server.log", base_path="provlens") as (base, _proc):
+        assert base.endswith("/provlens")
+        page = browser.new_page()
+        failed = []
+        page.on("response", lambda r: failed.append(r.url) if r.status >= 400 and "/app/static/" in r.url else None)
+        try:
+            _load(page, f"{base}?range=all", "Overview", 2)
+            _load(page, f"{base}/cycles/?range=all", "Sync cycles", 3)
+        finally:
+            page.close()
+        assert failed == []
+
+
 def test_a_bounded_table_downloads_every_row(server, tab, truth, tmp_path):
     """rows=1: the violations table shows one duplicate, its CSV download holds all of them (built on click)."""
     dup = [v for v in truth["violations"] if v["kind"] == "duplicate_user_name"]
