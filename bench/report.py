@@ -42,9 +42,16 @@ FINDINGS = """\
 ### Session 10 (2026-11-27, the numbers above are after these)
 - **Where the numbers above come from** (runs listed at the top, in this order): 5M B5 and B6 (A3, on 93b8378,
   session 9's 5M store), 1M B5 and B6 (A2, on d22ff09; A1 is the same 5M run on d22ff09: B6 2.11 s, 2.17/2.11/
-  1.97); every other row is session 9's or older, as listed there (this session changed only the dashboard).
+  1.97), B1 (C1, on 0d572b9: the pull is session 9's code); every other row is session 9's or older, as listed
+  there (this session changed only the dashboard).
   **The machine was slower than in session 9**: speed checks 73-75 ms DuckDB and 100-103 ms Python (session 9:
   56-61 and 82-88), load 1.0-3.4 at each start; so same-run A/B ratios below.
+- **B1 on a slower machine** (C1, same pull code as session 9's Z1): 21,426 events/s against 31,283, and the typed
+  path 111 events/s against 159: both sides ~30% slower (speed checks 74/96 ms against 57/84), the ratio the same
+  (194× against 197×). The 25,000 events/s half of the target is missed on this machine and was met on session
+  9's; nothing in the pull changed. The loader is the critical path (session 9); on the staged pages of Z1
+  (`/work/bdata/s9/parts.py`, 200,836 events): reading the pages and unnesting the events 1.37 s, turning them
+  into columns 1.46 s more, the four commits with indexes and summaries 5.21 s in all.
 - **B6: where a first visit's time went** (5M, new server, new browser profile; page `performance.now()`,
   WebSocket frames, request timings, a CDP CPU profile and py-spy on the server; `/work/bdata/s10/tl6.py`):
   - Streamlit's ~130 frontend files came through uvicorn's pure-Python HTTP parser (h11) on the asyncio loop,
