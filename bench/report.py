@@ -51,7 +51,12 @@ FINDINGS = """\
   (194× against 197×). The 25,000 events/s half of the target is missed on this machine and was met on session
   9's; nothing in the pull changed. The loader is the critical path (session 9); on the staged pages of Z1
   (`/work/bdata/s9/parts.py`, 200,836 events): reading the pages and unnesting the events 1.37 s, turning them
-  into columns 1.46 s more, the four commits with indexes and summaries 5.21 s in all.
+  into columns 1.46 s more, the four commits with indexes and summaries 5.21 s in all. A timeline of one pull
+  today: the first commit starts at 3.1 s (50k events waiting) and the loader is busy from then to the end
+  (12.6 s), the fetch ends at ~9 s. Tried and dropped: handing the loader whatever waits as soon as it is free
+  (at least 10k or 20k events), so it starts at ~1 s: 9.50 and 9.42 s against 9.58 s (3 reps, alternating,
+  `/work/bdata/s10/b1ab.py`): the pull is CPU-bound on the 2 cores, and starting the loader earlier only moves
+  the contention.
 - **B6: where a first visit's time went** (5M, new server, new browser profile; page `performance.now()`,
   WebSocket frames, request timings, a CDP CPU profile and py-spy on the server; `/work/bdata/s10/tl6.py`):
   - Streamlit's ~130 frontend files came through uvicorn's pure-Python HTTP parser (h11) on the asyncio loop,
