@@ -5,7 +5,7 @@ for importing pandas, Plotly and DuckDB, Plotly's first figure and a cold databa
 B6 in bench/BENCHMARKS.md). ``st.App``'s lifespan runs :func:`pages.warmup.warm_up` before the server
 takes connections (its health check answers after it). ``streamlit run app.py`` still works, without it.
 
-After the warm-up, the objects that live as long as the server (modules, Plotly's validators, ~140k objects)
+After the warm-up, the objects that live as long as the server (modules, Plotly's validators, ~150k objects)
 are frozen out of the garbage collector (``gc.freeze``): Streamlit collects garbage after every script run
 (``runner.postScriptGC``), and a full collection over them held the interpreter for 50-200 ms, delaying the
 last messages of the first visit.

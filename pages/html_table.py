@@ -50,12 +50,11 @@ def _numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
-def table_html(df: pd.DataFrame, *, headers: dict[str, str] | None = None) -> str:
-    """The frame as one HTML table (header row, then one row per record in order); ``headers`` renames
-    columns for display (default: the column name with spaces for underscores)."""
-    headers = headers or {}
+def table_html(df: pd.DataFrame) -> str:
+    """The frame as one HTML table: a header row (column names with spaces for underscores), then one row per
+    record in order; numbers right-aligned."""
     numeric = [_numeric(df[c]) for c in df.columns]
-    head = "".join(f'<th{" class=num" if num else ""}>{html.escape(headers.get(c, str(c).replace("_", " ")))}</th>'
+    head = "".join(f'<th{" class=num" if num else ""}>{html.escape(str(c).replace("_", " "))}</th>'
                    for c, num in zip(df.columns, numeric))
     rows = []
     for record in df.itertuples(index=False, name=None):
