@@ -3,7 +3,9 @@
 ``st.plotly_chart`` loads Streamlit's Plotly chunk: the whole plotly.js (4.7 MB), evaluated in the browser
 before the page's first chart can draw (~0.9 s of B6). The pages' charts only use bar, scatter/line and pie
 traces, which plotly.js's basic bundle (1.2 MB, the same plotly.js version as the ``plotly`` package) draws.
-It is served from ``static/`` (``server.enableStaticServing``) and cached by the browser.
+It is served from ``static/`` (``server.enableStaticServing``) and cached by the browser; its first line is
+V8's compile hint (``//# allFunctionsCalledOnLoad``, static/SOURCE.txt): Chromium compiles it off the main
+thread while it loads.
 
 Charts that sit side by side share one iframe (:func:`show_row`): plotly.js is fetched and compiled once for
 the row instead of once per chart, which a first visit (empty browser cache) pays on the page's main thread

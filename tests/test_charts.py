@@ -109,8 +109,13 @@ def test_the_bundle_is_plotly_js_basic_of_the_pinned_plotly_version():
     version = re.search(r"plotly\.js v(\d+\.\d+\.\d+)", full.read_bytes()[:300].decode()).group(1)
     assert f"plotly.js (basic - minified) v{version}" in header
     assert charts.BUNDLE_FILE == f"plotly-basic-{version}.min.js"
+    source = (ROOT / "static" / "SOURCE.txt").read_text()
     digest = hashlib.sha256(charts.BUNDLE_PATH.read_bytes()).hexdigest()
-    assert f"sha256 {digest}" in (ROOT / "static" / "SOURCE.txt").read_text()
+    assert f"\nsha256 {digest}\n" in source
+    # upstream's file, unchanged, behind V8's compile hint (which must be the very first line to count)
+    hint, upstream = charts.BUNDLE_PATH.read_bytes().split(b"\n", 1)
+    assert hint == b"//# allFunctionsCalledOnLoad"
+    assert f"upstream sha256 {hashlib.sha256(upstream).hexdigest()}\n" in source
 
 
 def test_streamlit_serves_the_static_folder():
