@@ -40,12 +40,14 @@ METHOD = """\
 FINDINGS = """\
 ## Findings and fixes
 ### Session 10 (2026-11-27, the numbers above are after these)
-- **Where the numbers above come from** (runs listed at the top, in this order): 5M B5 and B6 (A3, on 93b8378,
-  session 9's 5M store), 1M B5 and B6 (A2, on d22ff09; A1 is the same 5M run on d22ff09: B6 2.11 s, 2.17/2.11/
-  1.97), B1 (C1, on 0d572b9: the pull is session 9's code); every other row is session 9's or older, as listed
-  there (this session changed only the dashboard).
-  **The machine was slower than in session 9**: speed checks 73-75 ms DuckDB and 100-103 ms Python (session 9:
-  56-61 and 82-88), load 1.0-3.4 at each start; so same-run A/B ratios below.
+- **Where the numbers above come from** (runs listed at the top, in this order): 5M B5 and B6 (A4, on 34d4853,
+  session 9's 5M store), 1M B5 and B6 (A5, same commit), then earlier runs of this session on earlier commits:
+  A3 (5M, 93b8378: B6 2.11 s first visit, 2.11/2.07/2.11, warm 1.35 s), A2 (1M, d22ff09: 2.00 s), C1 (B1, on
+  0d572b9: the pull is session 9's code), A1 (5M, d22ff09: 2.11 s); every other row is session 9's or older, as
+  listed there (this session changed only the dashboard). **The machine was slower than in session 9 and got
+  slower during the session**: speed checks 73-84 ms DuckDB and 96-107 ms Python (session 9: 56-61 and 82-88),
+  load 1.0-3.4 at each start; the same code's first visit measured 1.91 s at 02:33 and 2.72 s at 03:22. Read the
+  same-run A/B ratios below, not the absolute times.
 - **B1 on a slower machine** (C1, same pull code as session 9's Z1): 21,426 events/s against 31,283, and the typed
   path 111 events/s against 159: both sides ~30% slower (speed checks 74/96 ms against 57/84), the ratio the same
   (194× against 197×). The 25,000 events/s half of the target is missed on this machine and was met on session
@@ -87,18 +89,24 @@ FINDINGS = """\
     kept because it removes a 50-250 ms stall of the server per script run, for every visitor.
   - The merged Plotly template is registered once (`pio.templates["provlens"]`): plotly.express 57 → 35 ms,
     a graph_objects figure 18 → 6 ms, on every page run.
-  - **Result, same run**: before (f07fafe, without the extra) **2.44 s** first visit (2.36-2.63, 6 reps),
-    after **1.91 s** (1.80-1.98), ratio **0.78**; warm 1.51 → 1.16 s. A second run: 2.50 → 1.96 s (0.78),
-    warm 1.60 → 1.21 s. The harness's own run (A1) gave a median of 2.11 s (2.17, 2.11, 1.97) at 5M and 2.00 s at
-    1M on this slower machine; at session 9's machine speed the same ratio puts it at ~1.75 s, but that is an
-    estimate, not a measurement, so B6 stays "warm only".
+  - plotly-basic carries V8's compile hint as its first line (`//# allFunctionsCalledOnLoad`, Chrome 136+;
+    `static/SOURCE.txt` keeps upstream's hash, tested): Chromium compiles the bundle's functions on a background
+    thread while it loads instead of one by one on the main thread as the chart calls them. 2.44 → 2.30 s and
+    2.72 → 2.59 s (two runs, 6 and 8 reps); warm visits unchanged (1.52/1.54, 1.69/1.59 s).
+  - **Result, same run**, session 9's code (f07fafe, without the extra) against this session's: 2.44 → **1.91 s**
+    first visit (6 reps, 2.36-2.63 → 1.80-1.98), ratio **0.78**, warm 1.51 → 1.16 s; again 2.50 → 1.96 s (0.78),
+    warm 1.60 → 1.21 s (both before the compile hint); with the hint, on the machine at its slowest, 3.32 →
+    **2.54 s (0.77)**, warm 2.01 → 1.59 s. The harness's runs: A3 2.11 s (5M, before the hint), A4 2.20 s (5M,
+    with it, 40 minutes later on a slower machine: warm 1.80 s against A3's 1.35 s, same server code). At session
+    9's machine speed the ratio puts the first visit at ~1.7 s, but that is an estimate, not a measurement, so B6
+    stays "warm only".
   - Tried and dropped: the Overview's figures built with `graph_objects` instead of plotly.express (1.92 vs
     1.86 s, noise); markdown tables instead of HTML and no download buttons (2.09 vs 2.11 s); the Overview
     without anything below its charts (2.08 vs 2.22 s: the bottom of the page costs ~0.1 s, not worth losing);
     `runner.postScriptGC = false` (inside the noise, and gives up the collection).
   - What is left: Streamlit's bundle booting in an empty cache (~0.65 s to the WebSocket), its rendering of the
     page (~0.7 s, the main thread busy throughout), plotly.js's compile and first draw in the iframe (~0.35 s).
-- **B5** 357 MB at 5M (362 in session 9), 290 MB at 1M: the frozen objects and uvloop cost nothing visible.
+- **B5** 366 MB at 5M (362 in session 9), 296 MB at 1M: the frozen objects and uvloop cost nothing visible.
 - **The Constraint violations page sent every violation to the browser** (17,628 rows at 5M, and a userName
   selectbox of every duplicate). Each kind's table now shows the 500 most recently seen with a "Download all"
   CSV of every row (tested with `rows=1`: AppTest for the table and caption, Chromium for the download), and
