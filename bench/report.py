@@ -91,8 +91,9 @@ FINDINGS = """\
     a graph_objects figure 18 → 6 ms, on every page run.
   - plotly-basic carries V8's compile hint as its first line (`//# allFunctionsCalledOnLoad`, Chrome 136+;
     `static/SOURCE.txt` keeps upstream's hash, tested): Chromium compiles the bundle's functions on a background
-    thread while it loads instead of one by one on the main thread as the chart calls them. 2.44 → 2.30 s and
-    2.72 → 2.59 s (two runs, 6 and 8 reps); warm visits unchanged (1.52/1.54, 1.69/1.59 s).
+    thread while it loads instead of one by one on the main thread as the chart calls them. 2.44 → 2.30 s,
+    2.72 → 2.59 s and, on the final code, 2.62 → 2.50 s (three runs, 6, 8 and 6 reps); warm visits not slower
+    (1.52/1.54, 1.69/1.59, 1.61/1.50 s).
   - **Result, same run**, session 9's code (f07fafe, without the extra) against this session's: 2.44 → **1.91 s**
     first visit (6 reps, 2.36-2.63 → 1.80-1.98), ratio **0.78**, warm 1.51 → 1.16 s; again 2.50 → 1.96 s (0.78),
     warm 1.60 → 1.21 s (both before the compile hint); with the hint, on the machine at its slowest, 3.32 →
