@@ -39,6 +39,11 @@ def chart_figures(at) -> list[dict]:
 
 def html_tables(at) -> list[list[dict[str, str]]]:
     """The HTML tables (pages/html_table.py) an AppTest run drew: each a list of {header: cell text} rows."""
+    return [table for el in at.get("html") for table in tables_in_html(el.proto.body)]
+
+
+def tables_in_html(body: str) -> list[list[dict[str, str]]]:
+    """Every table in an HTML text, as a list of {header: cell text} rows (entities decoded)."""
     from html.parser import HTMLParser
 
     class Tables(HTMLParser):
@@ -65,13 +70,9 @@ def html_tables(at) -> list[list[dict[str, str]]]:
             if self.cell is not None:
                 self.cell.append(data)
 
-    found = []
-    for el in at.get("html"):
-        parser = Tables()
-        parser.feed(el.proto.body)
-        for header, *rows in parser.tables:
-            found.append([dict(zip(header, row)) for row in rows])
-    return found
+    parser = Tables()
+    parser.feed(body)
+    return [[dict(zip(header, row)) for row in rows] for header, *rows in parser.tables]
 
 
 def store_from_events(root: Path, name: str, events: list[dict]) -> str:

@@ -9,24 +9,13 @@ import numpy as np
 import pandas as pd
 
 from pages.html_table import cell_text, table_html
-from tests.conftest import html_tables
+from tests.conftest import tables_in_html
 
 HOSTILE = '<img src=x onerror="alert(1)"></td></tr></table><script>alert(2)</script>&amp;'
 
 
-class _Html:
-    """What AppTest's ``at.get("html")`` yields, enough for tests.conftest.html_tables."""
-
-    def __init__(self, body: str):
-        self.proto = type("Proto", (), {"body": body})()
-
-
 def _parsed(df: pd.DataFrame) -> list[dict[str, str]]:
-    class At:
-        def get(self, kind):
-            return [_Html(table_html(df))] if kind == "html" else []
-
-    (table,) = html_tables(At())
+    (table,) = tables_in_html(table_html(df))
     return table
 
 
