@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import sys
 
 import streamlit as st
@@ -33,4 +34,5 @@ async def _lifespan(_app):
     yield
 
 
-app = st.App("app.py", lifespan=_lifespan)
+# The script served: app.py; the benchmarks serve bench/floor_page.py (B6's floor) the same way.
+app = st.App(os.environ.get("PROVLENS_APP", "app.py"), lifespan=_lifespan)

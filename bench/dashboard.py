@@ -1,8 +1,9 @@
 """B5 and B6: the real dashboard server on a big database, driven by headless Chromium.
 
 B6: time from navigation to the Overview's first rendered Plotly chart (first visit: a new browser
-profile right after the server started; then warm visits). B5: the server's resident memory after every
-page has been opened.
+profile right after the server started; then warm visits). Its baseline, alternating in the same run: the
+same first visit to ``bench/floor_page.py`` (one chart drawn the same way, no data) served the same way.
+B5: the server's resident memory after every page has been opened.
 """
 
 from __future__ import annotations
@@ -53,11 +54,18 @@ def _wait_idle(page, timeout_ms: int = 120_000) -> None:
 
 
 def _chart_drawn(page) -> bool:
-    """Whether a chart has drawn its SVG: charts are iframes (pages/charts.py), so look in every frame."""
+    """Whether a chart has drawn its SVG: charts are iframes (pages/charts.py), so look in every frame. A chart
+    whose plotly.js bundle did not load (pages/charts.py says so in its place) fails at once."""
     for frame in page.frames:
+        problem = ""
         with contextlib.suppress(Exception):  # a frame may navigate or go away while we look
             if frame.locator(".main-svg").count():
                 return True
+            missing = frame.get_by_text("could not be loaded")
+            if missing.count():
+                problem = missing.first.inner_text()[:300]
+        if problem:
+            raise RuntimeError(f"a chart cannot draw: {problem}")
     return False
 
 
@@ -75,12 +83,12 @@ def _wait_for_chart(page, timeout_s: float = 300) -> None:
 
 
 @contextlib.contextmanager
-def running_dashboard(db: str, log_path: Path | None = None, *, base_path: str = ""):
+def running_dashboard(db: str, log_path: Path | None = None, *, base_path: str = "", app: str = ""):
     """``streamlit run serve.py`` (the README's way: app.py, warmed up) on 127.0.0.1 against ``db``; yields
     (base_url, process); always stopped. ``base_path``: serve under ``server.baseUrlPath`` (a reverse proxy's
-    prefix); the base URL then ends with it."""
+    prefix); the base URL then ends with it. ``app``: serve this script instead of app.py (B6's floor)."""
     port = _free_port()
-    env = {**os.environ, "PROVLENS_DB": str(db)}
+    env = {**os.environ, "PROVLENS_DB": str(db), **({"PROVLENS_APP": app} if app else {})}
     streamlit = str(Path(sys.executable).parent / "streamlit")
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
     proc = subprocess.Popen([streamlit, "run", "serve.py", "--server.headless", "true", "--server.port", str(port),
@@ -120,9 +128,13 @@ def _browser(pw, profile: str):
                                                  viewport={"width": 1500, "height": 1800})
 
 
-def _first_visit(db: str, pw) -> float:
-    """A new server and a new browser profile: navigation to the Overview's first chart, in seconds."""
-    with running_dashboard(db) as (base, _proc), tempfile.TemporaryDirectory() as profile:
+FLOOR_APP = "bench/floor_page.py"
+
+
+def _first_visit(db: str, pw, app: str = "") -> float:
+    """A new server and a new browser profile: navigation to the Overview's (or ``app``'s) first chart, in
+    seconds."""
+    with running_dashboard(db, app=app) as (base, _proc), tempfile.TemporaryDirectory() as profile:
         ctx = _browser(pw, profile)
         try:
             page = ctx.new_page()
@@ -137,11 +149,19 @@ def _first_visit(db: str, pw) -> float:
 def measure(db: str, warm_visits: int = 3, first_visits: int = 3) -> dict:
     """B6: ``first_visits`` first visits (each on a newly started server, in a new browser profile: the median
     counts; one sample flipped the verdict from run to run), then ``warm_visits`` visits on the last server;
-    B5 on that server after every page."""
+    B5 on that server after every page. As many first visits to the floor page, alternating with the
+    Overview's (which goes first flips every round)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        firsts = [_first_visit(db, pw) for _ in range(first_visits - 1)]
+        firsts, floors = [], []
+        for i in range(first_visits):
+            if i % 2:
+                floors.append(_first_visit(db, pw, FLOOR_APP))
+            if i < first_visits - 1:  # the last first visit is the warm visits' first, below
+                firsts.append(_first_visit(db, pw))
+            if not i % 2:
+                floors.append(_first_visit(db, pw, FLOOR_APP))
         with running_dashboard(db) as (base, proc):
             rss_idle = _rss_mb(proc.pid)
             visits = []
@@ -167,7 +187,9 @@ def measure(db: str, warm_visits: int = 3, first_visits: int = 3) -> dict:
             rss_after = _rss_mb(proc.pid)
     firsts.append(visits[0])
     cold, warm = statistics.median(firsts), statistics.median(visits[1:]) if len(visits) > 1 else float("nan")
+    floor = statistics.median(floors)
     samples = ", ".join(f"{t:.2f}" for t in firsts)
+    floor_samples = ", ".join(f"{t:.2f}" for t in floors)
     return {
         "B5": {"title": "dashboard server memory after opening every page",
                "rss_idle_mb": rss_idle, "rss_mb": rss_after, "pages": opened,
@@ -176,13 +198,19 @@ def measure(db: str, warm_visits: int = 3, first_visits: int = 3) -> dict:
                "text": f"Server RSS {rss_idle:,.0f} MB after start, **{rss_after:,.0f} MB** after opening "
                        + ", ".join(f"{p} ({s:.1f} s)" for p, s in opened) + " (all-time range)."},
         "B6": {"title": "navigation to the Overview's first chart (headless Chromium)",
-               "cold_s": cold, "first_visits_s": firsts, "warm_s": warm,
+               "cold_s": cold, "first_visits_s": firsts, "warm_s": warm, "floor_s": floor,
+               "floor_first_visits_s": floors, "floor_ratio": cold / floor,
                "summary": f"first visit {cold:.2f} s (median of {len(firsts)}: {samples}), then {warm:.2f} s "
-                          f"(median of {warm_visits})",
+                          f"(median of {warm_visits}); floor page {floor:.2f} s: {cold / floor:.2f}×",
                "met": "yes" if cold <= 2 else ("warm only" if warm <= 2 else "no"),
                "text": f"First visit right after `streamlit run serve.py` started (it warms up before it takes "
                        f"connections), in a new browser profile (empty cache), Streamlit's query cache empty: "
                        f"median **{cold:.2f} s** of {len(firsts)} server starts ({samples} s); later visits "
                        f"(browser cache and query cache filled): median **{warm:.2f} s** of {warm_visits}. Range: "
-                       "all time. The chart counts when its SVG is in its iframe (pages/charts.py)."},
+                       "all time. The chart counts when its SVG is in its iframe (pages/charts.py). Baseline, "
+                       "alternating with those first visits: the same first visit to `bench/floor_page.py` (one "
+                       "chart drawn the same way from a constant frame, no database, no sidebar), served by the "
+                       f"same `serve.py`: median **{floor:.2f} s** ({floor_samples} s). The Overview's first visit "
+                       f"is **{cold / floor:.2f}×** the floor's, {cold - floor:+.2f} s: what provlens adds above "
+                       "Streamlit's own start-up and one chart."},
     }
