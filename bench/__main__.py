@@ -172,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
                 if key not in results and key in earlier:
                     results[key] = earlier[key]
             results["notes"] += [n for n in earlier.get("notes", []) if n not in results["notes"]]
-            results.setdefault("runs", []).append({"date": earlier.get("date"), "machine": earlier.get("machine")})
+            earlier_runs = earlier.get("runs", [])  # an earlier merged report: the runs it was made of
+            results.setdefault("runs", []).append({"date": earlier.get("date"), "machine": earlier.get("machine"),
+                                                   "merged_runs": len(earlier_runs)})
+            results["runs"] += earlier_runs
     save()
     print(f"[bench] wrote {target}", file=sys.stderr)
     return 0

@@ -658,7 +658,9 @@ def _merged_runs(results: dict) -> list[str]:
         m = run.get("machine") or {}
         speed = (f", speed check {m['speed_duckdb_ms']:,.0f} ms DuckDB / {m['speed_python_ms']:,.0f} ms Python"
                  if "speed_duckdb_ms" in m else ", no speed check recorded (added during session 6)")
-        lines.append(f"- {run.get('date')} UTC, load {m.get('load_at_start', '?')}{speed}")
+        merged = (f" (a report merged from the {run['merged_runs']} runs below, and anything it measured itself)"
+                  if run.get("merged_runs") else "")
+        lines.append(f"- {run.get('date')} UTC, load {m.get('load_at_start', '?')}{speed}{merged}")
     return [*lines, ""]
 
 

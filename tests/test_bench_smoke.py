@@ -52,3 +52,28 @@ def test_a_subset_run_that_rebuilds_the_store_measures_it_with_the_scim_trail(tm
         requests = con.execute("SELECT count(*) FROM scim_requests").fetchone()[0]
         correlated = con.execute("SELECT count(*) FROM correlation_requests").fetchone()[0]
     assert requests == truth["scim_requests"] and correlated > 0
+
+
+def test_a_report_merged_from_merged_reports_lists_every_run(tmp_path):
+    """``--merge-with`` an earlier merged report keeps the runs that report was made of (with their speed
+    checks), and the benchmarks it holds that this run did not measure."""
+    import shutil
+
+    def bench(*args: str) -> dict:
+        proc = run_cli("bench", "--smoke", "--reuse-data", "--work", str(tmp_path), *args, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads((tmp_path / "results.json").read_text())
+
+    measured = bench("--only", "B9")
+    shutil.copy(tmp_path / "results.json", tmp_path / "measured.json")
+    merged = bench("--only", "none", "--merge-with", str(tmp_path / "measured.json"))
+    shutil.copy(tmp_path / "results.json", tmp_path / "merged.json")
+    again = bench("--only", "none", "--merge-with", str(tmp_path / "merged.json"))
+    assert [r["date"] for r in merged["runs"]] == [measured["date"]]
+    assert [(r["date"], r.get("merged_runs")) for r in again["runs"]] == [(merged["date"], 1),
+                                                                          (measured["date"], 0)]
+    assert again["runs"][1]["machine"] == measured["machine"]
+    assert again["scales"][0]["B9"] == measured["scales"][0]["B9"]
+    report = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "a report merged from the 1 runs below" in report
+    assert f"- {measured['date']} UTC, load {measured['machine']['load_at_start']}, speed check" in report
