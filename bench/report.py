@@ -32,6 +32,10 @@ METHOD = """\
   calls it (the read-only attachment kept between calls); each query's series starts with the
   attachment released, and that first call is also reported on its own ("cold"). Filters are "all
   time" (the heaviest view).
+- B6 has no alternative to compare with, so it has a floor: the same first visit (new server, new browser
+  profile) to `bench/floor_page.py`, one chart drawn the way the Overview draws its charts from a constant
+  frame, served by the same `serve.py`, alternating with the Overview's first visits. The ratio says what
+  provlens adds above Streamlit's own start-up on the machine of the run.
 - The machine is shared and noisy (2 cores; other work may run): read ratios, not absolute times.
 """
 
