@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -131,6 +132,19 @@ def test_warm_up_reads_the_database(demo_db, monkeypatch):
     monkeypatch.setenv("PROVLENS_DB", str(demo_db))
     message = warm_up()
     assert re.fullmatch(r"warmed up in [\d.]+ s \(imports and charts [\d.]+ s, database [\d.]+ s\)", message)
+
+
+def test_warm_up_runs_streamlits_first_element_check(tmp_path):
+    """In a fresh interpreter: after the warm-up, the first element a script draws no longer pays for
+    Streamlit's once-per-process REPL check (``inspect.stack()`` over every loaded module)."""
+    import subprocess
+    import sys
+
+    code = ("import streamlit.delta_generator as dg; assert not dg._use_warning_has_been_displayed; "
+            "from pages.warmup import warm_up; warm_up(); print(dg._use_warning_has_been_displayed)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PROVLENS_DB": str(tmp_path / "none.duckdb")})
+    assert proc.returncode == 0 and proc.stdout.strip() == "True", proc.stderr[-2000:]
 
 
 def test_warm_up_never_fails(tmp_path, monkeypatch):
