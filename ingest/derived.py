@@ -618,7 +618,8 @@ def _refresh_identity_names(con: duckdb.DuckDBPyConnection, everything: bool) ->
 # derived_identity_events holds the columns identity_events shows and filters on, sorted by source id (then time),
 # so zone maps find one identity's rows in one row group. A load appends its new events (and replaces the rows of
 # re-sent events that changed); when the appended rows exceed a quarter of the sorted ones, the table is rewritten
-# sorted (``meta`` holds the sorted row count: :func:`sorted_copy_due`, also used for the SCIM requests' copy).
+# sorted (``meta`` holds the sorted row count and the replaced rows: :func:`sorted_copy_due`, also used for the SCIM
+# requests' copy, which only appends).
 IDENTITY_EVENT_COLUMNS = ("source_id", "activity_time", "id", "service_principal_id", "service_principal_name",
                           "job_id", "action", "status", "error_code", "skip_category", "user_name", "target_id",
                           "cycle_id")
@@ -633,18 +634,32 @@ def sorted_rows_meta(table: str, key: str) -> str:
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
 
 
+def replaced_rows_key(key: str) -> str:
+    """``meta`` key counting the rows of the sorted part that were replaced by appended rows since the sort."""
+    return key + "_replaced"
+
+
 def sorted_copy_due(con: duckdb.DuckDBPyConnection, table: str, key: str, adding: int = 0) -> bool:
-    """Whether the rows appended to ``table`` since its last sort (``meta`` ``key``), plus ``adding`` about to be,
-    exceed a quarter of the sorted ones."""
+    """Whether the rows appended to ``table`` since its last sort (``meta`` ``key``: the sorted row count; rows that
+    replaced sorted ones count too, :func:`replaced_rows_key`), plus ``adding`` about to be, exceed a quarter of
+    the sorted ones."""
     rows, = con.execute(f"SELECT count(*) FROM {table}").fetchone()
-    sorted_rows = con.execute("SELECT coalesce(max(value::BIGINT), 0) FROM meta WHERE key = ?", [key]).fetchone()[0]
-    return rows + adding - sorted_rows > sorted_rows / 4
+    sorted_rows, replaced = con.execute(
+        "SELECT coalesce(max(value::BIGINT) FILTER (WHERE key = $1), 0), "
+        "coalesce(max(value::BIGINT) FILTER (WHERE key = $2), 0) FROM meta", [key, replaced_rows_key(key)]).fetchone()
+    return rows + adding - sorted_rows + replaced > sorted_rows / 4
+
+
+def _count_replaced(con: duckdb.DuckDBPyConnection, key: str, rows: int) -> None:
+    con.execute("INSERT INTO meta VALUES ($1, $2::VARCHAR) ON CONFLICT (key) DO UPDATE "
+                "SET value = (meta.value::BIGINT + excluded.value::BIGINT)::VARCHAR", [replaced_rows_key(key), rows])
 
 
 _REWRITE_IDENTITY_EVENTS = [
     "DELETE FROM derived_identity_events",
     "INSERT INTO derived_identity_events " + _IDENTITY_EVENTS_SELECT.format(scope=""),
     sorted_rows_meta("derived_identity_events", IDENTITY_EVENTS_SORTED_META),
+    f"DELETE FROM meta WHERE key = '{replaced_rows_key(IDENTITY_EVENTS_SORTED_META)}'",
 ]
 MIGRATION_16 = [
     "CREATE OR REPLACE TABLE derived_identity_events AS " + _IDENTITY_EVENTS_SELECT.format(scope=""),
@@ -663,8 +678,10 @@ def _refresh_identity_events(con: duckdb.DuckDBPyConnection, keys: str | None, u
     if keys is not None:
         adding = con.execute(f"SELECT count(*) FROM {keys}").fetchone()[0]
         if not sorted_copy_due(con, "derived_identity_events", IDENTITY_EVENTS_SORTED_META, adding):
-            if updated:
-                con.execute(f"DELETE FROM derived_identity_events d USING {keys} k WHERE d.id = k.id")
+            if updated:  # a re-sent event's new row goes to the unsorted end: counted towards the next rewrite
+                replaced, = con.execute(
+                    f"DELETE FROM derived_identity_events d USING {keys} k WHERE d.id = k.id").fetchone()
+                _count_replaced(con, IDENTITY_EVENTS_SORTED_META, replaced)
             con.execute("INSERT INTO derived_identity_events "
                         + _IDENTITY_EVENTS_SELECT.format(scope=f"SEMI JOIN {keys} k ON events.id = k.id"))
             return

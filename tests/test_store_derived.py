@@ -109,3 +109,35 @@ def test_migration_backfills_derived_state_for_existing_rows(sim, tmp_path):
         store.con.execute("DELETE FROM schema_version WHERE version >= 3")
     with Store.open(db) as store:  # applies migrations 3 and 4: the tables, filled from the events
         _assert_matches_recomputation(store.con)
+
+
+def _identity_events_state(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
+    """(rows, sorted rows per meta, rows out of the table's sort order)."""
+    return con.execute(f"""SELECT count(*),
+        (SELECT value::BIGINT FROM meta WHERE key = '{derived.IDENTITY_EVENTS_SORTED_META}'),
+        count(*) FILTER (WHERE k < prev)
+        FROM (SELECT k, lag(k) OVER (ORDER BY rowid) AS prev
+              FROM (SELECT rowid, (source_id IS NULL, coalesce(source_id, ''), activity_time, id) AS k
+                    FROM derived_identity_events))""").fetchone()
+
+
+def test_re_sent_changed_events_count_towards_the_identity_events_rewrite(sim, tmp_path):
+    """Re-sent events that changed replace their rows at the table's unsorted end without adding rows: three
+    loads re-sending 10% each leave 30% of the rows unsorted, more than the quarter that triggers the rewrite."""
+    events = sorted(sim.events, key=lambda e: e["activityDateTime"])
+    with Store.open(str(tmp_path / "r.duckdb")) as store:
+        _load(store, events)
+        rows, sorted_rows, _ = _identity_events_state(store.con)
+        assert rows == sorted_rows == len(events)
+        for n in range(3):
+            changed = [dict(copy.deepcopy(e), provlensRevision=n) for e in events[n::10]]  # disjoint tenths
+            _load(store, changed)
+            rows, sorted_rows, out_of_order = _identity_events_state(store.con)
+            assert rows == len(events)
+            if n < 2:  # 10%, then 20%: appended, not yet rewritten
+                assert out_of_order > 0
+            else:
+                assert sorted_rows == rows and out_of_order == 0  # rewritten sorted
+                assert not store.con.execute("SELECT count(*) FROM meta WHERE key = ?", [
+                    derived.replaced_rows_key(derived.IDENTITY_EVENTS_SORTED_META)]).fetchone()[0]
+        _assert_matches_recomputation(store.con)
