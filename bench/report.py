@@ -43,6 +43,52 @@ METHOD = """\
 # What profiling found and what was changed (kept with the method: the numbers above are after these).
 FINDINGS = """\
 ## Findings and fixes
+### Session 11 (2026-11-27, another, slower machine; the numbers above are after these)
+- **Where the numbers above come from** (runs listed at the top, in this order): 5M B5 and B6 (F3, on 90f9f5f; F2
+  on f29c8c6, the same dashboard code; F1 on 2cad813, before the warm-up change below), B1 (B1b on 90f9f5f, B1a on
+  53444a8: the same pull code); every other row is session 10's or older, as listed there. **This session ran on a
+  new machine** (AMD EPYC, 2 cores): speed checks 86-94 ms DuckDB and 149-171 ms Python at quiet moments (one run
+  started at 153/149, one at 162/151), against 56-61 and 82-88 in session 9: DuckDB ~1.5× and Python ~2× slower.
+  The 5M store was rebuilt here by this session's code from the same seeded generator (5,000,476 events).
+- **B6 now has a baseline in the same run: Streamlit's floor.** `bench/floor_page.py` draws one bar chart the way
+  the Overview draws its charts (plotly.js in an iframe) from a constant frame, with no database and no sidebar,
+  served by the same `serve.py` (`PROVLENS_APP`), each first visit on a new server and in a new browser profile,
+  alternating with the Overview's. Three runs at 5M: Overview 2.79, 2.56 and 2.58 s; floor 1.59, 1.62 and 1.87 s;
+  ratio **1.75×, 1.58×, 1.38×**; warm visits 1.72, 1.49, 1.82 s. So on this machine Streamlit with one chart takes
+  1.6-1.9 s, and the Overview at 5M adds 0.7-1.2 s to it.
+- **What the Overview adds, by ablation** (first visits at 5M, alternating, new server and profile each, 3-4 reps;
+  variants of the page in a scratch worktree, `/work/bdata/s11/abl.py`; medians, the noise is ±0.2 s):
+  - the floor 1.48-1.70 s; with st.navigation's 8 pages +0.05 s; their icons +0.03 s;
+  - **any one sidebar widget +0.2-0.3 s**: a selectbox, a multiselect, st.pills or st.radio cost the same; the
+    three filters together 1.78-1.85 s against 1.53 s;
+  - the Overview without its sidebar filters: −0.2 to −0.5 s; without what is below the charts (jobs,
+    freshness, the two tables): −0.2 s; without the seven metrics: no change; the filters drawn after the page
+    instead of before it: −0.1 s (noise).
+  The filters are the product's; what is left is Streamlit drawing the elements of the page in a browser that
+  shares the two cores with the server.
+- **The first visit's script run paid for a Streamlit check once per process.** The first element a script draws
+  runs Streamlit's REPL check (`env_util.is_repl`: `inspect.stack()`, which resolves the path of each of ~1,600
+  loaded modules): 0.08-0.22 s in the Overview's first selectbox. Server-side timings of the Overview script on
+  a first visit, from its start to the charts: 0.39-0.63 s, then 0.13-0.18 s for later visitors of the same server.
+  `pages/warmup.py` now runs the check before the server takes connections: the script reaches its charts in
+  **0.36 s instead of 0.56 s** (medians of 4, alternating). The first visit measured 2.30 against 2.34 s, inside
+  the noise: here the browser shares the machine and is the critical path. A real visitor's browser runs on
+  another machine, where the server's time is on the path.
+- **B1 on this machine**: 18,084 and 18,880 events/s (B1a, B1b), 255× and 224× the typed path (71 and 84
+  events/s). `perf stat` of one pull: 1.5 cores busy for its 9-12 s, 14-20 s of CPU of which 3.4-7 s system
+  time, and **0.7-0.9 million minor page faults** (~3.4 GB of memory touched for ~590 MB of JSON). `perf record
+  -e page-faults`: 46% in memmove inside DuckDB (its INSERT appending strings into new blocks, its JSON reader),
+  29% in DuckDB's yyjson read and write, 11% the kernel copying socket reads into fresh buffers. Neither glibc's
+  malloc settings (mmap and trim thresholds, one arena, hugetlb) nor DuckDB's allocator settings
+  (`allocator_flush_threshold` 2 GB, its jemalloc's decay off through `DUCKDB_JE_MALLOC_CONF`) changed the count
+  or the time. The fake Graph server used 0.5-0.7 s of CPU per pull. Nothing was changed in the pull.
+- **`derived_identity_events` kept its sort under updates** (noticed in session 9): a re-sent event that changed
+  replaces its row at the table's unsorted end without adding a row, so `sorted_copy_due` never counted it and
+  a store fed mostly updates drifted unsorted. `meta` now counts replaced rows too
+  (`tests/test_store_derived.py`: three loads re-sending 10% each are appended, then rewritten sorted).
+- **`--merge-with` a merged report keeps its runs**: the runs listed at the top now include the ones session
+  10's report was merged from (this session's machine lost the earlier runs' files; their results came through
+  `bench/results.json`).
 ### Session 10 (2026-11-27, the numbers above are after these)
 - **Where the numbers above come from** (runs listed at the top, in this order): 5M B5 and B6 (A4, on 34d4853,
   session 9's 5M store), 1M B5 and B6 (A5, same commit), then earlier runs of this session on earlier commits:
@@ -664,7 +710,7 @@ def _merged_runs(results: dict) -> list[str]:
                  if "speed_duckdb_ms" in m else ", no speed check recorded (added during session 6)")
         merged = (f" (a report merged from the {run['merged_runs']} runs below, and anything it measured itself)"
                   if run.get("merged_runs") else "")
-        lines.append(f"- {run.get('date')} UTC, load {m.get('load_at_start', '?')}{speed}{merged}")
+        lines.append(f"- {run.get('date')} UTC, {m.get('cpu', '?')}, load {m.get('load_at_start', '?')}{speed}{merged}")
     return [*lines, ""]
 
 

@@ -76,4 +76,5 @@ def test_a_report_merged_from_merged_reports_lists_every_run(tmp_path):
     assert again["scales"][0]["B9"] == measured["scales"][0]["B9"]
     report = (tmp_path / "BENCHMARKS.md").read_text()
     assert "a report merged from the 1 runs below" in report
-    assert f"- {measured['date']} UTC, load {measured['machine']['load_at_start']}, speed check" in report
+    assert (f"- {measured['date']} UTC, {measured['machine']['cpu']}, load {measured['machine']['load_at_start']}, "
+            "speed check") in report
