@@ -72,9 +72,9 @@ FINDINGS = """\
   a first visit, from its start to the charts: 0.39-0.63 s, then 0.13-0.18 s for later visitors of the same server.
   `pages/warmup.py` now runs the check before the server takes connections: the script reaches its charts in
   **0.36 s instead of 0.56 s** (medians of 4, alternating; measured with a scratch warm-up that drew an empty
-  element, which runs the same check, before the final code calls it directly). The first visit measured 2.30 against 2.34 s, inside
-  the noise: here the browser shares the machine and is the critical path. A real visitor's browser runs on
-  another machine, where the server's time is on the path.
+  element, which runs the same check, before the final code calls it directly). The first visit measured 2.30
+  against 2.34 s, inside the noise: here the browser shares the machine and is the critical path. A real
+  visitor's browser runs on another machine, where the server's time is on the path.
 - **B1 on this machine**: 18,084 and 18,880 events/s (B1a, B1b), 255× and 224× the typed path (71 and 84
   events/s). `perf stat` of one pull: 1.5 cores busy for its 9-12 s, 14-20 s of CPU of which 3.4-7 s system
   time, and **0.7-0.9 million minor page faults** (~3.4 GB of memory touched for ~590 MB of JSON). `perf record
