@@ -644,9 +644,9 @@ def sorted_copy_due(con: duckdb.DuckDBPyConnection, table: str, key: str, adding
     replaced sorted ones count too, :func:`replaced_rows_key`), plus ``adding`` about to be, exceed a quarter of
     the sorted ones."""
     rows, = con.execute(f"SELECT count(*) FROM {table}").fetchone()
-    sorted_rows, replaced = con.execute(
-        "SELECT coalesce(max(value::BIGINT) FILTER (WHERE key = $1), 0), "
-        "coalesce(max(value::BIGINT) FILTER (WHERE key = $2), 0) FROM meta", [key, replaced_rows_key(key)]).fetchone()
+    sorted_rows, replaced = (  # one key at a time: other keys' values are not numbers
+        con.execute("SELECT coalesce(max(value::BIGINT), 0) FROM meta WHERE key = ?", [k]).fetchone()[0]
+        for k in (key, replaced_rows_key(key)))
     return rows + adding - sorted_rows + replaced > sorted_rows / 4
 
 
