@@ -644,10 +644,14 @@ def sorted_copy_due(con: duckdb.DuckDBPyConnection, table: str, key: str, adding
     replaced sorted ones count too, :func:`replaced_rows_key`), plus ``adding`` about to be, exceed a quarter of
     the sorted ones."""
     rows, = con.execute(f"SELECT count(*) FROM {table}").fetchone()
-    sorted_rows, replaced = (  # one key at a time: other keys' values are not numbers
-        con.execute("SELECT coalesce(max(value::BIGINT), 0) FROM meta WHERE key = ?", [k]).fetchone()[0]
-        for k in (key, replaced_rows_key(key)))
+    sorted_rows = _meta_count(con, key)
+    replaced = _meta_count(con, replaced_rows_key(key))
     return rows + adding - sorted_rows + replaced > sorted_rows / 4
+
+
+def _meta_count(con: duckdb.DuckDBPyConnection, key: str) -> int:
+    """A count kept in ``meta`` (0 when absent); one key per query: other keys' values are not numbers."""
+    return con.execute("SELECT coalesce(max(value::BIGINT), 0) FROM meta WHERE key = ?", [key]).fetchone()[0]
 
 
 def _count_replaced(con: duckdb.DuckDBPyConnection, key: str, rows: int) -> None:
