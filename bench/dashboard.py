@@ -83,10 +83,12 @@ def _wait_for_chart(page, timeout_s: float = 300) -> None:
 
 
 @contextlib.contextmanager
-def running_dashboard(db: str, log_path: Path | None = None, *, base_path: str = "", app: str = ""):
+def running_dashboard(db: str, log_path: Path | None = None, *, base_path: str = "", app: str = "",
+                      extra_args: tuple[str, ...] = ()):
     """``streamlit run serve.py`` (the README's way: app.py, warmed up) on 127.0.0.1 against ``db``; yields
     (base_url, process); always stopped. ``base_path``: serve under ``server.baseUrlPath`` (a reverse proxy's
-    prefix); the base URL then ends with it. ``app``: serve this script instead of app.py (B6's floor)."""
+    prefix); the base URL then ends with it. ``app``: serve this script instead of app.py (B6's floor).
+    ``extra_args``: more ``streamlit run`` options (e.g. ``--secrets.files F``)."""
     port = _free_port()
     env = {**os.environ, "PROVLENS_DB": str(db), **({"PROVLENS_APP": app} if app else {})}
     streamlit = str(Path(sys.executable).parent / "streamlit")
@@ -94,7 +96,7 @@ def running_dashboard(db: str, log_path: Path | None = None, *, base_path: str =
     proc = subprocess.Popen([streamlit, "run", "serve.py", "--server.headless", "true", "--server.port", str(port),
                              "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
                              "--server.fileWatcherType", "none",
-                             *(["--server.baseUrlPath", base_path] if base_path else [])],
+                             *(["--server.baseUrlPath", base_path] if base_path else []), *extra_args],
                             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}" + (f"/{base_path.strip('/')}" if base_path else "")
     try:
