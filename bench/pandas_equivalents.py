@@ -22,7 +22,8 @@ def overview_kpis(df: pd.DataFrame) -> pd.DataFrame:
         "events": len(df), "success": (status == "success").sum(), "failure": (status == "failure").sum(),
         "skipped": (status == "skipped").sum(), "warning": (status == "warning").sum(),
         "identities": df["source_id"].nunique(),
-        "failing_identities": df.loc[status == "failure", "source_id"].nunique(),
+        "failed_identities": df.loc[status == "failure", "source_id"].nunique(),
+        "failing_identities": recurring_failures(df, min_cycles=1)["source_id"].nunique(),
         "cycles": len(df[["job_id", "cycle_id"]].drop_duplicates()),
         "success_rate": (status == "success").sum() / decided if decided else None,
         "first_event": df["activity_time"].min(), "last_event": df["activity_time"].max()}])
@@ -190,20 +191,26 @@ def top_errors(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index().sort_values(["failures", "error_code"], ascending=[False, True]).reset_index(drop=True)
 
 
-def recurring_failures(df: pd.DataFrame) -> pd.DataFrame:
-    f = failures(df).sort_values(["activity_time"], kind="stable")
-    g = f.groupby(["source_id", "service_principal_id"], dropna=False)
+def recurring_failures(df: pd.DataFrame, min_cycles: int = 2) -> pd.DataFrame:
+    """The recurring-failures dataset (all time): each identity's failures after its latest success, when its
+    latest outcome is a failure and that run spans 2+ cycles."""
+    f = failures(df)
+    f = f[f["source_id"].notna()]
+    last_success = (df[df["status"] == "success"].groupby(_IDENTITY, dropna=False)["activity_time"].max()
+                    .rename("last_success").reset_index())
+    f = f.merge(last_success, on=_IDENTITY, how="left")
+    f = f[f["last_success"].isna() | (f["activity_time"] > f["last_success"])]
+    f = f.sort_values(["activity_time", "id"], kind="stable")
+    g = f.groupby(_IDENTITY, dropna=False)
     out = g.agg(source_upn=("source_upn", "last"), user_name=("user_name", "last"),
-                consecutive_cycles=("consecutive_cycles", "max"), last_failure=("activity_time", "max"),
-                error_code=("error_code", "last"), recommended_action=("recommended_action", "last"))
-    since = f[f["consecutive_cycles"] == 1].groupby(["source_id", "service_principal_id"], dropna=False)[
-        "activity_time"].max().rename("failing_since")
-    out = out.join(since).reset_index()
-    out = out[out["consecutive_cycles"] >= 2]
-    columns = ["source_id", "service_principal_id", "source_upn", "user_name", "consecutive_cycles", "failing_since",
-               "last_failure", "error_code", "recommended_action"]
-    return out.sort_values(["consecutive_cycles", "last_failure", "source_id"],
-                           ascending=[False, False, True])[columns].reset_index(drop=True)
+                consecutive_cycles=("consecutive_cycles", "max"), failing_since=("activity_time", "min"),
+                last_failure=("activity_time", "max"), error_code=("error_code", "last"),
+                recommended_action=("recommended_action", "last")).reset_index()
+    out = out[out["consecutive_cycles"] >= min_cycles]
+    columns = ["service_principal_id", "job_id", "source_id", "source_upn", "user_name", "consecutive_cycles",
+               "failing_since", "last_failure", "error_code", "recommended_action"]
+    return out.sort_values(["consecutive_cycles", "last_failure", *_IDENTITY],
+                           ascending=[False, False, True, True, True])[columns].reset_index(drop=True)
 
 
 def skip_identities(df: pd.DataFrame) -> pd.DataFrame:
@@ -238,8 +245,7 @@ def cycle_events_first(df: pd.DataFrame, cycle_id: str | None = None, limit: int
 
 
 def recurring_failures_top(df: pd.DataFrame, limit: int = 500) -> pd.DataFrame:
-    return recurring_failures(df).sort_values(["consecutive_cycles", "last_failure", "source_id"],
-                                              ascending=[False, False, True]).head(limit).reset_index(drop=True)
+    return recurring_failures(df).head(limit).reset_index(drop=True)
 
 
 def skip_identities_top(df: pd.DataFrame, limit: int = 500) -> pd.DataFrame:
@@ -432,9 +438,10 @@ def load_frames(db: str) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     return df, {"scim": scim, "corr": corr}
 
 
-PANDAS = {f.__name__: f for f in (overview_kpis, events_per_day_by_status, top_error_codes, action_status_counts,
+PANDAS = {"recurring-failures": recurring_failures} | {
+    f.__name__: f for f in (overview_kpis, events_per_day_by_status, top_error_codes, action_status_counts,
                                   failures_by_code_day, skips_by_category, cycles, failures, top_errors,
-                                  recurring_failures, skip_identities, cycle_events, failures_recent,
+                                  skip_identities, cycle_events, failures_recent,
                                   cycle_events_first, recurring_failures_top, skip_identities_top,
                                   violations_summary, violations, identity_search, identity_events,
                                   scim_identity_timeline, identity_scim_requests, cycles_timeline, last_cycle,

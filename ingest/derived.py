@@ -186,16 +186,23 @@ def full_select(table: str) -> str:
     """The SELECT that computes a whole derived table from all events (for checks and backfills)."""
     select = {"derived_failures": _FAILURES_SELECT, "derived_cycles": _CYCLES_SELECT,
               "derived_event_hours": _HOURS_SELECT, "derived_work_domains": _DOMAINS_SELECT,
-              "derived_identities": _IDENTITIES_SELECT, "derived_cycle_heads": _CYCLE_HEADS_SELECT,
+              "derived_cycle_heads": _CYCLE_HEADS_SELECT,
               "derived_skip_identities": _SKIP_IDENTITIES_SELECT, "derived_skip_reasons": _SKIP_REASONS_SELECT,
-              "derived_error_codes": _ERROR_CODES_SELECT, "derived_recurring_failures": _RECURRING_SELECT,
+              "derived_error_codes": _ERROR_CODES_SELECT,
               "derived_recent_failures": _RECENT_FAILURES_SELECT,
-              "derived_violation_groups": _VIOLATION_GROUPS_SELECT, "derived_source_ids": _SOURCE_IDS_SELECT,
+              "derived_violation_groups": _VIOLATION_GROUPS_SELECT,
               "derived_identity_names": _IDENTITY_NAMES_SELECT,
               "derived_identity_events": _IDENTITY_EVENTS_SELECT,
               "derived_skip_top": skip_top_select(
                   f"({_SKIP_IDENTITIES_SELECT}) AS t({', '.join(SKIP_IDENTITY_COLUMNS)})")}[table]
-    return select.format(scope="", scope_events="", scope_failures="", rows=RECENT_FAILURE_ROWS)
+    return select.format(scope="", rows=RECENT_FAILURE_ROWS)
+
+
+# Migration 19: the per-identity failure state and the all-time recurring failures and per-source counts built on
+# it are gone: they took the longest run and the latest run's start over all of an identity's runs (issue 21), and
+# the pages now read the open run from derived_failures (queries/datasets.py RECURRING_FAILURES_SQL).
+MIGRATION_19 = [f"DROP TABLE IF EXISTS {t}" for t in
+                ("derived_recurring_failures", "derived_source_ids", "derived_identities")]
 
 
 # Migration 4: app names on cycle summaries, hourly counts; then everything (re)computed from the events.
@@ -455,11 +462,6 @@ def refresh(con: duckdb.DuckDBPyConnection, keys: str | None) -> None:
                         f"SEMI JOIN derived_identity_keys k ON {_match('events', 'k', IDENTITY_KEY)}"))
     con.execute(f"INSERT INTO derived_code_keys {codes_of_touched}")
 
-    # Identities: recount the touched ones from their events and (just refreshed) failures.
-    con.execute("DELETE FROM derived_identities i USING derived_identity_keys k "
-                f"WHERE {_match('i', 'k', IDENTITY_KEY)}")
-    con.execute(_insert("derived_identities", IDENTITY_COLUMNS, _IDENTITIES_SELECT,
-                        f"SEMI JOIN derived_identity_keys k ON {_match('{t}', 'k', IDENTITY_KEY)}"))
     _refresh_page_state(con)
     _refresh_identity_names(con, everything=keys is None)
     _refresh_identity_events(con, keys, updated)
@@ -499,8 +501,7 @@ def refresh(con: duckdb.DuckDBPyConnection, keys: str | None) -> None:
 
 def _refresh_page_state(con: duckdb.DuckDBPyConnection) -> None:
     """Migration 6's page state for the touched keys: the identities' skips (per app and identity, over all
-    their jobs), recurring failures and failure state, the error codes whose failures changed and the
-    newest failures. After derived_failures and derived_identities."""
+    their jobs), the error codes whose failures changed and the newest failures. After derived_failures."""
     people = "(SELECT DISTINCT service_principal_id, source_id FROM derived_identity_keys)"
     person = ("{t}.service_principal_id IS NOT DISTINCT FROM k.service_principal_id "
               "AND {t}.source_id IS NOT DISTINCT FROM k.source_id")
@@ -512,13 +513,6 @@ def _refresh_page_state(con: duckdb.DuckDBPyConnection) -> None:
                 "WHERE d.error_code IS NOT DISTINCT FROM k.error_code")
     con.execute(f"INSERT INTO derived_error_codes ({', '.join(ERROR_CODE_COLUMNS)}) " + _ERROR_CODES_SELECT.format(
         scope="SEMI JOIN derived_code_keys k ON derived_failures.error_code IS NOT DISTINCT FROM k.error_code"))
-    con.execute(f"DELETE FROM derived_recurring_failures d USING {people} k WHERE {person.format(t='d')}")
-    con.execute(_insert("derived_recurring_failures", RECURRING_COLUMNS, _RECURRING_SELECT,
-                        f"SEMI JOIN {people} k ON {person.format(t='derived_identities')}"))
-    sources = "(SELECT DISTINCT source_id FROM derived_identity_keys)"
-    con.execute(f"DELETE FROM derived_source_ids d USING {sources} k WHERE d.source_id = k.source_id")
-    con.execute("INSERT INTO derived_source_ids " + _SOURCE_IDS_SELECT.format(
-        scope=f"SEMI JOIN {sources} k ON derived_identities.source_id = k.source_id"))
     _refresh_recent_failures(con)
     con.execute("DELETE FROM derived_skip_top")
     con.execute("INSERT INTO derived_skip_top " + skip_top_select("derived_skip_identities"))

@@ -12,6 +12,7 @@ from ingest.derived import MIGRATION_6 as DERIVED_MIGRATION_6
 from ingest.derived import MIGRATION_11 as DERIVED_MIGRATION_11
 from ingest.derived import MIGRATION_16 as DERIVED_MIGRATION_16
 from ingest.derived import MIGRATION_17 as DERIVED_MIGRATION_17
+from ingest.derived import MIGRATION_19 as DERIVED_MIGRATION_19
 from ingest.scim.derived import MIGRATION_7 as SCIM_DERIVED_MIGRATION_7
 from ingest.scim.derived import MIGRATION_8 as SCIM_DERIVED_MIGRATION_8
 from ingest.scim.derived import MIGRATION_10 as SCIM_DERIVED_MIGRATION_10
@@ -276,6 +277,8 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (17, "derived state: the skipped page's top identities per category (backfilled)", DERIVED_MIGRATION_17),
     (18, "the userNames of each SCIM resource id and externalId sorted by key (rewritten with every re-sort of "
          "the SCIM requests from now on)", SCIM_DERIVED_MIGRATION_18),
+    (19, "derived state: per-identity failure state, all-time recurring failures and per-source counts dropped (they "
+         "mixed an identity's runs; the pages read the open run from derived_failures)", DERIVED_MIGRATION_19),
 ]
 
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)

@@ -21,11 +21,16 @@ if top.empty:
 recurring = common.query("recurring_failures_top", filters, limit=500)
 recurring_total = int(common.query("recurring_failures_count", filters).iloc[0]["identities"])
 failure_total = int(top["failures"].sum())
-c = st.columns(4)
+kpis = common.query("overview_kpis", filters).iloc[0]
+c = st.columns(5)
 c[0].metric("Failures", f"{failure_total:,}")
 c[1].metric("Error codes", f"{len(top):,}")
-c[2].metric("Identities affected", f"{int(common.query('overview_kpis', filters).iloc[0]['failing_identities']):,}")
-c[3].metric("Failing in 2+ cycles in a row", f"{recurring_total:,}")
+c[2].metric("Identities failed", f"{int(kpis['failed_identities']):,}",
+            help="Source objects with at least one failure in the period")
+c[3].metric("Still failing", f"{int(kpis['failing_identities']):,}",
+            help="Of those, the ones whose latest attempt failed: no success since, up to the period's end")
+c[4].metric("Failing in 2+ cycles in a row", f"{recurring_total:,}",
+            help="Still failing, in two or more consecutive cycles (the list below)")
 
 per_day = common.query("failures_by_code_day", filters)
 fig = px.bar(per_day, x="day", y="failures", color="error_code", title="Failures per day by error code (UTC)")
@@ -42,14 +47,16 @@ common.table(top, "top-errors", key="top_errors",
 
 st.subheader("Recurring failures")
 if recurring.empty:
-    st.write("No identity failed in two or more cycles in a row in this period.")
+    st.write("No identity is still failing in two or more cycles in a row.")
 else:
-    st.caption("The same identity failing in consecutive cycles (a success resets the count); "
-               "'failing since' is the first failure of the current run. Longest runs first.")
+    st.caption("Identities whose latest attempt failed, in two or more consecutive cycles: only the current run "
+               "(since the identity's latest success) is shown, with its length, when it began and its latest "
+               "error. Runs that a success ended are history: they stay in the failures table below. "
+               "Longest runs first.")
     common.bounded_caption(len(recurring), recurring_total, "identities", order="longest-failing")
     common.table(recurring, "recurring-failures", key="recurring",
                  column_config=common.time_columns("failing_since", "last_failure"),
-                 full=common.full_query_csv("recurring_failures", filters))
+                 full=common.full_dataset_csv("recurring-failures", filters))
 
 st.subheader("Every failure")
 failures = common.query("failures_recent", filters, limit=500)

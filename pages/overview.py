@@ -66,16 +66,21 @@ if not kpis["events"]:
 violations = common.query("violations_summary", filters)
 open_violations = int(violations.loc[violations["state"] == "open", "violations"].sum())
 
-c = st.columns(7)
+c = st.columns(5)
 c[0].metric("Events", f"{int(kpis['events']):,}")
 rate = kpis["success_rate"]
 c[1].metric("Success rate", "n/a" if rate != rate or rate is None else f"{rate:.1%}",
             help="success / (success + failure); skips are not counted")
 c[2].metric("Failures", f"{int(kpis['failure']):,}")
 c[3].metric("Skipped", f"{int(kpis['skipped']):,}")
-c[4].metric("Identities", f"{int(kpis['identities']):,}", help="Distinct source objects in the period")
-c[5].metric("Sync cycles", f"{int(kpis['cycles']):,}", help="Cycles with at least one logged event")
-c[6].metric("Open violations", f"{open_violations:,}", help="Duplicate userName, non-work email and other "
+c[4].metric("Sync cycles", f"{int(kpis['cycles']):,}", help="Cycles with at least one logged event")
+c = st.columns(5)
+c[0].metric("Identities", f"{int(kpis['identities']):,}", help="Distinct source objects in the period")
+c[1].metric("Failed in this period", f"{int(kpis['failed_identities']):,}",
+            help="Identities with at least one failure in the period")
+c[2].metric("Failing now", f"{int(kpis['failing_identities']):,}",
+            help="Of those, the identities whose latest attempt failed: no success since, up to the period's end")
+c[3].metric("Open violations", f"{open_violations:,}", help="Duplicate userName, non-work email and other "
             "rejected values not yet followed by a success (see Constraint violations)")
 
 per_day = common.query("events_per_day_by_status", filters)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, EVENT_FILTER
+from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, EVENT_FILTER, SINCE, UNTIL
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,10 @@ _ALL_TIME = "($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL)"
 from queries.datasets import EVENT_EXPORT_COLUMNS, UNFILTERED  # noqa: E402
 
 _ALL = [
-    # Counts from the hourly rollup; distinct identities and cycles from the store's per-identity and
-    # per-cycle state when the period is all time, else from the events in the period.
-    q("overview_kpis", "Events, outcomes, success rate and identities in the period", f"""
+    # Counts from the hourly rollup. Identities and cycles: all time from the per-identity names and per-cycle
+    # summaries, a period from its events. failed_identities: source objects with a failure in the period;
+    # failing_identities: those still failing at its end (the recurring-failures open run, any length).
+    q("overview_kpis", "Events, outcomes, success rate, identities, and identities failed / still failing", f"""
         WITH counts AS (
             SELECT coalesce(sum(events), 0)::BIGINT AS events,
                    coalesce(sum(events) FILTER (WHERE status = 'success'), 0)::BIGINT AS success,
@@ -44,27 +45,28 @@ _ALL = [
                    coalesce(sum(events) FILTER (WHERE status = 'warning'), 0)::BIGINT AS warning,
                    min(first_time) AS first_event, max(last_time) AS last_event
             FROM {EVENT_COUNTS} AS c),
-        all_time AS (  -- one row per source_id first: cheaper than two DISTINCT aggregates
-            SELECT count(*) AS identities, count(*) FILTER (WHERE failing) AS failing_identities,
-                   (SELECT count(DISTINCT (job_id, cycle_id)) FROM derived_cycles
-                    WHERE {_SCOPE_FILTER} AND {_ALL_TIME}) AS cycles
-            FROM (SELECT source_id, bool_or(failures > 0) AS failing FROM derived_identities
-                  WHERE source_id IS NOT NULL AND {_SCOPE_FILTER} AND {_ALL_TIME} AND NOT {UNFILTERED}
-                  GROUP BY source_id
-                  UNION ALL  -- unfiltered: the store keeps the same per source_id (derived_source_ids)
-                  SELECT source_id, failing FROM derived_source_ids WHERE {UNFILTERED})),
+        all_time AS (
+            SELECT (SELECT count(DISTINCT source_id) FROM derived_identity_names WHERE {_SCOPE_FILTER})
+                       AS identities,
+                   (SELECT count(DISTINCT (job_id, cycle_id)) FROM derived_cycles WHERE {_SCOPE_FILTER}) AS cycles
+            WHERE {_ALL_TIME}),
         in_period AS (
-            SELECT count(DISTINCT source_id) AS identities,
-                   count(DISTINCT source_id) FILTER (WHERE status = 'failure') AS failing_identities,
-                   count(DISTINCT (job_id, cycle_id)) AS cycles
-            FROM events WHERE {{EVENT_FILTER}} AND NOT {_ALL_TIME})
+            SELECT count(DISTINCT source_id) AS identities, count(DISTINCT (job_id, cycle_id)) AS cycles
+            FROM events WHERE {{EVENT_FILTER}} AND NOT {_ALL_TIME}),
+        failed AS (
+            SELECT count(DISTINCT source_id) AS failed_identities FROM derived_failures WHERE {{EVENT_FILTER}}),
+        failing AS (
+            SELECT count(DISTINCT source_id) AS failing_identities FROM (
+                SELECT service_principal_id, job_id, source_id FROM derived_failures
+                WHERE source_id IS NOT NULL AND activity_time < {UNTIL}
+                  AND coalesce(next_success_at, 'infinity'::TIMESTAMPTZ) >= {UNTIL} AND {_SCOPE_FILTER}
+                GROUP BY ALL HAVING max(activity_time) >= {SINCE}))
         SELECT c.events, c.success, c.failure, c.skipped, c.warning,
-               CASE WHEN {_ALL_TIME} THEN a.identities ELSE p.identities END AS identities,
-               CASE WHEN {_ALL_TIME} THEN a.failing_identities ELSE p.failing_identities END AS failing_identities,
-               CASE WHEN {_ALL_TIME} THEN a.cycles ELSE p.cycles END AS cycles,
+               coalesce(a.identities, p.identities) AS identities, f.failed_identities, g.failing_identities,
+               coalesce(a.cycles, p.cycles) AS cycles,
                CASE WHEN c.success + c.failure > 0 THEN c.success::DOUBLE / (c.success + c.failure) END AS success_rate,
                c.first_event, c.last_event
-        FROM counts c, all_time a, in_period p"""),
+        FROM counts c, in_period p, failed f, failing g LEFT JOIN all_time a ON true"""),
     q("events_per_day_by_status", "Events per UTC day and status", f"""
         SELECT {DAY_OF_HOUR} AS day, status, sum(events)::BIGINT AS events
         FROM {EVENT_COUNTS} AS c

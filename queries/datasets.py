@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ingest.derived import RECOMMENDED_ACTION_SQL as _RECOMMENDED_ACTION_SQL
 from ingest.derived import VIOLATION_GROUP_COLUMNS, VIOLATION_GROUPS_AGGREGATE, VIOLATION_KIND_SQL
 from ingest.schema import MIGRATIONS
-from queries.filters import EVENT_FILTER, time_filter
+from queries.filters import EVENT_FILTER, SINCE, UNTIL, time_filter
 
 # This module must not import queries.catalog at import time: the catalog imports it (for
 # EVENT_EXPORT_COLUMNS and, through _MODULES, for QUERY_LIST). QUERY_LIST is built on first access.
@@ -58,6 +58,8 @@ SYNC_JOB_COLUMNS = ("job_id", "captured_at", "service_principal_id", "template_i
                     "quarantine_series_began", "quarantine_next_attempt", "last_execution_state",
                     "last_execution_began", "last_execution_ended", "last_success_ended", "successive_failures",
                     "steady_state_last")
+RECURRING_FAILURE_COLUMNS = ("service_principal_id", "job_id", "source_id", "source_upn", "user_name",
+                             "consecutive_cycles", "failing_since", "last_failure", "error_code", "recommended_action")
 INGEST_RUN_COLUMNS = ("run_id", "source", "scope", "started_at", "ended_at", "window_start", "window_end",
                       "pages", "records_read", "records_new", "records_updated", "records_rejected", "retries",
                       "throttled", "outcome", "message")
@@ -78,6 +80,29 @@ SELECT {_EVENT_COLS}, http_status, scim_type, scim_detail, next_retry_at, consec
 FROM derived_failures
 WHERE {{EVENT_FILTER}}
 ORDER BY activity_time, id
+"""
+
+# Recurring failures: identities (app, job, source object) still failing at the period's end - their latest
+# success-or-failure event before $until is a failure - whose current run of failures (every failure after
+# their latest success) spans 2 or more cycles, listed when that run's latest failure lies in the period.
+# Only the current run is shown: runs that a success ended are history (the failures dataset keeps them).
+# A failure belongs to the run open at $until when no success of the identity follows it before $until
+# (derived_failures.next_success_at); its consecutive_cycles counts the run's cycles up to it, so the run's
+# length is the largest. Reference: queries/reference.py.
+RECURRING_FAILURES_SQL = f"""
+WITH open_run AS (
+    SELECT * FROM derived_failures
+    WHERE source_id IS NOT NULL AND activity_time < {UNTIL}
+      AND coalesce(next_success_at, 'infinity'::TIMESTAMPTZ) >= {UNTIL} AND {_SCOPE_FILTER})
+SELECT service_principal_id, job_id, source_id,
+       arg_max(source_upn, (activity_time, id)) AS source_upn, arg_max(user_name, (activity_time, id)) AS user_name,
+       max(consecutive_cycles) AS consecutive_cycles, min(activity_time) AS failing_since,
+       max(activity_time) AS last_failure, arg_max(error_code, (activity_time, id)) AS error_code,
+       arg_max(recommended_action, (activity_time, id)) AS recommended_action
+FROM open_run
+GROUP BY service_principal_id, job_id, source_id
+HAVING max(consecutive_cycles) >= 2 AND max(activity_time) >= {SINCE}
+ORDER BY consecutive_cycles DESC, last_failure DESC, service_principal_id, job_id, source_id
 """
 
 SKIPPED_SQL = f"""
@@ -236,6 +261,8 @@ def _query_list() -> list:
     return [
         q("failures", "One row per failed event with the parsed SCIM error, its run of failures and what to do",
           FAILURES_SQL),
+        q("recurring-failures", "Identities still failing at the period's end in 2+ cycles in a row: the current "
+          "run's length, when it began, its latest error and what to do", RECURRING_FAILURES_SQL),
         q("skipped", "One row per skipped event with Entra's skip reason and our skip category", SKIPPED_SQL),
         q("violations", "Constraint violations (duplicate userName, non-work email, other rejected value) "
           "per identity, open or resolved",
@@ -260,6 +287,7 @@ DATASETS: dict[str, Dataset] = {
     "events": Dataset("events", tuple(EVENT_EXPORT_COLUMNS), "activity_time"),
     "failures": Dataset("failures", FAILURE_COLUMNS, "activity_time"),
     "skipped": Dataset("skipped", SKIPPED_COLUMNS, "activity_time"),
+    "recurring-failures": Dataset("recurring-failures", RECURRING_FAILURE_COLUMNS, "last_failure"),
     "violations": Dataset("violations", VIOLATION_COLUMNS, "last_seen"),
     "cycles": Dataset("cycles", CYCLE_COLUMNS, "ended_at"),
     "sync-jobs": Dataset("sync-jobs", SYNC_JOB_COLUMNS, "captured_at"),

@@ -12,7 +12,6 @@ from ingest.derived import (
     CYCLE_HEAD_ROWS,
     ERROR_CODE_AGGREGATE,
     RECENT_FAILURE_ROWS,
-    RECURRING_COLUMNS,
     SKIP_IDENTITY_COLUMNS,
     SKIP_TOP_ROWS,
 )
@@ -124,34 +123,6 @@ def _wrapping_queries() -> list:
                    next_retry_at, recommended_action
             FROM derived_error_codes WHERE {_UNFILTERED}
             ORDER BY failures DESC, error_code"""),
-        # All time: from the store's per-identity failure state (one row per identity and job); a
-        # period: from the failures in it.
-        q("recurring_failures", "Identities failing in consecutive cycles: since when, how many cycles, why", f"""
-            WITH f AS (
-                SELECT source_id, service_principal_id, last_failure AS activity_time, source_upn, user_name,
-                       max_consecutive_cycles AS consecutive_cycles, failing_since, error_code, recommended_action
-                FROM derived_identities
-                WHERE failures > 0 AND {_APP_JOB_FILTER}
-                  AND $since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL AND NOT {_UNFILTERED}
-                UNION ALL
-                SELECT source_id, service_principal_id, activity_time, source_upn, user_name, consecutive_cycles,
-                       CASE WHEN consecutive_cycles = 1 THEN activity_time END, error_code, recommended_action
-                FROM ({failures}) AS f
-                WHERE NOT ($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL))
-            SELECT source_id, any_value(service_principal_id) AS service_principal_id,
-                   arg_max(source_upn, activity_time) AS source_upn,
-                   arg_max(user_name, activity_time) AS user_name,
-                   max(consecutive_cycles) AS consecutive_cycles,
-                   max(failing_since) AS failing_since,
-                   max(activity_time) AS last_failure,
-                   arg_max(error_code, activity_time) AS error_code,
-                   arg_max(recommended_action, activity_time) AS recommended_action
-            FROM f
-            GROUP BY source_id, service_principal_id
-            HAVING max(consecutive_cycles) >= 2
-            UNION ALL  -- unfiltered: the store's all-time table (derived_recurring_failures)
-            SELECT {', '.join(RECURRING_COLUMNS)} FROM derived_recurring_failures WHERE {_UNFILTERED}
-            ORDER BY consecutive_cycles DESC, last_failure DESC, source_id"""),
         q("allowed_email_domains", "The email domains the violations dataset treats as work domains", f"""
             WITH {_violations_core()} SELECT domain FROM allowed WHERE domain IS NOT NULL ORDER BY domain"""),
         # Counts need no SCIM evidence: the Entra-only violations (same rows, kinds and states), unsorted.
@@ -316,7 +287,7 @@ def _bounded_queries(defined: list) -> list:
     from queries.datasets import FAILURE_COLUMNS
 
     sql = {query.name: _unordered(query.sql) for query in defined}
-    failures, recurring = _unordered(_dataset_sql("failures")), sql["recurring_failures"]
+    failures, recurring = _unordered(_dataset_sql("failures")), _unordered(_dataset_sql("recurring-failures"))
     cycle_events, skip_identities = sql["cycle_events"], sql["skip_identities"]
     return [
         # The newest ids first (a top-N over two narrow columns), then only those rows in full.
@@ -341,8 +312,9 @@ def _bounded_queries(defined: list) -> list:
             ORDER BY activity_time, id LIMIT $limit"""),
         q("recurring_failures_top", "The $limit identities failing in the most consecutive cycles", f"""
             SELECT * FROM ({recurring}) AS r
-            ORDER BY consecutive_cycles DESC, last_failure DESC, source_id LIMIT $limit"""),
-        q("recurring_failures_count", "How many identities fail in consecutive cycles", f"""
+            ORDER BY consecutive_cycles DESC, last_failure DESC, service_principal_id, job_id, source_id
+            LIMIT $limit"""),
+        q("recurring_failures_count", "How many identities still fail in consecutive cycles", f"""
             SELECT count(*) AS identities FROM ({recurring}) AS r"""),
         # A top-N aggregate per category (min_by keeps $limit rows in a heap) instead of numbering every identity
         # with a window, whose sort of all rows (66k at 5M events) took ~60 ms; the key orders like the window's

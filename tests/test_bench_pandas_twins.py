@@ -10,7 +10,7 @@ from bench.pandas_equivalents import PANDAS, load_frames
 from queries.db import run
 from queries.filters import Filters
 
-TWINS = ["failures", "top_errors", "recurring_failures", "skip_identities", "cycle_events", "failures_recent",
+TWINS = ["failures", "top_errors", "recurring-failures", "skip_identities", "cycle_events", "failures_recent",
          "cycle_events_first", "recurring_failures_top", "skip_identities_top", "violations_summary", "cycles",
          "cycles_timeline", "last_cycle"]
 

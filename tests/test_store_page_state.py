@@ -34,7 +34,6 @@ def _busiest_cycle(db: str) -> str:
     ("violations_summary", {}),
     ("violations", {}),
     ("failures_recent", {"limit": 7}),
-    ("recurring_failures", {}),
     ("recurring_failures_top", {"limit": 5}),
     ("recurring_failures_count", {}),
     ("top_error_codes", {"limit": 3}),
