@@ -585,6 +585,10 @@ class Store:
                 sets = ", ".join(f"{c} = s.{c}" for c in cols if c != "id")
                 con.execute(f"UPDATE events SET {sets}, last_ingested_at = $now, ingest_run_id = $run "
                             "FROM stage_changed s WHERE events.id = s.id", {"now": params["now"], "run": run_id})
+            # The summaries refresh the new and the changed events only: a known event re-sent unchanged (every
+            # pull re-reads an overlap) is already in them, and an append-only summary would hold it twice.
+            con.execute("DELETE FROM stage_keys WHERE id IN (SELECT id FROM stage_known) "
+                        "AND id NOT IN (SELECT id FROM stage_changed)")
             con.execute("DROP TABLE IF EXISTS stage_changed")
         con.execute("DROP TABLE IF EXISTS stage_known")
         if total - known or updated:
