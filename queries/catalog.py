@@ -30,7 +30,7 @@ _SCOPE_FILTER = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], ser
 _ALL_TIME = "($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL)"
 
 # The events export's columns live with the other datasets' columns (docs/exports.md is their contract).
-from queries.datasets import EVENT_EXPORT_COLUMNS, UNFILTERED  # noqa: E402
+from queries.datasets import EVENT_EXPORT_COLUMNS  # noqa: E402
 
 _ALL = [
     # Counts from the hourly rollup. Identities and cycles: all time from the per-identity names and per-cycle
@@ -71,17 +71,6 @@ _ALL = [
         SELECT {DAY_OF_HOUR} AS day, status, sum(events)::BIGINT AS events
         FROM {EVENT_COUNTS} AS c
         GROUP BY ALL ORDER BY day, status"""),
-    # Unfiltered: the store's per-code state (derived_error_codes; its status and scimType are the modes).
-    q("top_error_codes", "Failure codes by count, with identities affected and first/last seen", f"""
-        SELECT error_code, count(*) AS failures, count(DISTINCT source_id) AS identities,
-               min(activity_time) AS first_seen, max(activity_time) AS last_seen,
-               any_value(http_status) AS http_status, any_value(scim_type) AS scim_type
-        FROM derived_failures WHERE {{EVENT_FILTER}} AND NOT {UNFILTERED}
-        GROUP BY error_code
-        UNION ALL
-        SELECT error_code, failures, identities, first_seen, last_seen, http_status, scim_type
-        FROM derived_error_codes WHERE {UNFILTERED}
-        ORDER BY failures DESC, error_code LIMIT $limit"""),
     q("service_principals", "Enterprise apps (service principals) seen in the data", """
         SELECT service_principal_id, any_value(service_principal_name) AS service_principal_name,
                sum(events)::BIGINT AS events, max(ended_at) AS last_event

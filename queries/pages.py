@@ -100,6 +100,15 @@ def _wrapping_queries() -> list:
     from queries.filters import EVENT_FILTER
 
     violations_entra = _unordered(VIOLATIONS_ENTRA_SQL.replace("{EVENT_FILTER}", EVENT_FILTER))
+    # Unfiltered: the store's per-code state (derived_error_codes). Else identities per code from (code, identity)
+    # pairs first: cheaper than count(DISTINCT) per code.
+    top_errors = f"""
+        WITH f AS (SELECT * FROM ({_unordered(failures)}) WHERE NOT {_UNFILTERED}),
+        {ERROR_CODE_AGGREGATE}
+        UNION ALL
+        SELECT error_code, failures, identities, first_seen, last_seen, http_status, scim_type, scim_detail,
+               next_retry_at, recommended_action
+        FROM derived_error_codes WHERE {_UNFILTERED}"""
     return [
         q("cycles_timeline", "Every sync cycle in the period with its app name (from the cycles dataset)", f"""
             SELECT c.*, n.service_principal_name
@@ -113,16 +122,12 @@ def _wrapping_queries() -> list:
             FROM ({cycles}) AS c LEFT JOIN {_APP_NAMES} AS n USING (service_principal_id)
             QUALIFY row_number() OVER (PARTITION BY c.job_id ORDER BY c.started_at DESC) = 1
             ORDER BY n.service_principal_name, c.job_id"""),
-        # Unfiltered: the store's per-code state (derived_error_codes). Else identities per code from
-        # (code, identity) pairs first: cheaper than count(DISTINCT) per code.
-        q("top_errors", "Failures by error code: count, identities, first/last seen, parsed SCIM reply, action", f"""
-            WITH f AS (SELECT * FROM ({_unordered(failures)}) WHERE NOT {_UNFILTERED}),
-            {ERROR_CODE_AGGREGATE}
-            UNION ALL
-            SELECT error_code, failures, identities, first_seen, last_seen, http_status, scim_type, scim_detail,
-                   next_retry_at, recommended_action
-            FROM derived_error_codes WHERE {_UNFILTERED}
-            ORDER BY failures DESC, error_code"""),
+        q("top_errors", "Failures by error code: count, identities, first/last seen, parsed SCIM reply, action",
+          top_errors + " ORDER BY failures DESC, error_code"),
+        q("top_error_codes", "The $limit most frequent failure codes, with identities affected and first/last seen "
+          "(the top_errors rows)", f"""
+            SELECT error_code, failures, identities, first_seen, last_seen, http_status, scim_type
+            FROM ({top_errors}) AS t ORDER BY failures DESC, error_code LIMIT $limit"""),
         q("allowed_email_domains", "The email domains the violations dataset treats as work domains", f"""
             WITH {_violations_core()} SELECT domain FROM allowed WHERE domain IS NOT NULL ORDER BY domain"""),
         # Counts need no SCIM evidence: the Entra-only violations (same rows, kinds and states), unsorted.

@@ -1,0 +1,272 @@
+"""Reference queries: the spec of every number the pages and exports show, written plainly over the source
+tables (``events``, ``scim_requests``, ``correlation``) and never over a summary (``derived_*``).
+
+Each entry answers exactly what the named query of the same name answers, for the same parameters ($since,
+$until, $sps, $job and the query's own), in the same columns. They are slow on purpose: correlated
+subqueries and plain GROUP BYs that a reader can check by eye. ``tests/test_reference_oracle.py`` holds every
+named query equal to its reference on stores built several ways and under several filters; a named query
+that reads a summary table is correct only while that test passes.
+
+Shared vocabulary (not summaries): the filter fragments of :mod:`queries.filters`, our advice text
+(``RECOMMENDED_ACTION_SQL``) and the violation kinds (``VIOLATION_KIND_SQL``), which are rules of the product.
+"""
+
+from __future__ import annotations
+
+from ingest.derived import RECOMMENDED_ACTION_SQL, VIOLATION_KIND_SQL
+from queries.filters import EVENT_FILTER, SINCE, UNTIL
+
+SCOPE = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id)) "
+         "AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)")
+# The same identity as ``o`` (an app, a job and a source object; events without a source id or app belong to none).
+SAME_IDENTITY = ("{a}.source_id = {b}.source_id AND {a}.service_principal_id = {b}.service_principal_id "
+                 "AND {a}.job_id IS NOT DISTINCT FROM {b}.job_id")
+DAY = "make_timestamptz(epoch_us({col}) // 86400000000 * 86400000000)"  # the UTC day of a TIMESTAMPTZ
+
+_EVENT_EXPORT = ("id, activity_time, tenant_id, job_id, cycle_id, change_id, service_principal_id, "
+                 "service_principal_name, action, status, error_code, error_category, error_reason, source_id, "
+                 "source_name, source_upn, target_id, user_name, duration_ms")
+
+# Every failure with its run: the identity's failures since its latest success before it (by time, then id),
+# up to and including it; consecutive_cycles counts their distinct cycles. A failure without a source id or
+# app is its own identity of one (NULL never equals NULL): its run is the failures with the same NULL keys.
+_FAILURES = f"""
+failures_all AS (
+    SELECT e.*, (
+        SELECT count(DISTINCT g.cycle_id) FROM events g
+        WHERE g.status = 'failure'
+          AND g.source_id IS NOT DISTINCT FROM e.source_id
+          AND g.service_principal_id IS NOT DISTINCT FROM e.service_principal_id
+          AND g.job_id IS NOT DISTINCT FROM e.job_id
+          AND (g.activity_time, g.id) <= (e.activity_time, e.id)
+          AND NOT EXISTS (
+              SELECT 1 FROM events s
+              WHERE s.status = 'success'
+                AND s.source_id IS NOT DISTINCT FROM e.source_id
+                AND s.service_principal_id IS NOT DISTINCT FROM e.service_principal_id
+                AND s.job_id IS NOT DISTINCT FROM e.job_id
+                AND (s.activity_time, s.id) > (g.activity_time, g.id)
+                AND (s.activity_time, s.id) < (e.activity_time, e.id))
+        ) AS consecutive_cycles,
+        {RECOMMENDED_ACTION_SQL} AS advice
+    FROM events e WHERE e.status = 'failure')"""
+
+# Per identity (source id, app, job), the latest success before $until.
+_LAST_SUCCESS = f"""
+last_success AS (
+    SELECT source_id, service_principal_id, job_id, max(activity_time) AS t FROM events
+    WHERE status = 'success' AND activity_time < {UNTIL} GROUP BY ALL)"""
+
+# Identities still failing at $until: their failures after their latest success before $until.
+_OPEN_RUNS = f"""
+open_failures AS (
+    SELECT f.* FROM (SELECT * FROM events WHERE status = 'failure' AND {SCOPE}) f
+    LEFT JOIN last_success s ON {SAME_IDENTITY.format(a='s', b='f')}
+    WHERE f.source_id IS NOT NULL AND f.service_principal_id IS NOT NULL
+      AND f.activity_time < {UNTIL} AND (s.t IS NULL OR f.activity_time > s.t)),
+open_runs AS (
+    SELECT service_principal_id, job_id, source_id,
+           arg_max(source_upn, (activity_time, id)) AS source_upn, arg_max(user_name, (activity_time, id)) AS user_name,
+           count(DISTINCT cycle_id) AS consecutive_cycles, min(activity_time) AS failing_since,
+           max(activity_time) AS last_failure, arg_max(error_code, (activity_time, id)) AS error_code,
+           arg_max(id, (activity_time, id)) AS last_id
+    FROM open_failures GROUP BY ALL
+    HAVING max(activity_time) >= {SINCE})"""
+
+# The default allowed email domains: UPN domains of successful events and email domains of successful creates.
+_WORK_DOMAINS = """
+work_domains AS (
+    SELECT lower(split_part(source_upn, '@', -1)) AS domain FROM events
+    WHERE status = 'success' AND source_upn LIKE '%@%'
+    UNION
+    SELECT email_domain FROM events WHERE status = 'success' AND action = 'create' AND email_domain IS NOT NULL)"""
+
+# Violations (Entra evidence): failures in the period by kind, per identity; resolved when the identity has a
+# success after the group's last failure and before $until.
+_VIOLATIONS = f"""
+{_WORK_DOMAINS},
+classified AS (
+    SELECT e.*, {VIOLATION_KIND_SQL.format(allowed='work_domains')} AS kind
+    FROM events e WHERE e.status = 'failure' AND {EVENT_FILTER}),
+grouped AS (
+    SELECT kind, service_principal_id, job_id, source_id, arg_max(user_name, activity_time) AS user_name,
+           arg_max(email_domain, activity_time) FILTER (WHERE email_domain IS NOT NULL) AS email_domain,
+           min(activity_time) AS first_seen, max(activity_time) AS last_seen, count(*) AS occurrences
+    FROM classified WHERE kind IS NOT NULL GROUP BY ALL),
+judged AS (
+    SELECT g.*, (SELECT min(s.activity_time) FROM events s
+                 WHERE s.status = 'success' AND {SAME_IDENTITY.format(a='s', b='g')}
+                   AND s.activity_time > g.last_seen AND s.activity_time < {UNTIL}) AS resolved_at
+    FROM grouped g)"""
+
+_CYCLES = f"""
+per_cycle AS (
+    SELECT job_id, cycle_id, any_value(service_principal_id) AS service_principal_id,
+           min(activity_time) AS started_at, max(activity_time) AS ended_at, count(*) AS events,
+           count(*) FILTER (WHERE action = 'create') AS created, count(*) FILTER (WHERE action = 'update') AS updated,
+           count(*) FILTER (WHERE action = 'disable') AS disabled,
+           count(*) FILTER (WHERE action = 'delete') AS deleted,
+           count(*) FILTER (WHERE action IS NULL OR action NOT IN ('create', 'update', 'disable', 'delete')) AS other,
+           count(*) FILTER (WHERE status = 'success') AS success, count(*) FILTER (WHERE status = 'failure') AS failure,
+           count(*) FILTER (WHERE status = 'skipped') AS skipped, count(*) FILTER (WHERE status = 'warning') AS warning,
+           bool_or(import_kind = 'full') AS full_import
+    FROM events WHERE {SCOPE} GROUP BY job_id, cycle_id),
+cycles_all AS (
+    SELECT c.*, (SELECT max(p.started_at) FROM per_cycle p WHERE p.job_id IS NOT DISTINCT FROM c.job_id
+                 AND (p.started_at, p.cycle_id) < (c.started_at, c.cycle_id)) AS previous_start
+    FROM per_cycle c),
+cycles AS (
+    SELECT job_id, cycle_id, service_principal_id, started_at, ended_at,
+           round(epoch(ended_at) - epoch(started_at), 3) AS duration_s, events, created, updated, disabled, deleted,
+           other, success, failure, skipped, warning,
+           CASE WHEN previous_start IS NULL OR coalesce(full_import, false) THEN 'initial' ELSE 'incremental' END
+               AS kind,
+           round((epoch(started_at) - epoch(previous_start)) / 60.0, 1) AS gap_before_min
+    FROM cycles_all WHERE started_at >= {SINCE} AND started_at < {UNTIL})"""
+
+_APP_NAMES = """
+app_names AS (SELECT service_principal_id, any_value(service_principal_name) AS service_principal_name
+              FROM events GROUP BY service_principal_id)"""
+
+_SKIP_IDENTITIES = f"""
+SELECT source_id, service_principal_id, any_value(service_principal_name) AS service_principal_name,
+       arg_max(source_upn, activity_time) AS source_upn, coalesce(skip_category, 'other') AS skip_category,
+       arg_max(skip_reason, activity_time) AS skip_reason, min(activity_time) AS first_seen,
+       max(activity_time) AS last_seen, count(DISTINCT cycle_id) AS cycles, count(*) AS skips
+FROM events WHERE status = 'skipped' AND {EVENT_FILTER}
+GROUP BY source_id, service_principal_id, coalesce(skip_category, 'other')"""
+
+_TOP_ERRORS = f"""
+SELECT error_code, count(*) AS failures, count(DISTINCT source_id) AS identities, min(activity_time) AS first_seen,
+       max(activity_time) AS last_seen, mode(http_status) AS http_status, mode(scim_type) AS scim_type,
+       mode(scim_detail) AS scim_detail, max(next_retry_at) AS next_retry_at, mode(advice) AS recommended_action
+FROM (SELECT *, {RECOMMENDED_ACTION_SQL} AS advice FROM events e WHERE status = 'failure' AND {EVENT_FILTER})
+GROUP BY error_code"""
+
+
+REFERENCES: dict[str, str] = {
+    "failures": f"""WITH {_FAILURES}
+        SELECT {_EVENT_EXPORT}, http_status, scim_type, scim_detail, next_retry_at, consecutive_cycles,
+               advice AS recommended_action
+        FROM failures_all WHERE {EVENT_FILTER} ORDER BY activity_time, id""",
+    "failures_recent": f"""WITH {_FAILURES}
+        SELECT {_EVENT_EXPORT}, http_status, scim_type, scim_detail, next_retry_at, consecutive_cycles,
+               advice AS recommended_action
+        FROM failures_all WHERE {EVENT_FILTER} ORDER BY activity_time DESC, id DESC LIMIT $limit""",
+    "recurring-failures": f"""WITH {_LAST_SUCCESS}, {_OPEN_RUNS}
+        SELECT r.service_principal_id, r.job_id, r.source_id, r.source_upn, r.user_name, r.consecutive_cycles,
+               r.failing_since, r.last_failure, r.error_code,
+               (SELECT {RECOMMENDED_ACTION_SQL} FROM events e WHERE e.id = r.last_id) AS recommended_action
+        FROM open_runs r WHERE r.consecutive_cycles >= 2
+        ORDER BY consecutive_cycles DESC, last_failure DESC, service_principal_id, job_id, source_id""",
+    "recurring_failures_count": f"""WITH {_LAST_SUCCESS}, {_OPEN_RUNS}
+        SELECT count(*) AS identities FROM open_runs WHERE consecutive_cycles >= 2""",
+    "overview_kpis": f"""WITH {_LAST_SUCCESS}, {_OPEN_RUNS},
+        period AS (SELECT * FROM events WHERE {EVENT_FILTER})
+        SELECT count(*) AS events, count(*) FILTER (WHERE status = 'success') AS success,
+               count(*) FILTER (WHERE status = 'failure') AS failure,
+               count(*) FILTER (WHERE status = 'skipped') AS skipped,
+               count(*) FILTER (WHERE status = 'warning') AS warning,
+               count(DISTINCT source_id) AS identities,
+               count(DISTINCT source_id) FILTER (WHERE status = 'failure') AS failed_identities,
+               (SELECT count(DISTINCT source_id) FROM open_runs) AS failing_identities,
+               count(DISTINCT (job_id, cycle_id)) AS cycles,
+               count(*) FILTER (WHERE status = 'success')::DOUBLE
+                   / nullif(count(*) FILTER (WHERE status IN ('success', 'failure')), 0) AS success_rate,
+               min(activity_time) AS first_event, max(activity_time) AS last_event
+        FROM period""",
+    "events_per_day_by_status": f"""
+        SELECT {DAY.format(col='activity_time')} AS day, status, count(*) AS events
+        FROM events WHERE {EVENT_FILTER} GROUP BY ALL ORDER BY day, status""",
+    "success_rate_per_day": f"""
+        SELECT {DAY.format(col='activity_time')} AS day, count(*) FILTER (WHERE status = 'success') AS success,
+               count(*) FILTER (WHERE status = 'failure') AS failure,
+               count(*) FILTER (WHERE status = 'success')::DOUBLE
+                   / nullif(count(*) FILTER (WHERE status IN ('success', 'failure')), 0) AS success_rate
+        FROM events WHERE {EVENT_FILTER} GROUP BY ALL ORDER BY day""",
+    "action_status_counts": f"""
+        SELECT action, status, count(*) AS events FROM events WHERE {EVENT_FILTER}
+        GROUP BY ALL ORDER BY action, status""",
+    "failures_by_code_day": f"""
+        SELECT {DAY.format(col='activity_time')} AS day, coalesce(error_code, '(none)') AS error_code,
+               count(*) AS failures
+        FROM events WHERE status = 'failure' AND {EVENT_FILTER} GROUP BY ALL ORDER BY day, error_code""",
+    "skips_by_category_day": f"""
+        SELECT {DAY.format(col='activity_time')} AS day, coalesce(skip_category, 'other') AS skip_category,
+               count(*) AS skips
+        FROM events WHERE status = 'skipped' AND {EVENT_FILTER} GROUP BY ALL ORDER BY day, skip_category""",
+    "top_errors": _TOP_ERRORS + " ORDER BY failures DESC, error_code",
+    "top_error_codes": f"""
+        SELECT error_code, failures, identities, first_seen, last_seen, http_status, scim_type
+        FROM ({_TOP_ERRORS}) ORDER BY failures DESC, error_code LIMIT $limit""",
+    "skip_identities": _SKIP_IDENTITIES + " ORDER BY skip_category, service_principal_name, source_upn, source_id",
+    "skips_by_category": f"""
+        SELECT coalesce(skip_category, 'other') AS skip_category, coalesce(skip_reason, '') AS skip_reason,
+               count(*) AS skips, count(DISTINCT source_id) AS identities
+        FROM events WHERE status = 'skipped' AND {EVENT_FILTER}
+        GROUP BY ALL ORDER BY skips DESC, skip_category, skip_reason""",
+    "skip_identities_top": f"""
+        SELECT *, count(*) OVER (PARTITION BY skip_category) AS category_identities FROM ({_SKIP_IDENTITIES})
+        QUALIFY row_number() OVER (PARTITION BY skip_category
+                                   ORDER BY cycles DESC, last_seen DESC, source_id, service_principal_id) <= $limit
+        ORDER BY skip_category, cycles DESC, last_seen DESC, source_id, service_principal_id""",
+    "skipped": f"""SELECT {_EVENT_EXPORT}, skip_reason, skip_category FROM events
+        WHERE status = 'skipped' AND {EVENT_FILTER} ORDER BY activity_time, id""",
+    "cycles": f"WITH {_CYCLES} SELECT * FROM cycles ORDER BY started_at, job_id, cycle_id",
+    "cycles_timeline": f"""WITH {_CYCLES}, {_APP_NAMES}
+        SELECT c.*, n.service_principal_name FROM cycles c LEFT JOIN app_names n USING (service_principal_id)
+        ORDER BY c.started_at, c.cycle_id""",
+    "cycle_events": f"""
+        SELECT activity_time, action, status, source_upn, user_name, error_code, scim_type, skip_category,
+               target_id, source_id, id
+        FROM events WHERE cycle_id = $cycle_id::VARCHAR AND {EVENT_FILTER} ORDER BY activity_time, id""",
+    "cycle_events_first": f"""
+        SELECT activity_time, action, status, source_upn, user_name, error_code, scim_type, skip_category,
+               target_id, source_id, id
+        FROM events WHERE cycle_id = $cycle_id::VARCHAR AND {EVENT_FILTER} ORDER BY activity_time, id LIMIT $limit""",
+    "violations_summary": f"""WITH {_VIOLATIONS}
+        SELECT kind, CASE WHEN resolved_at IS NULL THEN 'open' ELSE 'resolved' END AS state, count(*) AS violations
+        FROM judged GROUP BY ALL ORDER BY kind, state""",
+    "identity_events": f"""
+        SELECT activity_time AS time, 'entra' AS source, service_principal_name AS app, action, status,
+               coalesce(error_code, skip_category) AS detail, user_name, target_id, cycle_id, id AS ref
+        FROM events WHERE source_id = $source_id::VARCHAR AND {EVENT_FILTER} ORDER BY activity_time, id""",
+    "identity_search": f"""
+        SELECT source_id, arg_max(source_upn, activity_time) AS source_upn,
+               arg_max(source_name, activity_time) AS source_name,
+               nullif(array_to_string(list_sort(list_distinct(list(user_name))), ', '), '') AS user_names,
+               nullif(array_to_string(list_sort(list_distinct(list(target_id))), ', '), '') AS target_ids,
+               count(*) AS events, min(activity_time) AS first_seen, max(activity_time) AS last_seen
+        FROM events
+        WHERE {EVENT_FILTER} AND (source_id = $term::VARCHAR OR target_id = $term::VARCHAR
+              OR contains(lower(source_upn), lower($term::VARCHAR))
+              OR contains(lower(user_name), lower($term::VARCHAR)))
+        GROUP BY source_id ORDER BY last_seen DESC, source_id LIMIT 50""",
+    "jobs": """
+        SELECT job_id, any_value(service_principal_id) AS service_principal_id,
+               any_value(service_principal_name) AS service_principal_name, count(*) AS events
+        FROM events WHERE job_id IS NOT NULL GROUP BY job_id ORDER BY service_principal_name, job_id""",
+    "service_principals": """
+        SELECT service_principal_id, any_value(service_principal_name) AS service_principal_name, count(*) AS events,
+               max(activity_time) AS last_event
+        FROM events GROUP BY service_principal_id ORDER BY service_principal_name, service_principal_id""",
+}
+
+# What each summary table feeds, so the oracle covers every one (tests/test_reference_oracle.py checks the list).
+SUMMARY_READERS: dict[str, tuple[str, ...]] = {
+    "derived_failures": ("failures", "recurring-failures", "top_errors", "top_error_codes", "overview_kpis",
+                         "violations_summary"),
+    "derived_recent_failures": ("failures_recent",),
+    "derived_cycles": ("cycles", "cycles_timeline", "jobs", "service_principals", "overview_kpis"),
+    "derived_cycle_heads": ("cycle_events_first",),
+    "derived_event_hours": ("overview_kpis", "events_per_day_by_status", "success_rate_per_day",
+                            "action_status_counts", "failures_by_code_day", "skips_by_category_day"),
+    "derived_work_domains": ("violations_summary",),
+    "derived_skip_identities": ("skip_identities",),
+    "derived_skip_reasons": ("skips_by_category",),
+    "derived_skip_top": ("skip_identities_top",),
+    "derived_error_codes": ("top_errors", "top_error_codes"),
+    "derived_violation_groups": ("violations_summary",),
+    "derived_identity_names": ("identity_search", "overview_kpis"),
+    "derived_identity_events": ("identity_events",),
+}
