@@ -5,6 +5,7 @@ panel, cached queries, clear error and empty states, and formula-safe CSV downlo
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import datetime, time, timedelta, timezone
 
@@ -23,6 +24,28 @@ PRESETS = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "
            "custom": "Custom range"}
 DEFAULT_PRESET = "30d"
 ALL_JOBS = ""
+
+
+# Every ASCII punctuation character: CommonMark lets a backslash escape any of them, and escaping all of them
+# (not only ``[ ] ( ) ! * _ ` < > # | ~ $ \``) also defuses what Streamlit's markdown adds on top (``:color[...]``
+# directives, ``$`` maths, tables, strikethrough).
+_MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# GFM's literal autolinks (``http://x``, ``www.x``, ``a@b.c``) are found in the text *after* the escapes are
+# resolved (remark-gfm rewrites text nodes), so backslashes cannot stop them: an invisible WORD JOINER (U+2060)
+# between ``http``/``https``/``www`` and what follows, and before ``@``, breaks the patterns.
+_AUTOLINK = re.compile(r"(?i)(?<=https)(?=:)|(?<=http)(?=:)|(?<=www)(?=\.)|(?=@)")
+WORD_JOINER = "\u2060"
+
+
+def md_text(value) -> str:
+    """``value`` as literal text inside Streamlit markdown (``st.markdown``/``write``/``caption``/``info``/``warning``/
+    ``error``/``success``, headings, ``help=`` tooltips, tab and expander labels): every ASCII punctuation
+    character is backslash-escaped and line breaks become spaces, so text a user typed into the URL or an
+    identity's name in the data can never become a link, an image, a heading or formatting (a URL or an email
+    address shows as text, with an invisible word joiner that stops GFM's autolinks). Use it for every user- or
+    data-controlled string that reaches markdown, and never inside backticks (a code span shows the backslashes)."""
+    text = " ".join(str(value).splitlines()) if value is not None else ""
+    return _MD_PUNCTUATION.sub(r"\\\1", _AUTOLINK.sub(WORD_JOINER, text))
 
 
 def db_path() -> str:
@@ -47,14 +70,14 @@ def query(name: str, filters: Filters | None = None, **extra) -> pd.DataFrame:
     try:
         return _cached(path, db_version(path), name, filters or Filters(), tuple(sorted(extra.items())))
     except qdb.DatabaseMissing as exc:
-        st.warning(f"No data yet: {exc}.")
+        st.warning(f"No data yet: {md_text(exc)}.")
         st.stop()
     except StoreError as exc:
-        st.error(f"The database cannot be read right now: {exc}")
+        st.error(f"The database cannot be read right now: {md_text(exc)}")
         st.stop()
     except duckdb.Error as exc:  # e.g. a database from another tool, or one older than this page
-        st.error(f"The database {path} cannot answer this page's question ({type(exc).__name__}: "
-                 f"{str(exc).splitlines()[0]}). Run `python -m ingest migrate` to upgrade it, or point "
+        st.error(f"The database {md_text(path)} cannot answer this page's question ({type(exc).__name__}: "
+                 f"{md_text(str(exc).splitlines()[0])}). Run `python -m ingest migrate` to upgrade it, or point "
                  "PROVLENS_DB at a provlens database.")
         st.stop()
 
@@ -339,6 +362,6 @@ def freshness_panel() -> None:
                 help="The latest activityDateTime in the database, and how long ago that is")
     for row in fresh.itertuples():
         mark = {"success": ":green", "partial": ":orange"}.get(row.last_outcome, ":red")
-        st.markdown(f"**{row.source}**: last run {fmt_age(row.last_started)}, "
-                    f"{mark}[{row.last_outcome}]  \nlast success: {fmt_time(row.last_success)}",
-                    help=row.last_message or None)
+        st.markdown(f"**{md_text(row.source)}**: last run {fmt_age(row.last_started)}, "
+                    f"{mark}[{md_text(row.last_outcome)}]  \nlast success: {fmt_time(row.last_success)}",
+                    help=md_text(row.last_message) if row.last_message else None)
