@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 import duckdb
 import pandas as pd
@@ -89,6 +89,8 @@ def page_setup(page_file: str) -> Filters:
     ``st.navigation`` once; then the sidebar and filters would be missing.
     """
     if "filters" in st.session_state:
+        if notice := st.session_state.get("f_date_notice"):  # bad dates in the URL (sidebar_filters)
+            st.warning(notice, icon=":material/event_busy:")
         return st.session_state["filters"]
     st.session_state["url_at_start"] = {k: st.query_params.get_all(k) for k in st.query_params}
     st.session_state["deep_link"] = page_file
@@ -151,6 +153,11 @@ def _query_param(name: str, default: str | None = None) -> str | None:
     return values[0] if values[0] not in (None, "") else default
 
 
+# Days a URL may ask for: pandas timestamps end in 2262, and the date picker and "to + 1 day" must not overflow
+# (``?to=9999-12-31`` raised OverflowError on every page).
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2200, 12, 31)
+
+
 def _parse_day(text: str | None) -> datetime | None:
     if not text:
         return None
@@ -158,6 +165,27 @@ def _parse_day(text: str | None) -> datetime | None:
         return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
     except ValueError:
         return None
+
+
+def _url_days(now: datetime) -> tuple[tuple[date, date], str | None]:
+    """The custom range's (from, to) days from the URL, or the default (the last 7 days) and a notice saying why
+    the URL's could not be used: not a date, outside 1970-2200, or ``from`` after ``to``."""
+    default = ((now - timedelta(days=7)).date(), now.date())
+    texts = {name: _query_param(name) for name in ("from", "to")}
+    days = {name: _parse_day(text) for name, text in texts.items()}
+    bad = [f"{name}={md_text(text)}" for name, text in texts.items() if text and days[name] is None]
+    bad += [f"{name}={md_text(texts[name])}" for name, day in days.items()
+            if day is not None and not FIRST_DAY <= day.date() <= LAST_DAY]
+    if bad:
+        return default, (f"The date{'s' if len(bad) > 1 else ''} {', '.join(bad)} in the URL "
+                         f"{'are' if len(bad) > 1 else 'is'} not a day between {FIRST_DAY} and {LAST_DAY} "
+                         "(YYYY-MM-DD): showing the default time range instead.")
+    start = days["from"].date() if days["from"] else default[0]
+    end = days["to"].date() if days["to"] else max(default[1], start)
+    if start > end:
+        return default, (f"The URL's range starts ({start}) after it ends ({end}): showing the default time "
+                         "range instead.")
+    return (start, end), None
 
 
 PRESET_SPANS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -170,6 +198,10 @@ def preset_since(preset: str, now: datetime) -> datetime:
     return now.replace(second=0, microsecond=0) - PRESET_SPANS[preset]
 
 
+def _drop_date_notice() -> None:
+    st.session_state.pop("f_date_notice", None)
+
+
 def sidebar_filters(now: datetime | None = None) -> Filters:
     """Draw the shared filters; their state lives in session state and in the URL query string."""
     now = now or datetime.now(timezone.utc)
@@ -179,18 +211,21 @@ def sidebar_filters(now: datetime | None = None) -> Filters:
             ss.url_at_start = {k: st.query_params.get_all(k) for k in st.query_params}
         preset = _query_param("range", DEFAULT_PRESET)
         ss.f_range = preset if preset in PRESETS else DEFAULT_PRESET
-        start = _parse_day(_query_param("from")) or (now - timedelta(days=7))
-        end = _parse_day(_query_param("to")) or now
-        ss.f_custom = (start.date(), end.date())
+        ss.f_custom, ss.f_date_notice = _url_days(now)
+        if ss.f_date_notice and ss.f_range == "custom":
+            ss.f_range = DEFAULT_PRESET
+        else:
+            ss.f_date_notice = None
         ss.f_sps = [s for s in ss.url_at_start.get("sp", []) if s]
         ss.f_job = _query_param("job", ALL_JOBS)
     apps = query("service_principals")
     names = dict(zip(apps["service_principal_id"], apps["service_principal_name"].fillna("(unnamed)")))
     ss.f_sps = [s for s in ss.f_sps if s in names]
     with st.sidebar:
-        st.selectbox("Time range", list(PRESETS), format_func=PRESETS.get, key="f_range")
+        st.selectbox("Time range", list(PRESETS), format_func=PRESETS.get, key="f_range",
+                     on_change=_drop_date_notice)  # the notice below stays until the range is changed
         if ss.f_range == "custom":
-            st.date_input("From / to (UTC, inclusive)", key="f_custom")
+            st.date_input("From / to (UTC, inclusive)", key="f_custom", min_value=FIRST_DAY, max_value=LAST_DAY)
         st.multiselect("Enterprise apps", list(names), format_func=lambda s: names.get(s, s), key="f_sps",
                        placeholder="All apps")
         jobs = query("jobs")
