@@ -281,17 +281,43 @@ def fmt_time(value) -> str:
     return ts.tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC")
 
 
+# Clocks disagree a little (Graph's, the SCIM server's, this machine's): a time up to this far ahead is "now".
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+def _span(minutes: int) -> str:
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h"
+    return f"{minutes // 1440} days"
+
+
 def fmt_age(value, now: datetime | None = None) -> str:
+    """How long ago ``value`` was ("12 min ago"); a time ahead of ``now`` (beyond the tolerance) says so ("3 days
+    in the future") instead of passing for "0 min ago"."""
     if value is None or value is pd.NaT or (isinstance(value, float) and pd.isna(value)):
         return "never"
     now = now or datetime.now(timezone.utc)
-    delta = now - pd.Timestamp(value).to_pydatetime()
-    minutes = int(delta.total_seconds() // 60)
-    if minutes < 60:
-        return f"{max(minutes, 0)} min ago"
-    if minutes < 48 * 60:
-        return f"{minutes // 60} h ago"
-    return f"{minutes // 1440} days ago"
+    delta = now - _utc(value)
+    if delta < -FUTURE_TOLERANCE:
+        return f"{_span(int(-delta.total_seconds() // 60))} in the future"
+    return f"{_span(max(int(delta.total_seconds() // 60), 0))} ago"
+
+
+def _utc(value) -> datetime:
+    ts = pd.Timestamp(value)
+    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
+
+
+def newest_event_before(now: datetime):
+    """The end of the newest sync cycle that started before ``now`` (to the minute, so the result is cached for a
+    minute), clamped to ``now``: the data's real lag when the newest event is dated in the future."""
+    cycles = query("last_cycle", Filters(until=now.replace(second=0, microsecond=0)))
+    if cycles.empty:
+        return None
+    ends = [min(_utc(end), now) for end in cycles["ended_at"].dropna()]
+    return max(ends) if ends else None
 
 
 def empty_state(message: str) -> None:
@@ -393,8 +419,18 @@ def freshness_panel() -> None:
         st.write("No ingest has run yet: `python -m ingest files ...` or `python -m ingest graph ...`.")
         return
     newest = fresh["newest_event"].iloc[0]
-    st.markdown(f"**Newest event** {fmt_time(newest)}  \nData lag: {fmt_age(newest)}",
-                help="The latest activityDateTime in the database, and how long ago that is")
+    now = datetime.now(timezone.utc)
+    if newest is not None and newest is not pd.NaT and _utc(newest) - now > FUTURE_TOLERANCE:
+        # one event with a wrong clock used to make the lag read "0 min" however old the rest of the data was
+        before = newest_event_before(now)
+        st.markdown(f"**Newest event** {fmt_time(newest)}: :orange[the newest event is dated in the future "
+                    f"({fmt_age(newest, now)}): check the source clock]  \n"
+                    f"Newest event up to now: {fmt_time(before)}  \nData lag: {fmt_age(before, now)}",
+                    help="The latest activityDateTime in the database is later than this server's clock; the lag "
+                         "is counted from the newest sync cycle that started before now")
+    else:
+        st.markdown(f"**Newest event** {fmt_time(newest)}  \nData lag: {fmt_age(newest, now)}",
+                    help="The latest activityDateTime in the database, and how long ago that is")
     for row in fresh.itertuples():
         mark = {"success": ":green", "partial": ":orange"}.get(row.last_outcome, ":red")
         st.markdown(f"**{md_text(row.source)}**: last run {fmt_age(row.last_started)}, "
