@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from bench.dashboard import running_dashboard
+from tests import reliability_harness as h
 from tests.streamlit_client import exceptions, page_load, session_id
 
-LOADS = 200
-MAX_GROWTH = 20
+LOADS, MAX_GROWTH = h.FD_PAGE_LOADS, h.FD_MAX_GROWTH  # docs/reliability.md states them
 
 
 def _fds(pid: int) -> int:
