@@ -151,8 +151,10 @@ def _off_server(url: str, origin: str) -> bool:
 
 
 FAVICON = "https://fonts.gstatic.com/s/i/short-term/release/materialsymbolsrounded/sync_alt/"
-_LINKS_JS = """() => [...document.querySelectorAll('a[href], img[src], image[href], [srcset], link[href]')]
-    .map((el) => el.href?.baseVal ?? el.href ?? el.src ?? el.getAttribute('srcset'))"""
+# every link and image in a document, HTML or SVG (plotly.js draws its <a> with xlink:href)
+_LINKS_JS = """() => [...document.querySelectorAll('a, img, image, [srcset], link[href]')]
+    .map((el) => el.href?.baseVal ?? el.href ?? el.src ?? el.getAttribute('xlink:href') ?? el.getAttribute('href')
+                 ?? el.getAttribute('srcset'))"""
 
 
 def test_crafted_urls_and_data_make_the_browser_fetch_nothing_off_server(crafted_db, tmp_path):
