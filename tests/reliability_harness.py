@@ -118,7 +118,8 @@ DASHBOARD_CASES: tuple[DashboardCase, ...] = (
                   "image the browser fetched",
                   "every user- or data-controlled string reaching markdown (text, headings, captions, alerts, "
                   "tooltips) goes through `pages/common.md_text`: ASCII punctuation backslash-escaped, a word "
-                  "joiner in `http:`, `www.` and `@` (GFM autolinks); headless Chromium makes no request to "
+                  "joiner in `http:`, `www.` and `@` (GFM autolinks); chart text reaches plotly.js with `&`, `<`, "
+                  "`>` as entities (`charts.plotly_text`); headless Chromium makes no request to "
                   "another host and shows no off-server link or image",
                   "tests/test_security_markdown.py"),
     DashboardCase("`?range=custom&to=9999-12-31` raised an uncaught `OverflowError` on every page",
