@@ -49,8 +49,10 @@ def _rss_mb(pid: int) -> float:
 
 
 def _wait_idle(page, timeout_ms: int = 120_000) -> None:
-    page.locator('[data-testid="stApp"][data-test-connection-state="CONNECTED"]').wait_for(timeout=timeout_ms)
-    page.wait_for_load_state("networkidle", timeout=timeout_ms)
+    """Until the app's script run (fragments included) has finished with the session connected: the app's own
+    state, not the network's ("networkidle" may never come on a busy machine; issue 27)."""
+    page.locator('[data-testid="stApp"][data-test-connection-state="CONNECTED"]'
+                 '[data-test-script-state="notRunning"]').wait_for(timeout=timeout_ms)
 
 
 def _chart_drawn(page) -> bool:
@@ -182,8 +184,7 @@ def measure(db: str, warm_visits: int = 3, first_visits: int = 3) -> dict:
                 for path in _pages():
                     t0 = time.perf_counter()
                     page.goto(f"{base}/{path}?range=all")
-                    _wait_idle(page, 300_000)
-                    time.sleep(1.0)  # let the last fragments finish
+                    _wait_idle(page, 300_000)  # the page's run and its fragments finished
                     opened.append((path or "overview", time.perf_counter() - t0))
                 ctx.close()
             rss_after = _rss_mb(proc.pid)

@@ -13,7 +13,10 @@ the row instead of once per chart, which a first visit (empty browser cache) pay
 columns would stack them).
 
 Each figure travels as JSON in a ``<script type="application/json">`` block with ``<``, ``>`` and ``&``
-escaped, so text from the database (app names, error codes) is data and can never end the block.
+escaped, so text from the database (app names, error codes) is data and can never end the block. plotly.js
+reads tags in any text it draws (``<a href>`` becomes a live link in a legend, an axis label or a hover box), so
+every string of a figure except the templates the code writes (``hovertemplate``, ``texttemplate``) has ``&``,
+``<`` and ``>`` as entities, which plotly.js shows as the characters (issue 27, :func:`plotly_text`).
 """
 
 from __future__ import annotations
@@ -74,6 +77,23 @@ def script_json(text: str) -> str:
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
+_TEMPLATES = frozenset({"hovertemplate", "texttemplate"})  # written by the code (plotly.express), not by the data
+
+
+def plotly_text(value, key: str = ""):
+    """A figure's JSON value with ``&``, ``<`` and ``>`` in its strings as HTML entities: plotly.js shows them as the
+    characters instead of reading tags (``<a href=...>`` in an app name would be a live link). Templates stay."""
+    if isinstance(value, str):
+        if key in _TEMPLATES:
+            return value
+        return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if isinstance(value, dict):
+        return {k: plotly_text(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plotly_text(v, key) for v in value]
+    return value
+
+
 def _svg_scatter(trace):
     """plotly.express draws scatter and line charts of more than 1,000 points with WebGL (``scattergl``), which
     the basic bundle lacks: the same trace as an SVG ``scatter`` (its attributes are a subset)."""
@@ -109,8 +129,8 @@ def row_html(charts: Sequence[tuple[go.Figure, str]], widths: Sequence[float] | 
     figs = [_drawable(fig, key) for fig, key in charts]
     divs = "".join(f'<div class="chart" data-chart="{key}" style="flex: {w} 1 0; height: {_height(fig)}px"></div>'
                    for (fig, key, w) in zip(figs, keys, widths))
-    blocks = "\n".join(f"{FIGURE_TAG.format(key=key)}{script_json(fig.to_json())}</script>"
-                        for fig, key in zip(figs, keys))
+    blocks = "\n".join(f"{FIGURE_TAG.format(key=key)}{script_json(json.dumps(plotly_text(json.loads(fig.to_json()))))}"
+                        "</script>" for fig, key in zip(figs, keys))
     return _PAGE.format(gap=GAP_PX, charts=divs, figures=blocks, bundle=BUNDLE_URL)
 
 

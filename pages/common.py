@@ -5,8 +5,9 @@ panel, cached queries, clear error and empty states, and formula-safe CSV downlo
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 import duckdb
 import pandas as pd
@@ -23,6 +24,28 @@ PRESETS = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "
            "custom": "Custom range"}
 DEFAULT_PRESET = "30d"
 ALL_JOBS = ""
+
+
+# Every ASCII punctuation character: CommonMark lets a backslash escape any of them, and escaping all of them
+# (not only ``[ ] ( ) ! * _ ` < > # | ~ $ \``) also defuses what Streamlit's markdown adds on top (``:color[...]``
+# directives, ``$`` maths, tables, strikethrough).
+_MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# GFM's literal autolinks (``http://x``, ``www.x``, ``a@b.c``) are found in the text *after* the escapes are
+# resolved (remark-gfm rewrites text nodes), so backslashes cannot stop them: an invisible WORD JOINER (U+2060)
+# between ``http``/``https``/``www`` and what follows, and before ``@``, breaks the patterns.
+_AUTOLINK = re.compile(r"(?i)(?<=https)(?=:)|(?<=http)(?=:)|(?<=www)(?=\.)|(?=@)")
+WORD_JOINER = "\u2060"
+
+
+def md_text(value) -> str:
+    """``value`` as literal text inside Streamlit markdown (``st.markdown``/``write``/``caption``/``info``/``warning``/
+    ``error``/``success``, headings, ``help=`` tooltips, tab and expander labels): every ASCII punctuation
+    character is backslash-escaped and line breaks become spaces, so text a user typed into the URL or an
+    identity's name in the data can never become a link, an image, a heading or formatting (a URL or an email
+    address shows as text, with an invisible word joiner that stops GFM's autolinks). Use it for every user- or
+    data-controlled string that reaches markdown, and never inside backticks (a code span shows the backslashes)."""
+    text = " ".join(str(value).splitlines()) if value is not None else ""
+    return _MD_PUNCTUATION.sub(r"\\\1", _AUTOLINK.sub(WORD_JOINER, text))
 
 
 def db_path() -> str:
@@ -47,14 +70,14 @@ def query(name: str, filters: Filters | None = None, **extra) -> pd.DataFrame:
     try:
         return _cached(path, db_version(path), name, filters or Filters(), tuple(sorted(extra.items())))
     except qdb.DatabaseMissing as exc:
-        st.warning(f"No data yet: {exc}.")
+        st.warning(f"No data yet: {md_text(exc)}.")
         st.stop()
     except StoreError as exc:
-        st.error(f"The database cannot be read right now: {exc}")
+        st.error(f"The database cannot be read right now: {md_text(exc)}")
         st.stop()
     except duckdb.Error as exc:  # e.g. a database from another tool, or one older than this page
-        st.error(f"The database {path} cannot answer this page's question ({type(exc).__name__}: "
-                 f"{str(exc).splitlines()[0]}). Run `python -m ingest migrate` to upgrade it, or point "
+        st.error(f"The database {md_text(path)} cannot answer this page's question ({type(exc).__name__}: "
+                 f"{md_text(str(exc).splitlines()[0])}). Run `python -m ingest migrate` to upgrade it, or point "
                  "PROVLENS_DB at a provlens database.")
         st.stop()
 
@@ -66,6 +89,8 @@ def page_setup(page_file: str) -> Filters:
     ``st.navigation`` once; then the sidebar and filters would be missing.
     """
     if "filters" in st.session_state:
+        if notice := st.session_state.get("f_date_notice"):  # bad dates in the URL (sidebar_filters)
+            st.warning(notice, icon=":material/event_busy:")
         return st.session_state["filters"]
     st.session_state["url_at_start"] = {k: st.query_params.get_all(k) for k in st.query_params}
     st.session_state["deep_link"] = page_file
@@ -128,6 +153,11 @@ def _query_param(name: str, default: str | None = None) -> str | None:
     return values[0] if values[0] not in (None, "") else default
 
 
+# Days a URL may ask for: pandas timestamps end in 2262, and the date picker and "to + 1 day" must not overflow
+# (``?to=9999-12-31`` raised OverflowError on every page).
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2200, 12, 31)
+
+
 def _parse_day(text: str | None) -> datetime | None:
     if not text:
         return None
@@ -135,6 +165,27 @@ def _parse_day(text: str | None) -> datetime | None:
         return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
     except ValueError:
         return None
+
+
+def _url_days(now: datetime) -> tuple[tuple[date, date], str | None]:
+    """The custom range's (from, to) days from the URL, or the default (the last 7 days) and a notice saying why
+    the URL's could not be used: not a date, outside 1970-2200, or ``from`` after ``to``."""
+    default = ((now - timedelta(days=7)).date(), now.date())
+    texts = {name: _query_param(name) for name in ("from", "to")}
+    days = {name: _parse_day(text) for name, text in texts.items()}
+    bad = [f"{name}={md_text(text)}" for name, text in texts.items() if text and days[name] is None]
+    bad += [f"{name}={md_text(texts[name])}" for name, day in days.items()
+            if day is not None and not FIRST_DAY <= day.date() <= LAST_DAY]
+    if bad:
+        return default, (f"The date{'s' if len(bad) > 1 else ''} {', '.join(bad)} in the URL "
+                         f"{'are' if len(bad) > 1 else 'is'} not a day between {FIRST_DAY} and {LAST_DAY} "
+                         "(YYYY-MM-DD): showing the default time range instead.")
+    start = days["from"].date() if days["from"] else default[0]
+    end = days["to"].date() if days["to"] else max(default[1], start)
+    if start > end:
+        return default, (f"The URL's range starts ({start}) after it ends ({end}): showing the default time "
+                         "range instead.")
+    return (start, end), None
 
 
 PRESET_SPANS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -147,6 +198,10 @@ def preset_since(preset: str, now: datetime) -> datetime:
     return now.replace(second=0, microsecond=0) - PRESET_SPANS[preset]
 
 
+def _drop_date_notice() -> None:
+    st.session_state.pop("f_date_notice", None)
+
+
 def sidebar_filters(now: datetime | None = None) -> Filters:
     """Draw the shared filters; their state lives in session state and in the URL query string."""
     now = now or datetime.now(timezone.utc)
@@ -156,18 +211,21 @@ def sidebar_filters(now: datetime | None = None) -> Filters:
             ss.url_at_start = {k: st.query_params.get_all(k) for k in st.query_params}
         preset = _query_param("range", DEFAULT_PRESET)
         ss.f_range = preset if preset in PRESETS else DEFAULT_PRESET
-        start = _parse_day(_query_param("from")) or (now - timedelta(days=7))
-        end = _parse_day(_query_param("to")) or now
-        ss.f_custom = (start.date(), end.date())
+        ss.f_custom, ss.f_date_notice = _url_days(now)
+        if ss.f_date_notice and ss.f_range == "custom":
+            ss.f_range = DEFAULT_PRESET
+        else:
+            ss.f_date_notice = None
         ss.f_sps = [s for s in ss.url_at_start.get("sp", []) if s]
         ss.f_job = _query_param("job", ALL_JOBS)
     apps = query("service_principals")
     names = dict(zip(apps["service_principal_id"], apps["service_principal_name"].fillna("(unnamed)")))
     ss.f_sps = [s for s in ss.f_sps if s in names]
     with st.sidebar:
-        st.selectbox("Time range", list(PRESETS), format_func=PRESETS.get, key="f_range")
+        st.selectbox("Time range", list(PRESETS), format_func=PRESETS.get, key="f_range",
+                     on_change=_drop_date_notice)  # the notice below stays until the range is changed
         if ss.f_range == "custom":
-            st.date_input("From / to (UTC, inclusive)", key="f_custom")
+            st.date_input("From / to (UTC, inclusive)", key="f_custom", min_value=FIRST_DAY, max_value=LAST_DAY)
         st.multiselect("Enterprise apps", list(names), format_func=lambda s: names.get(s, s), key="f_sps",
                        placeholder="All apps")
         jobs = query("jobs")
@@ -223,17 +281,43 @@ def fmt_time(value) -> str:
     return ts.tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC")
 
 
+# Clocks disagree a little (Graph's, the SCIM server's, this machine's): a time up to this far ahead is "now".
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+def _span(minutes: int) -> str:
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h"
+    return f"{minutes // 1440} days"
+
+
 def fmt_age(value, now: datetime | None = None) -> str:
+    """How long ago ``value`` was ("12 min ago"); a time ahead of ``now`` (beyond the tolerance) says so ("3 days
+    in the future") instead of passing for "0 min ago"."""
     if value is None or value is pd.NaT or (isinstance(value, float) and pd.isna(value)):
         return "never"
     now = now or datetime.now(timezone.utc)
-    delta = now - pd.Timestamp(value).to_pydatetime()
-    minutes = int(delta.total_seconds() // 60)
-    if minutes < 60:
-        return f"{max(minutes, 0)} min ago"
-    if minutes < 48 * 60:
-        return f"{minutes // 60} h ago"
-    return f"{minutes // 1440} days ago"
+    delta = now - _utc(value)
+    if delta < -FUTURE_TOLERANCE:
+        return f"{_span(int(-delta.total_seconds() // 60))} in the future"
+    return f"{_span(max(int(delta.total_seconds() // 60), 0))} ago"
+
+
+def _utc(value) -> datetime:
+    ts = pd.Timestamp(value)
+    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
+
+
+def newest_event_before(now: datetime):
+    """The end of the newest sync cycle that started before ``now`` (to the minute, so the result is cached for a
+    minute), clamped to ``now``: the data's real lag when the newest event is dated in the future."""
+    cycles = query("last_cycle", Filters(until=now.replace(second=0, microsecond=0)))
+    if cycles.empty:
+        return None
+    ends = [min(_utc(end), now) for end in cycles["ended_at"].dropna()]
+    return max(ends) if ends else None
 
 
 def empty_state(message: str) -> None:
@@ -335,10 +419,20 @@ def freshness_panel() -> None:
         st.write("No ingest has run yet: `python -m ingest files ...` or `python -m ingest graph ...`.")
         return
     newest = fresh["newest_event"].iloc[0]
-    st.markdown(f"**Newest event** {fmt_time(newest)}  \nData lag: {fmt_age(newest)}",
-                help="The latest activityDateTime in the database, and how long ago that is")
+    now = datetime.now(timezone.utc)
+    if newest is not None and newest is not pd.NaT and _utc(newest) - now > FUTURE_TOLERANCE:
+        # one event with a wrong clock used to make the lag read "0 min" however old the rest of the data was
+        before = newest_event_before(now)
+        st.markdown(f"**Newest event** {fmt_time(newest)}: :orange[the newest event is dated in the future "
+                    f"({fmt_age(newest, now)}): check the source clock]  \n"
+                    f"Newest event up to now: {fmt_time(before)}  \nData lag: {fmt_age(before, now)}",
+                    help="The latest activityDateTime in the database is later than this server's clock; the lag "
+                         "is counted from the newest sync cycle that started before now")
+    else:
+        st.markdown(f"**Newest event** {fmt_time(newest)}  \nData lag: {fmt_age(newest, now)}",
+                    help="The latest activityDateTime in the database, and how long ago that is")
     for row in fresh.itertuples():
         mark = {"success": ":green", "partial": ":orange"}.get(row.last_outcome, ":red")
-        st.markdown(f"**{row.source}**: last run {fmt_age(row.last_started)}, "
-                    f"{mark}[{row.last_outcome}]  \nlast success: {fmt_time(row.last_success)}",
-                    help=row.last_message or None)
+        st.markdown(f"**{md_text(row.source)}**: last run {fmt_age(row.last_started)}, "
+                    f"{mark}[{md_text(row.last_outcome)}]  \nlast success: {fmt_time(row.last_success)}",
+                    help=md_text(row.last_message) if row.last_message else None)

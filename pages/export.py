@@ -27,7 +27,7 @@ st.caption("Columns: " + ", ".join(f"`{c}`" for c in DATASETS[dataset].columns))
 try:
     rows = common.export_rows(dataset, filters)
 except Exception as exc:  # a clear message on the page, never a stack trace
-    st.error(f"Could not export {dataset}: {exc}")
+    st.error(f"Could not export {dataset}: {common.md_text(exc)}")
     st.stop()
 
 st.metric("Rows", f"{rows:,}")

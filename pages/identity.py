@@ -24,8 +24,8 @@ if not term:
 
 found = common.query("identity_search", filters, term=term)
 if found.empty:
-    common.empty_state(f"Nobody matches `{term}` in this period. Widen the time range in the sidebar, clear the "
-                       "app/job filter, or check the spelling.")
+    common.empty_state(f"Nobody matches \"{common.md_text(term)}\" in this period. Widen the time range in the "
+                       "sidebar, clear the app/job filter, or check the spelling.")
     st.stop()
 
 common.table(found, "identity-matches", key="identity_matches",
@@ -45,7 +45,7 @@ if common.has_rows("scim_requests") and "identity_scim_requests" in common.query
 else:
     scim_note = "SCIM audit trail not loaded: load it with `python -m ingest scim PATH` to see the app's side."
 
-st.subheader(f"Timeline of {labels[source_id]}")
+st.subheader(f"Timeline of {common.md_text(labels[source_id])}")
 if scim_note:
     st.caption(scim_note)
 fig = px.scatter(timeline, x="time", y="source", color="status", symbol="action",

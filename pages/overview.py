@@ -21,22 +21,25 @@ def jobs_and_freshness() -> None:
         with st.container(border=True):
             c = st.columns([2, 2, 2, 2])
             if job.status_code == "Quarantine":
-                c[0].error(f"**{job.service_principal_name or job.service_principal_id}**: quarantined since "
-                           f"{common.fmt_time(job.quarantine_since)}", icon=":material/block:")
+                c[0].error(f"**{common.md_text(job.service_principal_name or job.service_principal_id)}**: "
+                           f"quarantined since {common.fmt_time(job.quarantine_since)}", icon=":material/block:")
                 c[1].markdown(f"**Next attempt**  \n{common.fmt_time(job.quarantine_next_attempt)}",
-                              help=f"Reason: {job.quarantine_reason}; {job.successive_failures} failed runs in a row")
+                              help=f"Reason: {common.md_text(job.quarantine_reason)}; "
+                                   f"{job.successive_failures} failed runs in a row")
             else:
-                c[0].success(f"**{job.service_principal_name or job.service_principal_id}**: {job.status_code}",
+                c[0].success(f"**{common.md_text(job.service_principal_name or job.service_principal_id)}**: "
+                             f"{common.md_text(job.status_code)}",
                              icon=":material/check_circle:")
                 c[1].markdown(f"**Last run**  \n{common.fmt_time(job.last_execution_ended)} "
-                              f"({job.last_execution_state})",
+                              f"({common.md_text(job.last_execution_state)})",
                               help=f"Job status captured {common.fmt_time(job.captured_at)}")
             if job.job_id in last.index:
                 lc = last.loc[job.job_id]
-                c[2].markdown(f"**Last logged cycle**  \n{common.fmt_time(lc['started_at'])}, {lc['kind']}",
-                              help=f"Cycle {lc['cycle_id']}, {lc['events']} event(s)")
+                c[2].markdown(f"**Last logged cycle**  \n{common.fmt_time(lc['started_at'])}, "
+                              f"{common.md_text(lc['kind'])}",
+                              help=f"Cycle {common.md_text(lc['cycle_id'])}, {lc['events']} event(s)")
                 mark = {"succeeded": ":green", "failed": ":red"}.get(lc["outcome"], ":orange")
-                c[3].markdown(f"**Its outcome**  \n{mark}[{lc['outcome']}]",
+                c[3].markdown(f"**Its outcome**  \n{mark}[{common.md_text(lc['outcome'])}]",
                               help=f"{lc['success']} succeeded, {lc['failure']} failed, {lc['skipped']} skipped")
             else:
                 c[2].markdown("**Last logged cycle**  \nnone in this period")
@@ -51,8 +54,9 @@ def jobs_and_freshness() -> None:
             cols[0].metric("Newest event", common.fmt_time(fresh["newest_event"].iloc[0]),
                            help="The latest activityDateTime in the database")
             for col, row in zip(cols[1:], fresh.itertuples()):
-                col.metric(f"Last {row.source} ingest", common.fmt_age(row.last_started),
-                           help=f"Outcome: {row.last_outcome}; last success: {common.fmt_time(row.last_success)}")
+                col.metric(f"Last {common.md_text(row.source)} ingest", common.fmt_age(row.last_started),
+                           help=f"Outcome: {common.md_text(row.last_outcome)}; last success: "
+                                f"{common.fmt_time(row.last_success)}")
 
 
 st.title("Overview")

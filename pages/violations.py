@@ -60,7 +60,7 @@ for kind, (label, fix) in KINDS.items():
     st.caption(f"*What to do:* {fix}")
     if kind == "non_work_email" and not allowed.empty:
         st.caption("Allowed (work) domains, from the domains of successful users: "
-                   + ", ".join(f"`{d}`" for d in allowed["domain"]))
+                   + ", ".join(common.md_text(d) for d in allowed["domain"]))
     common.bounded_caption(min(limit, len(rows)), len(rows), "violations", order="most recently seen")
     common.table(rows.head(limit), f"violations-{kind}", key=f"violations_{kind}",
                  column_config=common.time_columns("first_seen", "last_seen", "resolved_at"),

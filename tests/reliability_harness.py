@@ -93,6 +93,54 @@ FAULT_MATRIX: tuple[FaultCase, ...] = (
 )
 
 
+# ---------------------------------------------------------------------------- the dashboard (issue 27)
+FD_PAGE_LOADS = 200  # tests/test_dashboard_fds.py: page loads (a new WebSocket session each) against the real server
+FD_MAX_GROWTH = 20  # ... and the server's open fds may grow by less than this
+# tests/test_app_url_dates.py: each of these in a ?range=custom URL gives a notice and the default range
+URL_BAD_DAYS: tuple[dict[str, str], ...] = (
+    {"to": "9999-12-31"}, {"from": "0001-01-01"}, {"from": "1969-12-31", "to": "2026-10-30"}, {"to": "2201-01-01"},
+    {"from": "2026-02-30"}, {"from": "yesterday"}, {"to": "99999-01-01"}, {"from": "2026-10-30", "to": "2026-10-01"},
+    {"from": "2026-10-30T25:00"}, {"from": "[x](http://127.0.0.2:9/)"},
+)
+
+
+@dataclass(frozen=True)
+class DashboardCase:
+    """A dashboard defect of issue 27, what the dashboard does now, and the test that checks it."""
+
+    defect: str
+    now: str
+    test: str
+
+
+DASHBOARD_CASES: tuple[DashboardCase, ...] = (
+    DashboardCase("markdown in `/identity?q=` or in a UPN, display name or app name rendered a live link and an "
+                  "image the browser fetched",
+                  "every user- or data-controlled string reaching markdown (text, headings, captions, alerts, "
+                  "tooltips) goes through `pages/common.md_text`: ASCII punctuation backslash-escaped, a word "
+                  "joiner in `http:`, `www.` and `@` (GFM autolinks); chart text reaches plotly.js with `&`, `<`, "
+                  "`>` as entities (`charts.plotly_text`); headless Chromium makes no request to "
+                  "another host and shows no off-server link or image",
+                  "tests/test_security_markdown.py"),
+    DashboardCase("`?range=custom&to=9999-12-31` raised an uncaught `OverflowError` on every page",
+                  f"a day that does not parse, lies outside 1970-2200 or starts after the end gives a notice and "
+                  f"the default range on every page ({len(URL_BAD_DAYS)} bad values)",
+                  "tests/test_app_url_dates.py"),
+    DashboardCase("one future-dated event made the freshness panel say \"Data lag: 0 min\"",
+                  "the panel says the newest event is dated in the future (check the source clock) and counts the "
+                  "lag from the newest sync cycle that started before now",
+                  "tests/test_app_freshness.py"),
+    DashboardCase("every page view left 3 fds open (Streamlit 1.67 parks a closed tab's session with its event "
+                  "loop); EMFILE at the default limit of 1,024",
+                  f"serve.py closes a parked session's loop (`pages/session_loops.py`); {FD_PAGE_LOADS} page loads "
+                  f"grow the server's open fds by less than {FD_MAX_GROWTH}; a reconnecting tab still runs",
+                  "tests/test_dashboard_fds.py"),
+    DashboardCase("`/_stcore/metrics` answered without a login",
+                  "404 (any method, under a base URL path too) unless `PROVLENS_STREAMLIT_METRICS=1`",
+                  "tests/test_security_metrics.py"),
+)
+
+
 # ---------------------------------------------------------------------------- processes
 def python() -> str:
     return sys.executable
@@ -215,6 +263,7 @@ def files_sha256(path: str | Path) -> dict[str, str]:
 # ---------------------------------------------------------------------------- the document
 def render_doc() -> str:
     from ingest import exitcodes
+    from tests.browser import BUDGET_S
 
     names = {getattr(exitcodes, n): n for n in dir(exitcodes) if n.isupper()}
     lines = [
@@ -299,6 +348,9 @@ def render_doc() -> str:
         "- User and display names with quotes, control characters, right-to-left text, emoji and",
         "  spreadsheet-formula prefixes render on every page and export as neutralised CSV cells.",
         "",
+        "- Markdown in the identity search (`/identity?q=`) and in stored UPNs, display names and app names",
+        "  is shown as text (section 7).",
+        "",
         "## 5. Secrets (tests/test_security_secrets.py)",
         "",
         "`ingest graph` (client secret through azure-identity's `ClientSecretCredential` with its token",
@@ -315,6 +367,18 @@ def render_doc() -> str:
         "when `[provlens.access]` allows them (email, domain, Entra group id or app role), everyone else gets",
         "a polite refusal. Without `[auth]` the server binds to 127.0.0.1 (`.streamlit/config.toml`,",
         "`scripts/dashboard.sh`). Every page leaves the database file byte-identical (read-only connections).",
+        "",
+        "## 7. The dashboard under hostile URLs and long use (issue 27)",
+        "",
+        "| defect | now | test |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {case.defect} | {case.now} | {case.test} |" for case in DASHBOARD_CASES]
+    lines += [
+        "",
+        "Browser tests wait on the app's own state (`stApp` with `data-test-script-state=\"notRunning\"` and",
+        f"the page's title, then its charts drawn) within one overall budget of {BUDGET_S:.0f} s (`tests/browser.py`),",
+        "never on the network going idle or a fixed sleep.",
         "",
     ]
     return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from pages.common import md_text
 from tests.conftest import ROOT, chart_figures, html_tables
 
 
@@ -47,7 +48,8 @@ def test_overview_job_status_and_open_violations(app, truth):
     assert all(q["ended"] for q in truth["quarantine"])
     active = [s.value for s in at.success if ": Active" in s.value]
     assert len(active) == len(truth["apps"])
-    assert {a["name"] for a in truth["apps"]} == {s.split(":")[0].strip("*") for s in active}
+    # app names are markdown-escaped (common.md_text)
+    assert {md_text(a["name"]) for a in truth["apps"]} == {s.split("**:")[0].strip("*") for s in active}
     assert not [e for e in at.error if "quarantined" in e.value]
     assert len(chart_figures(at)) == 2
 

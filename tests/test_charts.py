@@ -30,8 +30,10 @@ def test_text_from_the_database_stays_data_in_the_chart_document():
     assert html.count("</script>") == 3
     assert "<script>alert" not in html and "<!--" not in html and "\u2028" not in html
     figure = charts.figure_from_html(html)
-    assert figure["layout"]["title"]["text"] == HOSTILE
-    assert list(figure["data"][0]["x"]) == [HOSTILE, "ok"]
+    # plotly.js reads tags in the text it draws: the data's <, > and & arrive as entities, shown as the characters
+    assert figure["layout"]["title"]["text"] == charts.plotly_text(HOSTILE) and "<" not in charts.plotly_text(HOSTILE)
+    assert list(figure["data"][0]["x"]) == [charts.plotly_text(HOSTILE), "ok"]
+    assert "<br>" in figure["data"][0]["hovertemplate"]  # the code's own template keeps its tags
     assert 'data-chart="hostile"' in html
 
 
@@ -72,7 +74,8 @@ def test_a_row_holds_every_figure_in_one_document_with_one_copy_of_plotly():
     assert html.count("</script>") == 4  # two figure blocks, the bundle and the drawing script
     assert "<script>alert" not in html
     first, second = charts.figures_from_html(html)
-    assert first["layout"]["title"]["text"] == HOSTILE and list(first["data"][0]["x"]) == [HOSTILE, "ok"]
+    shown = charts.plotly_text(HOSTILE)  # as entities: plotly.js shows the characters, reads no tags
+    assert first["layout"]["title"]["text"] == shown and list(first["data"][0]["x"]) == [shown, "ok"]
     assert second["layout"]["title"]["text"] == "trend" and second["data"][0]["mode"] == "lines+markers"
     # side by side in the given proportions, each at its own height, in the order given
     divs = re.findall(r'<div class="chart" data-chart="(\w+)" style="flex: (\d+) 1 0; height: (\d+)px">', html)

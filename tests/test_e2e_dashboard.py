@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import io
 import re
-import time
 from pathlib import Path
 
 import pytest
 
 from bench.dashboard import ARGS as CHROMIUM_ARGS
 from bench.dashboard import CHROMIUM, running_dashboard
+from tests.browser import BUDGET_S, wait_for_app
 from tests.conftest import ROOT
 
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
@@ -65,6 +65,9 @@ def browser(tmp_path_factory):
         context = pw.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
             args=CHROMIUM_ARGS, accept_downloads=True, viewport={"width": 1500, "height": 2400})
+        # every wait (an element, a download, a URL) has the one generous budget of tests/browser.py: on a busy
+        # machine a 30 s wait_for_load_state("networkidle") timed out (issue 27); nothing waits on the network
+        context.set_default_timeout(BUDGET_S * 1000)
         try:
             yield context
         finally:
@@ -80,15 +83,26 @@ def tab(browser):
         page.close()
 
 
+# How many charts the page's chart iframes (pages/charts.py: same-origin srcdoc documents) hold, and how many of
+# them drew their SVG (several .main-svg layers each).
+_CHARTS_JS = """() => {
+  let all = 0, drawn = 0;
+  for (const frame of document.querySelectorAll('iframe[srcdoc*="data-chart="]')) {
+    const doc = frame.contentDocument;
+    if (!doc) continue;
+    all += doc.querySelectorAll("[data-chart]").length;
+    drawn += doc.querySelectorAll("[data-chart]:has(.main-svg)").length;
+  }
+  return [all, drawn];
+}"""
+
+
 def _load(tab, url: str, title: str, charts: int) -> None:
+    """Open ``url`` and wait on the app itself: the script run finished with ``title`` shown, then every chart
+    drew (one overall budget per wait, BUDGET_S)."""
     tab.goto(url)
-    tab.locator("h1", has_text=title).first.wait_for(timeout=30_000)
-    tab.locator('[data-testid="stApp"][data-test-connection-state="CONNECTED"]').wait_for(timeout=30_000)
-    deadline = time.monotonic() + 60
-    while _charts(tab, ":has(.main-svg)") < charts:  # each chart drew its SVG (several .main-svg layers)
-        assert time.monotonic() < deadline, f"{_charts(tab, ':has(.main-svg)')} of {charts} charts drawn"
-        time.sleep(0.1)
-    tab.wait_for_load_state("networkidle")
+    wait_for_app(tab, title)
+    tab.wait_for_function(f"() => ({_CHARTS_JS})()[1] >= {charts}", timeout=BUDGET_S * 1000, polling=100)
     assert tab.locator('[data-testid="stException"]').count() == 0
     assert _charts(tab) == charts
 
@@ -102,7 +116,7 @@ def _charts(tab, which: str = "") -> int:
 def _download_csv(tab, label: str, tmp_path: Path) -> list[dict]:
     button = tab.locator('[data-testid="stDownloadButton"] button', has_text=label).first
     button.scroll_into_view_if_needed()
-    with tab.expect_download(timeout=30_000) as info:
+    with tab.expect_download() as info:  # the context's default budget
         button.click()
     path = tmp_path / info.value.suggested_filename
     info.value.save_as(path)
@@ -139,7 +153,7 @@ def test_charts_load_plotly_under_a_base_url_path(demo_db, tmp_path, browser):
     Overview (Streamlit redirects /prefix to /prefix/) and on a page opened with a trailing slash."""
     with running_dashboard(str(demo_db), tmp_path / "server.log", base_path="provlens") as (base, _proc):
         assert base.endswith("/provlens")
-        page = browser.new_page()
+        page = browser.new_page()  # (the browser context's default timeout: BUDGET_S)
         failed = []
         page.on("response", lambda r: failed.append(r.url) if r.status >= 400 and "/app/static/" in r.url else None)
         try:
@@ -167,7 +181,7 @@ def test_deep_link_as_the_first_request_keeps_sidebar_and_filters(server, tab, t
     assert "Constraint violations" in nav and "common" not in nav
     assert tab.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]', has_text="Provisioning job").count()
     cycles = str(sum(c["job_id"] == app["job_id"] for c in truth["cycles"]))
-    tab.locator('[data-testid="stMetric"]', has_text="Logged cycles").filter(has_text=cycles).wait_for(timeout=30_000)
+    tab.locator('[data-testid="stMetric"]', has_text="Logged cycles").filter(has_text=cycles).wait_for()
     assert "job=" in tab.url and "range=all" in tab.url
     _shot(tab, "deep-link-first-request")
 
@@ -193,13 +207,14 @@ def test_sidebar_job_filter_changes_numbers_and_url(server, tab, truth):
     assert f"{truth['events']['total']:,}" in events.inner_text()
     tab.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]', has_text="Provisioning job").click()
     tab.get_by_role("option", name=f"{app['name']}:").click()
-    tab.wait_for_url(lambda url: "job=" in url, timeout=30_000)
+    tab.wait_for_url(lambda url: "job=" in url)
     expected = f"{truth['events']['by_service_principal'][app['service_principal_id']]:,}"
-    tab.locator('[data-testid="stMetric"]', has_text="Events").filter(has_text=expected).wait_for(timeout=30_000)
+    tab.locator('[data-testid="stMetric"]', has_text="Events").filter(has_text=expected).wait_for()
+    wait_for_app(tab, "Overview")
     # the filter survives a page switch in the browser, and the URL keeps it
     tab.locator('[data-testid="stSidebarNav"] a', has_text="Sync cycles").click()
-    tab.locator("h1", has_text="Sync cycles").wait_for(timeout=30_000)
+    wait_for_app(tab, "Sync cycles")
     cycles = str(sum(c["job_id"] == app["job_id"] for c in truth["cycles"]))
-    tab.locator('[data-testid="stMetric"]', has_text="Logged cycles").filter(has_text=cycles).wait_for(timeout=30_000)
+    tab.locator('[data-testid="stMetric"]', has_text="Logged cycles").filter(has_text=cycles).wait_for()
     assert "job=" in tab.url
     _shot(tab, "cycles-one-job")

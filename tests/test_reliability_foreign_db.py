@@ -9,6 +9,7 @@ import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from pages.common import md_text
 from tests import reliability_harness as h
 from tests.conftest import ROOT
 
@@ -73,5 +74,5 @@ def test_dashboard_shows_a_clear_error_and_leaves_the_file_untouched(kind, tmp_p
     monkeypatch.chdir(ROOT)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     assert not at.exception, at.exception
-    assert at.error and str(db) in at.error[0].value
+    assert at.error and md_text(str(db)) in at.error[0].value  # the path, markdown-escaped (shown as typed)
     assert h.file_sha256(db) == before
