@@ -47,14 +47,15 @@ def main() -> None:
             try:
                 _ensure_database(path)
             except StoreError as exc:
-                st.error(f"Could not build the demo database: {exc}")
+                st.error(f"Could not build the demo database: {common.md_text(exc)}")
                 st.stop()
     meta = dict(common.query("meta").itertuples(index=False, name=None))
     if meta.get("demo") == "true":
         st.info(
             "**Demo data.** This dashboard shows a simulated Leapsome tenant "
-            f"({meta.get('demo_users', '?')} users, {meta.get('demo_days', '?')} days, seed "
-            f"{meta.get('demo_seed', '?')}). To load your tenant, run `python -m ingest graph ...` or "
+            f"({common.md_text(meta.get('demo_users', '?'))} users, {common.md_text(meta.get('demo_days', '?'))} "
+            f"days, seed {common.md_text(meta.get('demo_seed', '?'))}). To load your tenant, run "
+            "`python -m ingest graph ...` or "
             "`python -m ingest files EXPORT.json` with `PROVLENS_DB` pointing at a new database "
             "(see the README).",
             icon=":material/science:",

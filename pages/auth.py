@@ -32,6 +32,8 @@ from typing import Any
 
 import streamlit as st
 
+from pages.common import md_text
+
 # Claims Entra sets from the directory (tenant-controlled); "email" is user-editable in some tenants.
 ADDRESS_CLAIMS = ("preferred_username", "upn")
 ACCESS_KEYS = {"tenant_id", "object_ids", "emails", "domains", "groups", "roles", "trust_email_claim",
@@ -190,11 +192,6 @@ def _hide_page_list() -> None:
     st.navigation([st.Page(lambda: None, title="provlens", url_path="signin", default=True)], position="hidden")
 
 
-def _markdown_text(text: str) -> str:
-    """A claim's value shown as literal text in Streamlit markdown (no links, images or formatting)."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!<>|~$])", r"\\\1", text)
-
-
 def _stop_with(draw) -> None:
     _hide_page_list()
     st.title("provlens")
@@ -224,7 +221,7 @@ def require_login() -> None:
         _stop_with(prompt)
         return
     if not is_allowed(user, config.access):
-        who = _markdown_text(next(iter(sorted(user_addresses(user, config.access))), None)
+        who = md_text(next(iter(sorted(user_addresses(user, config.access))), None)
                              or str(user.get("name") or "this account"))
 
         def refusal():
@@ -236,5 +233,5 @@ def require_login() -> None:
         return
     with st.sidebar:
         name = user.get("name") or next(iter(sorted(user_addresses(user, config.access))), "signed in")
-        st.caption(f"Signed in as {_markdown_text(str(name))}")
+        st.caption(f"Signed in as {md_text(str(name))}")
         st.button("Sign out", key="auth_logout", on_click=st.logout)

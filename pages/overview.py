@@ -51,8 +51,11 @@ def jobs_and_freshness() -> None:
             st.write("No ingest has run yet.")
         else:
             cols = st.columns(len(fresh) + 1)
-            cols[0].metric("Newest event", common.fmt_time(fresh["newest_event"].iloc[0]),
-                           help="The latest activityDateTime in the database")
+            newest = fresh["newest_event"].iloc[0]
+            cols[0].metric("Newest event", common.fmt_time(newest),
+                           help="The latest activityDateTime in the database" + (
+                               "; it is dated in the future: check the source clock"
+                               if common.fmt_age(newest).endswith("in the future") else ""))
             for col, row in zip(cols[1:], fresh.itertuples()):
                 col.metric(f"Last {common.md_text(row.source)} ingest", common.fmt_age(row.last_started),
                            help=f"Outcome: {common.md_text(row.last_outcome)}; last success: "
