@@ -26,10 +26,17 @@ def _iso_time(value: str) -> datetime:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ingest.demo import build_demo
+    from ingest.demo import DemoRefused, build_demo
 
-    outcome = build_demo(args.db, seed=args.seed, users=args.users, days=args.days, end=args.end,
-                         quiet=args.quiet)
+    try:
+        outcome = build_demo(args.db, seed=args.seed, users=args.users, days=args.days, end=args.end,
+                             quiet=args.quiet, force=args.force)
+    except DemoRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exitcodes.USAGE
+    if outcome.backup:
+        print(f"--force: the previous {args.db} was copied to {outcome.backup} before it was replaced",
+              file=sys.stderr)
     print(f"demo database {args.db}: {outcome.loaded.read} events from the simulator "
           f"(seed {args.seed}, {args.users} users, {args.days} days)", file=sys.stderr)
     return exitcodes.OK if outcome.loaded.read else exitcodes.FAILED
@@ -133,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--users", type=int, default=200)
     demo.add_argument("--days", type=int, default=14)
     demo.add_argument("--end", type=_iso_time, help="end of the simulated period (default: this hour, UTC)")
+    demo.add_argument("--force", action="store_true",
+                      help="replace a database that holds real (non-demo) data, after copying it to <db>.bak-<time>")
     demo.set_defaults(handler=cmd_demo)
 
     files = sub.add_parser("files", help="load Graph-style JSON exports (pages, arrays, NDJSON, .gz)")
