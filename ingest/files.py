@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
+from ingest.event_sql import TIME_RANGE_YEARS
 from ingest.paths import expand_paths as expand_any
 from ingest.store import Reject
 
@@ -83,6 +85,19 @@ def camelize(obj: object, *, keep_keys: bool = False) -> object:
     return obj
 
 
+_YEAR = re.compile(r"\s*([+-]?)(\d+)-")
+
+
+def time_out_of_range(text: str) -> bool:
+    """A date DuckDB would parse but outside ``TIME_RANGE_YEARS`` (year 10000, year 0, ``-0001``, a BC date)."""
+    if "BC" in text.upper():
+        return True
+    m = _YEAR.match(text)
+    if not m:
+        return False  # not a date at all: the store rejects it as such
+    return m.group(1) == "-" or not TIME_RANGE_YEARS[0] <= int(m.group(2)) <= TIME_RANGE_YEARS[1]
+
+
 def _normalise_event(obj: object) -> tuple[dict | None, str | None]:
     """An event dict ready to stage, or the reason it cannot be one."""
     if not isinstance(obj, dict):
@@ -94,6 +109,9 @@ def _normalise_event(obj: object) -> tuple[dict | None, str | None]:
         return None, "event has no id"
     if not isinstance(obj.get("activityDateTime"), str) or not obj["activityDateTime"]:
         return None, "event has no activityDateTime"
+    if time_out_of_range(obj["activityDateTime"]):
+        return None, (f"activityDateTime out of range: {obj['activityDateTime'][:40]!r} (accepted: years "
+                      f"{TIME_RANGE_YEARS[0]}-{TIME_RANGE_YEARS[1]})")
     return obj, None
 
 
