@@ -5,7 +5,8 @@ decompressed for .gz). A file renamed by log rotation (``audit.jsonl`` -> ``audi
 gzipped later) is resumed where it was left; a new file at the old path starts from the beginning;
 a truncated or re-created file (shorter than the offset, or a different head) is read again from the
 start. Whatever is re-read is de-duplicated on ``request_id``, so a wrong guess never loads twice.
-Only whole lines are consumed: a last line without a newline is left for the next run.
+Only whole lines are consumed: a last line without a newline is left for the next run, except in a .gz file
+(complete once closed: its last line is read whether or not a newline ends it).
 """
 
 from __future__ import annotations
@@ -94,8 +95,9 @@ def find_resume_point(path: str, head: bytes, device: int, inode: int, states: l
     return candidates[0]
 
 
-def iter_lines(fh, start_offset: int, start_line: int) -> Iterator[Line]:
-    """Complete lines from ``start_offset``; stops before a last line that has no newline yet.
+def iter_lines(fh, start_offset: int, start_line: int, *, complete: bool = False) -> Iterator[Line]:
+    """Complete lines from ``start_offset``; stops before a last line that has no newline yet, unless the
+    file is ``complete`` (a closed .gz cannot grow: its last line is whole with or without a newline).
 
     A line longer than :data:`MAX_LINE_BYTES` is yielded with ``data=None`` (never held whole).
     """
@@ -104,7 +106,7 @@ def iter_lines(fh, start_offset: int, start_line: int) -> Iterator[Line]:
         chunk = fh.readline(MAX_LINE_BYTES + 1)
         if not chunk:
             return
-        if chunk.endswith(b"\n"):
+        if chunk.endswith(b"\n") or (complete and len(chunk) <= MAX_LINE_BYTES):
             number += 1
             offset += len(chunk)
             yield Line(number, chunk, len(chunk), offset)
@@ -116,6 +118,8 @@ def iter_lines(fh, start_offset: int, start_line: int) -> Iterator[Line]:
         while True:
             more = fh.readline(MAX_LINE_BYTES)
             if not more:
+                if complete:
+                    break  # the end of a complete file ends its last line
                 return  # still being written; judge it when complete
             length += len(more)
             if more.endswith(b"\n"):

@@ -138,6 +138,7 @@ def _read_file(db_path: str, path: str, mapping: Mapping, states: list[FileState
         offset, line_no = resume.byte_offset, resume.line_count
         header = json.loads(resume.csv_header) if resume.csv_header else None
     batch = _Batch()
+    gz = is_gzip(path)
     try:
         with open_stream(path) as fh:
             if not seek_content(fh, offset):
@@ -151,7 +152,7 @@ def _read_file(db_path: str, path: str, mapping: Mapping, states: list[FileState
                      "head_sha256": sha(head), "size": st.st_size, "byte_offset": offset, "line_count": line_no,
                      "csv_header": json.dumps(header) if header is not None else None}
             try:
-                for line in iter_lines(fh, offset, line_no):
+                for line in iter_lines(fh, offset, line_no, complete=gz):
                     outcome.lines += 1
                     header = _one_line(line, fmt, path, mapping, batch, header)
                     state.update(byte_offset=line.end_offset, line_count=line.number,
@@ -163,7 +164,7 @@ def _read_file(db_path: str, path: str, mapping: Mapping, states: list[FileState
                 batch.rejects.append(Reject(path, f"line {state['line_count'] + 1}",
                                             f"compressed file is truncated or corrupt ({exc}); "
                                             "the lines before this point were loaded"))
-        if not is_gzip(path) and os.path.getsize(path) > state["byte_offset"]:
+        if not gz and os.path.getsize(path) > state["byte_offset"]:
             outcome.unfinished_tail += 1
         batch.flush(db_path, run_id, state, outcome)
     finally:
