@@ -64,7 +64,8 @@ def cmd_scim(args: argparse.Namespace) -> int:
     except MappingError as exc:
         raise ConfigError(str(exc)) from exc
     outcome = ingest_scim(args.db, args.paths, mapping=mapping, strict=args.strict, quiet=args.quiet,
-                          correlate=not args.no_correlate, window=_window(args))
+                          correlate=not args.no_correlate, window=_window(args),
+                          follow_symlinks=args.follow_symlinks)
     print_report(outcome, args.db)
     return outcome.exit_code
 
@@ -155,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     scim.add_argument("--mapping", help="TOML/JSON file mapping the server's own log fields to ours")
     scim.add_argument("--strict", action="store_true", help="exit 7 when any line was rejected")
     scim.add_argument("--no-correlate", action="store_true", help="do not recompute the Entra correlation")
+    scim.add_argument("--follow-symlinks", action="store_true",
+                      help="read symbolic links found in directories or by globs (default: skip and report them)")
     scim.add_argument("--window", type=float, metavar="SECONDS",
                       help="correlation window around each event's activityDateTime (default 180)")
     scim.set_defaults(handler=cmd_scim)

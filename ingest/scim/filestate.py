@@ -52,9 +52,13 @@ class Line:
     excerpt: bytes = b""
 
 
-def expand_paths(paths: list[str]) -> tuple[list[str], list[str]]:
-    """Absolute paths of the files named, found in directories (recursively) or matched by globs."""
-    return expand_any(paths, lambda name: any(h in name for h in _NAME_HINTS), absolute=True)
+def expand_paths(paths: list[str], *, follow_symlinks: bool = False,
+                 skipped_links: list[str] | None = None) -> tuple[list[str], list[str]]:
+    """Absolute paths of the files named, found in directories (recursively) or matched by globs. Symbolic
+    links found in a directory or by a glob are not followed (listed in ``skipped_links``) unless
+    ``follow_symlinks``: a link in a log folder can point anywhere the ingest job may read."""
+    return expand_any(paths, lambda name: any(h in name for h in _NAME_HINTS), absolute=True,
+                      follow_symlinks=follow_symlinks, skipped_links=skipped_links)
 
 
 def is_gzip(path: str) -> bool:

@@ -62,6 +62,7 @@ class ScimOutcome:
     resumed: int = 0  # files continued from a stored offset (incl. rotated ones found under a new name)
     restarted: int = 0  # files read from the start although a state existed for their path
     unfinished_tail: int = 0  # files whose last line has no newline yet (left for the next run)
+    skipped_links: list[str] = field(default_factory=list)  # symbolic links not followed (no --follow-symlinks)
     run_id: int | None = None
     correlation: dict | None = None
     strict: bool = False
@@ -201,11 +202,13 @@ def _one_line(line: Line, fmt: str, path: str, mapping: Mapping, batch: _Batch,
 
 
 def ingest_scim(db_path: str, paths: list[str], *, mapping: Mapping = DEFAULT_MAPPING, strict: bool = False,
-                quiet: bool = False, correlate: bool = True, window: tuple[float, float] | None = None
-                ) -> ScimOutcome:
-    """Load every file's new complete lines; then (by default) recompute the correlation."""
-    files, missing = expand_paths(paths)
-    outcome = ScimOutcome(files=len(files), missing=missing, strict=strict)
+                quiet: bool = False, correlate: bool = True, window: tuple[float, float] | None = None,
+                follow_symlinks: bool = False) -> ScimOutcome:
+    """Load every file's new complete lines; then (by default) recompute the correlation. Symbolic links in a
+    directory or matched by a glob are skipped (reported) unless ``follow_symlinks``."""
+    skipped: list[str] = []
+    files, missing = expand_paths(paths, follow_symlinks=follow_symlinks, skipped_links=skipped)
+    outcome = ScimOutcome(files=len(files), missing=missing, strict=strict, skipped_links=skipped)
     with Store.open(db_path) as store:
         run_id = store.start_run(SOURCE, scope=None)
         states = [FileState(**s) for s in store.scim_file_states()]
@@ -256,6 +259,10 @@ def summary(outcome: ScimOutcome) -> str:
 
 def print_report(outcome: ScimOutcome, db_path: str, stream=sys.stderr) -> None:
     print(f"ingest scim: {summary(outcome)} -> {db_path}", file=stream)
+    if outcome.skipped_links:
+        shown = ", ".join(outcome.skipped_links[:5]) + (", ..." if len(outcome.skipped_links) > 5 else "")
+        print(f"  skipped {len(outcome.skipped_links)} symbolic link(s) (not followed without --follow-symlinks): "
+              f"{shown}", file=stream)
     if outcome.resumed or outcome.restarted:
         print(f"  {outcome.resumed} file(s) continued where the last run stopped, "
               f"{outcome.restarted} read again from the start (new, rotated or truncated)", file=stream)
@@ -278,6 +285,7 @@ def run_scim_source(section: dict, db: str, args, log) -> int:
         mapping = "examples/mappings/json-access-log.toml"   # optional
         strict = false                                        # optional
         window_seconds = 180                                  # optional correlation window
+        follow_symlinks = false                               # optional: read symbolic links found
     """
     from ingest.config import ConfigError
     from ingest.scim.mapping import MappingError, load_mapping
@@ -294,7 +302,8 @@ def run_scim_source(section: dict, db: str, args, log) -> int:
     window = section.get("window_seconds")
     outcome = ingest_scim(db, list(paths), mapping=mapping, strict=bool(section.get("strict", False)),
                           quiet=bool(getattr(args, "quiet", False)),
-                          window=(float(window), float(window)) if window is not None else None)
+                          window=(float(window), float(window)) if window is not None else None,
+                          follow_symlinks=bool(section.get("follow_symlinks", False)))
     level = "summary" if outcome.exit_code == exitcodes.OK else "error"
     log.event("scim_done", f"ingest scim: {summary(outcome)}", level=level, run_id=outcome.run_id,
               exit_code=outcome.exit_code)
