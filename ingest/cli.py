@@ -201,14 +201,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     remove_stale_staging()  # what killed runs left in the temp folder
+    from ingest.graph.log import redact_url_credentials as clean  # no URL's credentials in an error line
+
     try:
         args.db = resolve_db_path(args.db, load_toml(args.config))
         return args.handler(args)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {clean(str(exc))}", file=sys.stderr)
         return exitcodes.USAGE
     except (DatabaseLocked, NotAProvlensDatabase, StoreError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {clean(str(exc))}", file=sys.stderr)
         return exitcodes.DATABASE
     except KeyboardInterrupt:
         print("interrupted; committed data is kept, re-run to finish", file=sys.stderr)
@@ -216,5 +218,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - one clear line for people, the traceback on request
         if os.environ.get("PROVLENS_DEBUG"):
             raise
-        print(f"error: {type(exc).__name__}: {exc} (set PROVLENS_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {clean(str(exc))} (set PROVLENS_DEBUG=1 for the traceback)",
+              file=sys.stderr)
         return exitcodes.FAILED
