@@ -53,7 +53,7 @@ class FaultCase:
     waited: float | None = None  # the retry wait the log must show (Retry-After honoured exactly)
 
 
-# Exit codes are those of ingest/exitcodes.py: 0 ok, 2 usage, 4 auth, 5 unreachable.
+# Exit codes are those of ingest/exitcodes.py: 0 ok, 2 usage, 3 partial, 4 auth, 5 unreachable.
 FAULT_MATRIX: tuple[FaultCase, ...] = (
     FaultCase("429, Retry-After: 1", ("3:429:retry-after=1",), 0, "waited 1 s, retried, completed",
               waited=1.0),
@@ -90,6 +90,15 @@ FAULT_MATRIX: tuple[FaultCase, ...] = (
               ("404", "--graph-url")),
     FaultCase("$skiptoken rejected (400)", ("4:skiptoken",), 0, "slice fetched again from its first page, completed"),
     FaultCase("empty page that still has a nextLink", ("3:empty",), 0, "followed the nextLink, completed"),
+    FaultCase("empty pages with a nextLink, without end", ("1:empty:repeat=1000000",), 5,
+              "stopped after 100 empty pages in a row (at most 100 per slice), watermark unchanged",
+              ("100 empty pages in a row",)),
+    FaultCase("empty pages with a nextLink, without end, after some slices committed", ("8:empty:repeat=1000000",),
+              3, "stopped (partial) after 100 empty pages in a row: committed slices kept, watermark = last "
+                 "committed slice", ("100 empty pages in a row",), mid_run=True),
+    FaultCase("empty pages with a nextLink, for longer than --max-wait", ("1:empty:repeat=1000000",), 5,
+              "their time counts against --max-wait 0.02: stopped, watermark unchanged", ("--max-wait 0.02",),
+              max_wait=0.02),
 )
 
 
