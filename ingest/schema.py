@@ -276,6 +276,9 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (17, "derived state: the skipped page's top identities per category (backfilled)", DERIVED_MIGRATION_17),
     (18, "the userNames of each SCIM resource id and externalId sorted by key (rewritten with every re-sort of "
          "the SCIM requests from now on)", SCIM_DERIVED_MIGRATION_18),
+    # ---- SCIM no-op reruns (issue 27): an unchanged audit file costs a stat, not a read ----
+    (19, "scim_file_state.mtime_ns: with size and inode, an unchanged audit file is skipped without opening it",
+     ["ALTER TABLE scim_file_state ADD COLUMN IF NOT EXISTS mtime_ns BIGINT"]),  # IF NOT EXISTS: re-applied cleanly
 ]
 
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)

@@ -39,6 +39,7 @@ class FileState:
     byte_offset: int
     line_count: int
     csv_header: str | None = None
+    mtime_ns: int | None = None  # set only once the whole file was read (migration 19)
 
 
 @dataclass
@@ -83,6 +84,23 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# A file modified this recently may change again within its mtime's granularity without changing size: its
+# state then keeps no mtime, and the next run reads it (from its offset) instead of trusting the stat.
+RACY_NS = 2_000_000_000
+
+
+def unchanged_since_read(state: FileState | None, st: os.stat_result) -> bool:
+    """The file is exactly as the last complete read left it (device, inode, size and mtime in ns): nothing new
+    can be in it, so it need not be opened at all."""
+    return (state is not None and state.mtime_ns is not None and state.mtime_ns == st.st_mtime_ns
+            and state.size == st.st_size and state.inode == st.st_ino and state.device == st.st_dev)
+
+
+def mtime_to_keep(st: os.stat_result, now_ns: int) -> int | None:
+    """``st``'s mtime to store, or None when it is too recent to trust (see RACY_NS)."""
+    return st.st_mtime_ns if now_ns - st.st_mtime_ns > RACY_NS else None
+
+
 def find_resume_point(path: str, head: bytes, device: int, inode: int, states: list[FileState]) -> FileState | None:
     """The stored state this file continues, or ``None`` to read it from the start.
 
@@ -91,8 +109,14 @@ def find_resume_point(path: str, head: bytes, device: int, inode: int, states: l
     ids and times) makes a false match implausible, and a false match would only skip, never double.
     Same path first, then the same device/inode (a rename), then any (a rotated copy, e.g. gzipped).
     """
-    candidates = [s for s in states
-                  if s.head_len > 0 and s.head_len <= len(head) and sha(head[:s.head_len]) == s.head_sha256]
+    digests: dict[int, str] = {}  # one hash per distinct head length, not one per stored state
+
+    def digest(n: int) -> str:
+        if n not in digests:
+            digests[n] = sha(head[:n])
+        return digests[n]
+
+    candidates = [s for s in states if 0 < s.head_len <= len(head) and digest(s.head_len) == s.head_sha256]
     if not candidates:
         return None
     candidates.sort(key=lambda s: (s.path != path, (s.device, s.inode) != (device, inode), -s.byte_offset))

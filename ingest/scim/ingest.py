@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,10 +29,12 @@ from ingest.scim.filestate import (
     find_resume_point,
     is_gzip,
     iter_lines,
+    mtime_to_keep,
     open_stream,
     read_head,
     seek_content,
     sha,
+    unchanged_since_read,
 )
 from ingest.scim.mapping import DEFAULT_MAPPING, Mapping
 from ingest.scim.parse import (
@@ -62,6 +65,7 @@ class ScimOutcome:
     resumed: int = 0  # files continued from a stored offset (incl. rotated ones found under a new name)
     restarted: int = 0  # files read from the start although a state existed for their path
     unfinished_tail: int = 0  # files whose last line has no newline yet (left for the next run)
+    unchanged: int = 0  # files skipped unopened: same device, inode, size and mtime as after their last read
     skipped_links: list[str] = field(default_factory=list)  # symbolic links not followed (no --follow-symlinks)
     run_id: int | None = None
     correlation: dict | None = None
@@ -129,8 +133,15 @@ def _excerpt(data: bytes) -> str:
 
 
 def _read_file(db_path: str, path: str, mapping: Mapping, states: list[FileState], run_id: int,
-               outcome: ScimOutcome) -> None:
+               outcome: ScimOutcome, by_path: dict[str, FileState] | None = None) -> None:
     st = os.stat(path)
+    known = (by_path or {}).get(path)
+    if unchanged_since_read(known, st):  # a no-op rerun: a stat per file, no open, no database write
+        outcome.unchanged += 1
+        if known.byte_offset < st.st_size and not path.lower().endswith(".gz"):
+            outcome.unfinished_tail += 1
+        return
+    now_ns = time.time_ns()
     head = read_head(path)
     resume = find_resume_point(path, head, st.st_dev, st.st_ino, states)
     fmt = file_format(path, mapping, head)
@@ -165,6 +176,10 @@ def _read_file(db_path: str, path: str, mapping: Mapping, states: list[FileState
                 batch.rejects.append(Reject(path, f"line {state['line_count'] + 1}",
                                             f"compressed file is truncated or corrupt ({exc}); "
                                             "the lines before this point were loaded"))
+        # The whole file was read (to its end, or to an error re-reading would meet again): an unchanged stat
+        # next time means nothing to read. Intermediate batches above keep no mtime: a run killed mid-file
+        # must read the rest.
+        state["mtime_ns"] = mtime_to_keep(st, now_ns)
         if not gz and os.path.getsize(path) > state["byte_offset"]:
             outcome.unfinished_tail += 1
         batch.flush(db_path, run_id, state, outcome)
@@ -212,6 +227,7 @@ def ingest_scim(db_path: str, paths: list[str], *, mapping: Mapping = DEFAULT_MA
     with Store.open(db_path) as store:
         run_id = store.start_run(SOURCE, scope=None)
         states = [FileState(**s) for s in store.scim_file_states()]
+        by_path = {s.path: s for s in states}
         if missing:
             store.add_rejects(run_id, SOURCE, [Reject(m, "-", "no such file, directory or glob match")
                                                for m in missing])
@@ -222,7 +238,7 @@ def ingest_scim(db_path: str, paths: list[str], *, mapping: Mapping = DEFAULT_MA
     try:
         for path in progress(files, desc="reading SCIM audit files", unit="file", disable=quiet):
             try:
-                _read_file(db_path, path, mapping, states, run_id, outcome)
+                _read_file(db_path, path, mapping, states, run_id, outcome, by_path)
             except OSError as exc:
                 with Store.open(db_path) as store:
                     store.add_rejects(run_id, SOURCE, [Reject(path, "-", f"cannot read file: {exc.strerror or exc}")])
@@ -254,6 +270,8 @@ def summary(outcome: ScimOutcome) -> str:
             f"{outcome.duplicates} already loaded, {outcome.rejected} rejected")
     if outcome.unfinished_tail:
         text += f", {outcome.unfinished_tail} unfinished last line(s) left for the next run"
+    if outcome.unchanged:
+        text += f", {outcome.unchanged} unchanged file(s) not opened"
     return text
 
 
