@@ -26,10 +26,17 @@ def _iso_time(value: str) -> datetime:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ingest.demo import build_demo
+    from ingest.demo import DemoRefused, build_demo
 
-    outcome = build_demo(args.db, seed=args.seed, users=args.users, days=args.days, end=args.end,
-                         quiet=args.quiet)
+    try:
+        outcome = build_demo(args.db, seed=args.seed, users=args.users, days=args.days, end=args.end,
+                             quiet=args.quiet, force=args.force)
+    except DemoRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exitcodes.USAGE
+    if outcome.backup:
+        print(f"--force: the previous {args.db} was copied to {outcome.backup} before it was replaced",
+              file=sys.stderr)
     print(f"demo database {args.db}: {outcome.loaded.read} events from the simulator "
           f"(seed {args.seed}, {args.users} users, {args.days} days)", file=sys.stderr)
     return exitcodes.OK if outcome.loaded.read else exitcodes.FAILED
@@ -57,7 +64,8 @@ def cmd_scim(args: argparse.Namespace) -> int:
     except MappingError as exc:
         raise ConfigError(str(exc)) from exc
     outcome = ingest_scim(args.db, args.paths, mapping=mapping, strict=args.strict, quiet=args.quiet,
-                          correlate=not args.no_correlate, window=_window(args))
+                          correlate=not args.no_correlate, window=_window(args),
+                          follow_symlinks=args.follow_symlinks)
     print_report(outcome, args.db)
     return outcome.exit_code
 
@@ -133,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--users", type=int, default=200)
     demo.add_argument("--days", type=int, default=14)
     demo.add_argument("--end", type=_iso_time, help="end of the simulated period (default: this hour, UTC)")
+    demo.add_argument("--force", action="store_true",
+                      help="replace a database that holds real (non-demo) data, after copying it to <db>.bak-<time>")
     demo.set_defaults(handler=cmd_demo)
 
     files = sub.add_parser("files", help="load Graph-style JSON exports (pages, arrays, NDJSON, .gz)")
@@ -146,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     scim.add_argument("--mapping", help="TOML/JSON file mapping the server's own log fields to ours")
     scim.add_argument("--strict", action="store_true", help="exit 7 when any line was rejected")
     scim.add_argument("--no-correlate", action="store_true", help="do not recompute the Entra correlation")
+    scim.add_argument("--follow-symlinks", action="store_true",
+                      help="read symbolic links found in directories or by globs (default: skip and report them)")
     scim.add_argument("--window", type=float, metavar="SECONDS",
                       help="correlation window around each event's activityDateTime (default 180)")
     scim.set_defaults(handler=cmd_scim)
@@ -189,14 +201,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     remove_stale_staging()  # what killed runs left in the temp folder
+    from ingest.graph.log import redact_url_credentials as clean  # no URL's credentials in an error line
+
     try:
         args.db = resolve_db_path(args.db, load_toml(args.config))
         return args.handler(args)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {clean(str(exc))}", file=sys.stderr)
         return exitcodes.USAGE
     except (DatabaseLocked, NotAProvlensDatabase, StoreError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {clean(str(exc))}", file=sys.stderr)
         return exitcodes.DATABASE
     except KeyboardInterrupt:
         print("interrupted; committed data is kept, re-run to finish", file=sys.stderr)
@@ -204,5 +218,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - one clear line for people, the traceback on request
         if os.environ.get("PROVLENS_DEBUG"):
             raise
-        print(f"error: {type(exc).__name__}: {exc} (set PROVLENS_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {clean(str(exc))} (set PROVLENS_DEBUG=1 for the traceback)",
+              file=sys.stderr)
         return exitcodes.FAILED

@@ -31,6 +31,12 @@ EVENT_STRUCTURE = json.dumps({
     "initiatedBy": {"displayName": "VARCHAR"},
 })
 
+# The years an event's times may fall in (issue 27). DuckDB parses years past 9999 and BC dates, which Python's
+# datetime (and so the derived refresh and every reader) cannot hold: an activityDateTime outside is no time
+# (the record is rejected: ingest/files.py names the reason), a next-retry time outside is left NULL (the
+# reason text keeps it).
+TIME_RANGE_YEARS = (1900, 2999)
+
 # {source} is any relation with a JSON column ``raw`` and a VARCHAR ``pos`` (where the record came from).
 NORMALISE_EVENTS = r"""
 WITH src AS (SELECT raw::JSON AS raw, pos FROM ({source})),
@@ -57,7 +63,7 @@ fields AS (
     SELECT
         raw, pos,
         e.id AS id,
-        try_cast(e.activityDateTime AS TIMESTAMPTZ) AS activity_time,
+        try_cast(e.activityDateTime AS TIMESTAMPTZ) AS activity_time_any,
         e.tenantId AS tenant_id,
         e.jobId AS job_id,
         e.cycleId AS cycle_id,
@@ -116,16 +122,19 @@ typed AS (
         nullif(regexp_extract(error_reason, '"detail"\s*:\s*"((?:[^"\\]|\\.)*)"', 1), '') AS scim_detail,
         try_cast(nullif(regexp_extract(error_reason, 'retried (\d+) times', 1), '') AS INTEGER) AS retry_count,
         try_cast(nullif(regexp_extract(error_reason, 'retried again after this date:\s*([0-9T:.+\-]+Z?)', 1), '')
-                 AS TIMESTAMPTZ) AS next_retry_at,
+                 AS TIMESTAMPTZ) AS next_retry_any,
         CASE WHEN import_text LIKE 'Retrieved %' THEN 'full'
              WHEN import_text LIKE 'Received %' THEN 'delta' END AS import_kind
     FROM fields
 )
 SELECT
-    id, activity_time, tenant_id, job_id, cycle_id, change_id,
+    id,
+    CASE WHEN activity_time_any >= {lo} AND activity_time_any < {hi} THEN activity_time_any END AS activity_time,
+    tenant_id, job_id, cycle_id, change_id,
     service_principal_id, service_principal_name, action, status,
     error_code, error_category, error_reason, error_details, recommended_action,
-    http_status, scim_type, scim_detail, retry_count, next_retry_at,
+    http_status, scim_type, scim_detail, retry_count,
+    CASE WHEN next_retry_any >= {lo} AND next_retry_any < {hi} THEN next_retry_any END AS next_retry_at,
     source_id, source_name, source_upn, source_type,
     target_id, target_name, target_type,
     user_name, email,
@@ -147,4 +156,5 @@ SELECT
     scope_active, scope_assigned, scope_has_role, scope_filter_passed, import_kind,
     duration_ms, initiated_by, raw, pos
 FROM typed
-"""
+""".replace("{lo}", f"TIMESTAMPTZ '{TIME_RANGE_YEARS[0]}-01-01 00:00:00+00'") \
+    .replace("{hi}", f"TIMESTAMPTZ '{TIME_RANGE_YEARS[1] + 1}-01-01 00:00:00+00'")

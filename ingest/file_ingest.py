@@ -23,6 +23,7 @@ class FilesOutcome:
     loaded: LoadResult = field(default_factory=LoadResult)
     rejected: int = 0
     run_id: int | None = None
+    backup: str | None = None  # ingest demo --force: the copy of the store it replaced
 
     @property
     def exit_code(self) -> int:

@@ -1,7 +1,8 @@
 """File source: Graph-style JSON exports (pages ``{"value": [...]}``, a JSON array, NDJSON, ``.gz``).
 
 Also reads Microsoft Graph PowerShell output (``Get-MgAuditLogProvisioning | ConvertTo-Json``, PascalCase
-keys) and the beta shape. Every file is read in one pass: good events go to a staging NDJSON file
+keys) and the beta shape. Every file is read in one pass (a file bigger than the memory cap, ``max_doc_bytes``,
+is streamed line by line or item by item): good events go to a staging NDJSON file
 (``{"pos": ..., "raw": <event>}`` per line) that the store loads in bulk; bad ones become
 :class:`~ingest.store.Reject` records with the file and position. A truncated page or array still
 yields every complete event before the cut.
@@ -9,14 +10,17 @@ yields every complete event before the cut.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import json
+import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import orjson
 
+from ingest.event_sql import TIME_RANGE_YEARS
 from ingest.paths import expand_paths as expand_any
 from ingest.store import Reject
 
@@ -39,13 +43,35 @@ def expand_paths(paths: list[str]) -> tuple[list[str], list[str]]:
     return expand_any(paths, lambda name: name.endswith(SUFFIXES))
 
 
-def read_bytes(path: str) -> bytes:
+# Memory cap (issue 27): a file whose content (decompressed) is at most this many bytes is parsed whole
+# (orjson, fastest); a bigger one is streamed: NDJSON line by line, a JSON array or Graph page ({"value": [...]})
+# item by item, so memory stays near this size whatever the file expands to (a 4.5 MB .json.gz of 1 GiB took
+# 2.1 GB). A single event bigger than the cap is rejected. PROVLENS_FILES_MAX_DOC_MB overrides the default.
+DEFAULT_MAX_DOC_MB = 64
+READ_CHUNK = 1 << 20
+
+
+def max_doc_bytes() -> int:
+    import os
+
+    value = os.environ.get("PROVLENS_FILES_MAX_DOC_MB", "")
+    try:
+        mb = float(value) if value else DEFAULT_MAX_DOC_MB
+    except ValueError:
+        mb = DEFAULT_MAX_DOC_MB
+    return max(int(mb * 1024 * 1024), 4096)
+
+
+def open_any(path: str):
+    """The file's content as a binary stream (decompressed when it starts with the gzip magic)."""
     with open(path, "rb") as fh:
         head = fh.read(2)
-    if head == b"\x1f\x8b":
-        with gzip.open(path, "rb") as fh:
-            return fh.read()
-    return Path(path).read_bytes()
+    return gzip.open(path, "rb") if head == b"\x1f\x8b" else open(path, "rb")
+
+
+def read_bytes(path: str) -> bytes:
+    with open_any(path) as fh:
+        return fh.read()
 
 
 def looks_like_clean_ndjson(path: str) -> bool:
@@ -83,6 +109,19 @@ def camelize(obj: object, *, keep_keys: bool = False) -> object:
     return obj
 
 
+_YEAR = re.compile(r"\s*([+-]?)(\d+)-")
+
+
+def time_out_of_range(text: str) -> bool:
+    """A date DuckDB would parse but outside ``TIME_RANGE_YEARS`` (year 10000, year 0, ``-0001``, a BC date)."""
+    if "BC" in text.upper():
+        return True
+    m = _YEAR.match(text)
+    if not m:
+        return False  # not a date at all: the store rejects it as such
+    return m.group(1) == "-" or not TIME_RANGE_YEARS[0] <= int(m.group(2)) <= TIME_RANGE_YEARS[1]
+
+
 def _normalise_event(obj: object) -> tuple[dict | None, str | None]:
     """An event dict ready to stage, or the reason it cannot be one."""
     if not isinstance(obj, dict):
@@ -94,6 +133,9 @@ def _normalise_event(obj: object) -> tuple[dict | None, str | None]:
         return None, "event has no id"
     if not isinstance(obj.get("activityDateTime"), str) or not obj["activityDateTime"]:
         return None, "event has no activityDateTime"
+    if time_out_of_range(obj["activityDateTime"]):
+        return None, (f"activityDateTime out of range: {obj['activityDateTime'][:40]!r} (accepted: years "
+                      f"{TIME_RANGE_YEARS[0]}-{TIME_RANGE_YEARS[1]})")
     return obj, None
 
 
@@ -116,31 +158,32 @@ def _salvage_items(text: str, start: int) -> Iterator[tuple[int, object | None, 
         index += 1
 
 
-def scan_file(path: str, sink) -> FileScan:
-    """Read one file, write each good event to ``sink`` (a binary file) and collect the rejects."""
+def scan_file(path: str, sink, *, limit: int | None = None) -> FileScan:
+    """Read one file, write each good event to ``sink`` (a binary file) and collect the rejects. A file over
+    ``limit`` bytes (default :func:`max_doc_bytes`) is streamed, never held whole."""
     scan = FileScan(path=path)
+    limit = limit or max_doc_bytes()
     try:
-        data = read_bytes(path)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        fh = open_any(path)
+    except OSError as exc:
         scan.fatal = f"cannot read file: {exc}"
         return scan
+    with fh:
+        try:
+            data = fh.read(limit + 1)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            scan.fatal = f"cannot read file: {exc}"
+            return scan
+        emit = _emitter(path, scan, sink)
+        if len(data) > limit:
+            _scan_stream(path, data, fh, scan, emit, limit)
+            return scan
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     stripped = data.lstrip()
     if not stripped:
         scan.fatal = "file is empty"
         return scan
-
-    def emit(position: str, obj: object, text: bytes | None = None) -> None:
-        """Stage one event; ``text`` is its original JSON when it can be staged as it came."""
-        event, reason = _normalise_event(obj)
-        if reason:
-            scan.rejects.append(Reject(path, position, reason, orjson.dumps(obj).decode()[:200]))
-            return
-        body = text if (text is not None and event is obj) else orjson.dumps(event)
-        sink.write(b'{"pos":' + orjson.dumps(f"{path}#{position}") + b',"raw":' + body + b"}\n")
-        scan.events += 1
-
     try:
         doc = orjson.loads(stripped)
     except orjson.JSONDecodeError:
@@ -159,6 +202,143 @@ def scan_file(path: str, sink) -> FileScan:
         return scan
     _scan_text_fallback(path, stripped, scan, emit)
     return scan
+
+
+def _emitter(path: str, scan: FileScan, sink):
+    def emit(position: str, obj: object, text: bytes | None = None) -> None:
+        """Stage one event; ``text`` is its original JSON when it can be staged as it came."""
+        event, reason = _normalise_event(obj)
+        if reason:
+            scan.rejects.append(Reject(path, position, reason, orjson.dumps(obj).decode()[:200]))
+            return
+        body = text if (text is not None and event is obj) else orjson.dumps(event)
+        sink.write(b'{"pos":' + orjson.dumps(f"{path}#{position}") + b',"raw":' + body + b"}\n")
+        scan.events += 1
+
+    return emit
+
+
+_SKIP = re.compile(r"[\s,]*")
+
+
+def _scan_stream(path: str, head: bytes, fh, scan: FileScan, emit, limit: int) -> None:
+    """A file bigger than ``limit``: NDJSON line by line, or an array / Graph page item by item."""
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    head = head.lstrip()
+    first_line = head.split(b"\n", 1)[0].strip()
+    try:
+        is_ndjson = isinstance(orjson.loads(first_line), dict)
+    except orjson.JSONDecodeError:
+        is_ndjson = False
+    try:
+        if is_ndjson:
+            _stream_ndjson(path, head, fh, scan, emit, limit)
+            return
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        text = decoder.decode(head)
+        if text.startswith("["):
+            start, label = 0, "item"
+        else:
+            key = text.find('"value"')
+            bracket = text.find("[", key) if key >= 0 else -1
+            if bracket < 0:
+                scan.fatal = (f"not NDJSON, a JSON array or a Graph page, and bigger than the "
+                              f"{limit // (1 << 20)} MB a single JSON document may be (convert it to NDJSON)")
+                scan.rejects.append(Reject(path, "byte 0", scan.fatal, text[:200]))
+                return
+            start, label = bracket, "value"
+        for index, obj, problem in _stream_items(text, start + 1, fh, decoder, limit):
+            if problem:
+                scan.rejects.append(Reject(path, f"{label}[{index}]", problem))
+            else:
+                emit(f"{label}[{index}]", obj)
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        scan.rejects.append(Reject(path, "-", f"compressed file is truncated or corrupt ({exc}); the events "
+                                              "before this point were loaded"))
+
+
+def _stream_ndjson(path: str, head: bytes, fh, scan: FileScan, emit, limit: int) -> None:
+    lineno = 0
+
+    def lines() -> Iterator[bytes]:
+        pending = head
+        while True:
+            cut = pending.rfind(b"\n")
+            if cut >= 0:
+                yield from pending[:cut].split(b"\n")
+                pending = pending[cut + 1:]
+            more = fh.read(READ_CHUNK)
+            if not more:
+                if pending:
+                    yield pending
+                return
+            if len(pending) > limit:  # one line over the cap: never held whole
+                yield None
+                pending = b""
+                while more and b"\n" not in more:
+                    more = fh.read(READ_CHUNK)
+                more = more[more.find(b"\n") + 1:] if more else b""
+            pending += more
+
+    for line in lines():
+        lineno += 1
+        if line is None:
+            scan.rejects.append(Reject(path, f"line {lineno}", f"line longer than the {limit // (1 << 20)} MB cap"))
+            continue
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            scan.rejects.append(Reject(path, f"line {lineno}", f"invalid JSON: {exc}", line[:200].decode(
+                "utf-8", errors="replace")))
+            continue
+        emit(f"line {lineno}", obj, line)
+
+
+def _stream_items(text: str, i: int, fh, decoder, limit: int) -> Iterator[tuple[int, object | None, str | None]]:
+    """Items of a JSON array whose ``[`` ends just before ``text[i]``, reading ``fh`` as needed; a buffer of
+    about one item (at most ``limit`` characters) is held."""
+    index, eof = 0, False
+
+    def more(want: int) -> bool:
+        nonlocal text, i, eof
+        if eof:
+            return False
+        chunk = fh.read(max(want, READ_CHUNK))
+        if not chunk:
+            eof = True
+            text, i = text[i:] + decoder.decode(b"", final=True), 0
+            return bool(text)
+        text, i = text[i:] + decoder.decode(chunk), 0
+        return True
+
+    while True:
+        i = _SKIP.match(text, i).end()
+        if i >= len(text):
+            if not more(READ_CHUNK):
+                return  # cut between items: every complete item was read
+            continue
+        if text[i] == "]":
+            return
+        try:
+            obj, end = _DECODER.raw_decode(text, i)
+            if end == len(text) and not eof and not isinstance(obj, (dict, list)):
+                raise json.JSONDecodeError("may continue", text, end)  # a number cut at the buffer's end
+        except json.JSONDecodeError as exc:
+            if len(text) - i > limit:
+                yield index, None, (f"item bigger than the {limit // (1 << 20)} MB cap; the rest of the array was not "
+                                    "read (convert the file to NDJSON, or raise PROVLENS_FILES_MAX_DOC_MB)")
+                return
+            if more(len(text) - i):  # incomplete so far: read as much again (linear in the item's size)
+                continue
+            yield index, None, f"truncated or invalid JSON at character {exc.pos}: {exc.msg}"
+            return
+        yield index, obj, None
+        index += 1
+        i = end
 
 
 _NOT_JSON = object()

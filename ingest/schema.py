@@ -279,6 +279,9 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
          "the SCIM requests from now on)", SCIM_DERIVED_MIGRATION_18),
     (19, "derived state: per-identity failure state, all-time recurring failures and per-source counts dropped (they "
          "mixed an identity's runs; the pages read the open run from derived_failures)", DERIVED_MIGRATION_19),
+    # ---- SCIM no-op reruns (issue 27): an unchanged audit file costs a stat, not a read ----
+    (20, "scim_file_state.mtime_ns: with size and inode, an unchanged audit file is skipped without opening it",
+     ["ALTER TABLE scim_file_state ADD COLUMN IF NOT EXISTS mtime_ns BIGINT"]),  # IF NOT EXISTS: re-applied cleanly
 ]
 
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)

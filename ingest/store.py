@@ -727,7 +727,7 @@ class Store:
 
     def scim_file_states(self) -> list[dict[str, Any]]:
         cur = self.con.execute("SELECT path, device, inode, head_len, head_sha256, size, byte_offset, line_count, "
-                               "csv_header FROM scim_file_state")
+                               "csv_header, mtime_ns FROM scim_file_state")
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
 
@@ -763,13 +763,16 @@ class Store:
             if file_state is not None:
                 s = file_state
                 con.execute(
-                    "INSERT INTO scim_file_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE "
+                    "INSERT INTO scim_file_state (path, device, inode, head_len, head_sha256, size, byte_offset, "
+                    "line_count, csv_header, updated_at, ingest_run_id, mtime_ns) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE "
                     "SET device = excluded.device, inode = excluded.inode, head_len = excluded.head_len, "
                     "head_sha256 = excluded.head_sha256, size = excluded.size, byte_offset = excluded.byte_offset, "
                     "line_count = excluded.line_count, csv_header = excluded.csv_header, "
-                    "updated_at = excluded.updated_at, ingest_run_id = excluded.ingest_run_id",
+                    "updated_at = excluded.updated_at, ingest_run_id = excluded.ingest_run_id, "
+                    "mtime_ns = excluded.mtime_ns",
                     [s["path"], s["device"], s["inode"], s["head_len"], s["head_sha256"], s["size"],
-                     s["byte_offset"], s["line_count"], s.get("csv_header"), utcnow(), run_id])
+                     s["byte_offset"], s["line_count"], s.get("csv_header"), utcnow(), run_id, s.get("mtime_ns")])
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")

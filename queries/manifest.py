@@ -10,10 +10,12 @@ import csv
 import hashlib
 import json
 import os
+import sys
 from datetime import datetime, timezone
 
 MANIFEST_FORMAT = "provlens-export-manifest/1"
 MANIFEST_SUFFIX = ".manifest.json"
+CSV_FIELD_LIMIT = min(sys.maxsize, 2**63 - 1)  # a C long: the most csv.field_size_limit accepts
 
 
 def manifest_path(path: str) -> str:
@@ -65,9 +67,16 @@ def count_rows(path: str, fmt: str) -> int:
         import pyarrow.parquet as pq
 
         return pq.ParquetFile(path).metadata.num_rows
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        return max(sum(1 for _ in reader) - 1, 0)
+    # Export writes cells of any size (an event's error text, a SCIM line's query: no cap), and Python's csv reader
+    # refuses a field over 128 KiB by default, which failed an untouched export (issue 27): lift the limit to the
+    # largest the csv module takes, for this read only (the limit is process-wide).
+    previous = csv.field_size_limit(CSV_FIELD_LIMIT)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            return max(sum(1 for _ in reader) - 1, 0)
+    finally:
+        csv.field_size_limit(previous)
 
 
 def verify(path: str) -> list[str]:

@@ -53,7 +53,7 @@ class FaultCase:
     waited: float | None = None  # the retry wait the log must show (Retry-After honoured exactly)
 
 
-# Exit codes are those of ingest/exitcodes.py: 0 ok, 2 usage, 4 auth, 5 unreachable.
+# Exit codes are those of ingest/exitcodes.py: 0 ok, 2 usage, 3 partial, 4 auth, 5 unreachable.
 FAULT_MATRIX: tuple[FaultCase, ...] = (
     FaultCase("429, Retry-After: 1", ("3:429:retry-after=1",), 0, "waited 1 s, retried, completed",
               waited=1.0),
@@ -90,6 +90,15 @@ FAULT_MATRIX: tuple[FaultCase, ...] = (
               ("404", "--graph-url")),
     FaultCase("$skiptoken rejected (400)", ("4:skiptoken",), 0, "slice fetched again from its first page, completed"),
     FaultCase("empty page that still has a nextLink", ("3:empty",), 0, "followed the nextLink, completed"),
+    FaultCase("empty pages with a nextLink, without end", ("1:empty:repeat=1000000",), 5,
+              "stopped after 100 empty pages in a row (at most 100 per slice), watermark unchanged",
+              ("100 empty pages in a row",)),
+    FaultCase("empty pages with a nextLink, without end, after some slices committed", ("8:empty:repeat=1000000",),
+              3, "stopped (partial) after 100 empty pages in a row: committed slices kept, watermark = last "
+                 "committed slice", ("100 empty pages in a row",), mid_run=True),
+    FaultCase("empty pages with a nextLink, for longer than --max-wait", ("1:empty:repeat=1000000",), 5,
+              "their time counts against --max-wait 0.02: stopped, watermark unchanged", ("--max-wait 0.02",),
+              max_wait=0.02),
 )
 
 
@@ -347,6 +356,21 @@ def render_doc() -> str:
         "  bound parameters).",
         "- User and display names with quotes, control characters, right-to-left text, emoji and",
         "  spreadsheet-formula prefixes render on every page and export as neutralised CSV cells.",
+        "- An event dated outside the years 1900-2999 (year 10000, `-0001`, a BC date) is a reject with its",
+        "  position (\"activityDateTime out of range\") and the rest of its file lands, as a Graph page (.json.gz)",
+        "  and as NDJSON into an empty or a filled store (tests/test_files_bad_dates.py).",
+        "- `ingest files` streams a file bigger than its memory cap (`PROVLENS_FILES_MAX_DOC_MB`): a ~1 MB gzip",
+        "  expanding to 200 MiB, as a Graph page and as NDJSON, loads every event with the cap at 2 MB while the",
+        "  process's peak RSS stays within 80 MiB of loading a one-event file; an item bigger than the cap is a",
+        "  reject (tests/test_files_memory_cap.py).",
+        "- The last line of a `.gz` SCIM audit file loads (or is rejected with its reason) without a final",
+        "  newline; a plain file still holds an unterminated last line back until it is complete or rotated",
+        "  into a .gz (tests/test_scim_gz_last_line.py).",
+        "- Symbolic links in a SCIM trail directory or glob are not followed without `--follow-symlinks`; the",
+        "  skipped ones are reported and nothing of their targets is stored or exported",
+        "  (tests/test_scim_symlinks.py).",
+        "- `ingest demo` refuses (exit 2) to replace a store holding any event or SCIM request the demo did not",
+        "  load; `--force` replaces it after a backup copy that holds them (tests/test_demo_refuses.py).",
         "",
         "- Markdown in the identity search (`/identity?q=`) and in stored UPNs, display names and app names",
         "  is shown as text (section 7).",
@@ -359,6 +383,11 @@ def render_doc() -> str:
         "token strings. They appear nowhere: not in stdout/stderr (text and `--log-format json`), error",
         "output, the database file bytes or any stored text value, nor in CSV/Parquet exports. provlens",
         "writes no token cache: no new file appears under `$HOME` and none outside the database and exports.",
+        "Secret query parameters of SCIM requests (`access_token`, `code`, `client_secret`, `id_token`,",
+        "`refresh_token`, `password`, `sig`, `signature`, `token`, API keys) are stored as `name=REDACTED` in",
+        "the query column and the raw line, and appear neither in exports nor in the database file's bytes",
+        "(tests/test_scim_query_secrets.py). Credentials in `--graph-url` (`http://user:pw@host`) appear in no",
+        "log line (text or JSON) and no error line (tests/test_graph_url_credentials.py).",
         "",
         "## 6. Login (tests/test_security_login.py)",
         "",

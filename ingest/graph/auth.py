@@ -61,11 +61,14 @@ def is_loopback(url: str) -> bool:
 
 def check_base_url(url: str) -> str:
     """A Graph base URL without a trailing slash; plain http only to this machine (tokens travel)."""
+    from ingest.graph.log import redact_url_credentials
+
     parsed = urlparse(url)
+    shown = redact_url_credentials(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise AuthConfigError(f"--graph-url {url!r} is not an http(s) URL (e.g. https://graph.microsoft.com/v1.0)")
+        raise AuthConfigError(f"--graph-url {shown!r} is not an http(s) URL (e.g. https://graph.microsoft.com/v1.0)")
     if parsed.scheme == "http" and not is_loopback(url):
-        raise AuthConfigError(f"--graph-url {url!r}: plain http is allowed only to localhost/127.0.0.1/::1 "
+        raise AuthConfigError(f"--graph-url {shown!r}: plain http is allowed only to localhost/127.0.0.1/::1 "
                               "(a bearer token would travel in clear text)")
     return url.rstrip("/")
 

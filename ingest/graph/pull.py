@@ -52,6 +52,11 @@ from ingest.store import LoadResult, Store
 
 SOURCE = "graph"
 MAX_RESTARTS = 2  # a slice whose $skiptoken was rejected is fetched again from its first page
+# Graph may answer an empty page that still has a nextLink (followed: the next one holds events), but a server
+# that keeps doing so was followed for 100,035 pages (issue 27). At most this many empty pages in a row are
+# followed per slice, and the time they take counts against --max-wait like a retry wait; then the run stops
+# (exit 5 UNREACHABLE, or 3 PARTIAL once slices were committed; those stay).
+MAX_EMPTY_PAGES = 100
 TOP_FALLBACKS = (999, 500, 100)
 
 
@@ -318,8 +323,10 @@ class ScopePull:
         try:
             request = self._first_request(s, e)
             page_no = 0
+            empty_run = 0  # empty pages with a nextLink in a row
             while True:
                 doc = value = None  # the previous page's document is released: its parser is reused
+                asked = time.monotonic()
                 try:
                     doc, body = await self.session.get_json(request, what, lazy=True, with_body=True)
                 except GraphBadRequest as exc:
@@ -349,6 +356,9 @@ class ScopePull:
                     break
                 if not isinstance(next_link, str):
                     raise GraphError(f"{what}: page {page_no} has a non-text @odata.nextLink")
+                empty_run = empty_run + 1 if len(value) == 0 else 0
+                if empty_run:
+                    self._empty_page(what, empty_run, time.monotonic() - asked)
                 if self._hand_over_now(staging.count + self._pending_count(), big=True):
                     # rows are safe now; the watermark moves to the last complete slice, this one's end waits
                     files, end = [*self._pending, staging], self._pending_end
@@ -364,6 +374,19 @@ class ScopePull:
         finally:
             if not handed_over:
                 staging.discard()
+
+    def _empty_page(self, what: str, in_a_row: int, seconds: float) -> None:
+        """An empty page with a nextLink: its time counts against --max-wait; stop at MAX_EMPTY_PAGES in a row."""
+        stats, max_wait = self.session.stats, self.settings.policy.max_wait
+        stats.waited += seconds
+        if in_a_row >= MAX_EMPTY_PAGES:
+            raise GraphUnavailable(f"{what}: {in_a_row} empty pages in a row, each with an @odata.nextLink; stopped "
+                                   f"following them (at most {MAX_EMPTY_PAGES} per slice). Graph is not returning "
+                                   "this slice's events; committed slices are kept, re-run later")
+        if stats.waited > max_wait:
+            raise GraphUnavailable(f"{what}: {in_a_row} empty pages in a row, each with an @odata.nextLink, used up "
+                                   f"the wait budget (--max-wait {max_wait:g} s, {stats.waited:.1f} s spent); "
+                                   "committed slices are kept, re-run later")
 
     def _stage(self, value: list, staging: StagingFile, s: datetime, e: datetime, page_no: int,
                counters: dict, body: bytes = b"", *, own_pos: bool = True) -> None:

@@ -5,7 +5,8 @@ decompressed for .gz). A file renamed by log rotation (``audit.jsonl`` -> ``audi
 gzipped later) is resumed where it was left; a new file at the old path starts from the beginning;
 a truncated or re-created file (shorter than the offset, or a different head) is read again from the
 start. Whatever is re-read is de-duplicated on ``request_id``, so a wrong guess never loads twice.
-Only whole lines are consumed: a last line without a newline is left for the next run.
+Only whole lines are consumed: a last line without a newline is left for the next run, except in a .gz file
+(complete once closed: its last line is read whether or not a newline ends it).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class FileState:
     byte_offset: int
     line_count: int
     csv_header: str | None = None
+    mtime_ns: int | None = None  # set only once the whole file was read (migration 19)
 
 
 @dataclass
@@ -51,9 +53,13 @@ class Line:
     excerpt: bytes = b""
 
 
-def expand_paths(paths: list[str]) -> tuple[list[str], list[str]]:
-    """Absolute paths of the files named, found in directories (recursively) or matched by globs."""
-    return expand_any(paths, lambda name: any(h in name for h in _NAME_HINTS), absolute=True)
+def expand_paths(paths: list[str], *, follow_symlinks: bool = False,
+                 skipped_links: list[str] | None = None) -> tuple[list[str], list[str]]:
+    """Absolute paths of the files named, found in directories (recursively) or matched by globs. Symbolic
+    links found in a directory or by a glob are not followed (listed in ``skipped_links``) unless
+    ``follow_symlinks``: a link in a log folder can point anywhere the ingest job may read."""
+    return expand_any(paths, lambda name: any(h in name for h in _NAME_HINTS), absolute=True,
+                      follow_symlinks=follow_symlinks, skipped_links=skipped_links)
 
 
 def is_gzip(path: str) -> bool:
@@ -78,6 +84,23 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# A file modified this recently may change again within its mtime's granularity without changing size: its
+# state then keeps no mtime, and the next run reads it (from its offset) instead of trusting the stat.
+RACY_NS = 2_000_000_000
+
+
+def unchanged_since_read(state: FileState | None, st: os.stat_result) -> bool:
+    """The file is exactly as the last complete read left it (device, inode, size and mtime in ns): nothing new
+    can be in it, so it need not be opened at all."""
+    return (state is not None and state.mtime_ns is not None and state.mtime_ns == st.st_mtime_ns
+            and state.size == st.st_size and state.inode == st.st_ino and state.device == st.st_dev)
+
+
+def mtime_to_keep(st: os.stat_result, now_ns: int) -> int | None:
+    """``st``'s mtime to store, or None when it is too recent to trust (see RACY_NS)."""
+    return st.st_mtime_ns if now_ns - st.st_mtime_ns > RACY_NS else None
+
+
 def find_resume_point(path: str, head: bytes, device: int, inode: int, states: list[FileState]) -> FileState | None:
     """The stored state this file continues, or ``None`` to read it from the start.
 
@@ -86,16 +109,23 @@ def find_resume_point(path: str, head: bytes, device: int, inode: int, states: l
     ids and times) makes a false match implausible, and a false match would only skip, never double.
     Same path first, then the same device/inode (a rename), then any (a rotated copy, e.g. gzipped).
     """
-    candidates = [s for s in states
-                  if s.head_len > 0 and s.head_len <= len(head) and sha(head[:s.head_len]) == s.head_sha256]
+    digests: dict[int, str] = {}  # one hash per distinct head length, not one per stored state
+
+    def digest(n: int) -> str:
+        if n not in digests:
+            digests[n] = sha(head[:n])
+        return digests[n]
+
+    candidates = [s for s in states if 0 < s.head_len <= len(head) and digest(s.head_len) == s.head_sha256]
     if not candidates:
         return None
     candidates.sort(key=lambda s: (s.path != path, (s.device, s.inode) != (device, inode), -s.byte_offset))
     return candidates[0]
 
 
-def iter_lines(fh, start_offset: int, start_line: int) -> Iterator[Line]:
-    """Complete lines from ``start_offset``; stops before a last line that has no newline yet.
+def iter_lines(fh, start_offset: int, start_line: int, *, complete: bool = False) -> Iterator[Line]:
+    """Complete lines from ``start_offset``; stops before a last line that has no newline yet, unless the
+    file is ``complete`` (a closed .gz cannot grow: its last line is whole with or without a newline).
 
     A line longer than :data:`MAX_LINE_BYTES` is yielded with ``data=None`` (never held whole).
     """
@@ -104,7 +134,7 @@ def iter_lines(fh, start_offset: int, start_line: int) -> Iterator[Line]:
         chunk = fh.readline(MAX_LINE_BYTES + 1)
         if not chunk:
             return
-        if chunk.endswith(b"\n"):
+        if chunk.endswith(b"\n") or (complete and len(chunk) <= MAX_LINE_BYTES):
             number += 1
             offset += len(chunk)
             yield Line(number, chunk, len(chunk), offset)
@@ -116,6 +146,8 @@ def iter_lines(fh, start_offset: int, start_line: int) -> Iterator[Line]:
         while True:
             more = fh.readline(MAX_LINE_BYTES)
             if not more:
+                if complete:
+                    break  # the end of a complete file ends its last line
                 return  # still being written; judge it when complete
             length += len(more)
             if more.endswith(b"\n"):

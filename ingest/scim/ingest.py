@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,10 +29,12 @@ from ingest.scim.filestate import (
     find_resume_point,
     is_gzip,
     iter_lines,
+    mtime_to_keep,
     open_stream,
     read_head,
     seek_content,
     sha,
+    unchanged_since_read,
 )
 from ingest.scim.mapping import DEFAULT_MAPPING, Mapping
 from ingest.scim.parse import (
@@ -62,6 +65,8 @@ class ScimOutcome:
     resumed: int = 0  # files continued from a stored offset (incl. rotated ones found under a new name)
     restarted: int = 0  # files read from the start although a state existed for their path
     unfinished_tail: int = 0  # files whose last line has no newline yet (left for the next run)
+    unchanged: int = 0  # files skipped unopened: same device, inode, size and mtime as after their last read
+    skipped_links: list[str] = field(default_factory=list)  # symbolic links not followed (no --follow-symlinks)
     run_id: int | None = None
     correlation: dict | None = None
     strict: bool = False
@@ -128,8 +133,15 @@ def _excerpt(data: bytes) -> str:
 
 
 def _read_file(db_path: str, path: str, mapping: Mapping, states: list[FileState], run_id: int,
-               outcome: ScimOutcome) -> None:
+               outcome: ScimOutcome, by_path: dict[str, FileState] | None = None) -> None:
     st = os.stat(path)
+    known = (by_path or {}).get(path)
+    if unchanged_since_read(known, st):  # a no-op rerun: a stat per file, no open, no database write
+        outcome.unchanged += 1
+        if known.byte_offset < st.st_size and not path.lower().endswith(".gz"):
+            outcome.unfinished_tail += 1
+        return
+    now_ns = time.time_ns()
     head = read_head(path)
     resume = find_resume_point(path, head, st.st_dev, st.st_ino, states)
     fmt = file_format(path, mapping, head)
@@ -138,6 +150,7 @@ def _read_file(db_path: str, path: str, mapping: Mapping, states: list[FileState
         offset, line_no = resume.byte_offset, resume.line_count
         header = json.loads(resume.csv_header) if resume.csv_header else None
     batch = _Batch()
+    gz = is_gzip(path)
     try:
         with open_stream(path) as fh:
             if not seek_content(fh, offset):
@@ -151,7 +164,7 @@ def _read_file(db_path: str, path: str, mapping: Mapping, states: list[FileState
                      "head_sha256": sha(head), "size": st.st_size, "byte_offset": offset, "line_count": line_no,
                      "csv_header": json.dumps(header) if header is not None else None}
             try:
-                for line in iter_lines(fh, offset, line_no):
+                for line in iter_lines(fh, offset, line_no, complete=gz):
                     outcome.lines += 1
                     header = _one_line(line, fmt, path, mapping, batch, header)
                     state.update(byte_offset=line.end_offset, line_count=line.number,
@@ -163,7 +176,11 @@ def _read_file(db_path: str, path: str, mapping: Mapping, states: list[FileState
                 batch.rejects.append(Reject(path, f"line {state['line_count'] + 1}",
                                             f"compressed file is truncated or corrupt ({exc}); "
                                             "the lines before this point were loaded"))
-        if not is_gzip(path) and os.path.getsize(path) > state["byte_offset"]:
+        # The whole file was read (to its end, or to an error re-reading would meet again): an unchanged stat
+        # next time means nothing to read. Intermediate batches above keep no mtime: a run killed mid-file
+        # must read the rest.
+        state["mtime_ns"] = mtime_to_keep(st, now_ns)
+        if not gz and os.path.getsize(path) > state["byte_offset"]:
             outcome.unfinished_tail += 1
         batch.flush(db_path, run_id, state, outcome)
     finally:
@@ -200,14 +217,17 @@ def _one_line(line: Line, fmt: str, path: str, mapping: Mapping, batch: _Batch,
 
 
 def ingest_scim(db_path: str, paths: list[str], *, mapping: Mapping = DEFAULT_MAPPING, strict: bool = False,
-                quiet: bool = False, correlate: bool = True, window: tuple[float, float] | None = None
-                ) -> ScimOutcome:
-    """Load every file's new complete lines; then (by default) recompute the correlation."""
-    files, missing = expand_paths(paths)
-    outcome = ScimOutcome(files=len(files), missing=missing, strict=strict)
+                quiet: bool = False, correlate: bool = True, window: tuple[float, float] | None = None,
+                follow_symlinks: bool = False) -> ScimOutcome:
+    """Load every file's new complete lines; then (by default) recompute the correlation. Symbolic links in a
+    directory or matched by a glob are skipped (reported) unless ``follow_symlinks``."""
+    skipped: list[str] = []
+    files, missing = expand_paths(paths, follow_symlinks=follow_symlinks, skipped_links=skipped)
+    outcome = ScimOutcome(files=len(files), missing=missing, strict=strict, skipped_links=skipped)
     with Store.open(db_path) as store:
         run_id = store.start_run(SOURCE, scope=None)
         states = [FileState(**s) for s in store.scim_file_states()]
+        by_path = {s.path: s for s in states}
         if missing:
             store.add_rejects(run_id, SOURCE, [Reject(m, "-", "no such file, directory or glob match")
                                                for m in missing])
@@ -218,7 +238,7 @@ def ingest_scim(db_path: str, paths: list[str], *, mapping: Mapping = DEFAULT_MA
     try:
         for path in progress(files, desc="reading SCIM audit files", unit="file", disable=quiet):
             try:
-                _read_file(db_path, path, mapping, states, run_id, outcome)
+                _read_file(db_path, path, mapping, states, run_id, outcome, by_path)
             except OSError as exc:
                 with Store.open(db_path) as store:
                     store.add_rejects(run_id, SOURCE, [Reject(path, "-", f"cannot read file: {exc.strerror or exc}")])
@@ -250,11 +270,17 @@ def summary(outcome: ScimOutcome) -> str:
             f"{outcome.duplicates} already loaded, {outcome.rejected} rejected")
     if outcome.unfinished_tail:
         text += f", {outcome.unfinished_tail} unfinished last line(s) left for the next run"
+    if outcome.unchanged:
+        text += f", {outcome.unchanged} unchanged file(s) not opened"
     return text
 
 
 def print_report(outcome: ScimOutcome, db_path: str, stream=sys.stderr) -> None:
     print(f"ingest scim: {summary(outcome)} -> {db_path}", file=stream)
+    if outcome.skipped_links:
+        shown = ", ".join(outcome.skipped_links[:5]) + (", ..." if len(outcome.skipped_links) > 5 else "")
+        print(f"  skipped {len(outcome.skipped_links)} symbolic link(s) (not followed without --follow-symlinks): "
+              f"{shown}", file=stream)
     if outcome.resumed or outcome.restarted:
         print(f"  {outcome.resumed} file(s) continued where the last run stopped, "
               f"{outcome.restarted} read again from the start (new, rotated or truncated)", file=stream)
@@ -277,6 +303,7 @@ def run_scim_source(section: dict, db: str, args, log) -> int:
         mapping = "examples/mappings/json-access-log.toml"   # optional
         strict = false                                        # optional
         window_seconds = 180                                  # optional correlation window
+        follow_symlinks = false                               # optional: read symbolic links found
     """
     from ingest.config import ConfigError
     from ingest.scim.mapping import MappingError, load_mapping
@@ -293,7 +320,8 @@ def run_scim_source(section: dict, db: str, args, log) -> int:
     window = section.get("window_seconds")
     outcome = ingest_scim(db, list(paths), mapping=mapping, strict=bool(section.get("strict", False)),
                           quiet=bool(getattr(args, "quiet", False)),
-                          window=(float(window), float(window)) if window is not None else None)
+                          window=(float(window), float(window)) if window is not None else None,
+                          follow_symlinks=bool(section.get("follow_symlinks", False)))
     level = "summary" if outcome.exit_code == exitcodes.OK else "error"
     log.event("scim_done", f"ingest scim: {summary(outcome)}", level=level, run_id=outcome.run_id,
               exit_code=outcome.exit_code)

@@ -4,7 +4,8 @@ Checks the required fields (ts, request_id, method, path, status) and the type o
 then derives what the line lacks: resource type/id and operation from method and path (and body
 hints), ``user_name``/``external_id`` from a ``filter=userName eq "..."`` query, health probes (a
 userName filter on a random GUID with no resource), ``active_after`` from "True"/"False", and email
-domains (full addresses are never kept). The raw line is kept with secrets and addresses redacted.
+domains (full addresses are never kept). The raw line is kept with secrets and addresses redacted, and so is
+the query: the values of secret-looking parameters (``access_token``, ``code``, ``sig``, ...) become ``REDACTED``.
 """
 
 from __future__ import annotations
@@ -344,6 +345,31 @@ def _key_kind(key: str) -> str | None:
     return None
 
 
+# Query parameters whose value is a secret (issue 27: ``?access_token=...`` was stored and exported): OAuth and
+# OIDC tokens and codes, client secrets and assertions, passwords, API keys, SAS/HMAC signatures; and any name
+# the secret-field pattern matches (``*token*``, ``*secret*``, ``*password*``, ``*api_key*``, ...).
+_SECRET_PARAMS = frozenset({
+    "access_token", "code", "client_secret", "token", "id_token", "refresh_token", "password", "pwd", "passwd",
+    "sig", "signature", "key", "apikey", "api_key", "assertion", "client_assertion", "session", "sessionid",
+    "auth", "secret", "otp", "pin", "x-amz-signature", "x-amz-security-token", "x-goog-signature", "sas",
+})
+_QUERY_PARAM = re.compile(r"(^|[?&;])([^=&;#?]+)=([^&;#]*)")
+REDACTED = "REDACTED"
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_param(name: str) -> bool:
+    plain = unquote_plus(name).strip().lower()
+    return plain in _SECRET_PARAMS or bool(_SECRET_KEY.search(plain)) or plain.endswith(("_sig", "_signature"))
+
+
+def redact_query(text: str | None) -> str | None:
+    """A query string (or a URL) with the values of secret-looking parameters replaced by ``REDACTED``."""
+    if not text or "=" not in text:
+        return text
+    return _QUERY_PARAM.sub(lambda m: f"{m[1]}{m[2]}={REDACTED}" if m[3] and _secret_param(m[2]) else m[0], text)
+
+
 def redact(obj: Any, depth: int = 0) -> Any:
     """The raw record with secret-looking fields and email local parts removed."""
     if depth > 20:
@@ -366,6 +392,8 @@ def redact(obj: Any, depth: int = 0) -> Any:
         return [redact(v, depth + 1) for v in obj]
     if isinstance(obj, str) and obj[:7].lower().startswith(("bearer ", "basic ")):
         return fingerprint_credential(obj)  # an Authorization value under any key (issue 8)
+    if isinstance(obj, str) and "=" in obj:
+        return redact_query(obj)  # a query or URL under any key: its secret parameters (issue 27)
     return obj
 
 
@@ -401,7 +429,7 @@ def normalise(obj: dict, mapping: Mapping = DEFAULT_MAPPING) -> dict[str, Any]:
         path, _, inline = path.partition("?")
         query = query or inline or None
     rec["path"] = path
-    rec["query"] = query
+    rec["query"] = redact_query(query)  # derivations below read the query as sent; only its secrets go
     rec["status"] = parse_status(f["status"])
     rec["duration_ms"] = parse_duration(f.get("duration_ms"), mapping.duration_factor)
     for name in _STRINGS:
