@@ -60,7 +60,7 @@ def main() -> None:
             "(see the README).",
             icon=":material/science:",
         )
-    if meta.get("derived_pending_runs"):  # see Store._derived_refresh: a fast pull refreshes them at its end
+    if common.query("summaries_pending").iloc[0]["runs"]:  # Store._derived_refresh: a fast pull catches up at its end
         st.warning(
             "**Some summaries are behind the events.** An ingest run loaded events whose summaries (cycles, "
             "failures, skips, identity search) are brought up to date at the run's end. If no ingest is running, "

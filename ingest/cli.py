@@ -84,8 +84,8 @@ def cmd_correlate(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Bring a database written by an older provlens up to this version's schema (the dashboard and exports
-    only read, so they never upgrade a store themselves); also builds the derived tables a migration adds,
-    and catches up the derived summaries an interrupted fast pull deferred."""
+    only read, so they never upgrade a store themselves); rebuilds the summaries whose definition changed, and
+    catches up the summaries an interrupted fast pull deferred."""
     import time
 
     from ingest.schema import LATEST_VERSION
@@ -95,11 +95,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         print(f"error: database {args.db} does not exist", file=sys.stderr)
         return exitcodes.USAGE
     started = time.monotonic()
-    with Store.open(args.db) as store:  # opening migrates; the store says what it applied
+    def rebuilding(table: str) -> None:
+        print(f"{args.db}: rebuilding summary {table} from the source tables ...", file=sys.stderr, flush=True)
+
+    with Store.open(args.db, progress=rebuilding) as store:  # opening migrates; the store says what it applied
         before, added = store.version_before, store.migrations_applied
         caught_up = store.refresh_pending_derived()  # summaries an interrupted fast pull left behind
     if caught_up:
-        print(f"{args.db}: derived summaries brought up to date (an interrupted pull had deferred them)",
+        print(f"{args.db}: summaries brought up to date (an interrupted pull had deferred them)",
               file=sys.stderr)
     if not added:
         print(f"{args.db}: already at schema version {LATEST_VERSION}", file=sys.stderr)

@@ -22,12 +22,11 @@ from typing import Any
 
 import duckdb
 
-from ingest import derived
+from ingest import schema, summaries
 from ingest.event_sql import NORMALISE_EVENTS
-from ingest.schema import EVENT_COLUMNS, LATEST_VERSION, MIGRATIONS
 from ingest.scim import derived as scim_derived
 
-EVENT_COLUMN_NAMES = [line.strip().split()[0] for line in EVENT_COLUMNS.strip().splitlines()]
+EVENT_COLUMN_NAMES = schema.names(schema.EVENT_COLUMNS)
 
 
 class StoreError(Exception):
@@ -323,7 +322,9 @@ class Store:
 
     # ----------------------------------------------------------------- lifecycle
     @classmethod
-    def open(cls, path: str, *, lock_timeout: float = 60.0) -> Store:
+    def open(cls, path: str, *, lock_timeout: float = 60.0, progress=None) -> Store:
+        """Open ``path`` for writing (created if new), migrated and with its summaries current (``progress(table)``
+        is told of each summary rebuilt)."""
         if _is_local_file(path):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         key = _claim_in_process(path)
@@ -335,8 +336,7 @@ class Store:
         store = cls(con, path)
         store._key = key
         try:
-            store.migrate()
-            store._finish_interrupted_resort()
+            store.migrate(progress=progress)
         except Exception:
             store.close()
             raise
@@ -355,9 +355,11 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def migrate(self) -> int:
-        """Apply the migrations this database lacks; refuse foreign or newer databases."""
-        tables = {r[0] for r in self.con.execute(
+    def migrate(self, *, progress=None) -> int:
+        """Bring the source tables to this provlens's schema and rebuild the summaries whose declaration changed;
+        refuse foreign, newer and too old databases. ``progress(table)`` is told of each summary rebuilt."""
+        con = self.con
+        tables = {r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
             "AND table_catalog = current_database()").fetchall()}
         if tables and "schema_version" not in tables:
@@ -365,28 +367,41 @@ class Store:
                 f"{self.path} is a DuckDB database but not a provlens one (tables: "
                 f"{', '.join(sorted(tables)[:5])}); it was left untouched")
         if "schema_version" not in tables:
-            self.con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
-                             "description VARCHAR, applied_at TIMESTAMPTZ NOT NULL)")
-        applied = {r[0] for r in self.con.execute("SELECT version FROM schema_version").fetchall()}
+            con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+                        "description VARCHAR, applied_at TIMESTAMPTZ NOT NULL)")
+        applied = {r[0] for r in con.execute("SELECT version FROM schema_version").fetchall()}
         current = max(applied, default=0)
         self.version_before, self.migrations_applied = current, []
-        if current > LATEST_VERSION:
+        if current > schema.LATEST_VERSION:
             raise StoreError(f"{self.path} has schema version {current}, newer than this provlens "
-                             f"({LATEST_VERSION}); upgrade provlens")
-        for version, description, statements in MIGRATIONS:
-            if version in applied:  # by set, not by the highest: a version missing below it is applied too
+                             f"({schema.LATEST_VERSION}); upgrade provlens")
+        if 0 < current < schema.OLDEST_UPGRADABLE:
+            raise StoreError(f"{self.path} has schema version {current}, older than this provlens can upgrade "
+                             f"({schema.OLDEST_UPGRADABLE}+); load its data into a new database")
+        if current < schema.BASELINE:
+            with self._transaction():
+                if current == 0:
+                    for sql in schema.SOURCE_TABLES:
+                        con.execute(sql)
+                    description = "source tables (baseline)"
+                else:  # an older provlens's store: its summaries were migrated tables; they are rebuilt below
+                    for sql in schema.UPGRADE_FROM_MIGRATIONS:
+                        con.execute(sql)
+                    for table in sorted(tables - set(schema.TABLES) - set(schema.BOOKKEEPING)):
+                        con.execute(f"DROP TABLE {table}")
+                    description = f"baseline from schema {current}: summaries dropped, rebuilt as a cache"
+                con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", [schema.BASELINE, description, utcnow()])
+            self.migrations_applied.append(schema.BASELINE)
+        for version, description, statements in schema.MIGRATIONS:
+            if version in applied:
                 continue
-            self.con.execute("BEGIN TRANSACTION")
-            try:
+            with self._transaction():
                 for sql in statements:
-                    self.con.execute(sql)
-                self.con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", [version, description, utcnow()])
-                self.con.execute("COMMIT")
-                self.migrations_applied.append(version)
-            except Exception:
-                self.con.execute("ROLLBACK")
-                raise
-        return LATEST_VERSION
+                    con.execute(sql)
+                con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", [version, description, utcnow()])
+            self.migrations_applied.append(version)
+        self.summaries_rebuilt = summaries.ensure(con, progress=progress)
+        return schema.LATEST_VERSION
 
     # ----------------------------------------------------------------- runs and rejects
     def start_run(self, source: str, scope: str | None = None,
@@ -596,53 +611,45 @@ class Store:
         con.execute("DROP TABLE IF EXISTS stage_keys")
         return total - known, updated
 
-    # ----------------------------------------------------------------- derived state (issue 7 B4; ingest/derived.py)
-    # Summaries the pages read instead of window functions over every event, refreshed for the keys a
-    # load touched, in the load's own transaction (so they never disagree with the rows).
+    # ----------------------------------------------------------------- summaries (ingest/summaries)
+    # The summaries (ingest/summaries) are refreshed for the keys a load touched, in the load's own transaction
+    # (so they never disagree with the rows).
     def _derived_note_old_keys(self, changed_table: str) -> None:
-        derived.note_old_keys(self.con, changed_table)
+        summaries.note_touched(self.con, f"SEMI JOIN {changed_table} c ON e.id = c.id")
 
     # A fast backfill commits several batches in a row; each refresh would recompute nearly every identity and
-    # cycle again (B1). A pure-insert batch loaded with ``defer_derived`` only lists its run in meta
-    # ``derived_pending_runs`` (same transaction); the next load without it - the pull's last commit, or any
+    # cycle again (B1). A pure-insert batch loaded with ``defer_derived`` only lists its run in
+    # ``summary_pending_runs`` (same transaction); the next load without it - the pull's last commit, or any
     # later load or pull after a kill - refreshes those runs' events together with its own.
-    _PENDING_KEY = "derived_pending_runs"
     _defer_derived = False
 
     def _pending_runs(self) -> list[int]:
-        value = self.get_meta(self._PENDING_KEY)
-        return json.loads(value) if value else []
+        return [r for (r,) in self.con.execute("SELECT run_id FROM summary_pending_runs ORDER BY run_id").fetchall()]
 
     def _derived_refresh(self, keys_table: str | None, *, run_id: int | None = None, updated: bool = False) -> None:
-        pending = self._pending_runs()
         if self._defer_derived and not updated and run_id is not None:
-            if run_id not in pending:
-                self.set_meta(self._PENDING_KEY, json.dumps(sorted([*pending, run_id])))
+            self.con.execute("INSERT INTO summary_pending_runs VALUES (?) ON CONFLICT DO NOTHING", [run_id])
             return
-        if pending:
-            if keys_table is not None:
-                self.con.execute(f"INSERT INTO {keys_table} (id) SELECT id FROM events "
-                                 f"WHERE ingest_run_id IN ({', '.join(str(int(r)) for r in pending)})")
-            self.con.execute("DELETE FROM meta WHERE key = ?", [self._PENDING_KEY])
-        derived.refresh(self.con, keys_table)
+        if keys_table is None:  # a load into an empty store: everything
+            summaries.refresh(self.con, changed=updated, everything=True)
+            self.con.execute("DELETE FROM summary_pending_runs")
+            return
+        summaries.note_touched(self.con, f"SEMI JOIN {keys_table} k ON e.id = k.id")
+        if self._pending_runs():
+            summaries.note_touched(self.con, "SEMI JOIN summary_pending_runs p ON e.ingest_run_id = p.run_id")
+            self.con.execute("DELETE FROM summary_pending_runs")
+        summaries.refresh(self.con, changed=updated)
 
     def refresh_pending_derived(self) -> bool:
-        """Refresh the derived tables for the events of deferred loads (a pull killed before its last commit);
-        returns whether there were any. One transaction."""
-        pending = self._pending_runs()
-        if not pending:
+        """Refresh the summaries for the events of deferred loads (a pull killed before its last commit); returns
+        whether there were any. One transaction."""
+        if not self._pending_runs():
             return False
-        self.con.execute("BEGIN TRANSACTION")
-        try:
+        with self._transaction():
             self.con.execute("CREATE OR REPLACE TEMP TABLE stage_keys (id VARCHAR)")
             self._defer_derived = False
             self._derived_refresh("stage_keys")
-            self.con.execute("COMMIT")
-        except Exception:
-            self.con.execute("ROLLBACK")
-            raise
-        finally:
-            self.con.execute("DROP TABLE IF EXISTS stage_keys")
+        self.con.execute("DROP TABLE IF EXISTS stage_keys")
         return True
 
     def load_clean_ndjson(self, path: str | os.PathLike, *, run_id: int | None) -> LoadResult:
@@ -794,23 +801,15 @@ class Store:
             scim_derived.refresh_correlation(con)  # derived correlation state (issue 7 B4)
 
     def scim_resort_due(self) -> bool:
-        """Whether the rows appended to ``derived_scim_requests_by_user`` since its last sort exceed a quarter of
-        the sorted ones (then :meth:`resort_scim_by_user` is due)."""
+        """Whether the requests appended to ``derived_scim_requests_by_user`` since it was written exceed a quarter
+        of it (then :meth:`resort_scim_by_user` is due)."""
         return scim_derived.resort_due(self.con)
 
     def resort_scim_by_user(self, *, memory_limit: str = CORRELATION_MEMORY_LIMIT) -> None:
-        """Rewrite ``derived_scim_requests_by_user`` sorted and re-key ``correlation_requests`` to it. Memory
-        capped like the correlation."""
+        """Rewrite ``derived_scim_requests_by_user`` sorted and the correlation results keyed on it. Memory capped
+        like the correlation."""
         with self._memory_capped(memory_limit):
-            for statements in (scim_derived.RESORT, scim_derived.REKEY):  # two transactions: see RESORT
-                self._run_in_transaction(statements)
-
-    def _finish_interrupted_resort(self, *, memory_limit: str = CORRELATION_MEMORY_LIMIT) -> None:
-        """A process killed between the re-sort's two transactions left ``correlation_requests`` empty and a
-        mark in ``meta``: key the correlation's results to the sorted copy now (the second transaction)."""
-        if self.con.execute("SELECT 1 FROM meta WHERE key = ?", [scim_derived.REKEY_PENDING_META]).fetchone():
-            with self._memory_capped(memory_limit):
-                self._run_in_transaction(scim_derived.REKEY)
+            scim_derived.resort(self.con)
 
     def _run_in_transaction(self, statements: list[str]) -> None:
         with self._transaction():

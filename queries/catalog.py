@@ -88,6 +88,8 @@ _ALL = [
                (SELECT max(ended_at) FROM derived_cycles) AS newest_event
         FROM runs r ORDER BY r.source"""),
     q("meta", "Database metadata (demo flag, simulator parameters)", "SELECT key, value FROM meta ORDER BY key"),
+    q("summaries_pending", "Ingest runs whose events the summaries do not count yet (a fast pull refreshes them at "
+      "its end)", "SELECT count(*) AS runs FROM summary_pending_runs"),
     q("events", "One row per provisioning event (audit export)", f"""
         SELECT {', '.join(EVENT_EXPORT_COLUMNS)}
         FROM events WHERE {{EVENT_FILTER}} ORDER BY activity_time, id"""),

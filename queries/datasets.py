@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ingest.derived import RECOMMENDED_ACTION_SQL as _RECOMMENDED_ACTION_SQL
-from ingest.derived import VIOLATION_GROUP_COLUMNS, VIOLATION_GROUPS_AGGREGATE, VIOLATION_KIND_SQL
-from ingest.schema import MIGRATIONS
-from queries.filters import EVENT_FILTER, SINCE, UNTIL, time_filter
+from ingest.summaries.events import VIOLATION_KIND_SQL
+from queries.filters import SINCE, UNTIL, time_filter
 
 # This module must not import queries.catalog at import time: the catalog imports it (for
 # EVENT_EXPORT_COLUMNS and, through _MODULES, for QUERY_LIST). QUERY_LIST is built on first access.
@@ -37,12 +35,6 @@ class Dataset:
 _SCOPE_FILTER = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id)) "
                  "AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)")
 
-# True when the shared filters are all unset ("all time, every app and job"): then a query may read the
-# store's all-time state (ingest/derived.py) instead of aggregating. A constant once the parameters are
-# bound, so DuckDB drops the branch that is not taken.
-UNFILTERED = ("($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL AND $sps::VARCHAR[] IS NULL "
-              "AND $job::VARCHAR IS NULL)")
-
 _EVENT_COLS = ", ".join(EVENT_EXPORT_COLUMNS)
 
 FAILURE_COLUMNS = (*EVENT_EXPORT_COLUMNS, "http_status", "scim_type", "scim_detail", "next_retry_at",
@@ -65,15 +57,10 @@ INGEST_RUN_COLUMNS = ("run_id", "source", "scope", "started_at", "ended_at", "wi
                       "throttled", "outcome", "message")
 INGEST_REJECT_COLUMNS = ("run_id", "source", "file", "position", "reason", "excerpt", "rejected_at")
 
-# Our own advice where Microsoft's recommendedAction is empty: computed at load time into
-# derived_failures.recommended_action (the SQL lives with the derived state).
-RECOMMENDED_ACTION_SQL = _RECOMMENDED_ACTION_SQL
-
-
 # A failure's run: failures of one identity (source_id within service principal and job) in a row,
 # ordered by time, reset by a success of that identity; skipped/warning events neither count nor reset.
 # consecutive_cycles counts the distinct cycles of the run up to and including this event. The store
-# keeps it (and recommended_action) per failed event in derived_failures (ingest/derived.py), so this
+# keeps it (and recommended_action) per failed event in derived_failures (ingest/summaries/events.py), so this
 # reads one small table instead of window functions over every outcome.
 FAILURES_SQL = f"""
 SELECT {_EVENT_COLS}, http_status, scim_type, scim_detail, next_retry_at, consecutive_cycles, recommended_action
@@ -125,22 +112,23 @@ allowed AS (
 ),
 classified AS (
     SELECT e.*, {VIOLATION_KIND} AS kind
-    FROM derived_failures e WHERE {EVENT_FILTER} AND NOT ({UNFILTERED} AND $allowed_domains::VARCHAR[] IS NULL)
+    FROM derived_failures e WHERE {EVENT_FILTER}
 ),
-grouped AS (  -- unfiltered with the default domains: the store's groups (derived_violation_groups)
-    {VIOLATION_GROUPS_AGGREGATE}
-    UNION ALL
-    SELECT {VIOLATION_GROUP_COLUMNS} FROM derived_violation_groups
-    WHERE {UNFILTERED} AND $allowed_domains::VARCHAR[] IS NULL
+grouped AS (
+    SELECT kind, service_principal_id, job_id, source_id,
+           arg_max(user_name, activity_time) AS user_name,
+           arg_max(email_domain, activity_time) FILTER (WHERE email_domain IS NOT NULL) AS email_domain,
+           min(activity_time) AS first_seen, max(activity_time) AS last_seen, count(*) AS occurrences,
+           arg_max(next_success_at, activity_time) AS next_success_at
+    FROM classified WHERE kind IS NOT NULL
+    GROUP BY kind, service_principal_id, job_id, source_id
 ),
 resolved AS (
     SELECT kind, service_principal_id, source_id, min(next_success_at) AS resolved_at
     FROM grouped
     WHERE next_success_at < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
     GROUP BY ALL
-)""".replace("{VIOLATION_KIND}", VIOLATION_KIND_SQL.format(allowed="allowed")).replace(
-    "{VIOLATION_GROUPS_AGGREGATE}", VIOLATION_GROUPS_AGGREGATE.strip()).replace(
-    "{VIOLATION_GROUP_COLUMNS}", ", ".join(VIOLATION_GROUP_COLUMNS)).replace("{UNFILTERED}", UNFILTERED)
+)""".replace("{VIOLATION_KIND}", VIOLATION_KIND_SQL.format(allowed="allowed"))
 
 _VIOLATIONS_SELECT = """
 SELECT g.kind, g.user_name, g.email_domain, g.source_id, g.service_principal_id, g.first_seen, g.last_seen,
@@ -189,18 +177,6 @@ scim_seen AS (
     evidence="CASE WHEN EXISTS (SELECT 1 FROM scim_seen x WHERE x.kind = g.kind AND "
              "x.service_principal_id = g.service_principal_id AND x.source_id = g.source_id) "
              "THEN 'both' ELSE 'entra' END")
-
-
-def schema_has_scim_requests() -> bool:
-    """True once a migration creates the SCIM audit table (every migrated database then has it)."""
-    return any("CREATE TABLE scim_requests" in sql for _, _, statements in MIGRATIONS for sql in statements)
-
-
-def violations_sql_for(con) -> str:
-    """The violations SQL this database can run: with SCIM evidence when ``scim_requests`` exists."""
-    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'scim_requests' "
-                         "AND schema_name = 'main'").fetchone()[0]
-    return (VIOLATIONS_SCIM_SQL if exists else VIOLATIONS_ENTRA_SQL).replace("{EVENT_FILTER}", EVENT_FILTER)
 
 
 # Cycles: one row per (job_id, cycle_id) over events. initial = the job's first cycle in the database,
@@ -266,7 +242,7 @@ def _query_list() -> list:
         q("skipped", "One row per skipped event with Entra's skip reason and our skip category", SKIPPED_SQL),
         q("violations", "Constraint violations (duplicate userName, non-work email, other rejected value) "
           "per identity, open or resolved",
-          VIOLATIONS_SCIM_SQL if schema_has_scim_requests() else VIOLATIONS_ENTRA_SQL),
+          VIOLATIONS_SCIM_SQL),
         q("cycles", "One row per sync cycle: window, counts by action and status, initial/incremental, gap",
           CYCLES_SQL),
         q("sync-jobs", "Provisioning job status history (snapshots of /synchronization/jobs)", SYNC_JOBS_SQL),

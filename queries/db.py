@@ -80,6 +80,38 @@ def _attach(cur: duckdb.DuckDBPyConnection, db_path: str, alias: str, timeout: f
                        read_only=True, timeout=timeout)
 
 
+class StoreOutOfDate(StoreError):
+    """The store was written by another provlens version: its schema or its summaries are not this code's."""
+
+
+def check_current(cur: duckdb.DuckDBPyConnection, alias: str, db_path: str) -> None:
+    """Refuse to read a store whose schema or summaries another provlens version wrote: a newer one says to
+    upgrade provlens, an older one (or one whose summaries' definitions changed since they were built) to run
+    ``python -m ingest migrate``, which rebuilds them. A file without provlens's schema is left to fail as it
+    will (the caller explains foreign files)."""
+    from ingest import schema, summaries
+
+    tables = {t for (t,) in cur.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = ?",
+                                        [alias]).fetchall()}
+    if "schema_version" not in tables:
+        return
+    version = cur.execute(f"SELECT max(version) FROM {alias}.schema_version").fetchone()[0] or 0
+    if version > schema.LATEST_VERSION:
+        raise StoreOutOfDate(f"{db_path} was written by a newer provlens (schema {version}, this one reads "
+                             f"{schema.LATEST_VERSION}): upgrade provlens")
+    stale: list[str] = []
+    if version == schema.LATEST_VERSION and "summary_state" in tables:
+        built = dict(cur.execute(f"SELECT summary, fingerprint FROM {alias}.summary_state").fetchall())
+        # A summary with no state is being rebuilt (its rows were emptied with it: it shows nothing, never a wrong
+        # row); one with another fingerprint, or none at all, was written by other code.
+        stale = [s.table for s in summaries.declared() if s.table not in tables
+                 or built.get(s.table, s.fingerprint()) != s.fingerprint()]
+    if version < schema.LATEST_VERSION or stale:
+        what = f"schema {version}" if version < schema.LATEST_VERSION else f"summaries {', '.join(stale)}"
+        raise StoreOutOfDate(f"{db_path} was written by an older provlens ({what}): run `python -m ingest "
+                             f"migrate --db {db_path}` (or the next ingest) to upgrade it")
+
+
 def file_signature(path: str) -> tuple:
     """Changes whenever the file or its WAL is written or replaced (inode, size, mtime of each)."""
     parts = []
@@ -182,6 +214,11 @@ def _acquire(db_path: str, key: str, cur: duckdb.DuckDBPyConnection, timeout: fl
             _retire_locked(att)  # changed underneath, or a writer wants in: this call attaches afresh
     att = _Attachment(key, db_path, f"provlens_read_{next(_aliases)}", signature)
     _attach(cur, db_path, att.alias, timeout)
+    try:
+        check_current(cur, att.alias, db_path)
+    except StoreError:
+        _detach(att)
+        raise
     with _kept_lock:
         if keep_seconds() > 0 and key not in _kept and file_signature(db_path) == signature:
             _kept[key] = att

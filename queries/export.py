@@ -36,8 +36,8 @@ import pandas as pd
 from ingest import __version__
 from ingest.store import retry_while_locked
 from queries.catalog import QUERIES
-from queries.datasets import DATASETS, violations_sql_for
-from queries.db import DatabaseMissing, bind, read_connection
+from queries.datasets import DATASETS
+from queries.db import DatabaseMissing, bind, check_current, read_connection
 from queries.filters import Filters
 from queries.manifest import build_manifest, iso, manifest_path, sha256_file
 
@@ -146,8 +146,8 @@ def unordered(sql: str) -> str:
 
 
 def dataset_sql(con: duckdb.DuckDBPyConnection, dataset: str) -> str:
-    """The dataset's SQL for this database (violations adapts to whether the SCIM trail exists)."""
-    return violations_sql_for(con) if dataset == "violations" else QUERIES[dataset].sql
+    """The dataset's SQL (every store has the SCIM tables, so one text serves all)."""
+    return QUERIES[dataset].sql
 
 
 def check_request(dataset: str, fmt: str, filters: Filters | None) -> None:
@@ -322,6 +322,7 @@ def export_connection(db_path: str, spill_dir: str, *, lock_timeout: float = 20.
         quoted = _quote_path(db_path)
         retry_while_locked(db_path, lambda: con.execute(f"ATTACH '{quoted}' AS {_EXPORT_ALIAS} (READ_ONLY)"),
                            read_only=True, timeout=lock_timeout)
+        check_current(con, _EXPORT_ALIAS, db_path)
         con.execute(f"USE {_EXPORT_ALIAS}")
         yield con
     finally:

@@ -23,7 +23,7 @@ EVENT_FILTER = (
 )
 
 
-# Event counts for the shared filters from the store's hourly rollup (ingest/derived.py): the whole UTC
+# Event counts for the shared filters from the store's hourly rollup (ingest/summaries/events.py): the whole UTC
 # hours inside [since, until) come from derived_event_hours, the ragged edges (a window that does not
 # start or end on the hour) from the events themselves, so the counts are exact for any window.
 # Columns: hour, service_principal_id, job_id, status, action, error_code, skip_category, skip_reason,

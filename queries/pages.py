@@ -7,14 +7,6 @@ dataset's own SQL from :mod:`queries.datasets` as a subquery instead of repeatin
 
 from __future__ import annotations
 
-from ingest.derived import (
-    CYCLE_HEAD_COLUMNS,
-    CYCLE_HEAD_ROWS,
-    ERROR_CODE_AGGREGATE,
-    RECENT_FAILURE_ROWS,
-    SKIP_IDENTITY_COLUMNS,
-    SKIP_TOP_ROWS,
-)
 from queries.catalog import q
 from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, SINCE, UNTIL
 
@@ -25,12 +17,6 @@ MISSED_AFTER_MINUTES = 1.5 * CYCLE_MINUTES
 # Shared filter for relations that have no activity_time (job snapshots): app and job only.
 _APP_JOB_FILTER = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id)) "
                    "AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)")
-
-# True when the shared filters are all unset ("all time, every app and job"): then a page may read the
-# store's all-time page state (ingest/derived.py, migration 6) instead of aggregating the events. A
-# constant once the parameters are bound, so DuckDB drops the branch that is not taken.
-_UNFILTERED = ("($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL AND $sps::VARCHAR[] IS NULL "
-               "AND $job::VARCHAR IS NULL)")
 
 # True when a time window is set: a constant once the parameters are bound, so without a window the plan
 # has no events scan at all.
@@ -43,7 +29,7 @@ def _sorted_distinct(column: str) -> str:
     return f"CASE WHEN count({column}) > 0 THEN array_to_string(list_sort(list_distinct(list({column}))), ', ') END"
 
 
-# App names from the store's per-cycle summaries (ingest/derived.py), not a scan of every event.
+# App names from the store's per-cycle summaries (ingest/summaries/events.py), not a scan of every event.
 _APP_NAMES = """(SELECT service_principal_id, any_value(service_principal_name) AS service_principal_name
                  FROM derived_cycles GROUP BY service_principal_id)"""
 
@@ -100,15 +86,21 @@ def _wrapping_queries() -> list:
     from queries.filters import EVENT_FILTER
 
     violations_entra = _unordered(VIOLATIONS_ENTRA_SQL.replace("{EVENT_FILTER}", EVENT_FILTER))
-    # Unfiltered: the store's per-code state (derived_error_codes). Else identities per code from (code, identity)
-    # pairs first: cheaper than count(DISTINCT) per code.
+    # Per error code over the failures dataset; identities per code from (code, identity) pairs first: cheaper than
+    # count(DISTINCT) per code.
     top_errors = f"""
-        WITH f AS (SELECT * FROM ({_unordered(failures)}) WHERE NOT {_UNFILTERED}),
-        {ERROR_CODE_AGGREGATE}
-        UNION ALL
-        SELECT error_code, failures, identities, first_seen, last_seen, http_status, scim_type, scim_detail,
-               next_retry_at, recommended_action
-        FROM derived_error_codes WHERE {_UNFILTERED}"""
+        WITH f AS ({_unordered(failures)}),
+        per_code AS (
+            SELECT error_code, count(*) AS failures, min(activity_time) AS first_seen, max(activity_time) AS last_seen,
+                   mode(http_status) AS http_status, mode(scim_type) AS scim_type, mode(scim_detail) AS scim_detail,
+                   max(next_retry_at) AS next_retry_at, mode(recommended_action) AS recommended_action
+            FROM f GROUP BY error_code),
+        ids AS (
+            SELECT error_code, count(*) AS identities
+            FROM (SELECT DISTINCT error_code, source_id FROM f WHERE source_id IS NOT NULL) GROUP BY error_code)
+        SELECT p.error_code, p.failures, coalesce(i.identities, 0) AS identities, p.first_seen, p.last_seen,
+               p.http_status, p.scim_type, p.scim_detail, p.next_retry_at, p.recommended_action
+        FROM per_code AS p LEFT JOIN ids AS i ON p.error_code IS NOT DISTINCT FROM i.error_code"""
     return [
         q("cycles_timeline", "Every sync cycle in the period with its app name (from the cycles dataset)", f"""
             SELECT c.*, n.service_principal_name
@@ -206,38 +198,27 @@ QUERY_LIST = [
                sum(events)::BIGINT AS failures
         FROM {EVENT_COUNTS} AS c WHERE status = 'failure'
         GROUP BY ALL ORDER BY day, error_code"""),
-    # Unfiltered: from the store's skips per identity and reason (derived_skip_reasons).
-    q("skips_by_category", "Skipped events by category and reason, with identities affected", f"""
+    q("skips_by_category", "Skipped events by category and reason, with identities affected", """
         SELECT coalesce(skip_category, 'other') AS skip_category, coalesce(skip_reason, '') AS skip_reason,
                count(*) AS skips, count(DISTINCT source_id) AS identities
-        FROM events WHERE status = 'skipped' AND {{EVENT_FILTER}} AND NOT {_UNFILTERED}
-        GROUP BY ALL
-        UNION ALL
-        SELECT skip_category, skip_reason, sum(skips)::BIGINT, count(DISTINCT source_id)
-        FROM derived_skip_reasons WHERE {_UNFILTERED}
-        GROUP BY ALL
-        ORDER BY skips DESC, skip_category, skip_reason"""),
+        FROM events WHERE status = 'skipped' AND {EVENT_FILTER}
+        GROUP BY ALL ORDER BY skips DESC, skip_category, skip_reason"""),
     q("skips_by_category_day", "Skipped events per UTC day and category", f"""
         SELECT {DAY_OF_HOUR} AS day, coalesce(skip_category, 'other') AS skip_category,
                sum(events)::BIGINT AS skips
         FROM {EVENT_COUNTS} AS c WHERE status = 'skipped'
         GROUP BY ALL ORDER BY day, skip_category"""),
-    # Unfiltered: the store's per-identity skips (derived_skip_identities, the same aggregate over all events).
-    q("skip_identities", "Identities to fix: who is skipped, why, since when, in how many cycles", f"""
+    q("skip_identities", "Identities to fix: who is skipped, why, since when, in how many cycles", """
         SELECT source_id, service_principal_id, any_value(service_principal_name) AS service_principal_name,
                arg_max(source_upn, activity_time) AS source_upn, coalesce(skip_category, 'other') AS skip_category,
                arg_max(skip_reason, activity_time) AS skip_reason,
                min(activity_time) AS first_seen, max(activity_time) AS last_seen,
                count(DISTINCT cycle_id) AS cycles, count(*) AS skips
-        FROM events WHERE status = 'skipped' AND {{EVENT_FILTER}} AND NOT {_UNFILTERED}
+        FROM events WHERE status = 'skipped' AND {EVENT_FILTER}
         GROUP BY source_id, service_principal_id, coalesce(skip_category, 'other')
-        UNION ALL
-        SELECT source_id, service_principal_id, service_principal_name, source_upn, skip_category, skip_reason,
-               first_seen, last_seen, cycles, skips
-        FROM derived_skip_identities WHERE {_UNFILTERED}
         ORDER BY skip_category, service_principal_name, source_upn, source_id"""),
-    # From the store's per-identity names (ingest/derived.py, migration 11), whose rows group the events by
-    # every column the match reads (plus app and job), so a row matches exactly when its events do. A group
+    # From the store's per-identity names (derived_identity_names, ingest/summaries/events.py), whose rows group
+    # the events by every column the match reads (plus app and job), so a row matches exactly when its events do. A group
     # whose events all lie inside the time window counts as a whole; a group across the window's edge is
     # read from its own events (only those: a semi-join on the group's key), and a group outside it not at
     # all. Without a time window (or when the window holds all of a group's events, as 30 days do for
@@ -273,8 +254,8 @@ QUERY_LIST = [
                sum(events)::BIGINT AS events, min(first_seen) AS first_seen, max(last_seen) AS last_seen
         FROM parts
         GROUP BY source_id ORDER BY last_seen DESC, source_id LIMIT 50"""),
-    # From derived_identity_events (migration 16): the events' columns shown here, sorted by source id, so zone
-    # maps find the identity's rows in one row group (in the time-ordered events table they lie in every one).
+    # From derived_identity_events (ingest/summaries/events.py): the events' columns shown here, sorted by source
+    # id, so zone maps find the identity's rows in one row group (in the time-ordered events table they lie in every one).
     q("identity_events", "Everything Entra logged about one identity ($source_id), oldest first", """
         SELECT activity_time AS time, 'entra' AS source, service_principal_name AS app, action, status,
                coalesce(error_code, skip_category) AS detail, user_name, target_id, cycle_id, id AS ref
@@ -289,32 +270,14 @@ def _bounded_queries(defined: list) -> list:
     """What a page table shows of a big row set: the rows a person reads first, at most $limit of them,
     and the cheap total the caption states. Each wraps the full query's own SQL (the export datasets, or
     a page query above), so the rows are the same rows; the full list stays the export's job."""
-    from queries.datasets import FAILURE_COLUMNS
-
     sql = {query.name: _unordered(query.sql) for query in defined}
     failures, recurring = _unordered(_dataset_sql("failures")), _unordered(_dataset_sql("recurring-failures"))
     cycle_events, skip_identities = sql["cycle_events"], sql["skip_identities"]
     return [
-        # The newest ids first (a top-N over two narrow columns), then only those rows in full.
-        # Unfiltered (and $limit within what the store holds): the store's newest failures.
         q("failures_recent", "The newest $limit failures (the failures dataset, newest first)", f"""
-            SELECT * FROM (
-                SELECT * FROM ({failures}) AS f
-                WHERE NOT ({_UNFILTERED} AND $limit::BIGINT <= {RECENT_FAILURE_ROWS})
-                UNION ALL
-                SELECT {', '.join(FAILURE_COLUMNS)} FROM derived_recent_failures
-                WHERE {_UNFILTERED} AND $limit::BIGINT <= {RECENT_FAILURE_ROWS})
-            ORDER BY activity_time DESC, id DESC LIMIT $limit"""),
-        # Unfiltered (and $limit within the stored head): the store's first events of each cycle.
+            SELECT * FROM ({failures}) AS f ORDER BY activity_time DESC, id DESC LIMIT $limit"""),
         q("cycle_events_first", "The first $limit events of one sync cycle ($cycle_id), oldest first", f"""
-            SELECT * FROM (
-                SELECT * FROM ({cycle_events}) AS e
-                WHERE NOT ({_UNFILTERED} AND $limit::BIGINT <= {CYCLE_HEAD_ROWS})
-                UNION ALL
-                SELECT {', '.join(c for c in CYCLE_HEAD_COLUMNS if c != 'cycle_id')}
-                FROM derived_cycle_heads
-                WHERE cycle_id = $cycle_id::VARCHAR AND {_UNFILTERED} AND $limit::BIGINT <= {CYCLE_HEAD_ROWS})
-            ORDER BY activity_time, id LIMIT $limit"""),
+            SELECT * FROM ({cycle_events}) AS e ORDER BY activity_time, id LIMIT $limit"""),
         q("recurring_failures_top", "The $limit identities failing in the most consecutive cycles", f"""
             SELECT * FROM ({recurring}) AS r
             ORDER BY consecutive_cycles DESC, last_failure DESC, service_principal_id, job_id, source_id
@@ -322,22 +285,16 @@ def _bounded_queries(defined: list) -> list:
         q("recurring_failures_count", "How many identities still fail in consecutive cycles", f"""
             SELECT count(*) AS identities FROM ({recurring}) AS r"""),
         # A top-N aggregate per category (min_by keeps $limit rows in a heap) instead of numbering every identity
-        # with a window, whose sort of all rows (66k at 5M events) took ~60 ms; the key orders like the window's
-        # ORDER BY (cycles and last_seen are never NULL). Unfiltered (and $limit within what the store holds):
-        # the store's top rows per category (derived_skip_top, the same aggregate over derived_skip_identities).
+        # with a window, whose sort of all rows took ~60 ms at 5M events; the key orders like the window's ORDER BY
+        # (cycles and last_seen are never NULL).
         q("skip_identities_top", "Per skip category, the $limit identities skipped in the most cycles, and "
           "how many identities the category has (category_identities)", f"""
             WITH g AS (
                 SELECT count(*) AS category_identities,
                        min_by(s, (-cycles, -epoch_us(last_seen), source_id, service_principal_id), $limit) AS top
                 FROM ({skip_identities}) AS s
-                WHERE NOT ({_UNFILTERED} AND $limit::BIGINT <= {SKIP_TOP_ROWS})
                 GROUP BY skip_category)
-            SELECT * FROM (
-                SELECT unnest(top, recursive := true), category_identities FROM g
-                UNION ALL
-                SELECT {', '.join(SKIP_IDENTITY_COLUMNS)}, category_identities FROM derived_skip_top
-                WHERE {_UNFILTERED} AND $limit::BIGINT <= {SKIP_TOP_ROWS} AND rank <= $limit)
+            SELECT * FROM (SELECT unnest(top, recursive := true), category_identities FROM g)
             ORDER BY skip_category, cycles DESC, last_seen DESC, source_id, service_principal_id"""),
     ]
 

@@ -13,7 +13,7 @@ Shared vocabulary (not summaries): the filter fragments of :mod:`queries.filters
 
 from __future__ import annotations
 
-from ingest.derived import RECOMMENDED_ACTION_SQL, VIOLATION_KIND_SQL
+from ingest.summaries.events import RECOMMENDED_ACTION_SQL, VIOLATION_KIND_SQL
 from queries.filters import EVENT_FILTER, SINCE, UNTIL
 
 SCOPE = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id)) "
@@ -256,17 +256,10 @@ REFERENCES: dict[str, str] = {
 SUMMARY_READERS: dict[str, tuple[str, ...]] = {
     "derived_failures": ("failures", "recurring-failures", "top_errors", "top_error_codes", "overview_kpis",
                          "violations_summary"),
-    "derived_recent_failures": ("failures_recent",),
     "derived_cycles": ("cycles", "cycles_timeline", "jobs", "service_principals", "overview_kpis"),
-    "derived_cycle_heads": ("cycle_events_first",),
     "derived_event_hours": ("overview_kpis", "events_per_day_by_status", "success_rate_per_day",
                             "action_status_counts", "failures_by_code_day", "skips_by_category_day"),
     "derived_work_domains": ("violations_summary",),
-    "derived_skip_identities": ("skip_identities",),
-    "derived_skip_reasons": ("skips_by_category",),
-    "derived_skip_top": ("skip_identities_top",),
-    "derived_error_codes": ("top_errors", "top_error_codes"),
-    "derived_violation_groups": ("violations_summary",),
     "derived_identity_names": ("identity_search", "overview_kpis"),
     "derived_identity_events": ("identity_events",),
 }

@@ -208,8 +208,8 @@ QUERY_LIST = [
         WHERE c.match_class = 'entra_only' AND c.suspicious
           AND {CORRELATION_FILTER.replace('service_principal_id', 'c.service_principal_id')}
         ORDER BY c.event_time, c.event_id"""),
-    # Per-identity lookups read derived_scim_requests_by_user (migration 14): every request, sorted by lower-case
-    # userName, so the identity's requests are one range that zone maps find (at 5M events, 2 of 74 row groups)
+    # Per-identity lookups read derived_scim_requests_by_user (ingest/summaries/scim.py): every request, sorted by
+    # lower-case userName, so the identity's requests are one range that zone maps find (at 5M events, 2 of 74 row groups)
     # instead of ~100 rows fetched from as many row groups of the time-ordered scim_requests. A resource id or
     # externalId is first turned into the userNames it was sent with (derived_scim_key_user_names); requests
     # without a userName sort last, and DuckDB skips that range when the statistics say there are none.
@@ -233,8 +233,8 @@ QUERY_LIST = [
         ORDER BY r.ts, r.request_id"""),
     # The identity's requests by the keys the correlation joins on (so a request the correlation paired with
     # one of its events is among them: the pair shares one of these keys with the event). The identity's target
-    # ids and userNames come from derived_identity_names (migration 11: the same pairs as its events hold, sorted
-    # by source id since migration 14, so one row group) instead of its events, which lie in every row group of a
+    # ids and userNames come from derived_identity_names (the same pairs as its events hold, sorted
+    # by source id, so one row group) instead of its events, which lie in every row group of a
     # time-ordered store; the requests from derived_scim_requests_by_user, as above.
     q("identity_scim_requests", "The SCIM server's side of one Entra identity ($source_id), in the columns of "
       "identity_events", f"""

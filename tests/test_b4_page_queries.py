@@ -38,7 +38,7 @@ def test_unlogged_first_rows_and_count_are_the_full_lists_head_and_length(db):
 
 
 # ---------------------------------------------------------------- violations: SCIM evidence from the store's
-# error answers and per-key first/last answer (migration 8) vs the plain scan of every request.
+# error answers and per-key first/last answer (ingest/summaries/scim.py) vs the plain scan of every request.
 def _plain_violations_sql() -> str:
     from queries.datasets import _VIOLATIONS_CORE, _VIOLATIONS_SELECT
     from queries.filters import EVENT_FILTER
@@ -79,7 +79,7 @@ def test_violations_evidence_equals_the_plain_scan(db):
 
 
 def test_identity_events_reads_the_sorted_copy_and_equals_the_plain_scan(db):
-    """identity_events reads derived_identity_events (migration 16: the events' columns sorted by source id) for
+    """identity_events reads derived_identity_events (the events' columns sorted by source id) for
     any filters, and returns exactly what the plain ``source_id = ... AND filters`` scan of events returns."""
     from queries.catalog import QUERIES
     from queries.db import bind, run_sql
@@ -132,7 +132,7 @@ def test_violations_evidence_when_answers_lie_before_and_after_the_window(demo_d
 
     import duckdb
 
-    from ingest.scim import derived
+    from ingest import summaries
 
     path = tmp_path / "edge.duckdb"
     shutil.copy(demo_db, path)
@@ -150,8 +150,8 @@ def test_violations_evidence_when_answers_lie_before_and_after_the_window(demo_d
                      (f"edge-{i}-after", v.last_seen + timedelta(days=1), want, None, v.user_name.upper())]
             if i == 1:  # one answer inside the window, neither the key's first nor its last
                 rows.append((f"edge-{i}-inside", v.first_seen, want, v.source_id, None))
-        for sql in derived.MIGRATION_8:  # rebuilt after the deletes (the store never deletes requests)
-            con.execute(sql)
+        for table in ("derived_scim_error_answers", "derived_scim_error_keys"):  # rebuilt after the deletes
+            summaries.build(con, summaries.by_table()[table])  # (the store never deletes requests)
         _add_answers(con, rows)
     got = _assert_violations_equal_plain(db, Filters())
     evidence = dict(zip(got["source_id"] + got["kind"], got["evidence"]))
@@ -162,8 +162,8 @@ def test_violations_evidence_when_answers_lie_before_and_after_the_window(demo_d
 def test_error_answer_state_folded_batch_by_batch_equals_a_recomputation(sim_dir, tmp_path, monkeypatch):
     import duckdb
 
-    from ingest.scim import derived
     from ingest.scim import ingest as scim_ingest
+    from ingest.summaries import scim as decl
     from tests.conftest import run_cli
 
     db = tmp_path / "batched.duckdb"
@@ -172,8 +172,8 @@ def test_error_answer_state_folded_batch_by_batch_equals_a_recomputation(sim_dir
     scim_ingest.ingest_scim(str(db), [str(sim_dir / "scim-audit.jsonl")], quiet=True, correlate=False)
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(DISTINCT first_ingested_at) FROM scim_requests").fetchone()[0] > 3
-        answers = derived._ERROR_ANSWERS_SELECT.format(src="scim_requests")
+        answers = decl.ERROR_ANSWERS_SELECT.format(src="scim_requests")
         for table, select in [("derived_scim_error_answers", answers),
-                              ("derived_scim_error_keys", derived._ERROR_KEYS_SELECT.format(src=f"({answers})"))]:
+                              ("derived_scim_error_keys", decl.ERROR_KEYS_SELECT.format(src=f"({answers})"))]:
             stored = sorted(con.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
             assert stored == sorted(con.execute(select).fetchall(), key=repr) and stored

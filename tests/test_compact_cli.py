@@ -3,6 +3,7 @@ fewer bytes, never touches the store itself, and refuses what it must not do."""
 
 from __future__ import annotations
 
+import gzip
 import shutil
 
 import duckdb
@@ -10,7 +11,7 @@ import duckdb
 from ingest import exitcodes
 from ingest.schema import LATEST_VERSION
 from tests.conftest import run_cli
-from tests.test_migrate_cli import _store_at_version
+from tests.test_migrate_cli import OLD_STORE
 
 
 def _bloated_copy(demo_db, tmp_path) -> str:
@@ -104,11 +105,12 @@ def test_compact_refuses_an_existing_output_a_foreign_file_and_a_missing_one_and
     assert not (tmp_path / "x.duckdb").exists()
 
     old = tmp_path / "old.duckdb"  # an older store is copied as it is (migrate before or after)
-    _store_at_version(old, 5)
+    with gzip.open(OLD_STORE) as gz, open(old, "wb") as out:
+        shutil.copyfileobj(gz, out)
     done = run_cli("ingest", "compact", "--db", str(old), "--out", str(tmp_path / "old-compacted.duckdb"))
     assert done.returncode == exitcodes.OK, done.stderr
     with duckdb.connect(str(tmp_path / "old-compacted.duckdb"), read_only=True) as con:
-        assert con.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 5
+        assert con.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 18
 
     missing = run_cli("ingest", "compact", "--db", str(tmp_path / "nope.duckdb"), "--out", str(tmp_path / "y.duckdb"))
     assert missing.returncode == exitcodes.USAGE and "does not exist" in missing.stderr

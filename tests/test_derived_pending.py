@@ -1,9 +1,8 @@
-"""Derived summaries a fast pull deferred (meta ``derived_pending_runs``): the dashboard says they are behind,
+"""Summaries a fast pull deferred (``summary_pending_runs``): the dashboard says they are behind,
 and ``python -m ingest migrate`` catches them up to exactly what a full refresh computes."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from ingest import exitcodes
 from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = ("derived_failures", "derived_skip_identities", "derived_identity_names")
+TABLES = ("derived_failures", "derived_cycles", "derived_identity_names")
 
 
 def _rows(db: str) -> dict[str, list]:
@@ -43,11 +42,11 @@ def test_deferred_summaries_are_announced_and_caught_up_by_migrate(demo_db, tmp_
         runs = [r[0] for r in con.execute("SELECT DISTINCT ingest_run_id FROM events ORDER BY 1").fetchall()]
         for table in TABLES:
             con.execute(f"DELETE FROM {table}")
-        con.execute("INSERT OR REPLACE INTO meta VALUES ('derived_pending_runs', ?)", [json.dumps(runs)])
+        con.executemany("INSERT INTO summary_pending_runs VALUES (?)", [[r] for r in runs])
     assert any("summaries are behind" in w for w in _warnings(db, monkeypatch))
 
     done = run_cli("ingest", "migrate", "--db", db)
     assert done.returncode == exitcodes.OK, done.stderr
-    assert "derived summaries brought up to date" in done.stderr
+    assert "summaries brought up to date" in done.stderr
     assert _rows(db) == complete
     assert not any("summaries are behind" in w for w in _warnings(db, monkeypatch))

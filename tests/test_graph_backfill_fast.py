@@ -1,5 +1,5 @@
 """The fast backfill's load options (B1): ``defer_derived`` leaves the derived refresh to a later load (also
-after a kill: the pending runs are in meta), and ``likely_new`` inserts without a key scan but still
+after a kill: the pending runs are in summary_pending_runs), and ``likely_new`` inserts without a key scan but still
 falls back to the usual path when an id is already stored. The derived tables end equal to a full
 recomputation and no id is stored twice."""
 
@@ -31,7 +31,8 @@ def _load(db: str, events: list[dict], **options):
     try:
         with Store.open(db) as store:
             run = store.start_run("graph", "t")
-            return load_staged(store, staging, run_id=run, **options), store.get_meta("derived_pending_runs")
+            result = load_staged(store, staging, run_id=run, **options)
+            return result, [r for (r,) in store.con.execute("SELECT run_id FROM summary_pending_runs").fetchall()]
     finally:
         staging.discard()
 
@@ -42,13 +43,13 @@ def test_deferred_refresh_survives_a_kill_and_a_known_id_takes_the_usual_path(si
     result, pending = _load(db, first, defer_derived=True, likely_new=True)
     assert result.new == len(first) and pending
     result, pending = _load(db, second, defer_derived=True, likely_new=True)
-    assert result.new == len(second) and len(json.loads(pending)) == 2
+    assert result.new == len(second) and len(pending) == 2
     con = duckdb.connect(db, read_only=True)
     assert con.execute("SELECT count(*) FROM derived_cycles").fetchone()[0] == 0  # not refreshed yet
     con.close()
     # "killed" here; the next load re-sends one known event (the optimistic insert must roll back)
     result, pending = _load(db, [second[-1], *third], likely_new=True)
-    assert pending is None
+    assert pending == []
     assert (result.new, result.read - result.new - result.invalid) == (len(third), 1)
     with Store.open(db) as store:
         ids = [r[0] for r in store.con.execute("SELECT id FROM events").fetchall()]
@@ -62,6 +63,6 @@ def test_refresh_pending_derived_alone(sim, tmp_path):
         _load(db, batch, defer_derived=True, likely_new=True)
     with Store.open(db) as store:
         assert store.refresh_pending_derived() is True
-        assert store.get_meta("derived_pending_runs") is None
+        assert not store.con.execute("SELECT count(*) FROM summary_pending_runs").fetchone()[0]
         _assert_matches_recomputation(store.con)
         assert store.refresh_pending_derived() is False

@@ -1,29 +1,34 @@
-"""`python -m ingest migrate`: a store written by an older provlens is upgraded in place; until then the
-read-only paths (exports, pages) say how to upgrade it instead of failing obscurely."""
+"""`python -m ingest migrate`: a store written by the previous provlens (schema 18, whose summaries were migrated
+tables; tests/data/stores/) is upgraded in place: its source rows are kept, its summaries rebuilt from them, and
+every page query then equals its reference. Until then the read-only paths (exports, pages) say how to upgrade it;
+a newer store is refused by every reader with "upgrade provlens"."""
 
 from __future__ import annotations
 
+import gzip
+import shutil
+from pathlib import Path
+
 import duckdb
+import pytest
 
-from ingest import derived, exitcodes
-from ingest.schema import CORRELATION_COLUMNS, LATEST_VERSION, MIGRATIONS
-from tests.conftest import run_cli
+from ingest import exitcodes, schema, summaries
+from queries.db import StoreOutOfDate, release, run, run_sql
+from queries.filters import Filters
+from queries.reference import REFERENCES
+from tests.conftest import ROOT, run_cli
+
+OLD_STORE = ROOT / "tests" / "data" / "stores" / "schema18-demo.duckdb.gz"
+SOURCE_TABLES = ("events", "scim_requests", "correlation", "ingest_runs", "watermarks", "sync_job_snapshots",
+                 "scim_file_state", "ingest_rejects")
 
 
-def _store_at_version(path, version: int, skip: tuple[int, ...] = ()) -> None:
-    """A database as an older provlens left it: only the migrations up to ``version`` applied (minus ``skip``)."""
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description VARCHAR, "
-                "applied_at TIMESTAMPTZ NOT NULL)")
-    for number, description, statements in MIGRATIONS:
-        if number > version:
-            break
-        if number in skip:
-            continue
-        for sql in statements:
-            con.execute(sql)
-        con.execute("INSERT INTO schema_version VALUES (?, ?, now())", [number, description])
-    con.close()
+@pytest.fixture
+def old_store(tmp_path) -> Path:
+    db = tmp_path / "old.duckdb"
+    with gzip.open(OLD_STORE) as src, open(db, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    return db
 
 
 def _version(path) -> int:
@@ -31,27 +36,91 @@ def _version(path) -> int:
         return con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
 
 
-def test_migrate_upgrades_an_old_store_and_exports_work_after(tmp_path):
-    db = tmp_path / "old.duckdb"
-    _store_at_version(db, 5)
-    assert _version(db) == 5 < LATEST_VERSION
+def _source_rows(path) -> dict[str, list]:
+    """Every row of the source tables, in the columns schema 18 had (the upgrade adds scim_file_state.mtime_ns)."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        columns = {t: [c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
+                                                 "AND column_name <> 'mtime_ns' ORDER BY column_index", [t]
+                                                 ).fetchall()] for t in SOURCE_TABLES}
+        return {t: con.execute(f"SELECT {', '.join(c)} FROM {t} ORDER BY ALL").fetchall() for t, c in columns.items()}
 
-    # Before: the export (read-only) cannot answer and names the command that fixes it.
-    before = run_cli("queries", "export", "violations", "--db", str(db), "--out", str(tmp_path / "v.csv"))
-    assert before.returncode == exitcodes.DATABASE, before.stderr
-    assert "python -m ingest migrate" in before.stderr
 
-    done = run_cli("ingest", "migrate", "--db", str(db))
+def test_migrate_upgrades_the_previous_provlens_store_keeping_its_rows(old_store, tmp_path):
+    assert _version(old_store) == 18 < schema.LATEST_VERSION
+    before = _source_rows(old_store)
+    assert before["events"] and before["scim_requests"] and before["correlation"]
+
+    # Before: the export (read-only) refuses and names the command that fixes it.
+    refused = run_cli("queries", "export", "violations", "--db", str(old_store), "--out", str(tmp_path / "v.csv"))
+    assert refused.returncode == exitcodes.DATABASE, refused.stderr
+    assert "python -m ingest migrate" in refused.stderr
+
+    done = run_cli("ingest", "migrate", "--db", str(old_store))
     assert done.returncode == exitcodes.OK, done.stderr
-    assert f"schema version 5 -> {LATEST_VERSION}" in done.stderr
-    assert _version(db) == LATEST_VERSION
+    assert f"schema version 18 -> {schema.LATEST_VERSION}" in done.stderr
+    for s in summaries.declared():
+        assert f"rebuilding summary {s.table} " in done.stderr
+    assert _version(old_store) == schema.LATEST_VERSION
+    assert _source_rows(old_store) == before
 
-    after = run_cli("queries", "export", "violations", "--db", str(db), "--out", str(tmp_path / "v.csv"))
+    with duckdb.connect(str(old_store), read_only=True) as con:
+        tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    assert tables == set(schema.TABLES) | set(schema.BOOKKEEPING) | {s.table for s in summaries.declared()}
+    assert not {k for k in meta if "sorted_rows" in k or "pending" in k or "rekey" in k}
+
+    # Every page query with a reference answers as its reference does on the upgraded store.
+    db = str(old_store)
+    with duckdb.connect(db, read_only=True) as con:
+        source_id, cycle_id = con.execute(
+            "SELECT any_value(source_id), any_value(cycle_id) FROM events WHERE status = 'failure'").fetchone()
+    params = {"limit": 5, "cycle_id": cycle_id, "source_id": source_id, "term": "a"}
+    for name, reference in REFERENCES.items():
+        got = run(db, name, Filters(), **params)
+        with duckdb.connect(db, read_only=True) as con:
+            con.execute("SET TimeZone = 'UTC'")
+            want = run_sql(con, reference, Filters().params() | params)
+        assert got.astype(str).values.tolist() == want.astype(str).values.tolist(), name
+    release(db)
+
+    after = run_cli("queries", "export", "violations", "--db", db, "--out", str(tmp_path / "v.csv"))
     assert after.returncode == exitcodes.OK, after.stderr
-    assert (tmp_path / "v.csv").read_text().startswith("kind,")
+    again = run_cli("ingest", "migrate", "--db", db)
+    assert again.returncode == exitcodes.OK and f"already at schema version {schema.LATEST_VERSION}" in again.stderr
+    assert "rebuilding" not in again.stderr
 
-    again = run_cli("ingest", "migrate", "--db", str(db))
-    assert again.returncode == exitcodes.OK and f"already at schema version {LATEST_VERSION}" in again.stderr
+
+def test_a_store_whose_summaries_are_stale_is_refused_by_readers_until_migrated(demo_db, tmp_path):
+    db = tmp_path / "stale.duckdb"
+    shutil.copy(demo_db, db)
+    with duckdb.connect(str(db)) as con:  # as a provlens with another definition of derived_cycles left it
+        con.execute("UPDATE summary_state SET fingerprint = 'older' WHERE summary = 'derived_cycles'")
+    with pytest.raises(StoreOutOfDate, match="derived_cycles"):
+        run(str(db), "cycles", Filters())
+    done = run_cli("ingest", "migrate", "--db", str(db))
+    assert done.returncode == exitcodes.OK and "rebuilding summary derived_cycles " in done.stderr, done.stderr
+    assert len(run(str(db), "cycles", Filters())) > 0
+    release(str(db))
+
+
+def test_a_newer_store_is_refused_by_every_reader_and_writer(demo_db, tmp_path):
+    db = tmp_path / "newer.duckdb"
+    shutil.copy(demo_db, db)
+    with duckdb.connect(str(db)) as con:
+        con.execute("INSERT INTO schema_version VALUES (?, 'from the future', now())", [schema.LATEST_VERSION + 1])
+    with pytest.raises(StoreOutOfDate, match="upgrade provlens"):
+        run(str(db), "overview_kpis", Filters())
+    export = run_cli("queries", "export", "events", "--db", str(db), "--out", str(tmp_path / "e.csv"))
+    assert export.returncode == exitcodes.DATABASE and "upgrade provlens" in export.stderr
+    migrate = run_cli("ingest", "migrate", "--db", str(db))
+    assert migrate.returncode != exitcodes.OK and "upgrade provlens" in migrate.stderr
+
+
+def test_a_store_older_than_the_upgrade_reads_is_refused(old_store):
+    with duckdb.connect(str(old_store)) as con:
+        con.execute("DELETE FROM schema_version WHERE version > 12")
+    done = run_cli("ingest", "migrate", "--db", str(old_store))
+    assert done.returncode != exitcodes.OK and "older than this provlens can upgrade" in done.stderr
 
 
 def test_migrate_refuses_missing_and_foreign_files(tmp_path):
@@ -66,59 +135,3 @@ def test_migrate_refuses_missing_and_foreign_files(tmp_path):
     assert refused.returncode == exitcodes.DATABASE and "not a provlens one" in refused.stderr
     with duckdb.connect(str(foreign), read_only=True) as con:
         assert [r[0] for r in con.execute("SHOW TABLES").fetchall()] == ["invoices"]
-
-
-def test_a_version_missing_below_the_highest_is_applied(tmp_path):
-    """Migrations 8 and 9 were written in parallel and 9 landed first: a store written in between has 9 but
-    not 8. Versions are applied by set, so the missing one is applied and the violations page works."""
-    db = tmp_path / "gap.duckdb"
-    _store_at_version(db, 9, skip=(8,))
-    done = run_cli("ingest", "migrate", "--db", str(db))
-    assert done.returncode == exitcodes.OK, done.stderr
-    assert "(applied 8;" in done.stderr or "(applied 8, " in done.stderr  # later migrations follow it
-    with duckdb.connect(str(db), read_only=True) as con:
-        versions = [r[0] for r in con.execute("SELECT version FROM schema_version ORDER BY version").fetchall()]
-    assert versions == [number for number, _, _ in MIGRATIONS]
-    after = run_cli("queries", "export", "violations", "--db", str(db), "--out", str(tmp_path / "v.csv"))
-    assert after.returncode == exitcodes.OK, after.stderr
-
-
-def test_migrations_12_to_17_upgrade_a_demo_store_in_place_keeping_its_rows(demo_db, tmp_path):
-    """A store from before migrations 12 (index on events.source_id) and 13 (correlation ids with ZSTD), the
-    sorted copies of 14-16 and the skipped page's top rows of 17: `ingest migrate` rewrites the correlation with
-    the same rows, the ids stored ZSTD, leaves no index on events.source_id (12 adds it, 16 drops it for the
-    sorted event copy), and fills the event copy and the top rows as a recomputation does."""
-    import shutil
-
-    db = tmp_path / "before-12.duckdb"
-    shutil.copy(demo_db, db)
-    with duckdb.connect(str(db)) as con:  # as a provlens without migrations 12 and 13 left it
-        con.execute("DROP INDEX IF EXISTS events_source_id")
-        con.execute("DROP TABLE derived_identity_events")
-        con.execute("DROP TABLE derived_skip_top")
-        con.execute(f"CREATE TABLE correlation_old ({CORRELATION_COLUMNS})")  # as migration 2 made it
-        con.execute("INSERT INTO correlation_old SELECT * FROM correlation")
-        con.execute("DROP TABLE correlation")
-        con.execute("ALTER TABLE correlation_old RENAME TO correlation")
-        con.execute("DELETE FROM schema_version WHERE version >= 12")
-        before = con.execute("SELECT * FROM correlation ORDER BY ALL").fetchall()
-        compression = ("SELECT DISTINCT compression FROM pragma_storage_info('correlation') "
-                       "WHERE column_name = 'event_id' AND segment_type = 'VARCHAR'")
-        assert "ZSTD" not in {r[0] for r in con.execute(compression).fetchall()}
-    assert len(before) > 100 and _version(db) == 11
-
-    done = run_cli("ingest", "migrate", "--db", str(db))
-    assert done.returncode == exitcodes.OK, done.stderr
-    assert "applied 12, 13, 14, 15, 16, 17" in done.stderr
-    with duckdb.connect(str(db), read_only=True) as con:
-        assert con.execute("SELECT * FROM correlation ORDER BY ALL").fetchall() == before
-        assert {r[0] for r in con.execute(compression).fetchall()} == {"ZSTD"}
-        assert con.execute("SELECT count(*) FROM duckdb_indexes() WHERE index_name = 'events_source_id'"
-                           ).fetchone()[0] == 0
-        copy = f"SELECT {', '.join(derived.IDENTITY_EVENT_COLUMNS)} FROM derived_identity_events"
-        assert sorted(con.execute(copy).fetchall(), key=repr) == sorted(
-            con.execute(derived.full_select("derived_identity_events")).fetchall(), key=repr)
-        top = f"SELECT {', '.join(derived.SKIP_TOP_COLUMNS)} FROM derived_skip_top ORDER BY ALL"
-        assert con.execute(top).fetchall() == con.execute(
-            f"SELECT * FROM ({derived.full_select('derived_skip_top')}) ORDER BY ALL").fetchall() != []
-    assert _version(db) == LATEST_VERSION

@@ -1,4 +1,4 @@
-"""``derived_scim_requests_by_user`` (ingest/scim/derived.py, migration 14) never lacks a request: a SCIM load
+"""``derived_scim_requests_by_user`` (ingest/summaries/scim.py) never lacks a request: a SCIM load
 appends its requests, and rewrites the table sorted by userName once the appended rows exceed a quarter of the
 sorted ones (re-keying ``correlation_requests``). The per-identity queries give the plain SQL's rows both with
 an unsorted tail (requests not yet correlated included) and after a rewrite."""
@@ -9,15 +9,16 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ingest.scim import derived
+from ingest import summaries
 from ingest.scim import ingest as scim_ingest
+from ingest.summaries import scim as decl
 from queries.catalog import QUERIES
 from queries.db import read_connection, run_sql
 from tests.conftest import run_cli
 from tests.test_scim_derived import REFERENCE
 from tests.test_scim_timeline_key import BY_KEY, BY_TEXT_ID
 
-_COLUMNS = ", ".join(derived.BY_USER_COLUMNS)
+_COLUMNS = ", ".join(decl.BY_USER_COLUMNS)
 _ORDER_BROKEN = """SELECT count(*) FROM (
     SELECT (user_name_lower, ts, request_id) < lag((user_name_lower, ts, request_id)) OVER (ORDER BY rowid) AS down,
            user_name_lower IS NOT NULL AND lag(user_name_lower IS NULL) OVER (ORDER BY rowid) AS null_before
@@ -44,14 +45,14 @@ def _state(db) -> dict:
             (SELECT count(*) FROM (SELECT {_COLUMNS} FROM derived_scim_requests_by_user
                                    EXCEPT ALL SELECT {_COLUMNS} FROM scim_requests))""").fetchone()
         keys_missing = con.execute(f"""SELECT count(*) FROM (
-            SELECT * FROM ({derived._KEY_USER_NAMES_SELECT.format(src='scim_requests')})
+            SELECT * FROM ({decl.KEY_USER_NAMES_SELECT.format(src='scim_requests')})
             EXCEPT SELECT key, user_name_lower FROM derived_scim_key_user_names)""").fetchone()[0]
         keys_extra = con.execute(f"""SELECT count(*) FROM (
             SELECT key, user_name_lower FROM derived_scim_key_user_names
-            EXCEPT ALL SELECT * FROM ({derived._KEY_USER_NAMES_SELECT.format(src='scim_requests')}))""").fetchone()[0]
+            EXCEPT ALL SELECT * FROM ({decl.KEY_USER_NAMES_SELECT.format(src='scim_requests')}))""").fetchone()[0]
         keys_order_broken = con.execute(_KEYS_ORDER_BROKEN).fetchone()[0]
-        sorted_rows = con.execute("SELECT value::BIGINT FROM meta WHERE key = ?",
-                                  [derived.BY_USER_SORTED_META]).fetchone()[0]
+        sorted_rows = con.execute("SELECT rows_at_build FROM summary_state WHERE summary = ?",
+                                  [decl.SCIM_BY_USER.table]).fetchone()[0]
         return {"missing": missing, "extra": extra, "keys_missing": keys_missing, "keys_extra": keys_extra,
                 "keys_order_broken": keys_order_broken, "sorted_rows": sorted_rows,
                 "rows": con.execute("SELECT count(*) FROM scim_requests").fetchone()[0],
@@ -129,10 +130,11 @@ def test_a_big_load_rewrites_the_table_sorted_and_keeps_the_correlation(events_d
 
 def test_a_crash_between_the_sort_and_the_keys_shows_no_correlation_until_the_next_write_open_restores_it(
         events_db, sim_dir, tmp_path):
-    """The re-sort is two transactions (RESORT, then REKEY: rowids are final only after a commit). A process
-    killed between them leaves correlation_requests empty and a mark in meta: the timeline then shows every
-    request without a correlation, never a wrong one, and the next process that opens the store for writing
-    (here `ingest migrate`; any load) keys the same results again without correlating."""
+    """The re-sort is two transactions (the sorted copy, then the results keyed on its row numbers: rowids are final
+    only after a commit). A process killed between them leaves correlation_requests empty and its summary state
+    gone: the timeline then shows every request without a correlation, never a wrong one, and the next process
+    that opens the store for writing (here `ingest migrate`; any load) keys the same results again without
+    correlating."""
     from ingest.store import Store
 
     scim_ingest.ingest_scim(str(events_db), [str(sim_dir / "scim-audit.jsonl")], quiet=True, correlate=True)
@@ -140,8 +142,8 @@ def test_a_crash_between_the_sort_and_the_keys_shows_no_correlation_until_the_ne
         correlated = con.execute(f"SELECT * FROM ({BY_KEY}) ORDER BY ALL").fetchall()
     with Store.open(str(events_db)) as store:  # the first transaction only, as if killed right after it
         store.con.execute("BEGIN TRANSACTION")
-        for sql in derived.RESORT:
-            store.con.execute(sql)
+        summaries.forget(store.con, [d.table for d in summaries.dependents(decl.SCIM_BY_USER.table)])
+        summaries.build(store.con, decl.SCIM_BY_USER)
         store.con.execute("COMMIT")
     with duckdb.connect(str(events_db), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM correlation_requests").fetchone()[0] == 0
@@ -155,13 +157,14 @@ def test_a_crash_between_the_sort_and_the_keys_shows_no_correlation_until_the_ne
     run_cli("ingest", "migrate", "--db", str(events_db), check=True)  # nothing to migrate: only the open
     with duckdb.connect(str(events_db), read_only=True) as con:
         assert con.execute(f"SELECT * FROM ({BY_KEY}) ORDER BY ALL").fetchall() == correlated
-        assert con.execute("SELECT count(*) FROM meta WHERE key = ?", [derived.REKEY_PENDING_META]).fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM summary_state WHERE summary = 'correlation_requests'"
+                           ).fetchone()[0] == 1
     _assert_identity_queries_match(events_db, at_least=20, loads=1)
 
 
-def test_migration_18_sorts_the_key_table_of_an_older_store(events_db, sim_dir, tmp_path):
-    """A store from before migration 18 (its key table in the order its loads appended) gets the same keys
-    sorted by key, so the per-identity lookups' zone maps find a key in one row group."""
+def test_a_stale_key_table_is_rebuilt_sorted(events_db, sim_dir, tmp_path):
+    """A key table built by another definition (here in the order its loads appended) is rebuilt with the same
+    keys sorted by key when the store opens, so the per-identity lookups' zone maps find a key in one row group."""
     from ingest.store import Store
 
     first, rest = _split_trail(sim_dir, tmp_path, 0.9)
@@ -171,10 +174,10 @@ def test_migration_18_sorts_the_key_table_of_an_older_store(events_db, sim_dir, 
         con.execute("CREATE TEMP TABLE k AS SELECT * FROM derived_scim_key_user_names")
         con.execute("DELETE FROM derived_scim_key_user_names")
         con.execute("INSERT INTO derived_scim_key_user_names SELECT * FROM k ORDER BY hash(key)")
-        con.execute("DELETE FROM schema_version WHERE version = 18")
+        con.execute("UPDATE summary_state SET fingerprint = 'older' WHERE summary = 'derived_scim_key_user_names'")
     assert _state(events_db)["keys_order_broken"] > 0
     with Store.open(str(events_db)) as store:
-        assert store.migrations_applied == [18]
+        assert store.summaries_rebuilt == ["derived_scim_key_user_names"]
     state = _state(events_db)
     assert (state["keys_missing"], state["keys_extra"], state["keys_order_broken"]) == (0, 0, 0)
     _assert_identity_queries_match(events_db, at_least=20)

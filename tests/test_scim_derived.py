@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ingest.scim import derived
+from ingest import summaries
 from ingest.scim import ingest as scim_ingest
 from ingest.store import Store
 from queries.catalog import QUERIES
@@ -104,20 +104,19 @@ REFERENCE = {
 }
 
 
+_TABLES = ["derived_scim_hours", "derived_scim_latency", "derived_scim_error_users", "derived_scim_error_answers",
+           "derived_scim_error_keys", "derived_correlation_hours", "derived_scim_unlogged",
+           "derived_correlation_contradictions"]
+
+
 def _derived_rows(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
-    tables = ["derived_scim_hours", "derived_scim_latency", "derived_scim_error_users",
-              "derived_correlation_hours", "derived_scim_unlogged", "derived_correlation_contradictions"]
-    return {t: sorted(con.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
+    return {t: sorted(con.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in _TABLES}
 
 
 def _recomputed(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
-    out = {}
-    for sql in derived.MIGRATION_7:  # "CREATE TABLE name AS SELECT ..." - run the SELECT
-        if not sql.startswith("CREATE TABLE "):
-            continue
-        name, select = sql.removeprefix("CREATE TABLE ").split(" AS ", 1)
-        out[name] = sorted(con.execute(select).fetchall(), key=repr)
-    return out
+    """Each SCIM summary's own definition, run over the whole trail."""
+    by_table = summaries.by_table()
+    return {t: sorted(con.execute(by_table[t].build_sql()).fetchall(), key=repr) for t in _derived_rows(con)}
 
 
 @pytest.fixture(scope="module")
@@ -154,18 +153,14 @@ def test_reloading_the_same_trail_changes_nothing(batched_db, sim_dir, tmp_path)
         assert _derived_rows(con) == before
 
 
-def test_migration_backfills_an_existing_store(batched_db, tmp_path):
+def test_summaries_missing_from_a_store_are_rebuilt_when_it_opens(batched_db, tmp_path):
     db = tmp_path / "old.duckdb"
     shutil.copy(batched_db, db)
-    with duckdb.connect(str(db)) as con:  # as a store from before migration 7
-        for key in derived.IDENTITY_KEYS:
-            con.execute(f"DROP INDEX IF EXISTS scim_requests_{key}")  # gone since migration 14
-        for sql in derived.MIGRATION_7:
-            if sql.startswith("CREATE TABLE "):
-                con.execute("DROP TABLE " + sql.removeprefix("CREATE TABLE ").split(" AS ", 1)[0])
-        con.execute("DELETE FROM schema_version WHERE version >= 7")
-    with Store.open(str(db)):
-        pass
+    with duckdb.connect(str(db)) as con:  # as a store whose SCIM summaries another provlens never built
+        for table in _derived_rows(con):
+            con.execute(f"DROP TABLE {table}")
+    with Store.open(str(db)) as store:
+        assert set(_TABLES) <= set(store.summaries_rebuilt)
     with duckdb.connect(str(db), read_only=True) as con:
         assert _derived_rows(con) == _recomputed(con)
         assert con.execute("SELECT count(*) FROM derived_scim_unlogged").fetchone()[0] > 0

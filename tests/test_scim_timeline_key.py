@@ -12,7 +12,6 @@ from datetime import timedelta
 import duckdb
 
 from ingest import exitcodes
-from ingest.scim import derived
 from queries.db import read_connection, run, run_sql
 from queries.filters import Filters
 from tests.conftest import run_cli
@@ -93,31 +92,27 @@ def test_timeline_with_a_time_window_equals_the_reference(demo_db):
     _assert_timeline_matches_reference(demo_db, _identities(demo_db)[:12], window)
 
 
-def test_a_store_from_before_migration_14_is_upgraded_in_place_then_rebuilt_the_same(demo_db, tmp_path):
-    db = tmp_path / "before-14.duckdb"
+def test_a_stale_sorted_copy_is_rebuilt_and_rekeyed_then_a_correlation_writes_the_same(demo_db, tmp_path):
+    """The userName-sorted copy built by another definition (its fingerprint differs) is rebuilt when the store
+    opens, and the correlation results keyed on its row numbers are rebuilt after it (they depend on it); a
+    correlation run then writes the same rows in the same order."""
+    db = tmp_path / "stale.duckdb"
     shutil.copy(demo_db, db)
-    with duckdb.connect(str(db)) as con:  # as a provlens without migrations 14 and 15 left it
-        con.execute("DROP TABLE derived_scim_requests_by_user")
-        con.execute("DROP TABLE derived_scim_key_user_names")
-        con.execute("DELETE FROM correlation_requests")
-        con.execute(derived.MIGRATION_10[1])  # keyed on the scim_requests rowid, as migration 10 wrote it
-        con.execute("CREATE TEMP TABLE shuffled AS SELECT * FROM derived_identity_names ORDER BY hash(source_id)")
-        con.execute("DELETE FROM derived_identity_names")
-        con.execute("INSERT INTO derived_identity_names SELECT * FROM shuffled")
-        con.execute("DELETE FROM meta WHERE key = ?", [derived.BY_USER_SORTED_META])
-        con.execute("DELETE FROM schema_version WHERE version >= 14")
-        names_before = sorted(con.execute("SELECT * FROM derived_identity_names").fetchall(), key=repr)
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TEMP TABLE shuffled AS "
+                    "SELECT * FROM derived_scim_requests_by_user ORDER BY hash(request_id)")
+        con.execute("DELETE FROM derived_scim_requests_by_user")
+        con.execute("INSERT INTO derived_scim_requests_by_user SELECT * FROM shuffled")
+        con.execute("UPDATE summary_state SET fingerprint = 'older' WHERE summary = 'derived_scim_requests_by_user'")
 
     done = run_cli("ingest", "migrate", "--db", str(db))
     assert done.returncode == exitcodes.OK, done.stderr
-    assert "applied 14, 15" in done.stderr
+    assert "rebuilding summary derived_scim_requests_by_user " in done.stderr
+    assert "rebuilding summary correlation_requests " in done.stderr
     _side_table_equals_correlation(db)
     _assert_timeline_matches_reference(db, _identities(db))
     with duckdb.connect(str(db), read_only=True) as con:
         backfilled = con.execute("SELECT * FROM correlation_requests ORDER BY request_key").fetchall()
-        assert sorted(con.execute("SELECT * FROM derived_identity_names").fetchall(), key=repr) == names_before
-        assert con.execute("SELECT bool_and(source_id >= prev) FROM (SELECT source_id, lag(source_id) OVER "
-                           "(ORDER BY rowid) AS prev FROM derived_identity_names)").fetchone()[0]
 
     # A correlation rebuild (what every SCIM or event load ends with) writes the same rows, in the same order.
     rebuilt = run_cli("ingest", "correlate", "--db", str(db))

@@ -1,5 +1,6 @@
-"""Derived state (ingest/derived.py): after incremental loads - out of order, with re-sent events that
-changed - every derived table equals a recomputation from all events, and the migration backfills it."""
+"""Summaries (ingest/summaries): after incremental loads - out of order, with re-sent events that changed, with
+overlapping pulls - every event summary equals its own definition recomputed from all events, and a summary whose
+declaration changed is rebuilt when the store opens."""
 
 from __future__ import annotations
 
@@ -8,23 +9,11 @@ import json
 
 import duckdb
 
-from ingest import derived
+from ingest import summaries
 from ingest.store import Store
 
-TABLES = {
-    "derived_failures": derived._FAILURE_COLUMNS,
-    "derived_cycles": derived.CYCLE_COLUMNS,
-    "derived_event_hours": derived.HOUR_COLUMNS,
-    "derived_work_domains": ("domain",),
-    "derived_cycle_heads": derived.CYCLE_HEAD_COLUMNS,
-    "derived_skip_identities": derived.SKIP_IDENTITY_COLUMNS,
-    "derived_skip_reasons": derived.SKIP_REASON_COLUMNS,
-    "derived_error_codes": derived.ERROR_CODE_COLUMNS,
-    "derived_recent_failures": derived._FAILURE_COLUMNS,
-    "derived_violation_groups": derived.VIOLATION_GROUP_COLUMNS,
-    "derived_identity_events": derived.IDENTITY_EVENT_COLUMNS,
-    "derived_skip_top": derived.SKIP_TOP_COLUMNS,
-}
+EVENT_SUMMARIES = [s for s in summaries.declared() if s.refreshed_by == "events"]
+IDENTITY_EVENTS = summaries.by_table()["derived_identity_events"]
 
 
 def _load(store: Store, events: list[dict]) -> None:
@@ -37,22 +26,27 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
 
 
 def _assert_matches_recomputation(con: duckdb.DuckDBPyConnection) -> None:
-    for table, columns in TABLES.items():
-        stored = _rows(con, f"SELECT {', '.join(columns)} FROM {table}")
-        fresh = _rows(con, derived.full_select(table))
-        assert stored == fresh, table
-        assert stored, table  # the simulation has failures, cycles, hours and work domains
+    for s in EVENT_SUMMARIES:
+        stored = _rows(con, f"SELECT * FROM {s.table}")
+        fresh = _rows(con, s.build_sql())
+        assert stored == fresh, s.table
+        assert stored, s.table  # the simulation has failures, cycles, hours, work domains and identities
 
 
-def _assert_identity_events_sorted(con: duckdb.DuckDBPyConnection) -> None:
-    """derived_identity_events rewritten sorted: each of the loads before this one appended more than a quarter
-    of the sorted rows (or filled an empty store), so the table was rewritten and meta holds its size."""
-    rows, sorted_rows, out_of_order = con.execute(f"""SELECT count(*),
-        (SELECT value::BIGINT FROM meta WHERE key = '{derived.IDENTITY_EVENTS_SORTED_META}'),
+def _identity_events_state(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
+    """(rows, rows at its last sorted rewrite, rows out of the table's sort order)."""
+    return con.execute("""SELECT count(*),
+        (SELECT rows_at_build FROM summary_state WHERE summary = 'derived_identity_events'),
         count(*) FILTER (WHERE k < prev)
         FROM (SELECT k, lag(k) OVER (ORDER BY rowid) AS prev
               FROM (SELECT rowid, (source_id IS NULL, coalesce(source_id, ''), activity_time, id) AS k
                     FROM derived_identity_events))""").fetchone()
+
+
+def _assert_identity_events_sorted(con: duckdb.DuckDBPyConnection) -> None:
+    """derived_identity_events rewritten sorted: each of the loads before this one appended more than a quarter
+    of the sorted rows (or filled an empty store), so the table was rewritten and its state holds its size."""
+    rows, sorted_rows, out_of_order = _identity_events_state(con)
     assert rows == sorted_rows > 0 and out_of_order == 0
 
 
@@ -85,37 +79,26 @@ def test_incremental_loads_equal_a_full_recomputation(sim, tmp_path):
         _assert_matches_recomputation(store.con)
 
 
-def test_newest_failures_stay_the_newest_when_few_are_kept(sim, tmp_path, monkeypatch):
-    """derived_recent_failures keeps the newest N failures incrementally (drop touched identities, add
-    their newest, cut below the old last row): with a small N, out-of-order loads and a failure that
-    turns into a success exercise every branch."""
-    monkeypatch.setattr(derived, "RECENT_FAILURE_ROWS", 7)
-    test_incremental_loads_equal_a_full_recomputation(sim, tmp_path)
-
-
-def test_migration_backfills_derived_state_for_existing_rows(sim, tmp_path):
+def test_a_changed_declaration_is_rebuilt_when_the_store_opens(sim, tmp_path, monkeypatch):
+    """A summary is a cache: when its declaration changes (its fingerprint), the store rebuilds it from the events
+    on open - no migration - and leaves the others alone."""
     db = str(tmp_path / "m.duckdb")
     with Store.open(db) as store:
         _load(store, sim.events)
-        derived_tables = store.con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
-                                           "AND table_name LIKE 'derived%'").fetchall()
-        for (table,) in derived_tables:  # as a database from before migration 3
-            store.con.execute(f"DROP TABLE {table}")
-        for (index,) in store.con.execute("SELECT index_name FROM duckdb_indexes() WHERE sql IS NOT NULL").fetchall():
-            store.con.execute(f"DROP INDEX {index}")  # created by later migrations (3+ re-run below)
-        store.con.execute("DELETE FROM schema_version WHERE version >= 3")
-    with Store.open(db) as store:  # applies migrations 3 and 4: the tables, filled from the events
+        store.con.execute("DELETE FROM derived_cycles")  # what a stale cache would hold
+        store.con.execute("UPDATE summary_state SET fingerprint = 'old' WHERE summary = 'derived_cycles'")
+        store.con.execute("DROP TABLE derived_event_hours")  # a summary missing altogether
+        store.con.execute("CREATE TABLE derived_gone AS SELECT 1 AS x")  # one no longer declared
+        store.con.execute("INSERT INTO summary_state VALUES ('derived_gone', 'x', now(), 1, 0)")
+        built = dict(store.con.execute("SELECT summary, built_at FROM summary_state").fetchall())
+    with Store.open(db) as store:
+        assert sorted(store.summaries_rebuilt) == ["derived_cycles", "derived_event_hours"]
         _assert_matches_recomputation(store.con)
-
-
-def _identity_events_state(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
-    """(rows, sorted rows per meta, rows out of the table's sort order)."""
-    return con.execute(f"""SELECT count(*),
-        (SELECT value::BIGINT FROM meta WHERE key = '{derived.IDENTITY_EVENTS_SORTED_META}'),
-        count(*) FILTER (WHERE k < prev)
-        FROM (SELECT k, lag(k) OVER (ORDER BY rowid) AS prev
-              FROM (SELECT rowid, (source_id IS NULL, coalesce(source_id, ''), activity_time, id) AS k
-                    FROM derived_identity_events))""").fetchone()
+        now = dict(store.con.execute("SELECT summary, built_at FROM summary_state").fetchall())
+        assert now["derived_failures"] == built["derived_failures"]  # untouched
+        assert "derived_gone" not in now
+        assert not store.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'derived_gone'"
+                                     ).fetchone()[0]
 
 
 def test_re_sent_changed_events_count_towards_the_identity_events_rewrite(sim, tmp_path):
@@ -135,8 +118,8 @@ def test_re_sent_changed_events_count_towards_the_identity_events_rewrite(sim, t
                 assert out_of_order > 0
             else:
                 assert sorted_rows == rows and out_of_order == 0  # rewritten sorted
-                assert not store.con.execute("SELECT count(*) FROM meta WHERE key = ?", [
-                    derived.replaced_rows_key(derived.IDENTITY_EVENTS_SORTED_META)]).fetchone()[0]
+                assert not store.con.execute("SELECT rows_written FROM summary_state "
+                                             "WHERE summary = 'derived_identity_events'").fetchone()[0]
         _assert_matches_recomputation(store.con)
 
 

@@ -1,0 +1,153 @@
+"""The summaries of Entra's events (declarations for :mod:`ingest.summaries`), and the product's rules they
+apply: our advice per error and the kinds of constraint violation.
+
+Each exists because a page question over every event is too slow at 5M events without it (bench/BENCHMARKS.md,
+B4); each page query that reads one is held equal to a plain reference over ``events`` (queries/reference.py).
+"""
+
+from __future__ import annotations
+
+from ingest.summaries import HOUR_SQL, Summary
+
+# Our own advice where Microsoft's recommendedAction is empty (first match wins). Over alias ``e``.
+RECOMMENDED_ACTION_SQL = """coalesce(nullif(e.recommended_action, ''), CASE
+    WHEN e.http_status = 409 OR e.scim_type = 'uniqueness' OR e.error_code LIKE '%EntryConflict'
+         OR e.error_code IN ('Conflict', 'DuplicateTargetEntries', 'DuplicateSourceEntries')
+        THEN 'Fix the duplicate userName: another account in the app already uses this userName '
+             '(case-insensitively). Rename or remove that account, or change the source UPN or the '
+             'attribute mapping; Entra retries in a later cycle.'
+    WHEN e.http_status = 400 AND (e.scim_detail ILIKE '%email%' OR e.error_reason ILIKE '%email%')
+        THEN 'The app rejected the email address: give the user a work email in an allowed domain '
+             '(mail attribute in Entra ID or the mapping); Entra retries in a later cycle.'
+    WHEN e.http_status = 400
+        THEN 'The app rejected a value: check the value named in the SCIM detail and the attribute mappings.'
+    WHEN e.http_status = 401 OR e.error_code LIKE '%CredentialValidationFailure'
+         OR e.error_code = 'Unauthorized'
+        THEN 'Renew the SCIM token: enterprise app > Provisioning > Admin credentials, paste a new '
+             'secret token, Test Connection; the job leaves quarantine at its next attempt.'
+    WHEN e.http_status = 403 OR e.error_code = 'InsufficientRights'
+        THEN 'The app refused the request: check the token''s permissions in the app.'
+    WHEN e.http_status = 429 OR e.error_code = 'TooManyRequests'
+        THEN 'The app throttled Entra: retried automatically in a later cycle; act only if it persists.'
+    WHEN e.http_status >= 500 OR e.error_code IN ('Timeout', 'InternalServerError', 'InternalError',
+                                                 'WebExceptionProtocolError')
+        THEN 'Temporary error in the app: retried automatically in a later cycle; contact the app vendor '
+             'if it persists.'
+END)"""
+
+# The kind of a failure (over alias ``e``; ``{allowed}`` is a relation of allowed email domains).
+VIOLATION_KIND_SQL = """CASE
+        WHEN e.http_status = 409 OR e.scim_type = 'uniqueness' OR e.error_code LIKE '%EntryConflict'
+             OR e.error_code LIKE '%Conflict' OR e.error_code = 'DuplicateTargetEntries'
+            THEN 'duplicate_user_name'
+        WHEN e.http_status = 400 AND e.scim_type = 'invalidValue'
+             AND ((e.email_domain IS NOT NULL AND e.email_domain NOT IN (SELECT domain FROM {allowed}))
+                  OR e.scim_detail ILIKE '%email%')
+            THEN 'non_work_email'
+        WHEN e.http_status = 400 AND e.scim_type = 'invalidValue' THEN 'other_rejected_value'
+    END"""
+
+IDENTITY_KEY = ("service_principal_id", "job_id", "source_id")
+
+# Columns of derived_failures copied from events (the failures dataset's and the violations' inputs).
+FAILURE_EVENT_COLUMNS = (
+    "id", "activity_time", "tenant_id", "job_id", "cycle_id", "change_id", "service_principal_id",
+    "service_principal_name", "action", "status", "error_code", "error_category", "error_reason",
+    "source_id", "source_name", "source_upn", "target_id", "user_name", "duration_ms",
+    "http_status", "scim_type", "scim_detail", "next_retry_at", "email_domain",
+)
+
+# One row per failed event with its run: the failures of one identity in a row, by time (then id), that a success
+# of the identity ends (skipped and warning events neither count nor end a run). consecutive_cycles: the distinct
+# cycles of the run up to and including the failure; next_success_at: the identity's first success strictly after
+# it (never for an event without a source id or app); recommended_action: Microsoft's, else ours.
+FAILURES = Summary("derived_failures", key=IDENTITY_KEY, select=f"""
+WITH outcomes AS (
+    SELECT id, activity_time, cycle_id, status, service_principal_id, job_id, source_id,
+           count(*) FILTER (WHERE status = 'success') OVER (
+               PARTITION BY service_principal_id, job_id, source_id ORDER BY activity_time, id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS run_no,
+           min(activity_time) FILTER (WHERE status = 'success') OVER (
+               PARTITION BY service_principal_id, job_id, source_id ORDER BY activity_time
+               RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING EXCLUDE GROUP) AS next_success_at
+    FROM events {{scope}}
+    WHERE status IN ('success', 'failure')
+),
+runs AS (
+    SELECT id, next_success_at, count(DISTINCT cycle_id) OVER (
+               PARTITION BY service_principal_id, job_id, source_id, run_no ORDER BY activity_time, id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS consecutive_cycles
+    FROM outcomes WHERE status = 'failure'
+)
+SELECT {', '.join('e.' + c for c in FAILURE_EVENT_COLUMNS)}, r.consecutive_cycles,
+       CASE WHEN e.source_id IS NOT NULL AND e.service_principal_id IS NOT NULL THEN r.next_success_at END
+           AS next_success_at,
+       {RECOMMENDED_ACTION_SQL} AS recommended_action
+FROM events e JOIN runs r USING (id)
+WHERE e.status = 'failure'""")
+
+# Per (job, cycle, app): the cycle's window and its counts by action and status (the cycles dataset sums them).
+CYCLES = Summary("derived_cycles", key=("job_id", "cycle_id"), select="""
+SELECT job_id, cycle_id, service_principal_id,
+       min(activity_time) AS started_at, max(activity_time) AS ended_at, count(*) AS events,
+       count(*) FILTER (WHERE action = 'create') AS created,
+       count(*) FILTER (WHERE action = 'update') AS updated,
+       count(*) FILTER (WHERE action = 'disable') AS disabled,
+       count(*) FILTER (WHERE action = 'delete') AS deleted,
+       count(*) FILTER (WHERE action NOT IN ('create', 'update', 'disable', 'delete') OR action IS NULL) AS other,
+       count(*) FILTER (WHERE status = 'success') AS success,
+       count(*) FILTER (WHERE status = 'failure') AS failure,
+       count(*) FILTER (WHERE status = 'skipped') AS skipped,
+       count(*) FILTER (WHERE status = 'warning') AS warning,
+       bool_or(import_kind = 'full') AS full_import, any_value(service_principal_name) AS service_principal_name
+FROM events {scope}
+GROUP BY job_id, cycle_id, service_principal_id""")
+
+# Events per UTC hour and the dimensions the pages count by (queries.filters.EVENT_COUNTS reads whole hours here
+# and a window's ragged edges from the events).
+EVENT_HOURS = Summary("derived_event_hours", key=("hour",), select=f"""
+SELECT {HOUR_SQL.format(col='activity_time')} AS hour, service_principal_id, job_id, status, action, error_code,
+       skip_category, skip_reason, count(*) AS events, min(activity_time) AS first_time,
+       max(activity_time) AS last_time
+FROM events {{scope}}
+GROUP BY ALL""")
+
+# The default allowed email domains of the violations: the UPN domains of successful events and the email domains
+# of successful creates.
+WORK_DOMAINS = Summary("derived_work_domains", key=("id",), grows=True, select="""
+SELECT DISTINCT domain FROM (
+    SELECT lower(split_part(source_upn, '@', -1)) AS domain FROM events {scope}
+    WHERE status = 'success' AND source_upn LIKE '%@%'
+    UNION ALL
+    SELECT email_domain FROM events {scope}
+    WHERE status = 'success' AND action = 'create' AND email_domain IS NOT NULL)""")
+
+# The events grouped by every column identity_search matches or lists, plus app and job: a row matches the search
+# exactly when its events do, so the search reads these rows instead of four text columns of every event. The
+# userName is stored lower-cased only where it differs from the UPN (NULL matches nothing; an equal one matches
+# when the UPN does). Near-unique text stored uncompressed: the search reads every row, and decompressing
+# DICT_FSST made its scan ~2.5x slower. Sorted by source id: identity_scim_requests finds one identity's rows in
+# one row group.
+IDENTITY_NAMES = Summary("derived_identity_names", key=IDENTITY_KEY, order="source_id", columns="""
+    service_principal_id VARCHAR, job_id VARCHAR, source_id VARCHAR USING COMPRESSION uncompressed,
+    source_upn VARCHAR USING COMPRESSION uncompressed, user_name VARCHAR USING COMPRESSION uncompressed,
+    target_id VARCHAR USING COMPRESSION uncompressed, source_upn_lower VARCHAR USING COMPRESSION uncompressed,
+    user_name_lower VARCHAR USING COMPRESSION uncompressed, events BIGINT, first_seen TIMESTAMPTZ,
+    last_seen TIMESTAMPTZ, source_name VARCHAR USING COMPRESSION uncompressed, source_name_time TIMESTAMPTZ""",
+                         select="""
+SELECT service_principal_id, job_id, source_id, source_upn, user_name, target_id,
+       lower(source_upn), nullif(lower(user_name), lower(source_upn)), count(*), min(activity_time), max(activity_time),
+       arg_max(source_name, activity_time), max(activity_time) FILTER (WHERE source_name IS NOT NULL)
+FROM events {scope}
+GROUP BY service_principal_id, job_id, source_id, source_upn, user_name, target_id""")
+
+# One identity's events together: the columns identity_events shows and filters on, sorted by source id (then
+# time), so zone maps find an identity's rows in one row group (in the time-ordered events they lie in every one).
+# A load appends its new events and replaces changed ones; past a quarter of unsorted rows it is rewritten sorted.
+IDENTITY_EVENTS = Summary("derived_identity_events", key=("id",), resort_at=0.25,
+                          order="source_id NULLS LAST, activity_time, id", select="""
+SELECT source_id, activity_time, id, service_principal_id, service_principal_name, job_id, action, status,
+       error_code, skip_category, user_name, target_id, cycle_id
+FROM events {scope}""")
+
+SUMMARIES = [FAILURES, CYCLES, EVENT_HOURS, WORK_DOMAINS, IDENTITY_NAMES, IDENTITY_EVENTS]
