@@ -65,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("export", help="export a dataset to CSV or Parquet, with a manifest beside it")
     exp.add_argument("dataset", help="a dataset name from `python -m queries list`")
     exp.add_argument("--db")
-    exp.add_argument("--since", help="ISO-8601 time or relative (30d, 12h); inclusive")
-    exp.add_argument("--until", help="ISO-8601 time or relative; exclusive")
+    exp.add_argument("--since", help="RFC 3339 time, a date, or a duration ago (2w, 30d, 12h); inclusive")
+    exp.add_argument("--until", help="RFC 3339 time, a date, or a duration ago; exclusive")
     exp.add_argument("--service-principal", action="append", metavar="ID", help="repeatable")
     exp.add_argument("--job", metavar="JOB_ID", help="one provisioning job")
     exp.add_argument("--allowed-domain", action="append", metavar="DOMAIN",

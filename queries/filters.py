@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 # The shared time window's bounds, open ends infinite: [SINCE, UNTIL).
 SINCE = "coalesce($since::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)"
@@ -68,14 +68,8 @@ class Filters:
 
 
 def parse_time(value: str, *, now: datetime | None = None) -> datetime:
-    """ISO-8601 (naive means UTC) or a relative ``30d`` / ``12h`` / ``90m`` before now."""
-    text = value.strip()
-    units = {"d": "days", "h": "hours", "m": "minutes"}
-    if len(text) >= 2 and text[-1] in units and text[:-1].isdigit():
-        now = now or datetime.now(timezone.utc)
-        return now - timedelta(**{units[text[-1]]: int(text[:-1])})
-    try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ValueError(f"not a time: {value!r} (use ISO-8601 like 2026-11-01T00:00:00Z, or 30d, 12h)") from exc
-    return t.astimezone(timezone.utc) if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    """A point in time in provlens's one grammar (:mod:`ingest.timespec`): RFC 3339, a date, or ``2w``/``30d``/
+    ``12h`` before now."""
+    from ingest.timespec import parse_when
+
+    return parse_when(value, now)

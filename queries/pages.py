@@ -217,14 +217,14 @@ QUERY_LIST = [
         FROM events WHERE status = 'skipped' AND {EVENT_FILTER}
         GROUP BY source_id, service_principal_id, coalesce(skip_category, 'other')
         ORDER BY skip_category, service_principal_name, source_upn, source_id"""),
-    # From the store's per-identity names (derived_identity_names, ingest/summaries/events.py), whose rows group
-    # the events by every column the match reads (plus app and job), so a row matches exactly when its events do. A group
-    # whose events all lie inside the time window counts as a whole; a group across the window's edge is
-    # read from its own events (only those: a semi-join on the group's key), and a group outside it not at
-    # all. Without a time window (or when the window holds all of a group's events, as 30 days do for
-    # Graph's 30-day log) no event is read. The aggregates combine to the same values as over the events
-    # (the latest UPN and display name by their own latest times). The lists of userNames and target ids
-    # are sorted (string_agg(DISTINCT ...)'s order depended on the input's order).
+    # From the store's per-identity names (derived_identity_names, ingest/summaries/events.py), whose rows group the
+    # events by every column the match reads (plus app and job), so a row matches exactly when its events do. A group
+    # whose events all lie inside the time window counts as a whole; a group across the window's edge is read from its
+    # own events (only those: a semi-join on the group's key), and a group outside it not at all. Without a time window
+    # (or when the window holds all of a group's events, as 30 days do for Graph's 30-day log) no event is read. The
+    # aggregates combine to the same values as over the events (the latest UPN and display name by their own latest
+    # times). The lists of userNames and target ids are sorted (string_agg(DISTINCT ...)'s order depended on the input's
+    # order).
     q("identity_search", "Identities whose UPN, userName, object id or target id matches $term", f"""
         WITH named AS MATERIALIZED (
             SELECT * FROM derived_identity_names
@@ -254,8 +254,8 @@ QUERY_LIST = [
                sum(events)::BIGINT AS events, min(first_seen) AS first_seen, max(last_seen) AS last_seen
         FROM parts
         GROUP BY source_id ORDER BY last_seen DESC, source_id LIMIT 50"""),
-    # From derived_identity_events (ingest/summaries/events.py): the events' columns shown here, sorted by source
-    # id, so zone maps find the identity's rows in one row group (in the time-ordered events table they lie in every one).
+    # From derived_identity_events (ingest/summaries/events.py): the events' columns shown here, sorted by source id, so
+    # zone maps find the identity's rows in one row group (in the time-ordered events table they lie in every one).
     q("identity_events", "Everything Entra logged about one identity ($source_id), oldest first", """
         SELECT activity_time AS time, 'entra' AS source, service_principal_name AS app, action, status,
                coalesce(error_code, skip_category) AS detail, user_name, target_id, cycle_id, id AS ref

@@ -85,8 +85,11 @@ work_domains AS (
 # success after the group's last failure and before $until.
 _VIOLATIONS = f"""
 {_WORK_DOMAINS},
+allowed AS (
+    SELECT unnest($allowed_domains::VARCHAR[]) AS domain WHERE $allowed_domains::VARCHAR[] IS NOT NULL
+    UNION ALL SELECT domain FROM work_domains WHERE $allowed_domains::VARCHAR[] IS NULL),
 classified AS (
-    SELECT e.*, {VIOLATION_KIND_SQL.format(allowed='work_domains')} AS kind
+    SELECT e.*, {VIOLATION_KIND_SQL.format(allowed='allowed')} AS kind
     FROM events e WHERE e.status = 'failure' AND {EVENT_FILTER}),
 grouped AS (
     SELECT kind, service_principal_id, job_id, source_id, arg_max(user_name, activity_time) AS user_name,
@@ -227,6 +230,18 @@ REFERENCES: dict[str, str] = {
     "violations_summary": f"""WITH {_VIOLATIONS}
         SELECT kind, CASE WHEN resolved_at IS NULL THEN 'open' ELSE 'resolved' END AS state, count(*) AS violations
         FROM judged GROUP BY ALL ORDER BY kind, state""",
+    # SCIM evidence: a 409 (duplicate) or 400 (rejected value) for the identity's externalId or userName
+    # (case-insensitive) within 15 minutes of the group's failures.
+    "violations": f"""WITH {_VIOLATIONS}
+        SELECT kind, user_name, email_domain, source_id, service_principal_id, first_seen, last_seen, occurrences,
+               CASE WHEN resolved_at IS NULL THEN 'open' ELSE 'resolved' END AS state, resolved_at,
+               CASE WHEN EXISTS (
+                   SELECT 1 FROM scim_requests r
+                   WHERE r.status = CASE j.kind WHEN 'duplicate_user_name' THEN 409 ELSE 400 END
+                     AND (r.external_id = j.source_id OR lower(r.user_name) = lower(j.user_name))
+                     AND r.ts BETWEEN j.first_seen - INTERVAL 15 MINUTE AND j.last_seen + INTERVAL 15 MINUTE)
+                    THEN 'both' ELSE 'entra' END AS evidence
+        FROM judged j ORDER BY first_seen, kind, service_principal_id, source_id""",
     "identity_events": f"""
         SELECT activity_time AS time, 'entra' AS source, service_principal_name AS app, action, status,
                coalesce(error_code, skip_category) AS detail, user_name, target_id, cycle_id, id AS ref
@@ -252,14 +267,117 @@ REFERENCES: dict[str, str] = {
         FROM events GROUP BY service_principal_id ORDER BY service_principal_name, service_principal_id""",
 }
 
+def _scim_time(r: str = "") -> str:
+    """The period on a SCIM request's time (``r``: the table alias and a dot)."""
+    return f"{r}ts >= {SINCE} AND {r}ts < {UNTIL}"
+
+
+def _correlation_filter(c: str = "") -> str:
+    """The period on a correlation row's time, and the apps (a row with no app passes any app filter)."""
+    return (f"coalesce({c}event_time, {c}request_ts) >= {SINCE} AND coalesce({c}event_time, {c}request_ts) < {UNTIL} "
+            f"AND ($sps::VARCHAR[] IS NULL OR {c}service_principal_id IS NULL "
+            f"OR list_contains($sps::VARCHAR[], {c}service_principal_id))")
+
+
+_SCIM_TIME, _CORR, _C, _R = _scim_time(), _correlation_filter(), _correlation_filter("c."), _scim_time("r.")
+
+# The SCIM audit page's questions, plainly over scim_requests, correlation and events.
+SCIM_REFERENCES = {
+    "scim_kpis": f"""
+        SELECT count(*) AS requests, count(*) FILTER (WHERE status >= 400) AS errors,
+               count(*) FILTER (WHERE status IN (401, 403)) AS auth_failures,
+               count(*) FILTER (WHERE is_probe) AS probes, count(*) FILTER (WHERE status = 429) AS throttled,
+               quantile_cont(duration_ms, 0.95) AS p95_ms,
+               count(DISTINCT coalesce(credential_id, user_agent, client_ip)) AS clients,
+               min(ts) AS first_request, max(ts) AS last_request
+        FROM scim_requests WHERE {_SCIM_TIME}""",
+    "scim_requests_over_time": f"""
+        SELECT date_trunc(coalesce($bucket::VARCHAR, 'hour'), ts) AS bucket, operation, status,
+               (status // 100)::VARCHAR || 'xx' AS status_class, count(*) AS requests
+        FROM scim_requests WHERE {_SCIM_TIME} GROUP BY ALL ORDER BY bucket, operation, status""",
+    "scim_latency": f"""
+        SELECT operation, count(*) AS requests,
+               quantile_cont(duration_ms, 0.5) AS p50_ms, quantile_cont(duration_ms, 0.95) AS p95_ms,
+               quantile_cont(duration_ms, 0.99) AS p99_ms, max(duration_ms) AS max_ms
+        FROM scim_requests WHERE duration_ms IS NOT NULL AND {_SCIM_TIME}
+        GROUP BY operation ORDER BY requests DESC, operation""",
+    "scim_errors_by_type": f"""
+        SELECT status, coalesce(scim_type, '(none)') AS scim_type, count(*) AS requests,
+               count(DISTINCT user_name_lower) AS user_names, mode(error_detail) AS example_detail,
+               min(ts) AS first_seen, max(ts) AS last_seen
+        FROM scim_requests WHERE status >= 400 AND {_SCIM_TIME}
+        GROUP BY ALL ORDER BY requests DESC, status, scim_type""",
+    "scim_auth_failures": f"""
+        SELECT date_trunc('day', ts) AS day, status, credential_id, user_agent, client_ip, count(*) AS requests,
+               min(ts) AS first_seen, max(ts) AS last_seen, mode(error_detail) AS example_detail
+        FROM scim_requests WHERE status IN (401, 403) AND {_SCIM_TIME}
+        GROUP BY ALL ORDER BY day, requests DESC""",
+    "scim_probes": f"""
+        SELECT date_trunc('day', ts) AS day, status, count(*) AS probes, tenant
+        FROM scim_requests WHERE is_probe AND {_SCIM_TIME} GROUP BY ALL ORDER BY day, status, tenant""",
+    "correlation_class_counts": f"""
+        SELECT match_class, coalesce(detail, '') AS detail, bool_or(suspicious) AS suspicious, count(*) AS rows
+        FROM correlation WHERE {_CORR} GROUP BY ALL ORDER BY match_class, detail""",
+    "scim_unlogged_requests": f"""
+        SELECT r.ts, r.request_id, c.detail, r.method, r.path, r.status, r.operation, r.user_name, r.resource_id,
+               r.client_ip, r.user_agent, r.credential_id, r.tenant
+        FROM correlation c JOIN scim_requests r ON r.request_id = c.request_id
+        WHERE c.match_class = 'scim_only' AND c.detail <> 'probe' AND {_C}
+        ORDER BY c.suspicious DESC, r.ts, r.request_id""",
+    "correlation_contradictions": f"""
+        SELECT c.event_time, c.detail, c.event_id, e.action, e.status AS event_status, e.error_code,
+               c.request_id, r.method, r.path, r.status AS request_status, r.scim_type, r.error_detail,
+               coalesce(r.user_name, e.user_name) AS user_name, c.service_principal_id
+        FROM correlation c JOIN events e ON e.id = c.event_id JOIN scim_requests r ON r.request_id = c.request_id
+        WHERE c.match_class = 'contradiction' AND {_C} ORDER BY c.event_time, c.event_id""",
+    "scim_identity_timeline": f"""
+        SELECT r.ts, r.request_id, r.method, r.path, r.status, r.operation, r.user_name, r.resource_id,
+               r.external_id, r.scim_type, r.error_detail, c.match_class, c.detail, c.event_id
+        FROM scim_requests r LEFT JOIN correlation c ON c.request_id = r.request_id
+        WHERE (r.user_name_lower = lower($identity::VARCHAR) OR r.resource_id = $identity::VARCHAR
+               OR r.external_id = $identity::VARCHAR) AND {_R}
+        ORDER BY r.ts, r.request_id""",
+    "identity_scim_requests": f"""
+        WITH ev AS (SELECT id, target_id, lower(user_name) AS user_name_lower FROM events
+                    WHERE source_id = $source_id::VARCHAR)
+        SELECT r.ts AS time, 'scim' AS source, r.tenant AS app, r.operation AS action,
+               CASE WHEN r.status >= 400 THEN 'failure' ELSE 'success' END AS status,
+               r.method || ' ' || r.status::VARCHAR || coalesce(' ' || r.scim_type, '')
+                   || coalesce(': ' || r.error_detail, '') AS detail,
+               r.user_name, r.resource_id AS target_id, NULL::VARCHAR AS cycle_id, r.request_id AS ref
+        FROM scim_requests r
+        WHERE (r.external_id = $source_id::VARCHAR
+               OR r.resource_id IN (SELECT target_id FROM ev WHERE target_id IS NOT NULL)
+               OR r.user_name_lower IN (SELECT user_name_lower FROM ev WHERE user_name_lower IS NOT NULL)
+               OR r.request_id IN (SELECT request_id FROM correlation
+                                   WHERE event_id IN (SELECT id FROM ev) AND request_id IS NOT NULL))
+          AND NOT r.is_probe AND {_R}
+        ORDER BY r.ts, r.request_id""",
+}
+
+
+REFERENCES.update(SCIM_REFERENCES)
+
 # What each summary table feeds, so the oracle covers every one (tests/test_reference_oracle.py checks the list).
 SUMMARY_READERS: dict[str, tuple[str, ...]] = {
     "derived_failures": ("failures", "recurring-failures", "top_errors", "top_error_codes", "overview_kpis",
-                         "violations_summary"),
+                         "violations_summary", "violations"),
     "derived_cycles": ("cycles", "cycles_timeline", "jobs", "service_principals", "overview_kpis"),
     "derived_event_hours": ("overview_kpis", "events_per_day_by_status", "success_rate_per_day",
                             "action_status_counts", "failures_by_code_day", "skips_by_category_day"),
-    "derived_work_domains": ("violations_summary",),
+    "derived_work_domains": ("violations_summary", "violations"),
     "derived_identity_names": ("identity_search", "overview_kpis"),
     "derived_identity_events": ("identity_events",),
+    "derived_scim_hours": ("scim_kpis", "scim_requests_over_time", "scim_errors_by_type", "scim_auth_failures",
+                           "scim_probes"),
+    "derived_scim_latency": ("scim_kpis", "scim_latency"),
+    "derived_scim_error_users": ("scim_errors_by_type",),
+    "derived_correlation_hours": ("correlation_class_counts",),
+    "derived_scim_unlogged": ("scim_unlogged_requests",),
+    "derived_correlation_contradictions": ("correlation_contradictions",),
+    "derived_scim_requests_by_user": ("scim_identity_timeline", "identity_scim_requests"),
+    "derived_scim_key_user_names": ("scim_identity_timeline", "identity_scim_requests"),
+    "correlation_requests": ("scim_identity_timeline",),
+    "derived_scim_error_answers": ("violations",),
+    "derived_scim_error_keys": ("violations",),
 }

@@ -209,13 +209,13 @@ QUERY_LIST = [
           AND {CORRELATION_FILTER.replace('service_principal_id', 'c.service_principal_id')}
         ORDER BY c.event_time, c.event_id"""),
     # Per-identity lookups read derived_scim_requests_by_user (ingest/summaries/scim.py): every request, sorted by
-    # lower-case userName, so the identity's requests are one range that zone maps find (at 5M events, 2 of 74 row groups)
-    # instead of ~100 rows fetched from as many row groups of the time-ordered scim_requests. A resource id or
-    # externalId is first turned into the userNames it was sent with (derived_scim_key_user_names); requests
-    # without a userName sort last, and DuckDB skips that range when the statistics say there are none.
-    # The correlation side comes from correlation_requests, keyed and sorted on that table's rowid: the range's
-    # numbers are contiguous, so the join's dynamic filter reads one or two row groups (joining correlation on the
-    # text request_id read that whole column: 513 ms p95 at 5M).
+    # lower-case userName, so the identity's requests are one range that zone maps find (at 5M events, 2 of 74 row
+    # groups) instead of ~100 rows fetched from as many row groups of the time-ordered scim_requests. A resource id or
+    # externalId is first turned into the userNames it was sent with (derived_scim_key_user_names); requests without a
+    # userName sort last, and DuckDB skips that range when the statistics say there are none. The correlation side comes
+    # from correlation_requests, keyed and sorted on that table's rowid: the range's numbers are contiguous, so the
+    # join's dynamic filter reads one or two row groups (joining correlation on the text request_id read that whole
+    # column: 513 ms p95 at 5M).
     q("scim_identity_timeline", "SCIM requests about one identity ($identity: userName, resource id or "
       "externalId), with the Entra event each joined", f"""
         WITH names AS (

@@ -112,6 +112,8 @@ def _samples(db: str) -> dict:
         source_id, upn = con.execute(
             "SELECT source_id, any_value(source_upn) FROM events WHERE status = 'failure' AND source_upn LIKE '%@%' "
             "GROUP BY source_id ORDER BY count(*) DESC, source_id LIMIT 1").fetchone()
+        user = con.execute("SELECT user_name FROM scim_requests WHERE user_name IS NOT NULL "
+                           "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchone()
     release(db)
     filters = {
         "all": Filters(),
@@ -122,7 +124,8 @@ def _samples(db: str) -> dict:
         "one_app": Filters(service_principal_ids=(sp,)),
         "one_job": Filters(job_id=job),
     }
-    params = {"limit": 7, "cycle_id": cycle_id, "source_id": source_id, "term": upn.split("@")[0][:4]}
+    params = {"limit": 7, "cycle_id": cycle_id, "source_id": source_id, "term": upn.split("@")[0][:4],
+              "identity": user[0].upper() if user else upn, "bucket": "hour", "allowed_domains": None}
     return {"filters": filters, "params": params}
 
 

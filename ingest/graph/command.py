@@ -7,38 +7,29 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ingest import exitcodes
+from ingest import exitcodes, timespec
 from ingest.config import ConfigError, load_toml
 from ingest.graph.auth import AUTH_METHODS, CLOUDS, AuthConfigError, AuthSettings, check_base_url
 from ingest.graph.log import RunLog
 from ingest.graph.pacing import RateError, RetryPolicy, parse_rate
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(w|d|h|m|min|s)\s*$", re.IGNORECASE)
-_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "min": 60, "s": 1}
-
 
 def parse_duration(text: str) -> timedelta:
-    m = _DURATION.match(str(text))
-    if not m:
-        raise ConfigError(f"{text!r} is not a duration (e.g. 30d, 12h, 40m, 90s)")
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2).lower()])
+    try:
+        return timespec.parse_duration(text)
+    except timespec.TimeSpecError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def parse_when(text: str, now: datetime | None = None) -> datetime:
-    """An ISO-8601 time (UTC if no offset) or a duration before now (``30d``, ``12h``)."""
-    if isinstance(text, datetime):
-        return text if text.tzinfo else text.replace(tzinfo=timezone.utc)
-    if _DURATION.match(str(text)):
-        return (now or datetime.now(timezone.utc)) - parse_duration(text)
+    """A point in time in provlens's one grammar (:mod:`ingest.timespec`)."""
     try:
-        t = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"{text!r} is neither an ISO-8601 time nor a duration such as 30d or 12h") from None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+        return timespec.parse_when(text, now)
+    except timespec.TimeSpecError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def add_graph_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,9 +39,9 @@ def add_graph_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--service-principal-id", action="append", dest="service_principal_ids", metavar="ID",
                    help="enterprise app (service principal object id) to pull; repeatable "
                         "(env PROVLENS_SERVICE_PRINCIPAL_IDS, comma-separated). Default: all apps")
-    g.add_argument("--since", help="start: ISO time or 30d/12h ago (default: the watermark minus --overlap; "
-                                   "first run: 30d)")
-    g.add_argument("--until", help="end: ISO time or a duration ago (default: now)")
+    g.add_argument("--since", help="start: RFC 3339 time, a date, or a duration ago like 2w/30d/12h (default: the "
+                                   "watermark minus --overlap; first run: 30d)")
+    g.add_argument("--until", help="end: RFC 3339 time, a date, or a duration ago (default: now)")
     g.add_argument("--overlap", help="re-read this much before the watermark (late records; default 2h)")
     g.add_argument("--slice", dest="slice_length", help="commit unit: time slice length (default 1d)")
     g.add_argument("--commit-every", dest="commit_seconds", type=float,
