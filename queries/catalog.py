@@ -1,36 +1,22 @@
 """The named queries. Each is SQL with bound parameters ($since, $until, $sps, $job, ...).
 
 This module holds the core event queries and merges the lists of the topic modules (``QUERY_LIST`` in
-each module named in ``_MODULES``) into :data:`QUERIES`. Call them with :func:`queries.db.run`; pages
+:mod:`queries.pages`, :mod:`queries.datasets` and :mod:`queries.scim`; none of them imports this one) into
+:data:`QUERIES`. Call them with :func:`queries.db.run`; pages
 never write SQL themselves.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, EVENT_FILTER, SINCE, UNTIL
-
-
-@dataclass(frozen=True)
-class Query:
-    name: str
-    description: str
-    sql: str
-
-
-def q(name: str, description: str, sql: str) -> Query:
-    """A named query; ``{EVENT_FILTER}`` in its SQL becomes the shared time/app/job filter."""
-    return Query(name, description, sql.replace("{EVENT_FILTER}", EVENT_FILTER))
-
+from queries import datasets, pages, scim
+from queries.datasets import EVENT_EXPORT_COLUMNS
+from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, SINCE, UNTIL
+from queries.named import Query, q
 
 # Scope filter (apps, job) for relations without a time, and "the period is all time".
 _SCOPE_FILTER = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id)) "
                  "AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)")
 _ALL_TIME = "($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL)"
-
-# The events export's columns live with the other datasets' columns (docs/exports.md is their contract).
-from queries.datasets import EVENT_EXPORT_COLUMNS  # noqa: E402
 
 _ALL = [
     # Counts from the hourly rollup. Identities and cycles: all time from the per-identity names and per-cycle
@@ -95,15 +81,11 @@ _ALL = [
         FROM events WHERE {{EVENT_FILTER}} ORDER BY activity_time, id"""),
 ]
 
-# Topic modules, each with a QUERY_LIST of q(...) entries. Add yours here.
-_MODULES: list[str] = ["queries.pages", "queries.datasets", "queries.scim"]
 
 
 def _collect() -> dict[str, Query]:
-    import importlib
-
     merged: dict[str, Query] = {}
-    for query in _ALL + [x for m in _MODULES for x in importlib.import_module(m).QUERY_LIST]:
+    for query in [*_ALL, *pages.QUERY_LIST, *datasets.QUERY_LIST, *scim.QUERY_LIST]:
         if query.name in merged:
             raise ValueError(f"query {query.name!r} is defined twice")
         merged[query.name] = query

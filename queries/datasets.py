@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 from ingest.summaries.events import VIOLATION_KIND_SQL
 from queries.filters import SINCE, UNTIL, time_filter
-
-# This module must not import queries.catalog at import time: the catalog imports it (for
-# EVENT_EXPORT_COLUMNS and, through _MODULES, for QUERY_LIST). QUERY_LIST is built on first access.
+from queries.named import q
+from queries.scim import EXPORT_DATASETS as _SCIM_DATASETS
 
 EVENT_EXPORT_COLUMNS = [
     "id", "activity_time", "tenant_id", "job_id", "cycle_id", "change_id", "service_principal_id",
@@ -231,10 +230,7 @@ FROM ingest_rejects WHERE {time_filter('rejected_at')}
 ORDER BY rejected_at, run_id, file, position
 """
 
-def _query_list() -> list:
-    from queries.catalog import q
-
-    return [
+QUERY_LIST = [
         q("failures", "One row per failed event with the parsed SCIM error, its run of failures and what to do",
           FAILURES_SQL),
         q("recurring-failures", "Identities still failing at the period's end in 2+ cycles in a row: the current "
@@ -248,15 +244,7 @@ def _query_list() -> list:
         q("sync-jobs", "Provisioning job status history (snapshots of /synchronization/jobs)", SYNC_JOBS_SQL),
         q("ingest-runs", "Every ingest run: source, window, counts, outcome", INGEST_RUNS_SQL),
         q("ingest-rejects", "Input that could not be loaded: run, source, file, position, reason", INGEST_REJECTS_SQL),
-    ]
-
-
-def __getattr__(name: str):
-    """``QUERY_LIST`` is built on first access (see the import note at the top)."""
-    if name == "QUERY_LIST":
-        globals()["QUERY_LIST"] = _query_list()
-        return globals()["QUERY_LIST"]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+]
 
 
 DATASETS: dict[str, Dataset] = {
@@ -271,10 +259,5 @@ DATASETS: dict[str, Dataset] = {
     "ingest-rejects": Dataset("ingest-rejects", INGEST_REJECT_COLUMNS, "rejected_at"),
 }
 
-# SCIM audit trail datasets (issue 4; owner: SCIM ingest; columns documented in queries/scim.py and the README).
-# Load the catalog (and so every topic module) before queries.scim: imported first, queries.scim would
-# start the catalog's merge while it is itself half-initialised.
-import queries.catalog  # noqa: E402,F401
-from queries.scim import EXPORT_DATASETS as _SCIM_DATASETS  # noqa: E402
-
+# SCIM audit trail datasets (columns documented in queries/scim.py and docs/exports.md).
 DATASETS.update({name: Dataset(name, tuple(columns), time_column) for name, columns, time_column in _SCIM_DATASETS})

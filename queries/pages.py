@@ -7,8 +7,11 @@ dataset's own SQL from :mod:`queries.datasets` as a subquery instead of repeatin
 
 from __future__ import annotations
 
-from queries.catalog import q
-from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, SINCE, UNTIL
+import re
+
+from queries import datasets
+from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, EVENT_FILTER, SINCE, UNTIL
+from queries.named import q
 
 # Expected cadence of an Entra provisioning job, and how late a cycle may be before it counts as missed.
 CYCLE_MINUTES = 40
@@ -57,8 +60,6 @@ _QUARANTINE_PERIODS = f"""
 
 def _dataset_sql(name: str) -> str:
     """The SQL of an export dataset (with the shared filter already in it), for use as a subquery."""
-    from queries import datasets
-
     for query in datasets.QUERY_LIST:
         if query.name == name:
             return query.sql
@@ -67,25 +68,18 @@ def _dataset_sql(name: str) -> str:
 
 def _violations_core() -> str:
     """The violations dataset's CTEs (allowed domains, classification), to list its allowed domains."""
-    from queries import datasets
-
     return datasets._VIOLATIONS_CORE
 
 
 def _unordered(sql: str) -> str:
     """``sql`` without its final top-level ORDER BY (DuckDB would sort every row before the outer LIMIT)."""
-    import re
-
     return re.sub(r"\s+ORDER BY [^()]*$", "", sql.rstrip())
 
 
 def _wrapping_queries() -> list:
     """Aggregates over the export datasets (cycles, failures, violations)."""
-    cycles, failures, violations = (_dataset_sql(n) for n in ("cycles", "failures", "violations"))
-    from queries.datasets import VIOLATIONS_ENTRA_SQL
-    from queries.filters import EVENT_FILTER
-
-    violations_entra = _unordered(VIOLATIONS_ENTRA_SQL.replace("{EVENT_FILTER}", EVENT_FILTER))
+    cycles, failures = _dataset_sql("cycles"), _dataset_sql("failures")
+    violations_entra = _unordered(datasets.VIOLATIONS_ENTRA_SQL.replace("{EVENT_FILTER}", EVENT_FILTER))
     # Per error code over the failures dataset; identities per code from (code, identity) pairs first: cheaper than
     # count(DISTINCT) per code.
     top_errors = f"""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ingest.summaries.events import RECOMMENDED_ACTION_SQL, VIOLATION_KIND_SQL
 from queries.filters import EVENT_FILTER, SINCE, UNTIL
+from queries.scim import correlation_filter, scim_time
 
 SCOPE = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id)) "
          "AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)")
@@ -267,19 +268,7 @@ REFERENCES: dict[str, str] = {
         FROM events GROUP BY service_principal_id ORDER BY service_principal_name, service_principal_id""",
 }
 
-def _scim_time(r: str = "") -> str:
-    """The period on a SCIM request's time (``r``: the table alias and a dot)."""
-    return f"{r}ts >= {SINCE} AND {r}ts < {UNTIL}"
-
-
-def _correlation_filter(c: str = "") -> str:
-    """The period on a correlation row's time, and the apps (a row with no app passes any app filter)."""
-    return (f"coalesce({c}event_time, {c}request_ts) >= {SINCE} AND coalesce({c}event_time, {c}request_ts) < {UNTIL} "
-            f"AND ($sps::VARCHAR[] IS NULL OR {c}service_principal_id IS NULL "
-            f"OR list_contains($sps::VARCHAR[], {c}service_principal_id))")
-
-
-_SCIM_TIME, _CORR, _C, _R = _scim_time(), _correlation_filter(), _correlation_filter("c."), _scim_time("r.")
+_SCIM_TIME, _CORR, _C, _R = scim_time(), correlation_filter(), correlation_filter("c"), scim_time("r")
 
 # The SCIM audit page's questions, plainly over scim_requests, correlation and events.
 SCIM_REFERENCES = {

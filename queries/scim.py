@@ -7,17 +7,28 @@ SCIM audit and identity pages. SCIM requests have no service principal, so they 
 
 from __future__ import annotations
 
-from queries.catalog import q
 from queries.filters import _FULL_FROM, _FULL_TO, DAY_OF_HOUR, time_filter
+from queries.named import q
 
-SCIM_TIME = time_filter("ts")
-# A correlation row's time is the event's (or, for SCIM-only rows, the request's).
-CORRELATION_FILTER = (
-    time_filter("coalesce(event_time, request_ts)") + " "
-    "AND ($sps::VARCHAR[] IS NULL OR service_principal_id IS NULL "
-    "OR list_contains($sps::VARCHAR[], service_principal_id))")
 
-# Requests for the time window from the store's hourly summaries (ingest/scim/derived.py): whole UTC hours
+def scim_time(alias: str = "") -> str:
+    """The shared time window on a SCIM request's ``ts`` (``alias``: the table's alias, if any)."""
+    return time_filter(f"{alias + '.' if alias else ''}ts")
+
+
+def correlation_filter(alias: str = "") -> str:
+    """The shared filters on a correlation row: its time is the event's (or, for SCIM-only rows, the request's);
+    a row with no app passes any app filter."""
+    a = alias + "." if alias else ""
+    return (time_filter(f"coalesce({a}event_time, {a}request_ts)") + " "
+            f"AND ($sps::VARCHAR[] IS NULL OR {a}service_principal_id IS NULL "
+            f"OR list_contains($sps::VARCHAR[], {a}service_principal_id))")
+
+
+SCIM_TIME = scim_time()
+CORRELATION_FILTER = correlation_filter()
+
+# Requests for the time window from the store's hourly summaries (ingest/summaries/scim.py): whole UTC hours
 # inside [since, until) from derived_scim_hours, the ragged edges from scim_requests, so any window is exact.
 _SCIM_HOUR_KEYS = "operation, status, is_probe, tenant, credential_id, user_agent, client_ip, scim_type, error_detail"
 _HOUR_OF_TS = "make_timestamptz(epoch_us(ts) // 3600000000 * 3600000000)"
@@ -115,8 +126,7 @@ QUERY_LIST = [
         FROM correlation c
         LEFT JOIN events e ON e.id = c.event_id
         LEFT JOIN scim_requests r ON r.request_id = c.request_id
-        WHERE {CORRELATION_FILTER.replace('event_time', 'c.event_time').replace('request_ts', 'c.request_ts')
-               .replace('service_principal_id', 'c.service_principal_id')}
+        WHERE {correlation_filter('c')}
         ORDER BY coalesce(c.event_time, c.request_ts), c.event_id NULLS LAST, c.request_ts, c.request_id"""),
     # ------------------------------------------------------------------ SCIM audit page
     q("scim_kpis", "SCIM requests in the period: totals, errors, probes, latency, clients", f"""
@@ -206,7 +216,7 @@ QUERY_LIST = [
                c.service_principal_id
         FROM correlation c JOIN events e ON e.id = c.event_id
         WHERE c.match_class = 'entra_only' AND c.suspicious
-          AND {CORRELATION_FILTER.replace('service_principal_id', 'c.service_principal_id')}
+          AND {correlation_filter('c')}
         ORDER BY c.event_time, c.event_id"""),
     # Per-identity lookups read derived_scim_requests_by_user (ingest/summaries/scim.py): every request, sorted by
     # lower-case userName, so the identity's requests are one range that zone maps find (at 5M events, 2 of 74 row
@@ -229,7 +239,7 @@ QUERY_LIST = [
         SELECT r.ts, r.request_id, r.method, r.path, r.status, r.operation, r.user_name, r.resource_id,
                r.external_id, r.scim_type, r.error_detail, c.match_class, c.detail, c.event_id
         FROM r LEFT JOIN correlation_requests c ON c.request_key = r.request_key
-        WHERE {SCIM_TIME.replace('ts', 'r.ts')}
+        WHERE {scim_time('r')}
         ORDER BY r.ts, r.request_id"""),
     # The identity's requests by the keys the correlation joins on (so a request the correlation paired with
     # one of its events is among them: the pair shares one of these keys with the event). The identity's target
@@ -259,7 +269,7 @@ QUERY_LIST = [
                    || coalesce(': ' || r.error_detail, '') AS detail,
                r.user_name, r.resource_id AS target_id, NULL::VARCHAR AS cycle_id, r.request_id AS ref
         FROM r
-        WHERE NOT r.is_probe AND {SCIM_TIME.replace('ts', 'r.ts')}
+        WHERE NOT r.is_probe AND {scim_time('r')}
         ORDER BY r.ts, r.request_id"""),
 ]
 
