@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,26 +21,27 @@ from typing import Any
 import duckdb
 
 from ingest import schema, summaries
+from ingest.dbfile import (  # noqa: F401 - re-exported: the store's errors and openers are imported from here too
+    STORE_ROW_GROUP_SIZE,
+    DatabaseLocked,
+    NotAProvlensDatabase,
+    StoreError,
+    _claim_in_process,
+    _is_local_file,
+    _release_in_process,
+    connect_with_retry,
+    retry_while_locked,
+    sql_literal,
+    writer_waiting,
+)
 from ingest.event_sql import NORMALISE_EVENTS
 from ingest.scim import derived as scim_derived
 
 EVENT_COLUMN_NAMES = schema.names(schema.EVENT_COLUMNS)
 
 
-class StoreError(Exception):
-    """A database problem explained for a person (what happened, what to do)."""
-
-
-class DatabaseLocked(StoreError):
-    """Another process holds the database's write lock for longer than we were willing to wait."""
-
-
 class DirtyInput(Exception):
     """An all-or-nothing load found records it would reject; nothing was written."""
-
-
-class NotAProvlensDatabase(StoreError):
-    """The file exists but is not a provlens database; it is never overwritten."""
 
 
 @dataclass
@@ -99,119 +98,6 @@ def excerpt(text: str | bytes, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _is_lock_error(exc: Exception) -> bool:
-    msg = str(exc).lower()
-    return "lock" in msg and ("conflicting" in msg or "could not set" in msg)
-
-
-# ---- writer priority (issue 8: readers beside writers). DuckDB's file lock is first come, first served:
-# dashboard readers opening short connections back to back can keep a writer out indefinitely. A writer
-# that finds the file locked touches ``<db>.write-wanted`` on every retry; readers hold back while that
-# marker is fresh, so the writer gets in as soon as the current readers close. A marker left by a killed
-# writer goes stale after WRITER_MARK_FRESH_S and is ignored (it works across hosts/containers too).
-WRITER_MARK_FRESH_S = 2.5
-READER_YIELD_MAX_S = 10.0
-
-
-def _is_local_file(path: str) -> bool:
-    """Whether ``path`` names a database file on this machine (not ``:memory:``, not a MotherDuck ``md:``)."""
-    return path != ":memory:" and not path.startswith("md:")
-
-
-def _writer_mark(path: str) -> str | None:
-    return path + ".write-wanted" if _is_local_file(path) else None
-
-
-def _touch_writer_mark(mark: str | None) -> bool:
-    if mark is None:
-        return False
-    try:
-        with open(mark, "a"):
-            pass
-        os.utime(mark)
-        return True
-    except OSError:
-        return False
-
-
-def _clear_writer_mark(mark: str | None) -> None:
-    try:
-        if mark:
-            os.unlink(mark)
-    except OSError:
-        pass
-
-
-def _writer_waits(mark: str | None) -> bool:
-    """Whether a writer has said (with a fresh marker) that it is waiting for the lock."""
-    if mark is None:
-        return False
-    try:
-        return time.time() - os.stat(mark).st_mtime <= WRITER_MARK_FRESH_S
-    except OSError:
-        return False
-
-
-def writer_waiting(path: str) -> bool:
-    """Whether a writer is waiting for ``path``'s lock right now (readers holding it should let go)."""
-    return _writer_waits(_writer_mark(path))
-
-
-def _yield_to_writer(mark: str | None, deadline: float) -> None:
-    """A reader waits (bounded) while a writer is waiting for the lock."""
-    give_up = min(deadline, time.monotonic() + READER_YIELD_MAX_S)
-    while time.monotonic() < give_up and _writer_waits(mark):
-        time.sleep(0.02)
-
-
-def retry_while_locked(path: str, attempt, *, read_only: bool, timeout: float):
-    """Call ``attempt()`` (opening or attaching ``path``) until DuckDB's file lock lets it through, with
-    backoff, for at most ``timeout`` s. Readers first give way to a writer that is waiting for the lock;
-    a waiting writer says so with a fresh ``<db>.write-wanted`` marker (see ``WRITER_MARK_FRESH_S``)."""
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    mark = _writer_mark(path)
-    marked = False
-    try:
-        while True:
-            if read_only:
-                _yield_to_writer(mark, deadline)
-            try:
-                return attempt()
-            except duckdb.IOException as exc:
-                if not _is_lock_error(exc):
-                    raise _explain_open_error(path, exc) from exc
-                if time.monotonic() >= deadline:
-                    raise DatabaseLocked(
-                        f"database {path} is locked by another process (an ingest or a dashboard reader) "
-                        f"for more than {timeout:.0f} s; try again when it finishes"
-                    ) from exc
-                if not read_only:
-                    marked = _touch_writer_mark(mark) or marked
-                    delay = min(delay, 0.1)  # readers are making way: try again soon
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
-            except duckdb.Error as exc:
-                raise _explain_open_error(path, exc) from exc
-    finally:
-        if marked:
-            _clear_writer_mark(mark)
-
-
-def sql_literal(text: str) -> str:
-    """``text`` as an SQL string literal (for statements that take no parameters, such as ATTACH)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-# Rows per row group in what a Store writes (DuckDB's default: 122,880). A commit smaller than a row group
-# leaves it partial, and the commit's checkpoint compresses the whole partial group again: a Graph backfill's
-# 50,000-event commits paid for the same rows two to three times (B1: 1.9 s of COMMIT for 4 such commits).
-# With groups smaller than a commit, DuckDB writes the full ones while the INSERT runs and the commit
-# writes little. DuckDB does not keep the size in the file, so every writer attaches with it (a writer
-# with another size would merge the small groups on its checkpoints). Costs ~20% more file (B9).
-STORE_ROW_GROUP_SIZE = 16_384
-
-
 @contextmanager
 def _unordered(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Let DuckDB's threads each append the rows of one INSERT in their own order. The events have no
@@ -235,81 +121,8 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("RESET preserve_insertion_order")
 
 
-def connect_with_retry(path: str, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
-    """Open ``path`` (UTC, no progress bar), waiting while another process holds a conflicting lock. A file
-    opened read-write is attached to an in-memory host with ``STORE_ROW_GROUP_SIZE`` and made the default
-    catalog (``USE``), so SQL reads and writes it as if it had been opened directly."""
-    def attempt() -> duckdb.DuckDBPyConnection:
-        if read_only or not _is_local_file(path):
-            con = duckdb.connect(path, read_only=read_only)
-        else:
-            con = duckdb.connect()
-            try:
-                # DuckDB's own default for a file; an in-memory host would spill to ./.tmp instead
-                con.execute("SET temp_directory = ?", [path + ".tmp"])
-                con.execute(f"ATTACH {sql_literal(path)} AS provlens_store (ROW_GROUP_SIZE {STORE_ROW_GROUP_SIZE})")
-                con.execute("USE provlens_store")
-            except BaseException:
-                con.close()
-                raise
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET enable_progress_bar = false")
-        return con
-
-    return retry_while_locked(path, attempt, read_only=read_only, timeout=timeout)
-
-
-def _explain_open_error(path: str, exc: Exception) -> StoreError:
-    msg = str(exc)
-    lowered = msg.lower()
-    if "not a valid duckdb database" in lowered or "corrupt" in lowered or "checksum" in lowered \
-            or "unable to read" in lowered or "invalid magic" in lowered:
-        return NotAProvlensDatabase(
-            f"{path} is not a readable DuckDB database ({msg.splitlines()[0]}); "
-            "it was left untouched - point --db/PROVLENS_DB at another file"
-        )
-    return StoreError(f"cannot open database {path}: {msg.splitlines()[0]}")
-
-
 # DuckDB's memory during the correlation and the SCIM re-sort (B8: <= 4 GB peak RSS for the process).
 CORRELATION_MEMORY_LIMIT = "3GB"
-
-_OPEN_IN_PROCESS: set[str] = set()
-_OPEN_LOCK = threading.Lock()
-# Called with a file's real path before this process opens it with a connection of its own: readers in this
-# process that keep the file attached between calls (queries/db.py) let go first. DuckDB refuses a
-# read-write handle on a file this process has attached ("Unique file handle conflict"), and a writer must
-# not leave a reader serving stale blocks.
-BEFORE_OWN_OPEN: list = []
-
-
-def let_readers_go(path: str) -> None:
-    """Before this process opens ``path`` itself: readers here detach it (see ``BEFORE_OWN_OPEN``)."""
-    if _is_local_file(path):
-        for hook in BEFORE_OWN_OPEN:
-            hook(path)
-
-
-def _claim_in_process(path: str) -> str | None:
-    """DuckDB's file lock is per process: a second read-write connection to the same file from this
-    process would be a second database instance writing the same file (corruption). Refuse it loudly."""
-    if not _is_local_file(path):
-        return None
-    let_readers_go(path)
-    key = os.path.realpath(path)
-    with _OPEN_LOCK:
-        if key in _OPEN_IN_PROCESS:
-            raise RuntimeError(f"{path} is already open for writing in this process (a second writer "
-                               "connection would corrupt it)")
-        _OPEN_IN_PROCESS.add(key)
-    return key
-
-
-def _release_in_process(key: str | None) -> None:
-    if key is not None:
-        with _OPEN_LOCK:
-            _OPEN_IN_PROCESS.discard(key)
-
 
 class Store:
     """A read-write session on the database. Use as a context manager; close it promptly."""

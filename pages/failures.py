@@ -29,7 +29,7 @@ c[2].metric("Identities failed", f"{int(kpis['failed_identities']):,}",
             help="Source objects with at least one failure in the period")
 c[3].metric("Still failing", f"{int(kpis['failing_identities']):,}",
             help="Of those, the ones whose latest attempt failed: no success since, up to the period's end")
-c[4].metric("Failing in 2+ cycles in a row", f"{recurring_total:,}",
+c[4].metric("Recurring", f"{recurring_total:,}",
             help="Still failing, in two or more consecutive cycles (the list below)")
 
 per_day = common.query("failures_by_code_day", filters)

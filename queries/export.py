@@ -5,7 +5,7 @@ spreadsheet would run as a formula (starting with ``= + - @``, tab, CR or LF) pr
 (OWASP); numeric columns are never touched, so numbers stay numbers. Parquet (zstd) keeps exact
 values. DuckDB's ``COPY`` streams the rows; an export runs on a DuckDB of its own with a memory limit and a
 spill directory beside the output, so the ORDER BY sort spills to disk and peak memory stays bounded
-however many rows there are (:func:`export_connection`). A big CSV export of a time-ordered dataset
+however many rows there are (:func:`ingest.dbfile.isolated_read_connection`). A big CSV export of a time-ordered dataset
 (events, failures, skipped, scim-requests) is written in time-ordered chunks, each sorted on its own and appended in
 order, so no global sort of every row is needed and memory is bounded by the largest chunk
 (:func:`chunk_predicates`); the bytes are the same as one ``COPY`` of the whole ordered query.
@@ -34,10 +34,11 @@ import duckdb
 import pandas as pd
 
 from ingest import __version__
-from ingest.store import retry_while_locked
+from ingest.dbfile import ISOLATED_ALIAS as _EXPORT_ALIAS
+from ingest.dbfile import isolated_read_connection
 from queries.catalog import QUERIES
 from queries.datasets import DATASETS
-from queries.db import DatabaseMissing, bind, check_current, read_connection
+from queries.db import bind, read_connection
 from queries.filters import Filters
 from queries.manifest import build_manifest, iso, manifest_path, sha256_file
 
@@ -68,7 +69,6 @@ SPILL_PREFIX = ".provlens-spill-"
 # Leftovers without a process id in the name (written before ids were added) count as stale this long after
 # their last change.
 LEGACY_LEFTOVER_AGE_S = 3600.0
-_EXPORT_ALIAS = "provlens_export"
 FORMATS = ("csv", "parquet")
 
 
@@ -303,32 +303,6 @@ def spill_directory(out_dir: str) -> Iterator[str]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@contextmanager
-def export_connection(db_path: str, spill_dir: str, *, lock_timeout: float = 20.0,
-                      memory_limit: str = EXPORT_MEMORY_LIMIT) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection for one export on a DuckDB of its own: memory-limited and spilling to
-    ``spill_dir``, so sorting millions of rows does not hold them all in memory (the dashboard's shared
-    in-memory host keeps its own settings)."""
-    if db_path.startswith("md:"):  # MotherDuck runs the query remotely
-        with read_connection(db_path, lock_timeout=lock_timeout) as con:
-            yield con
-        return
-    if not os.path.exists(db_path):
-        raise DatabaseMissing(f"database {db_path} does not exist; run `python -m ingest demo` or an ingest")
-    con = duckdb.connect(":memory:", config={"memory_limit": memory_limit, "temp_directory": spill_dir})
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET enable_progress_bar = false")
-        quoted = _quote_path(db_path)
-        retry_while_locked(db_path, lambda: con.execute(f"ATTACH '{quoted}' AS {_EXPORT_ALIAS} (READ_ONLY)"),
-                           read_only=True, timeout=lock_timeout)
-        check_current(con, _EXPORT_ALIAS, db_path)
-        con.execute(f"USE {_EXPORT_ALIAS}")
-        yield con
-    finally:
-        con.close()  # detaches the file (releases its lock); the spill files go with the instance
-
-
 def _summarise_while_copying(con: duckdb.DuckDBPyConnection, summary_sql: str, params: dict, write, *,
                              own_instance: bool) -> tuple:
     """(newest time, escaped cells, rows written): the manifest's summary query and ``write()`` (the COPY or
@@ -452,7 +426,7 @@ def _export_once(db_path: str, dataset: str, out: str, *, filters: Filters | Non
     tmp_manifest = tmp + ".manifest"
     try:
         with spill_directory(out_dir) as spill_dir, \
-                export_connection(db_path, spill_dir, memory_limit=memory_limit) as con:
+                isolated_read_connection(db_path, spill_dir, memory_limit=memory_limit) as con:
             con.execute("SET TimeZone = 'UTC'")
             sql = dataset_sql(con, dataset)
             columns = describe(con, sql, params)

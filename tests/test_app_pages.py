@@ -137,7 +137,7 @@ def test_bounded_tables_show_the_limit_and_the_true_total(page, truth, sim):
     assert any(f"newest 5 of {failures_total:,} failures" in c.value for c in at.caption)
     assert _metrics(at)["Failures"] == f"{failures_total:,}"  # totals are not limited
     recurring = _frame(at, "consecutive_cycles", "failing_since")
-    recurring_total = int(_metrics(at)["Failing in 2+ cycles in a row"].replace(",", ""))
+    recurring_total = int(_metrics(at)["Recurring"].replace(",", ""))
     assert len(recurring) == min(5, recurring_total)
     assert recurring["consecutive_cycles"].is_monotonic_decreasing  # longest-failing first
     labels = [b.proto.label for b in at.get("download_button")]

@@ -148,10 +148,10 @@ def test_parquet_and_small_exports_are_written_by_one_copy(demo_db, tmp_path, mo
 _KILLED_EXPORT = """
 import os, signal, sys
 from queries import export as ex
-real = ex.export_connection
+real = ex.isolated_read_connection
 def killed(*args, **kwargs):  # the export has made its partial file and spill folder: die like kill -9
     os.kill(os.getpid(), signal.SIGKILL)
-ex.export_connection = killed
+ex.isolated_read_connection = killed
 ex.export(sys.argv[1], "events", sys.argv[2])
 """
 
