@@ -96,12 +96,12 @@ def _readers_detach_after_each_call(monkeypatch):
     Tests here open the same files with connections of their own, which DuckDB refuses while this process
     keeps them attached. Processes the tests start (dashboard, readers, CLI) keep the product's default;
     tests/test_read_keep.py turns keeping on to test it."""
-    from queries import db as qdb
+    from ingest import dbfile
 
     monkeypatch.delenv("PROVLENS_READ_KEEP_S", raising=False)
-    monkeypatch.setattr(qdb, "KEEP_DEFAULT_S", 0.0)
+    monkeypatch.setattr(dbfile, "KEEP_DEFAULT_S", 0.0)
     yield
-    qdb.release()
+    dbfile.release()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Readers keep the database attached between calls (queries/db.py), and still never keep a writer out
+"""Readers keep the database attached between calls (ingest/dbfile.py), and still never keep a writer out
 or show stale data: a writer in another process gets in, a writer in this process makes them let go,
 a replaced file is noticed, an idle attachment is released, and a running call is never cut off."""
 
