@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from queries import datasets, pages, scim
 from queries.datasets import EVENT_EXPORT_COLUMNS
-from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, SINCE, UNTIL
+from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, SCOPE_FILTER, SINCE, UNTIL
 from queries.named import Query, q
 
-# Scope filter (apps, job) for relations without a time, and "the period is all time".
-_SCOPE_FILTER = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id)) "
-                 "AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)")
+# "The period is all time": a constant once bound.
 _ALL_TIME = "($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL)"
 
 _ALL = [
@@ -32,9 +30,9 @@ _ALL = [
                    min(first_time) AS first_event, max(last_time) AS last_event
             FROM {EVENT_COUNTS} AS c),
         all_time AS (
-            SELECT (SELECT count(DISTINCT source_id) FROM derived_identity_names WHERE {_SCOPE_FILTER})
+            SELECT (SELECT count(DISTINCT source_id) FROM derived_identity_names WHERE {SCOPE_FILTER})
                        AS identities,
-                   (SELECT count(DISTINCT (job_id, cycle_id)) FROM derived_cycles WHERE {_SCOPE_FILTER}) AS cycles
+                   (SELECT count(DISTINCT (job_id, cycle_id)) FROM derived_cycles WHERE {SCOPE_FILTER}) AS cycles
             WHERE {_ALL_TIME}),
         in_period AS (
             SELECT count(DISTINCT source_id) AS identities, count(DISTINCT (job_id, cycle_id)) AS cycles
@@ -45,7 +43,7 @@ _ALL = [
             SELECT count(DISTINCT source_id) AS failing_identities FROM (
                 SELECT service_principal_id, job_id, source_id FROM derived_failures
                 WHERE source_id IS NOT NULL AND activity_time < {UNTIL}
-                  AND coalesce(next_success_at, 'infinity'::TIMESTAMPTZ) >= {UNTIL} AND {_SCOPE_FILTER}
+                  AND coalesce(next_success_at, 'infinity'::TIMESTAMPTZ) >= {UNTIL} AND {SCOPE_FILTER}
                 GROUP BY ALL HAVING max(activity_time) >= {SINCE}))
         SELECT c.events, c.success, c.failure, c.skipped, c.warning,
                coalesce(a.identities, p.identities) AS identities, f.failed_identities, g.failing_identities,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ingest.summaries.events import VIOLATION_KIND_SQL
-from queries.filters import SINCE, UNTIL, time_filter
+from queries.filters import SCOPE_FILTER, SINCE, UNTIL, time_filter
 from queries.named import q
 from queries.scim import EXPORT_DATASETS as _SCIM_DATASETS
 
@@ -30,9 +30,6 @@ class Dataset:
     columns: tuple[str, ...]
     time_column: str
 
-
-_SCOPE_FILTER = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id)) "
-                 "AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)")
 
 _EVENT_COLS = ", ".join(EVENT_EXPORT_COLUMNS)
 
@@ -79,7 +76,7 @@ RECURRING_FAILURES_SQL = f"""
 WITH open_run AS (
     SELECT * FROM derived_failures
     WHERE source_id IS NOT NULL AND activity_time < {UNTIL}
-      AND coalesce(next_success_at, 'infinity'::TIMESTAMPTZ) >= {UNTIL} AND {_SCOPE_FILTER})
+      AND coalesce(next_success_at, 'infinity'::TIMESTAMPTZ) >= {UNTIL} AND {SCOPE_FILTER})
 SELECT service_principal_id, job_id, source_id,
        arg_max(source_upn, (activity_time, id)) AS source_upn, arg_max(user_name, (activity_time, id)) AS user_name,
        max(consecutive_cycles) AS consecutive_cycles, min(activity_time) AS failing_since,
@@ -192,8 +189,7 @@ WITH per_cycle AS (
            sum(skipped)::BIGINT AS skipped, sum(warning)::BIGINT AS warning,
            bool_or(full_import) AS full_import
     FROM derived_cycles
-    WHERE ($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id))
-      AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)
+    WHERE """ + SCOPE_FILTER + """
     GROUP BY job_id, cycle_id
 ),
 ordered AS (
@@ -214,7 +210,7 @@ ORDER BY started_at, job_id, cycle_id
 SYNC_JOBS_SQL = f"""
 SELECT {', '.join(SYNC_JOB_COLUMNS)}
 FROM sync_job_snapshots
-WHERE {time_filter('captured_at')} AND {_SCOPE_FILTER}
+WHERE {time_filter('captured_at')} AND {SCOPE_FILTER}
 ORDER BY captured_at, job_id
 """
 

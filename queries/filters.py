@@ -15,12 +15,23 @@ def time_filter(column: str) -> str:
     return f"{column} >= {SINCE} AND {column} < {UNTIL}"
 
 
+def scope_filter(alias: str = "", *, unknown_app_passes: bool = False) -> str:
+    """The shared enterprise-app and job filters on a relation with service_principal_id and job_id (``alias``: the
+    table's alias). ``unknown_app_passes``: a row with no app (a SCIM request nobody matched) passes any app filter;
+    such relations have no job column."""
+    a = alias + "." if alias else ""
+    if unknown_app_passes:
+        return (f"($sps::VARCHAR[] IS NULL OR {a}service_principal_id IS NULL "
+                f"OR list_contains($sps::VARCHAR[], {a}service_principal_id))")
+    return (f"($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], {a}service_principal_id)) "
+            f"AND ($job::VARCHAR IS NULL OR {a}job_id = $job::VARCHAR)")
+
+
+# The shared apps and job, without a time (relations that have none, or whose time is filtered elsewhere).
+SCOPE_FILTER = scope_filter()
+
 # Appended to a WHERE clause on a relation with activity_time, service_principal_id and job_id.
-EVENT_FILTER = (
-    time_filter("activity_time") + " "
-    "AND ($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id)) "
-    "AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)"
-)
+EVENT_FILTER = time_filter("activity_time") + " AND " + SCOPE_FILTER
 
 
 # Event counts for the shared filters from the store's hourly rollup (ingest/summaries/events.py): the whole UTC
@@ -37,8 +48,7 @@ EVENT_COUNTS = f"""(
     SELECT hour, {_COUNT_COLUMNS}, events, first_time, last_time
     FROM derived_event_hours
     WHERE hour >= {_FULL_FROM} AND hour < {_FULL_TO}
-      AND ($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id))
-      AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)
+      AND {SCOPE_FILTER}
     UNION ALL
     SELECT make_timestamptz(epoch_us(activity_time) // 3600000000 * 3600000000), {_COUNT_COLUMNS}, 1,
            activity_time, activity_time

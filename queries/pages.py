@@ -10,16 +10,12 @@ from __future__ import annotations
 import re
 
 from queries import datasets
-from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, EVENT_FILTER, SINCE, UNTIL
+from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, EVENT_FILTER, SCOPE_FILTER, SINCE, UNTIL
 from queries.named import q
 
 # Expected cadence of an Entra provisioning job, and how late a cycle may be before it counts as missed.
 CYCLE_MINUTES = 40
 MISSED_AFTER_MINUTES = 1.5 * CYCLE_MINUTES
-
-# Shared filter for relations that have no activity_time (job snapshots): app and job only.
-_APP_JOB_FILTER = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id)) "
-                   "AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)")
 
 # True when a time window is set: a constant once the parameters are bound, so without a window the plan
 # has no events scan at all.
@@ -42,7 +38,7 @@ _QUARANTINE_PERIODS = f"""
                quarantine_next_attempt, status_code = 'Quarantine' AS quarantined,
                coalesce(lag(status_code = 'Quarantine') OVER w, false) AS was_quarantined,
                lead(captured_at) OVER w AS next_captured
-        FROM sync_job_snapshots WHERE {_APP_JOB_FILTER}
+        FROM sync_job_snapshots WHERE {SCOPE_FILTER}
         WINDOW w AS (PARTITION BY job_id ORDER BY captured_at)),
     g AS (
         SELECT *, sum(CASE WHEN quarantined AND NOT was_quarantined THEN 1 ELSE 0 END)
@@ -140,7 +136,7 @@ QUERY_LIST = [
                s.last_execution_state, s.last_execution_began, s.last_execution_ended,
                s.last_success_ended, s.schedule_interval
         FROM sync_job_snapshots AS s LEFT JOIN {_APP_NAMES} AS n USING (service_principal_id)
-        WHERE {_APP_JOB_FILTER}
+        WHERE {SCOPE_FILTER}
         QUALIFY row_number() OVER (PARTITION BY s.job_id ORDER BY s.captured_at DESC) = 1
         ORDER BY n.service_principal_name, s.job_id"""),
     q("quarantine_periods", "Quarantine episodes per job from the job snapshots (ended NULL: still in it)", f"""
@@ -154,7 +150,7 @@ QUERY_LIST = [
         WITH runs AS (
             SELECT job_id, any_value(service_principal_id) AS service_principal_id,
                    last_execution_began AS began, bool_or(status_code = 'Quarantine') AS quarantined
-            FROM sync_job_snapshots WHERE last_execution_began IS NOT NULL AND {_APP_JOB_FILTER}
+            FROM sync_job_snapshots WHERE last_execution_began IS NOT NULL AND {SCOPE_FILTER}
             GROUP BY job_id, last_execution_began),
         gaps AS (
             SELECT *, lag(began) OVER w AS previous_began, lag(quarantined) OVER w AS previous_quarantined
@@ -222,7 +218,7 @@ QUERY_LIST = [
     q("identity_search", "Identities whose UPN, userName, object id or target id matches $term", f"""
         WITH named AS MATERIALIZED (
             SELECT * FROM derived_identity_names
-            WHERE {_APP_JOB_FILTER}
+            WHERE {SCOPE_FILTER}
               AND (source_id = $term::VARCHAR OR target_id = $term::VARCHAR
                    OR contains(source_upn_lower, lower($term::VARCHAR))
                    OR contains(user_name_lower, lower($term::VARCHAR)))

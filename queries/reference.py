@@ -14,11 +14,10 @@ Shared vocabulary (not summaries): the filter fragments of :mod:`queries.filters
 from __future__ import annotations
 
 from ingest.summaries.events import RECOMMENDED_ACTION_SQL, VIOLATION_KIND_SQL
-from queries.filters import EVENT_FILTER, SINCE, UNTIL
+from queries.filters import EVENT_FILTER, SCOPE_FILTER, SINCE, UNTIL
 from queries.scim import correlation_filter, scim_time
 
-SCOPE = ("($sps::VARCHAR[] IS NULL OR list_contains($sps::VARCHAR[], service_principal_id)) "
-         "AND ($job::VARCHAR IS NULL OR job_id = $job::VARCHAR)")
+SCOPE = SCOPE_FILTER
 # The same identity as ``o`` (an app, a job and a source object; events without a source id or app belong to none).
 SAME_IDENTITY = ("{a}.source_id = {b}.source_id AND {a}.service_principal_id = {b}.service_principal_id "
                  "AND {a}.job_id IS NOT DISTINCT FROM {b}.job_id")

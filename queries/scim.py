@@ -7,7 +7,7 @@ SCIM audit and identity pages. SCIM requests have no service principal, so they 
 
 from __future__ import annotations
 
-from queries.filters import _FULL_FROM, _FULL_TO, DAY_OF_HOUR, time_filter
+from queries.filters import _FULL_FROM, _FULL_TO, DAY_OF_HOUR, scope_filter, time_filter
 from queries.named import q
 
 
@@ -20,9 +20,8 @@ def correlation_filter(alias: str = "") -> str:
     """The shared filters on a correlation row: its time is the event's (or, for SCIM-only rows, the request's);
     a row with no app passes any app filter."""
     a = alias + "." if alias else ""
-    return (time_filter(f"coalesce({a}event_time, {a}request_ts)") + " "
-            f"AND ($sps::VARCHAR[] IS NULL OR {a}service_principal_id IS NULL "
-            f"OR list_contains($sps::VARCHAR[], {a}service_principal_id))")
+    return (time_filter(f"coalesce({a}event_time, {a}request_ts)") + " AND "
+            + scope_filter(alias, unknown_app_passes=True))
 
 
 SCIM_TIME = scim_time()
@@ -53,8 +52,7 @@ SCIM_LATENCY = f"""(
 _BUCKET = "coalesce($bucket::VARCHAR, 'hour')"
 _BUCKET_OF_HOURS = f"{_BUCKET} IN ('hour', 'day', 'week', 'month', 'quarter', 'year')"
 _ALL_TIME = "($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL)"
-_SPS_OR_NONE = ("($sps::VARCHAR[] IS NULL OR service_principal_id IS NULL "
-                "OR list_contains($sps::VARCHAR[], service_principal_id))")
+_SPS_OR_NONE = scope_filter(unknown_app_passes=True)
 # Correlation rows per (hour, class, detail, app, suspicious) for the shared filters, exact for any window.
 _CORRELATION_TIME = "coalesce(event_time, request_ts)"
 CORRELATION_HOURS = f"""(
