@@ -286,16 +286,21 @@ def _stream_ndjson(path: str, head: bytes, fh, scan: FileScan, emit, limit: int)
         if line is None:
             scan.rejects.append(Reject(path, f"line {lineno}", f"line longer than the {limit // (1 << 20)} MB cap"))
             continue
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            scan.rejects.append(Reject(path, f"line {lineno}", f"invalid JSON: {exc}", line[:200].decode(
-                "utf-8", errors="replace")))
-            continue
-        emit(f"line {lineno}", obj, line)
+        _ndjson_line(path, lineno, line, scan, emit)
+
+
+def _ndjson_line(path: str, lineno: int, line: bytes, scan: FileScan, emit) -> None:
+    """One NDJSON line: an event to emit, a reject with its position, or nothing (a blank line)."""
+    line = line.strip()
+    if not line:
+        return
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        scan.rejects.append(Reject(path, f"line {lineno}", f"invalid JSON: {exc}", line[:200].decode(
+            "utf-8", errors="replace")))
+        return
+    emit(f"line {lineno}", obj, line)
 
 
 def _stream_items(text: str, i: int, fh, decoder, limit: int) -> Iterator[tuple[int, object | None, str | None]]:
@@ -354,16 +359,7 @@ def _scan_text_fallback(path: str, data: bytes, scan: FileScan, emit) -> None:
         pass
     if is_ndjson:
         for lineno, line in enumerate(data.split(b"\n"), start=1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                scan.rejects.append(Reject(path, f"line {lineno}", f"invalid JSON: {exc}", line[:200].decode(
-                    "utf-8", errors="replace")))
-                continue
-            emit(f"line {lineno}", obj, line)
+            _ndjson_line(path, lineno, line, scan, emit)
         return
     text = data.decode("utf-8", errors="replace")
     start = None

@@ -28,6 +28,14 @@ def run_cli(*args: str, env: dict | None = None, check: bool = False,
     return proc
 
 
+def scim_request_ids(db) -> set[str]:
+    """The request ids a store holds (read-only, closed at once)."""
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        return {r[0] for r in con.execute("SELECT request_id FROM scim_requests").fetchall()}
+
+
 def chart_figures(at) -> list[dict]:
     """The figures of the charts an AppTest run drew, in page order (pages/charts.py: one iframe document per
     chart or row of charts)."""

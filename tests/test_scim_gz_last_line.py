@@ -9,7 +9,7 @@ import json
 
 import duckdb
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, scim_request_ids
 
 
 def _lines(n: int, prefix: str = "r") -> list[str]:
@@ -18,11 +18,7 @@ def _lines(n: int, prefix: str = "r") -> list[str]:
 
 
 def _ids(db) -> set[str]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return {r[0] for r in con.execute("SELECT request_id FROM scim_requests").fetchall()}
-    finally:
-        con.close()
+    return scim_request_ids(db)
 
 
 def _scim(db, *paths) -> str:

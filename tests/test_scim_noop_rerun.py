@@ -10,7 +10,7 @@ import time
 
 import duckdb
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, scim_request_ids
 
 FILES = 40
 
@@ -21,11 +21,7 @@ def _line(f: int, i: int, tag: str) -> str:
 
 
 def _ids(db) -> set[str]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return {r[0] for r in con.execute("SELECT request_id FROM scim_requests").fetchall()}
-    finally:
-        con.close()
+    return scim_request_ids(db)
 
 
 def _scim(db, trail) -> str:

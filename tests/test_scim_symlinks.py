@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import os
 
-import duckdb
-
-from tests.conftest import run_cli
+from tests.conftest import run_cli, scim_request_ids
 
 
 def _write(path, prefix: str, n: int) -> None:
@@ -18,11 +16,7 @@ def _write(path, prefix: str, n: int) -> None:
 
 
 def _ids(db) -> set[str]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return {r[0] for r in con.execute("SELECT request_id FROM scim_requests").fetchall()}
-    finally:
-        con.close()
+    return scim_request_ids(db)
 
 
 def test_links_in_a_trail_directory_are_skipped_and_reported(tmp_path):
