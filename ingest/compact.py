@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from ingest import dbfile
 from ingest.store import STORE_ROW_GROUP_SIZE, StoreError, retry_while_locked, sql_literal
 
 # The copy streams table by table; without a limit DuckDB used 3.2 GB for a 1M-event store and 9.5 GB at 5M
@@ -71,7 +72,7 @@ def compact_copy(src: str, out: str, *, lock_timeout: float = 60.0) -> CompactRe
     tmp = f"{out}.compacting"  # a killed compaction's leftovers are removed by the next one (same --out)
     spill = tmp + ".spill"
     started = time.monotonic()
-    con = duckdb.connect()
+    con = dbfile.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET enable_progress_bar = false")

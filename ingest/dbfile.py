@@ -39,6 +39,23 @@ class NotAProvlensDatabase(StoreError):
     """The file exists but is not a provlens database; it is never overwritten."""
 
 
+# Every DuckDB instance provlens makes: it never installs or loads an extension on its own. A foreign file with a
+# .duckdb name (a SQLite database) would otherwise make DuckDB download its scanner over plain http to open it.
+NO_AUTO_EXTENSIONS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+
+def connect(path: str = ":memory:", *, read_only: bool = False,
+            config: dict | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with extension autoinstall and autoload off (the only way provlens makes one)."""
+    return duckdb.connect(path, read_only=read_only, config={**NO_AUTO_EXTENSIONS, **(config or {})})
+
+
+def is_corruption(exc: BaseException) -> bool:
+    """Whether a DuckDB error says the file's blocks are damaged (a checksum or a corrupt-file error)."""
+    text = str(exc).lower()
+    return "corrupt" in text or "checksum" in text
+
+
 def _is_lock_error(exc: Exception) -> bool:
     msg = str(exc).lower()
     return "lock" in msg and ("conflicting" in msg or "could not set" in msg)
@@ -158,9 +175,9 @@ def connect_with_retry(path: str, read_only: bool, timeout: float) -> duckdb.Duc
     catalog (``USE``), so SQL reads and writes it as if it had been opened directly."""
     def attempt() -> duckdb.DuckDBPyConnection:
         if read_only or not _is_local_file(path):
-            con = duckdb.connect(path, read_only=read_only)
+            con = connect(path, read_only=read_only)
         else:
-            con = duckdb.connect()
+            con = connect()
             try:
                 # DuckDB's own default for a file; an in-memory host would spill to ./.tmp instead
                 con.execute("SET temp_directory = ?", [path + ".tmp"])
@@ -180,7 +197,7 @@ def _explain_open_error(path: str, exc: Exception) -> StoreError:
     msg = str(exc)
     lowered = msg.lower()
     if "not a valid duckdb database" in lowered or "corrupt" in lowered or "checksum" in lowered \
-            or "unable to read" in lowered or "invalid magic" in lowered:
+            or "unable to read" in lowered or "invalid magic" in lowered or "extension" in lowered:
         return NotAProvlensDatabase(
             f"{path} is not a readable DuckDB database ({msg.splitlines()[0]}); "
             "it was left untouched - point --db/PROVLENS_DB at another file"
@@ -235,7 +252,7 @@ def _host_connection() -> duckdb.DuckDBPyConnection:
     global _host
     with _host_lock:
         if _host is None:
-            host = duckdb.connect(":memory:")
+            host = connect()
             host.execute("SET GLOBAL TimeZone = 'UTC'")
             # Bounded memory for a long-running reader (the dashboard): DuckDB's buffers and hash tables stay
             # under PROVLENS_READ_MEMORY (default 512MB) and spill to a temp folder beyond it, and freed
@@ -459,7 +476,7 @@ def isolated_read_connection(db_path: str, spill_dir: str, *, memory_limit: str,
         return
     if not os.path.exists(db_path):
         raise DatabaseMissing(f"database {db_path} does not exist; run `python -m ingest demo` or an ingest")
-    con = duckdb.connect(":memory:", config={"memory_limit": memory_limit, "temp_directory": spill_dir})
+    con = connect(config={"memory_limit": memory_limit, "temp_directory": spill_dir})
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET enable_progress_bar = false")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from ingest import dbfile
 from ingest.file_ingest import FilesOutcome, ingest_files
 from ingest.scim.ingest import ingest_scim
 from ingest.store import Store, StoreError
@@ -63,7 +64,7 @@ def inspect_store(db_path: str) -> StoreContents:
     refusal = (f"{db_path} exists and does not hold demo data; refusing to replace it "
                "(choose another --db for the demo)")
     try:
-        con = duckdb.connect(db_path, read_only=True)
+        con = dbfile.connect(db_path, read_only=True)
     except duckdb.Error as exc:
         raise StoreError(f"{refusal}: cannot read it ({type(exc).__name__})") from None
     try:

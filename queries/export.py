@@ -33,7 +33,7 @@ from datetime import datetime, timedelta, timezone
 import duckdb
 import pandas as pd
 
-from ingest import __version__
+from ingest import __version__, dbfile
 from ingest.dbfile import ISOLATED_ALIAS as _EXPORT_ALIAS
 from ingest.dbfile import isolated_read_connection
 from queries.catalog import QUERIES
@@ -494,7 +494,7 @@ def count_rows(db_path: str, dataset: str, filters: Filters | None = None, **ext
 
 def csv_bytes_from_frame(frame: pd.DataFrame) -> bytes:
     """A formula-safe CSV of a small DataFrame (an on-page table), with the export's exact rules."""
-    con = duckdb.connect()
+    con = dbfile.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.register("frame", frame)

@@ -150,7 +150,8 @@ def ensure(con: duckdb.DuckDBPyConnection, *, progress=None) -> list[str]:
     needs that one committed first; its own state is dropped in the same transaction, so a crash in between leaves
     it stale, never wrong), and drop the tables of summaries no longer declared. Returns the tables rebuilt.
     ``progress(table)`` is told before each rebuild."""
-    con.execute(STATE_DDL)
+    if "summary_state" not in _tables(con):  # a store that is current is not written at all
+        con.execute(STATE_DDL)
     gone = sorted(t for (t,) in con.execute("SELECT summary FROM summary_state").fetchall()
                   if t not in by_table())
     for table in gone:
