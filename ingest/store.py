@@ -213,7 +213,8 @@ class Store:
                     con.execute(sql)
                 con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", [version, description, utcnow()])
             self.migrations_applied.append(version)
-        self.summaries_rebuilt = summaries.ensure(con, progress=progress)
+        with self._memory_capped(CORRELATION_MEMORY_LIMIT):  # a rebuild's sorts spill instead of growing
+            self.summaries_rebuilt = summaries.ensure(con, progress=progress)
         return schema.LATEST_VERSION
 
     # ----------------------------------------------------------------- runs and rejects

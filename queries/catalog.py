@@ -9,8 +9,8 @@ never write SQL themselves.
 from __future__ import annotations
 
 from queries import datasets, pages, scim
-from queries.datasets import EVENT_EXPORT_COLUMNS
-from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, SCOPE_FILTER, SINCE, UNTIL
+from queries.datasets import EVENT_EXPORT_COLUMNS, OPEN_RUNS_SQL
+from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, SCOPE_FILTER, SINCE
 from queries.named import Query, q
 
 # "The period is all time": a constant once bound.
@@ -29,28 +29,26 @@ _ALL = [
                    coalesce(sum(events) FILTER (WHERE status = 'warning'), 0)::BIGINT AS warning,
                    min(first_time) AS first_event, max(last_time) AS last_event
             FROM {EVENT_COUNTS} AS c),
-        all_time AS (
-            SELECT (SELECT count(DISTINCT source_id) FROM derived_identity_names WHERE {SCOPE_FILTER})
-                       AS identities,
+        all_time AS (  -- per identity from the store's summaries
+            SELECT count(DISTINCT source_id) AS identities,
+                   count(DISTINCT source_id) FILTER (WHERE failures > 0) AS failed_identities,
                    (SELECT count(DISTINCT (job_id, cycle_id)) FROM derived_cycles WHERE {SCOPE_FILTER}) AS cycles
-            WHERE {_ALL_TIME}),
+            FROM derived_identities WHERE {SCOPE_FILTER} AND {_ALL_TIME}),
         in_period AS (
-            SELECT count(DISTINCT source_id) AS identities, count(DISTINCT (job_id, cycle_id)) AS cycles
+            SELECT count(DISTINCT source_id) AS identities, count(DISTINCT (job_id, cycle_id)) AS cycles,
+                   (SELECT count(DISTINCT source_id) FROM derived_failures WHERE {{EVENT_FILTER}})
+                       AS failed_identities
             FROM events WHERE {{EVENT_FILTER}} AND NOT {_ALL_TIME}),
-        failed AS (
-            SELECT count(DISTINCT source_id) AS failed_identities FROM derived_failures WHERE {{EVENT_FILTER}}),
         failing AS (
-            SELECT count(DISTINCT source_id) AS failing_identities FROM (
-                SELECT service_principal_id, job_id, source_id FROM derived_failures
-                WHERE source_id IS NOT NULL AND activity_time < {UNTIL}
-                  AND coalesce(next_success_at, 'infinity'::TIMESTAMPTZ) >= {UNTIL} AND {SCOPE_FILTER}
-                GROUP BY ALL HAVING max(activity_time) >= {SINCE}))
+            SELECT count(DISTINCT source_id) AS failing_identities FROM {OPEN_RUNS_SQL} AS r
+            WHERE last_failure >= {SINCE})
         SELECT c.events, c.success, c.failure, c.skipped, c.warning,
-               coalesce(a.identities, p.identities) AS identities, f.failed_identities, g.failing_identities,
-               coalesce(a.cycles, p.cycles) AS cycles,
+               CASE WHEN {_ALL_TIME} THEN a.identities ELSE p.identities END AS identities,
+               CASE WHEN {_ALL_TIME} THEN a.failed_identities ELSE p.failed_identities END AS failed_identities,
+               g.failing_identities, CASE WHEN {_ALL_TIME} THEN a.cycles ELSE p.cycles END AS cycles,
                CASE WHEN c.success + c.failure > 0 THEN c.success::DOUBLE / (c.success + c.failure) END AS success_rate,
                c.first_event, c.last_event
-        FROM counts c, in_period p, failed f, failing g LEFT JOIN all_time a ON true"""),
+        FROM counts c, all_time a, in_period p, failing g"""),
     q("events_per_day_by_status", "Events per UTC day and status", f"""
         SELECT {DAY_OF_HOUR} AS day, status, sum(events)::BIGINT AS events
         FROM {EVENT_COUNTS} AS c

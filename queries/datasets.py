@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ingest.summaries.events import VIOLATION_KIND_SQL
+from ingest.summaries.events import VIOLATION_KIND_SQL, open_runs
 from queries.filters import SCOPE_FILTER, SINCE, UNTIL, time_filter
 from queries.named import q
 from queries.scim import EXPORT_DATASETS as _SCIM_DATASETS
@@ -72,19 +72,17 @@ ORDER BY activity_time, id
 # A failure belongs to the run open at $until when no success of the identity follows it before $until
 # (derived_failures.next_success_at); its consecutive_cycles counts the run's cycles up to it, so the run's
 # length is the largest. Reference: queries/reference.py.
+# A period running to now reads the runs open now (derived_open_runs); one ending earlier computes them from
+# derived_failures with the same text (ingest.summaries.events.open_runs).
+OPEN_RUNS_SQL = f"""(
+    SELECT * FROM derived_open_runs WHERE $until::TIMESTAMPTZ IS NULL AND {SCOPE_FILTER}
+    UNION ALL
+    {open_runs(f"(SELECT * FROM derived_failures WHERE $until::TIMESTAMPTZ IS NOT NULL AND source_id IS NOT NULL "
+               f"AND service_principal_id IS NOT NULL AND activity_time < {UNTIL} "
+               f"AND coalesce(next_success_at, 'infinity'::TIMESTAMPTZ) >= {UNTIL} AND {SCOPE_FILTER})")})"""
 RECURRING_FAILURES_SQL = f"""
-WITH open_run AS (
-    SELECT * FROM derived_failures
-    WHERE source_id IS NOT NULL AND activity_time < {UNTIL}
-      AND coalesce(next_success_at, 'infinity'::TIMESTAMPTZ) >= {UNTIL} AND {SCOPE_FILTER})
-SELECT service_principal_id, job_id, source_id,
-       arg_max(source_upn, (activity_time, id)) AS source_upn, arg_max(user_name, (activity_time, id)) AS user_name,
-       max(consecutive_cycles) AS consecutive_cycles, min(activity_time) AS failing_since,
-       max(activity_time) AS last_failure, arg_max(error_code, (activity_time, id)) AS error_code,
-       arg_max(recommended_action, (activity_time, id)) AS recommended_action
-FROM open_run
-GROUP BY service_principal_id, job_id, source_id
-HAVING max(consecutive_cycles) >= 2 AND max(activity_time) >= {SINCE}
+SELECT {', '.join(RECURRING_FAILURE_COLUMNS)} FROM {OPEN_RUNS_SQL} AS r
+WHERE consecutive_cycles >= 2 AND last_failure >= {SINCE}
 ORDER BY consecutive_cycles DESC, last_failure DESC, service_principal_id, job_id, source_id
 """
 

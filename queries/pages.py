@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from ingest.summaries.events import error_code_aggregate
 from queries import datasets
 from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, EVENT_FILTER, SCOPE_FILTER, SINCE, UNTIL
 from queries.named import q
@@ -16,6 +17,11 @@ from queries.named import q
 # Expected cadence of an Entra provisioning job, and how late a cycle may be before it counts as missed.
 CYCLE_MINUTES = 40
 MISSED_AFTER_MINUTES = 1.5 * CYCLE_MINUTES
+
+# True when the shared filters are all unset (all time, every app and job): a constant once bound, so DuckDB
+# drops the branch that is not taken.
+_UNFILTERED = ("($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL AND $sps::VARCHAR[] IS NULL "
+               "AND $job::VARCHAR IS NULL)")
 
 # True when a time window is set: a constant once the parameters are bound, so without a window the plan
 # has no events scan at all.
@@ -76,21 +82,12 @@ def _wrapping_queries() -> list:
     """Aggregates over the export datasets (cycles, failures, violations)."""
     cycles, failures = _dataset_sql("cycles"), _dataset_sql("failures")
     violations_entra = _unordered(datasets.VIOLATIONS_ENTRA_SQL.replace("{EVENT_FILTER}", EVENT_FILTER))
-    # Per error code over the failures dataset; identities per code from (code, identity) pairs first: cheaper than
-    # count(DISTINCT) per code.
+    # Per error code over the failures dataset: all time from the store's per-code summary (derived_error_codes),
+    # a period or an app from its failures; one text (ingest.summaries.events.error_code_aggregate).
     top_errors = f"""
-        WITH f AS ({_unordered(failures)}),
-        per_code AS (
-            SELECT error_code, count(*) AS failures, min(activity_time) AS first_seen, max(activity_time) AS last_seen,
-                   mode(http_status) AS http_status, mode(scim_type) AS scim_type, mode(scim_detail) AS scim_detail,
-                   max(next_retry_at) AS next_retry_at, mode(recommended_action) AS recommended_action
-            FROM f GROUP BY error_code),
-        ids AS (
-            SELECT error_code, count(*) AS identities
-            FROM (SELECT DISTINCT error_code, source_id FROM f WHERE source_id IS NOT NULL) GROUP BY error_code)
-        SELECT p.error_code, p.failures, coalesce(i.identities, 0) AS identities, p.first_seen, p.last_seen,
-               p.http_status, p.scim_type, p.scim_detail, p.next_retry_at, p.recommended_action
-        FROM per_code AS p LEFT JOIN ids AS i ON p.error_code IS NOT DISTINCT FROM i.error_code"""
+        SELECT * FROM derived_error_codes WHERE {_UNFILTERED}
+        UNION ALL
+        {error_code_aggregate(f"({_unordered(failures)}) AS f WHERE NOT {_UNFILTERED}")}"""
     return [
         q("cycles_timeline", "Every sync cycle in the period with its app name (from the cycles dataset)", f"""
             SELECT c.*, n.service_principal_name

@@ -28,7 +28,7 @@ HOUR_SQL = "make_timestamptz(epoch_us({col}) // 3600000000 * 3600000000)"
 TOUCHED_COLUMNS = {
     "id": "{e}.id", "cycle_id": "{e}.cycle_id", "job_id": "{e}.job_id",
     "service_principal_id": "{e}.service_principal_id", "source_id": "{e}.source_id",
-    "hour": HOUR_SQL.format(col="{e}.activity_time"),
+    "error_code": "{e}.error_code", "hour": HOUR_SQL.format(col="{e}.activity_time"),
 }
 TOUCHED = "summary_touched"
 
@@ -38,7 +38,8 @@ class Summary:
     """One summary table.
 
     ``select`` computes its rows from the source tables (and the summaries in ``depends``). ``{scope}`` stands
-    right after each ``FROM events``: empty for a rebuild, a semi-join on the touched keys for a refresh.
+    right after each ``FROM events`` (``FROM {scope_table}``): empty for a rebuild, a semi-join on the touched keys
+    for a refresh.
     ``key``: the refresh deletes the rows of the touched keys and inserts them again from ``select``; no key:
     recomputed whole by every refresh. ``grows``: rows are only ever added (a refresh inserts what is new;
     changed events rebuild it). ``order``: a rebuild writes the rows in this order (zone maps find a key's rows);
@@ -56,6 +57,7 @@ class Summary:
     grows: bool = False
     resort_at: float = 0.0
     refreshed_by: str = "events"
+    scope_table: str = "events"  # the relation whose rows ``{scope}`` restricts (a summary may read another one)
 
     def fingerprint(self) -> str:
         text = "\x00".join(repr(getattr(self, f.name)) for f in fields(self))
@@ -230,7 +232,7 @@ def _refresh_one(con: duckdb.DuckDBPyConnection, s: Summary, changed: bool) -> i
         _rewrite(con, s)
         return 0
     keys = f"(SELECT DISTINCT {', '.join(s.key)} FROM {TOUCHED})"
-    scope = f"SEMI JOIN {keys} k ON {_match(s.key, table='events', events=True)}"
+    scope = f"SEMI JOIN {keys} k ON {_match(s.key, table=s.scope_table, events=True)}"
     rows = s.select.format_map(_Blank(scope=scope))
     if s.grows:
         added, = con.execute(f"INSERT INTO {s.table} SELECT * FROM ({rows}) EXCEPT SELECT * FROM {s.table}"
