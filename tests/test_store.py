@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import duckdb
 import pytest
 
+from ingest import schema
 from ingest.schema import LATEST_VERSION
 from ingest.store import NotAProvlensDatabase, Store, StoreError
 
@@ -14,10 +15,12 @@ from ingest.store import NotAProvlensDatabase, Store, StoreError
 def test_migrations_apply_once_and_record_the_version(tmp_path):
     db = str(tmp_path / "a.duckdb")
     with Store.open(db) as store:
+        assert store.migrations_applied == [schema.BASELINE] and store.summaries_rebuilt  # a new store: all built
         assert store.migrate() == LATEST_VERSION
-    with Store.open(db) as store:  # reopening applies nothing twice
+    with Store.open(db) as store:  # reopening applies and rebuilds nothing
         versions = store.con.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
-    assert [v for (v,) in versions] == list(range(1, LATEST_VERSION + 1))
+        assert store.migrations_applied == [] and store.summaries_rebuilt == []
+    assert [v for (v,) in versions] == [schema.BASELINE, *(v for v, _, _ in schema.MIGRATIONS)]
 
 
 def test_foreign_duckdb_file_is_refused_and_left_untouched(tmp_path):
