@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import duckdb
@@ -60,7 +60,10 @@ class Summary:
     scope_table: str = "events"  # the relation whose rows ``{scope}`` restricts (a summary may read another one)
 
     def fingerprint(self) -> str:
-        text = "\x00".join(repr(getattr(self, f.name)) for f in fields(self))
+        """What the table's rows depend on: its columns, its SELECT and how a refresh keeps it (not who refreshes it
+        or when it is re-sorted)."""
+        text = "\x00".join(map(repr, (self.table, self.columns, self.build_sql(), self.key, self.grows,
+                                       self.scope_table)))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def build_sql(self, **names: str) -> str:
