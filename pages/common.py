@@ -313,11 +313,8 @@ def _utc(value) -> datetime:
 def newest_event_before(now: datetime):
     """The end of the newest sync cycle that started before ``now`` (to the minute, so the result is cached for a
     minute), clamped to ``now``: the data's real lag when the newest event is dated in the future."""
-    cycles = query("last_cycle", Filters(until=now.replace(second=0, microsecond=0)))
-    if cycles.empty:
-        return None
-    ends = [min(_utc(end), now) for end in cycles["ended_at"].dropna()]
-    return max(ends) if ends else None
+    newest = query("newest_cycle_end", Filters(until=now.replace(second=0, microsecond=0))).iloc[0]["newest"]
+    return None if newest is None or newest is pd.NaT or pd.isna(newest) else min(_utc(newest), now)
 
 
 def empty_state(message: str) -> None:

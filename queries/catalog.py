@@ -13,8 +13,9 @@ from queries.datasets import EVENT_EXPORT_COLUMNS, OPEN_RUNS_SQL
 from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, SCOPE_FILTER, SINCE
 from queries.named import Query, q
 
-# "The period is all time": a constant once bound.
+# "The period is all time", "every app and job": constants once bound (DuckDB drops the branch not taken).
 _ALL_TIME = "($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL)"
+_NO_SCOPE = "($sps::VARCHAR[] IS NULL AND $job::VARCHAR IS NULL)"
 
 _ALL = [
     # Counts from the hourly rollup. Identities and cycles: all time from the per-identity names and per-cycle
@@ -29,26 +30,32 @@ _ALL = [
                    coalesce(sum(events) FILTER (WHERE status = 'warning'), 0)::BIGINT AS warning,
                    min(first_time) AS first_event, max(last_time) AS last_event
             FROM {EVENT_COUNTS} AS c),
-        all_time AS (  -- per identity from the store's summaries
-            SELECT count(DISTINCT source_id) AS identities,
-                   count(DISTINCT source_id) FILTER (WHERE failures > 0) AS failed_identities,
-                   (SELECT count(DISTINCT (job_id, cycle_id)) FROM derived_cycles WHERE {SCOPE_FILTER}) AS cycles
-            FROM derived_identities WHERE {SCOPE_FILTER} AND {_ALL_TIME}),
+        all_time AS (  -- the store's per-source (no app or job filter) or per-identity summaries
+            SELECT count(*) AS identities, count(*) FILTER (WHERE failed) AS failed_identities
+            FROM derived_sources WHERE {_ALL_TIME} AND {_NO_SCOPE}
+            UNION ALL
+            SELECT count(DISTINCT source_id), count(DISTINCT source_id) FILTER (WHERE failures > 0)
+            FROM derived_identities WHERE {SCOPE_FILTER} AND {_ALL_TIME} AND NOT {_NO_SCOPE}),
+        all_time_cycles AS (
+            SELECT count(DISTINCT (job_id, cycle_id)) AS cycles FROM derived_cycles
+            WHERE {SCOPE_FILTER} AND {_ALL_TIME}),
         in_period AS (
-            SELECT count(DISTINCT source_id) AS identities, count(DISTINCT (job_id, cycle_id)) AS cycles,
-                   (SELECT count(DISTINCT source_id) FROM derived_failures WHERE {{EVENT_FILTER}})
-                       AS failed_identities
+            SELECT count(DISTINCT source_id) AS identities, count(DISTINCT (job_id, cycle_id)) AS cycles
             FROM events WHERE {{EVENT_FILTER}} AND NOT {_ALL_TIME}),
+        failed_in_period AS (
+            SELECT count(DISTINCT source_id) AS failed_identities FROM derived_failures
+            WHERE {{EVENT_FILTER}} AND NOT {_ALL_TIME}),
         failing AS (
             SELECT count(DISTINCT source_id) AS failing_identities FROM {OPEN_RUNS_SQL} AS r
             WHERE last_failure >= {SINCE})
         SELECT c.events, c.success, c.failure, c.skipped, c.warning,
                CASE WHEN {_ALL_TIME} THEN a.identities ELSE p.identities END AS identities,
-               CASE WHEN {_ALL_TIME} THEN a.failed_identities ELSE p.failed_identities END AS failed_identities,
-               g.failing_identities, CASE WHEN {_ALL_TIME} THEN a.cycles ELSE p.cycles END AS cycles,
+               CASE WHEN {_ALL_TIME} THEN a.failed_identities ELSE f.failed_identities END AS failed_identities,
+               g.failing_identities, CASE WHEN {_ALL_TIME} THEN ac.cycles ELSE p.cycles END AS cycles,
                CASE WHEN c.success + c.failure > 0 THEN c.success::DOUBLE / (c.success + c.failure) END AS success_rate,
                c.first_event, c.last_event
-        FROM counts c, all_time a, in_period p, failing g"""),
+        FROM counts c, (SELECT sum(identities) AS identities, sum(failed_identities) AS failed_identities
+                        FROM all_time) a, all_time_cycles ac, in_period p, failed_in_period f, failing g"""),
     q("events_per_day_by_status", "Events per UTC day and status", f"""
         SELECT {DAY_OF_HOUR} AS day, status, sum(events)::BIGINT AS events
         FROM {EVENT_COUNTS} AS c
@@ -69,6 +76,10 @@ _ALL = [
         SELECT r.source, r.last_started, r.last_outcome, r.last_success, r.last_message,
                (SELECT max(ended_at) FROM derived_cycles) AS newest_event
         FROM runs r ORDER BY r.source"""),
+    q("newest_cycle_end", "The latest end of a sync cycle that started before $until, at most $until (the data's "
+      "lag, when the newest event is dated in the future)", """
+        SELECT max(least(ended_at, $until::TIMESTAMPTZ)) AS newest FROM derived_cycles
+        WHERE started_at < $until::TIMESTAMPTZ"""),
     q("meta", "Database metadata (demo flag, simulator parameters)", "SELECT key, value FROM meta ORDER BY key"),
     q("summaries_pending", "Ingest runs whose events the summaries do not count yet (a fast pull refreshes them at "
       "its end)", "SELECT count(*) AS runs FROM summary_pending_runs"),

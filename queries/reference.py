@@ -257,6 +257,11 @@ REFERENCES: dict[str, str] = {
               OR contains(lower(source_upn), lower($term::VARCHAR))
               OR contains(lower(user_name), lower($term::VARCHAR)))
         GROUP BY source_id ORDER BY last_seen DESC, source_id LIMIT 50""",
+    "newest_cycle_end": """
+        SELECT max(least(ended, $until::TIMESTAMPTZ)) AS newest
+        FROM (SELECT min(activity_time) AS started, max(activity_time) AS ended FROM events
+              GROUP BY job_id, cycle_id, service_principal_id)
+        WHERE started < $until::TIMESTAMPTZ""",
     "jobs": """
         SELECT job_id, any_value(service_principal_id) AS service_principal_id,
                any_value(service_principal_name) AS service_principal_name, count(*) AS events
@@ -350,7 +355,7 @@ REFERENCES.update(SCIM_REFERENCES)
 SUMMARY_READERS: dict[str, tuple[str, ...]] = {
     "derived_failures": ("failures", "recurring-failures", "top_errors", "top_error_codes", "overview_kpis",
                          "violations_summary", "violations"),
-    "derived_cycles": ("cycles", "cycles_timeline", "jobs", "service_principals", "overview_kpis"),
+    "derived_cycles": ("cycles", "cycles_timeline", "jobs", "service_principals", "overview_kpis", "newest_cycle_end"),
     "derived_event_hours": ("overview_kpis", "events_per_day_by_status", "success_rate_per_day",
                             "action_status_counts", "failures_by_code_day", "skips_by_category_day"),
     "derived_work_domains": ("violations_summary", "violations"),
@@ -358,6 +363,7 @@ SUMMARY_READERS: dict[str, tuple[str, ...]] = {
     "derived_identity_events": ("identity_events",),
     "derived_open_runs": ("recurring-failures", "recurring_failures_count", "overview_kpis"),
     "derived_identities": ("overview_kpis",),
+    "derived_sources": ("overview_kpis",),
     "derived_error_codes": ("top_errors", "top_error_codes"),
     "derived_scim_hours": ("scim_kpis", "scim_requests_over_time", "scim_errors_by_type", "scim_auth_failures",
                            "scim_probes"),

@@ -181,6 +181,15 @@ FROM events {scope}
 GROUP BY service_principal_id, job_id, source_id""")
 
 
+# Per source object over all apps and jobs: whether it ever failed (the Overview's all-time counts with no app or
+# job filter: one row per identity instead of a distinct count over every app and job's rows).
+SOURCES = Summary("derived_sources", key=("source_id",), select="""
+SELECT source_id, count(*) FILTER (WHERE status = 'failure') > 0 AS failed
+FROM events {scope}
+WHERE source_id IS NOT NULL
+GROUP BY source_id""")
+
+
 def error_code_aggregate(failures: str) -> str:
     """Per error code over ``failures`` (a relation of derived_failures rows): failures, identities, first and last
     seen, the commonest HTTP status, scimType, detail and advice, the latest announced retry."""
@@ -198,4 +207,4 @@ ERROR_CODES = Summary("derived_error_codes", key=("error_code",), depends=("deri
                       scope_table="derived_failures", select=error_code_aggregate("derived_failures {scope}"))
 
 SUMMARIES = [FAILURES, CYCLES, EVENT_HOURS, WORK_DOMAINS, IDENTITY_NAMES, IDENTITY_EVENTS, OPEN_RUNS, IDENTITIES,
-             ERROR_CODES]
+             SOURCES, ERROR_CODES]
