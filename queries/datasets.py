@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ingest.summaries.events import VIOLATION_KIND_SQL, open_runs
-from queries.filters import SCOPE_FILTER, SINCE, UNTIL, time_filter
+from ingest.summaries.events import open_runs, violation_groups
+from queries.filters import EVENT_FILTER, SCOPE_FILTER, SINCE, UNTIL, time_filter
 from queries.named import q
 from queries.scim import EXPORT_DATASETS as _SCIM_DATASETS
 
@@ -97,32 +97,28 @@ ORDER BY activity_time, id
 # of successful events and the email domains of successful creates (kept by the store in
 # derived_work_domains). Failures come from derived_failures, where next_success_at is the identity's
 # first success strictly after each failure: the first success after a group's last failure resolves it.
-_VIOLATIONS_CORE = """
+# All time with the default domains: the store's groups (derived_violation_groups); anything else: the same text
+# (ingest.summaries.events.violation_groups) over the period's failures. A constant once bound.
+_STORED_GROUPS = ("($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL AND $sps::VARCHAR[] IS NULL "
+                  "AND $job::VARCHAR IS NULL AND $allowed_domains::VARCHAR[] IS NULL)")
+_VIOLATIONS_CORE = f"""
 allowed AS (
     SELECT DISTINCT domain FROM (
         SELECT unnest($allowed_domains::VARCHAR[]) AS domain WHERE $allowed_domains::VARCHAR[] IS NOT NULL
         UNION ALL
         SELECT domain FROM derived_work_domains WHERE $allowed_domains::VARCHAR[] IS NULL)
 ),
-classified AS (
-    SELECT e.*, {VIOLATION_KIND} AS kind
-    FROM derived_failures e WHERE {EVENT_FILTER}
-),
 grouped AS (
-    SELECT kind, service_principal_id, job_id, source_id,
-           arg_max(user_name, activity_time) AS user_name,
-           arg_max(email_domain, activity_time) FILTER (WHERE email_domain IS NOT NULL) AS email_domain,
-           min(activity_time) AS first_seen, max(activity_time) AS last_seen, count(*) AS occurrences,
-           arg_max(next_success_at, activity_time) AS next_success_at
-    FROM classified WHERE kind IS NOT NULL
-    GROUP BY kind, service_principal_id, job_id, source_id
+    SELECT * FROM derived_violation_groups WHERE {_STORED_GROUPS}
+    UNION ALL
+    {violation_groups(f"derived_failures WHERE {EVENT_FILTER} AND NOT {_STORED_GROUPS}", "allowed")}
 ),
 resolved AS (
     SELECT kind, service_principal_id, source_id, min(next_success_at) AS resolved_at
     FROM grouped
     WHERE next_success_at < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
     GROUP BY ALL
-)""".replace("{VIOLATION_KIND}", VIOLATION_KIND_SQL.format(allowed="allowed"))
+)"""
 
 _VIOLATIONS_SELECT = """
 SELECT g.kind, g.user_name, g.email_domain, g.source_id, g.service_principal_id, g.first_seen, g.last_seen,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from ingest.summaries.events import error_code_aggregate
+from ingest.summaries.events import error_code_aggregate, skip_identity_aggregate, skip_reason_aggregate
 from queries import datasets
 from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, EVENT_FILTER, SCOPE_FILTER, SINCE, UNTIL
 from queries.named import q
@@ -185,24 +185,23 @@ QUERY_LIST = [
                sum(events)::BIGINT AS failures
         FROM {EVENT_COUNTS} AS c WHERE status = 'failure'
         GROUP BY ALL ORDER BY day, error_code"""),
-    q("skips_by_category", "Skipped events by category and reason, with identities affected", """
-        SELECT coalesce(skip_category, 'other') AS skip_category, coalesce(skip_reason, '') AS skip_reason,
-               count(*) AS skips, count(DISTINCT source_id) AS identities
-        FROM events WHERE status = 'skipped' AND {EVENT_FILTER}
+    # All time: the store's per-identity skips (derived_skip_reasons, derived_skip_identities); a period, an app or a
+    # job: the same aggregates over its skipped events.
+    q("skips_by_category", "Skipped events by category and reason, with identities affected", f"""
+        SELECT skip_category, skip_reason, sum(skips)::BIGINT AS skips, count(DISTINCT source_id) AS identities
+        FROM (SELECT * FROM derived_skip_reasons WHERE {_UNFILTERED}
+              UNION ALL
+              {skip_reason_aggregate(f"events WHERE status = 'skipped' AND {EVENT_FILTER} AND NOT {_UNFILTERED}")})
         GROUP BY ALL ORDER BY skips DESC, skip_category, skip_reason"""),
     q("skips_by_category_day", "Skipped events per UTC day and category", f"""
         SELECT {DAY_OF_HOUR} AS day, coalesce(skip_category, 'other') AS skip_category,
                sum(events)::BIGINT AS skips
         FROM {EVENT_COUNTS} AS c WHERE status = 'skipped'
         GROUP BY ALL ORDER BY day, skip_category"""),
-    q("skip_identities", "Identities to fix: who is skipped, why, since when, in how many cycles", """
-        SELECT source_id, service_principal_id, any_value(service_principal_name) AS service_principal_name,
-               arg_max(source_upn, activity_time) AS source_upn, coalesce(skip_category, 'other') AS skip_category,
-               arg_max(skip_reason, activity_time) AS skip_reason,
-               min(activity_time) AS first_seen, max(activity_time) AS last_seen,
-               count(DISTINCT cycle_id) AS cycles, count(*) AS skips
-        FROM events WHERE status = 'skipped' AND {EVENT_FILTER}
-        GROUP BY source_id, service_principal_id, coalesce(skip_category, 'other')
+    q("skip_identities", "Identities to fix: who is skipped, why, since when, in how many cycles", f"""
+        SELECT * FROM derived_skip_identities WHERE {_UNFILTERED}
+        UNION ALL
+        {skip_identity_aggregate(f"events WHERE status = 'skipped' AND {EVENT_FILTER} AND NOT {_UNFILTERED}")}
         ORDER BY skip_category, service_principal_name, source_upn, source_id"""),
     # From the store's per-identity names (derived_identity_names, ingest/summaries/events.py), whose rows group the
     # events by every column the match reads (plus app and job), so a row matches exactly when its events do. A group

@@ -58,12 +58,13 @@ class Summary:
     resort_at: float = 0.0
     refreshed_by: str = "events"
     scope_table: str = "events"  # the relation whose rows ``{scope}`` restricts (a summary may read another one)
+    rebuild_after: tuple[str, ...] = ()  # summaries whose change by a refresh makes this one be rebuilt whole
 
     def fingerprint(self) -> str:
         """What the table's rows depend on: its columns, its SELECT and how a refresh keeps it (not who refreshes it
         or when it is re-sorted)."""
         text = "\x00".join(map(repr, (self.table, self.columns, self.build_sql(), self.key, self.grows,
-                                       self.scope_table)))
+                                       self.scope_table, self.rebuild_after)))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def build_sql(self, **names: str) -> str:
@@ -204,13 +205,17 @@ def refresh(con: duckdb.DuckDBPyConnection, *, changed: bool, everything: bool =
     """Bring the event summaries up to date for the touched keys (``summary_touched``), inside the load's
     transaction. ``changed``: some events were updated (not only inserted); ``everything``: recompute all (a
     load into an empty store)."""
+    grown: set[str] = set()  # summaries whose rows a grows-only refresh added to, or that were rewritten
     for s in declared():
         if s.refreshed_by != "events":
             continue
-        if everything:
+        if everything or set(s.rebuild_after) & grown:
             _rewrite(con, s)
+            grown.add(s.table)
             continue
         written = _refresh_one(con, s, changed)
+        if written and s.grows or (s.grows and changed):
+            grown.add(s.table)
         if s.resort_at and written:
             rows_at_build, rows_written = con.execute(
                 "UPDATE summary_state SET rows_written = rows_written + ? WHERE summary = ? "
