@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import re
 
-from ingest.summaries.events import error_code_aggregate, skip_identity_aggregate, skip_reason_aggregate
+from ingest.summaries.events import (
+    SKIP_TOP_ROWS,
+    error_code_aggregate,
+    skip_identity_aggregate,
+    skip_reason_aggregate,
+    skip_top,
+)
 from queries import datasets
 from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, EVENT_FILTER, SCOPE_FILTER, SINCE, UNTIL
 from queries.named import q
@@ -259,9 +265,14 @@ def _bounded_queries(defined: list) -> list:
     sql = {query.name: _unordered(query.sql) for query in defined}
     failures, recurring = _unordered(_dataset_sql("failures")), _unordered(_dataset_sql("recurring-failures"))
     cycle_events, skip_identities = sql["cycle_events"], sql["skip_identities"]
+    stored_top = f"({_UNFILTERED} AND $limit::BIGINT <= {SKIP_TOP_ROWS})"
     return [
+        # The time of the $limit-th newest failure first (a top-N over one narrow column), then the rows at or after it.
         q("failures_recent", "The newest $limit failures (the failures dataset, newest first)", f"""
-            SELECT * FROM ({failures}) AS f ORDER BY activity_time DESC, id DESC LIMIT $limit"""),
+            WITH edge AS (SELECT min(activity_time) AS t FROM (
+                SELECT activity_time FROM ({failures}) ORDER BY activity_time DESC LIMIT $limit))
+            SELECT f.* FROM ({failures}) AS f, edge WHERE f.activity_time >= edge.t
+            ORDER BY activity_time DESC, id DESC LIMIT $limit"""),
         q("cycle_events_first", "The first $limit events of one sync cycle ($cycle_id), oldest first", f"""
             SELECT * FROM ({cycle_events}) AS e ORDER BY activity_time, id LIMIT $limit"""),
         q("recurring_failures_top", "The $limit identities failing in the most consecutive cycles", f"""
@@ -272,15 +283,13 @@ def _bounded_queries(defined: list) -> list:
             SELECT count(*) AS identities FROM ({recurring}) AS r"""),
         # A top-N aggregate per category (min_by keeps $limit rows in a heap) instead of numbering every identity
         # with a window, whose sort of all rows took ~60 ms at 5M events; the key orders like the window's ORDER BY
-        # (cycles and last_seen are never NULL).
+        # (cycles and last_seen are never NULL). All time, up to the store's rows per category: derived_skip_top.
         q("skip_identities_top", "Per skip category, the $limit identities skipped in the most cycles, and "
           "how many identities the category has (category_identities)", f"""
-            WITH g AS (
-                SELECT count(*) AS category_identities,
-                       min_by(s, (-cycles, -epoch_us(last_seen), source_id, service_principal_id), $limit) AS top
-                FROM ({skip_identities}) AS s
-                GROUP BY skip_category)
-            SELECT * FROM (SELECT unnest(top, recursive := true), category_identities FROM g)
+            SELECT * EXCLUDE (rank) FROM (
+                SELECT * FROM derived_skip_top WHERE {stored_top} AND rank <= $limit
+                UNION ALL
+                {skip_top(f"(SELECT * FROM ({skip_identities}) WHERE NOT {stored_top})", "$limit")})
             ORDER BY skip_category, cycles DESC, last_seen DESC, source_id, service_principal_id"""),
     ]
 

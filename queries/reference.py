@@ -367,6 +367,7 @@ SUMMARY_READERS: dict[str, tuple[str, ...]] = {
     "derived_error_codes": ("top_errors", "top_error_codes"),
     "derived_skip_identities": ("skip_identities", "skip_identities_top"),
     "derived_skip_reasons": ("skips_by_category",),
+    "derived_skip_top": ("skip_identities_top",),
     "derived_violation_groups": ("violations", "violations_summary"),
     "derived_scim_hours": ("scim_kpis", "scim_requests_over_time", "scim_errors_by_type", "scim_auth_failures",
                            "scim_probes"),

@@ -78,3 +78,21 @@ def test_a_report_merged_from_merged_reports_lists_every_run(tmp_path):
     assert "a report merged from the 1 runs below" in report
     assert (f"- {measured['date']} UTC, {measured['machine']['cpu']}, load {measured['machine']['load_at_start']}, "
             "speed check") in report
+
+
+def test_ab_pages_times_every_page_and_view_on_both_sides(demo_db, tmp_path):
+    """bench.ab_pages (B4 side by side with another checkout) runs each page's queries on both sides; here the
+    baseline is this checkout itself on the same store."""
+    import json
+
+    from tests.conftest import ROOT, run_cli
+
+    out = tmp_path / "ab.json"
+    done = run_cli("bench.ab_pages", "--base-checkout", str(ROOT), "--base-db", str(demo_db), "--db", str(demo_db),
+                   "--runs", "1", "--out", str(out), timeout=600)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    pages = {row["page"] for row in result["pages"]}
+    assert {"overview", "failures", "skipped", "violations", "cycles", "identity", "scim"} <= pages
+    assert {row["view"] for row in result["pages"]} == {"all", "last_30_days", "one_app"}
+    assert all(row["base_95"] > 0 and row["new_95"] > 0 for row in result["pages"])
