@@ -110,9 +110,13 @@ def _wrapping_queries() -> list:
         q("top_errors", "Failures by error code: count, identities, first/last seen, parsed SCIM reply, action",
           top_errors + " ORDER BY failures DESC, error_code"),
         q("top_error_codes", "The $limit most frequent failure codes, with identities affected and first/last seen "
-          "(the top_errors rows)", f"""
-            SELECT error_code, failures, identities, first_seen, last_seen, http_status, scim_type
-            FROM ({top_errors}) AS t ORDER BY failures DESC, error_code LIMIT $limit"""),
+          "(the top_errors rows, fewer columns)", f"""
+            SELECT * FROM (
+                SELECT error_code, failures, identities, first_seen, last_seen, http_status, scim_type
+                FROM derived_error_codes WHERE {_UNFILTERED}
+                UNION ALL
+                {error_code_aggregate(f"({_unordered(failures)}) AS f WHERE NOT {_UNFILTERED}", details=False)})
+            ORDER BY failures DESC, error_code LIMIT $limit"""),
         q("allowed_email_domains", "The email domains the violations dataset treats as work domains", f"""
             WITH {_violations_core()} SELECT domain FROM allowed WHERE domain IS NOT NULL ORDER BY domain"""),
         # Counts need no SCIM evidence: the Entra-only violations (same rows, kinds and states), unsorted.

@@ -190,15 +190,17 @@ WHERE source_id IS NOT NULL
 GROUP BY source_id""")
 
 
-def error_code_aggregate(failures: str) -> str:
+def error_code_aggregate(failures: str, *, details: bool = True) -> str:
     """Per error code over ``failures`` (a relation of derived_failures rows): failures, identities, first and last
-    seen, the commonest HTTP status, scimType, detail and advice, the latest announced retry."""
+    seen, the commonest HTTP status and scimType, and with ``details`` the commonest detail and advice and the latest
+    announced retry (the Overview's short list leaves those out)."""
+    more = ("mode(scim_detail) AS scim_detail, max(next_retry_at) AS next_retry_at, "
+            "mode(recommended_action) AS recommended_action")
     return f"""
 SELECT p.error_code, p.failures, coalesce(i.identities, 0) AS identities, p.first_seen, p.last_seen, p.http_status,
-       p.scim_type, p.scim_detail, p.next_retry_at, p.recommended_action
+       p.scim_type{", p.scim_detail, p.next_retry_at, p.recommended_action" if details else ""}
 FROM (SELECT error_code, count(*) AS failures, min(activity_time) AS first_seen, max(activity_time) AS last_seen,
-             mode(http_status) AS http_status, mode(scim_type) AS scim_type, mode(scim_detail) AS scim_detail,
-             max(next_retry_at) AS next_retry_at, mode(recommended_action) AS recommended_action
+             mode(http_status) AS http_status, mode(scim_type) AS scim_type{", " + more if details else ""}
       FROM {failures} GROUP BY error_code) AS p
 LEFT JOIN (  -- identities per code from (code, identity) pairs: cheaper than count(DISTINCT) per code
       SELECT error_code, count(*) AS identities
