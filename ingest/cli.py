@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from ingest import __version__, exitcodes
 from ingest.config import ConfigError, load_toml, resolve_db_path
-from ingest.dbfile import is_corruption
+from ingest.dbfile import disk_full, is_corruption
 from ingest.store import DatabaseLocked, NotAProvlensDatabase, StoreError
 
 
@@ -220,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; committed data is kept, re-run to finish", file=sys.stderr)
         return exitcodes.PARTIAL
     except Exception as exc:  # noqa: BLE001 - one clear line for people, the traceback on request
+        if disk_full(exc):
+            print(f"error: no room to write ({clean(str(exc).splitlines()[0])}): free space where {args.db} and the "
+                  "temp folder are, then run again (what was committed is kept; the run is recorded as failed)",
+                  file=sys.stderr)
+            return exitcodes.DATABASE
         if is_corruption(exc):  # a damaged file (a block's checksum), found while reading it
             print(f"error: {args.db} is damaged ({str(exc).splitlines()[0]}); it was left as it is: restore a "
                   "backup or load the data into a new database", file=sys.stderr)

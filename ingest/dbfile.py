@@ -50,6 +50,17 @@ def connect(path: str = ":memory:", *, read_only: bool = False,
     return duckdb.connect(path, read_only=read_only, config={**NO_AUTO_EXTENSIONS, **(config or {})})
 
 
+def disk_full(exc: BaseException) -> bool:
+    """Whether an error says a write found no room (a full disk or quota, or a file-size limit)."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.Error) and ("no space left" in text or "file too large" in text
+                                              or "disk quota" in text)
+
+
 def is_corruption(exc: BaseException) -> bool:
     """Whether a DuckDB error says the file's blocks are damaged (a checksum or a corrupt-file error)."""
     text = str(exc).lower()

@@ -6,5 +6,5 @@ USAGE = 2  # bad command line or configuration
 PARTIAL = 3  # some data landed, some did not (e.g. a source failed mid-way; a re-run finishes the work)
 AUTH = 4  # authentication or authorisation failed (missing permission, licence, expired secret)
 UNREACHABLE = 5  # the service could not be reached or kept failing/throttling past the retry budget
-DATABASE = 6  # the database is locked for too long, foreign, corrupt or from a newer provlens
+DATABASE = 6  # the database is locked for too long, foreign, damaged, from another provlens version, or full
 STRICT = 7  # --strict and some input was rejected

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from ingest import exitcodes
+from ingest.dbfile import disk_full
 from ingest.files import expand_paths, looks_like_clean_ndjson, scan_file
 from ingest.loading import StagingFile, load_staged
 from ingest.progress import progress
@@ -72,7 +73,9 @@ def ingest_files(db_path: str, paths: list[str], *, source: str = "files", quiet
             for path in progress(direct, desc="loading NDJSON", unit="file", disable=quiet):
                 try:  # fast path: DuckDB parses the whole file; any bad line sends it down the slow path
                     _add(outcome.loaded, store.load_clean_ndjson(path, run_id=run_id))
-                except (DirtyInput, duckdb.Error):
+                except (DirtyInput, duckdb.Error) as exc:
+                    if disk_full(exc):  # no room to write: the slow path would meet the same
+                        raise
                     scan_into_batches(path)
             for batch in batches:
                 _add(outcome.loaded, load_staged(store, batch, run_id=run_id))

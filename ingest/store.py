@@ -116,8 +116,12 @@ def _unordered(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
-    """ROLLBACK, and the setting an aborted :func:`_unordered` INSERT could not reset."""
-    con.execute("ROLLBACK")
+    """ROLLBACK, and the setting an aborted :func:`_unordered` INSERT could not reset. A transaction DuckDB already
+    ended (a failed COMMIT: a full disk) needs none: the caller re-raises the error that ended it, not this one."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.TransactionException:
+        pass
     con.execute("RESET preserve_insertion_order")
 
 
@@ -130,6 +134,7 @@ class Store:
     def __init__(self, con: duckdb.DuckDBPyConnection, path: str):
         self.con = con
         self.path = path
+        self._open_runs: set[int] = set()  # started and not finished: marked failed if the session ends in an error
         self.version_before = 0  # set by migrate(): the schema version found, and the migrations applied
         self.migrations_applied: list[int] = []
 
@@ -165,8 +170,27 @@ class Store:
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc is not None and self._open_runs:
+                self._fail_open_runs(exc)
+        finally:
+            self.close()
+
+    def _fail_open_runs(self, exc: BaseException) -> None:
+        """Record the runs this session started as failed, with the error that ended it (best effort: on a full disk
+        this write may fail too, and the next run of the source marks them abandoned)."""
+        message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
+        try:
+            _rollback(self.con)
+        except duckdb.Error:
+            pass
+        for run_id in sorted(self._open_runs):
+            try:
+                self.con.execute("UPDATE ingest_runs SET outcome = 'failed', message = ?, ended_at = ? "
+                                 "WHERE run_id = ? AND outcome = 'running'", [message, utcnow(), run_id])
+            except duckdb.Error:
+                return
 
     def migrate(self, *, progress=None) -> int:
         """Bring the source tables to this provlens's schema and rebuild the summaries whose declaration changed;
@@ -228,6 +252,7 @@ class Store:
         self.con.execute(
             "INSERT INTO ingest_runs (run_id, source, scope, started_at, window_start, window_end, outcome) "
             "VALUES (?, ?, ?, ?, ?, ?, 'running')", [run_id, source, scope, utcnow(), window_start, window_end])
+        self._open_runs.add(run_id)
         return run_id
 
     def add_to_run(self, run_id: int, **counters: int) -> None:
@@ -241,6 +266,7 @@ class Store:
         self.add_to_run(run_id, **counters)
         self.con.execute("UPDATE ingest_runs SET outcome = ?, message = ?, ended_at = ? WHERE run_id = ?",
                          [outcome, message, utcnow(), run_id])
+        self._open_runs.discard(run_id)
 
     def add_rejects(self, run_id: int | None, source: str, rejects: Iterable[Reject]) -> int:
         rows = [(run_id, source, r.file, r.position, r.reason, excerpt(r.excerpt), utcnow()) for r in rejects]
