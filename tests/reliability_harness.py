@@ -147,6 +147,37 @@ DASHBOARD_CASES: tuple[DashboardCase, ...] = (
     DashboardCase("`/_stcore/metrics` answered without a login",
                   "404 (any method, under a base URL path too) unless `PROVLENS_STREAMLIT_METRICS=1`",
                   "tests/test_security_metrics.py"),
+    DashboardCase("a secrets file that could not be parsed or read, or an `[Auth]` section, turned login off: an "
+                  "anonymous visitor saw every page",
+                  "login fails closed: an unreadable or unparsable secrets file, a look-alike section, an "
+                  "incomplete `[auth]`, a multi-tenant authority without `tenant_id` or an unknown access rule "
+                  "stops the app with a page naming the problem (no data, no page list); the allow-list reads "
+                  "`oid`/`tid` and the tenant-set `preferred_username`/`upn` (`email` only when trusted)",
+                  "tests/test_security_login.py, tests/test_e2e_login.py"),
+    DashboardCase("an anonymous visitor saw the app's module names in the sidebar",
+                  "the sign-in and misconfiguration pages call `st.navigation` with one hidden page",
+                  "tests/test_e2e_login.py"),
+)
+
+# ---------------------------------------------------------------------------- the store (issue 27)
+STORE_CASES: tuple[DashboardCase, ...] = (
+    DashboardCase("a pull re-reading its 2 h overlap (or overlapping `ingest files` loads) appended known events to "
+                  "the identity page's summary again (4,416 rows for 4,280 events)",
+                  "a load refreshes the summaries for its new and changed events only; every summary equals its "
+                  "recomputation after 40-minute pulls and overlapping file loads",
+                  "tests/test_store_derived.py, tests/test_reference_oracle.py"),
+    DashboardCase("a full disk said \"cannot rollback - no transaction is active\" and left the run `running`",
+                  "the COMMIT's own error is printed, the run is recorded `failed`, exit 6, what was committed "
+                  "stays and a re-run finishes without duplicates",
+                  "tests/test_reliability_disk_full.py"),
+    DashboardCase("a store with damaged blocks exited 1; a SQLite file named `.duckdb` made DuckDB download an "
+                  "extension over http",
+                  "both exit 6 with a clear line; no connection installs or loads a DuckDB extension",
+                  "tests/test_reliability_foreign_files.py"),
+    DashboardCase("a store written by a newer provlens was read and exported without a warning",
+                  "every reader and writer refuses it (\"upgrade provlens\"); an older one, or one whose summaries "
+                  "another definition built, is refused by readers until `ingest migrate`",
+                  "tests/test_migrate_cli.py"),
 )
 
 
@@ -393,8 +424,9 @@ def render_doc() -> str:
         "",
         "With an `[auth]` section in `.streamlit/secrets.toml` a visitor who has not signed in sees only a",
         "sign-in prompt (no query runs, no table, metric or chart is drawn); a signed-in user sees data only",
-        "when `[provlens.access]` allows them (email, domain, Entra group id or app role), everyone else gets",
-        "a polite refusal. Without `[auth]` the server binds to 127.0.0.1 (`.streamlit/config.toml`,",
+        "when `[provlens.access]` allows them (object id, tenant, address, domain, Entra group id or app role),",
+        "everyone else gets a polite refusal; a broken login configuration stops the app (section 7).",
+        "Without `[auth]` the server binds to 127.0.0.1 (`.streamlit/config.toml`,",
         "`scripts/dashboard.sh`). Every page leaves the database file byte-identical (read-only connections).",
         "",
         "## 7. The dashboard under hostile URLs and long use (issue 27)",
@@ -409,7 +441,13 @@ def render_doc() -> str:
         f"the page's title, then its charts drawn) within one overall budget of {BUDGET_S:.0f} s (`tests/browser.py`),",
         "never on the network going idle or a fixed sleep.",
         "",
+        "## 8. The store under overlaps, full disks and foreign files (issue 27)",
+        "",
+        "| defect | now | test |",
+        "|---|---|---|",
     ]
+    lines += [f"| {case.defect} | {case.now} | {case.test} |" for case in STORE_CASES]
+    lines += [""]
     return "\n".join(lines)
 
 
