@@ -43,6 +43,48 @@ METHOD = """\
 # What profiling found and what was changed (kept with the method: the numbers above are after these).
 FINDINGS = """\
 ## Findings and fixes
+### Session 12 (2026-12-07; issue 21: summaries as one declared cache; the tables above are older sessions')
+- **B4 side by side with the previous code, in the same run** (`python -m bench.ab_pages`, new in this session):
+  every page's named queries, run once per turn on each side, alternating, 15 timed turns after a warm-up, under
+  three views: all time, the dashboard's default (the last 30 days of the data, which no benchmark measured before)
+  and one app. Baseline: a worktree of `f78f6e1` on the 5M store its code built (`python -m bench --events 5000000
+  --only B9`: 5,000,476 events, 9M SCIM requests, 14 days); ours: a copy of that store upgraded by `python -m ingest
+  migrate` (schema 18 -> 21: 44-85 s, 3.2 GB peak RSS with the rebuild memory-capped; 5.9 GB before the cap).
+  Page p95 in ms, base / ours (ratio), final run (A6; A5, the run before the last `top_error_codes` change, in
+  brackets where it differs by more than 0.05):
+
+  | page | all time | last 30 days (default) | one app |
+  |---|---|---|---|
+  | common (sidebar) | 42.9 / 44.8 (1.04) | 42.8 / 39.9 (0.93) | 39.5 / 35.6 (0.90) [1.13] |
+  | cycles | 61.9 / 67.5 (1.09) | 69.6 / 70.6 (1.01) | 64.3 / 61.6 (0.96) [0.89] |
+  | failures | 96.0 / 93.9 (0.98) [0.85] | 3,318 / 763 (0.23) | 766 / 319 (0.42) |
+  | identity | 79.6 / 72.3 (0.91) | 63.8 / 63.4 (0.99) [0.92] | 69.4 / 71.7 (1.03) [0.92] |
+  | overview | 111.4 / 114.8 (1.03) | 1,178 / 633 (0.54) [0.75] | 276.7 / 304.1 (1.10) [1.17] |
+  | scim | 171.2 / 153.0 (0.89) | 495.3 / 518.1 (1.05) | 187.3 / 184.5 (0.99) |
+  | skipped | 108.6 / 88.0 (0.81) [0.98] | 679.6 / 772.9 (1.14) [1.00] | 565.0 / 589.0 (1.04) |
+  | violations | 179.0 / 173.5 (0.97) | 345.6 / 336.9 (0.97) | 305.8 / 281.7 (0.92) |
+
+  A6 ran beside a test run for its first pages; the skipped page's default view measured 1.00 in A5 and 1.14 here
+  (p50 1.02): the only ratios over 1.10 are that one and the overview's one-app view in A5. The default view of the
+  failures page was 3.3 s and is 0.8 s; the overview's 1.2 s is 0.6 s. The first A/B (before any summary came back)
+  had the failures page at 5.35x and skipped at 12.7x all-time, which decided what to keep (below).
+- **Summaries kept, dropped, added.** Declared in `ingest/summaries/`: `derived_failures`, `derived_cycles`,
+  `derived_event_hours`, `derived_work_domains`, `derived_identity_names`, `derived_identity_events`,
+  `derived_skip_identities`, `derived_skip_reasons`, `derived_skip_top`, `derived_error_codes`,
+  `derived_violation_groups` (kept: each page missed its target without it), the SCIM and correlation ones (kept),
+  and new: `derived_open_runs` (the runs of failures open now; the recurring list and "failing now" read it),
+  `derived_identities` (events and failures per identity, rewritten: the old one held a wrong run state) and
+  `derived_sources` (per source object: the overview's all-time counts). Dropped: `derived_recurring_failures` and
+  `derived_source_ids` (built on the wrong run state), `derived_recent_failures` (the newest failures now come from
+  the time of the limit-th one, 11 ms at 5M) and `derived_cycle_heads` (a cycle's first events from the events).
+  Every page query that reads one of them has a plain reference in `queries/reference.py`, held equal by
+  `tests/test_reference_oracle.py`.
+- **What cost what at 5M** (probes on the upgraded store, ms): distinct identities per error code over 690k
+  failures ~100 (so `derived_error_codes` for all time, and (code, identity) pairs for a period); the open runs'
+  `arg_max(..., (activity_time, id))` over 274k open failures ~180 (so `derived_open_runs`); a distinct count over
+  354k identity rows 80 (so `derived_sources` for the unfiltered overview, one row per source first with an app
+  filter: 51); the skipped page's top-N over 66k identities 40 (so `derived_skip_top`); the newest 500 failures,
+  wide top-N 20, by the 500th time first 11.
 ### Session 11 (2026-11-27, another, slower machine; the numbers above are after these)
 - **Where the numbers above come from** (runs listed at the top, in this order): 5M B5 and B6 (F3, on 90f9f5f; F2
   on f29c8c6, the same dashboard code; F1 on 2cad813, before the warm-up change below), B1 (B1b on 90f9f5f, B1a on
