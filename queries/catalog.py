@@ -56,8 +56,9 @@ _ALL = [
                g.failing_identities, CASE WHEN {_ALL_TIME} THEN ac.cycles ELSE p.cycles END AS cycles,
                CASE WHEN c.success + c.failure > 0 THEN c.success::DOUBLE / (c.success + c.failure) END AS success_rate,
                c.first_event, c.last_event
-        FROM counts c, (SELECT sum(identities) AS identities, sum(failed_identities) AS failed_identities
-                        FROM all_time) a, all_time_cycles ac, in_period p, failed_in_period f, failing g"""),
+        FROM counts c,
+             (SELECT sum(identities)::BIGINT AS identities, sum(failed_identities)::BIGINT AS failed_identities
+              FROM all_time) a, all_time_cycles ac, in_period p, failed_in_period f, failing g"""),
     q("events_per_day_by_status", "Events per UTC day and status", f"""
         SELECT {DAY_OF_HOUR} AS day, status, sum(events)::BIGINT AS events
         FROM {EVENT_COUNTS} AS c
