@@ -25,7 +25,8 @@ from bench.dashboard import ARGS as CHROMIUM_ARGS
 from bench.dashboard import CHROMIUM, running_dashboard
 from pages.common import md_text
 from tests.browser import wait_for_app
-from tests.conftest import ROOT, run_cli
+from tests.conftest import run_cli
+from tests.test_app_pages import _app as app_with_params
 
 EVIL = "http://127.0.0.2:9"  # a host that is not the server: the browser must never ask it for anything
 MARK = "zq7x"  # finds the crafted identities (no demo name contains it)
@@ -98,12 +99,7 @@ def _unescaped(body: str) -> list[str]:
 
 
 def _app(db, monkeypatch, page: str, **params) -> AppTest:
-    monkeypatch.setenv("PROVLENS_DB", str(db))
-    monkeypatch.chdir(ROOT)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.query_params["range"] = "all"
-    for key, value in params.items():
-        at.query_params[key] = value
+    at = app_with_params(db, monkeypatch, **params)
     at.run()
     if page != "overview":
         at.switch_page(f"pages/{page}.py").run()
