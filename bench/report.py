@@ -68,6 +68,9 @@ FINDINGS = """\
   (p50 1.02): the only ratios over 1.10 are that one and the overview's one-app view in A5. The default view of the
   failures page was 3.3 s and is 0.8 s; the overview's 1.2 s is 0.6 s. The first A/B (before any summary came back)
   had the failures page at 5.35x and skipped at 12.7x all-time, which decided what to keep (below).
+- **B5 side by side** (`bench.dashboard.measure` on each checkout and its own 5M store, two alternating runs each):
+  server RSS after opening every page base 359 / 362 MB (idle 255 / 257), ours 365 / 364 MB (idle 258 / 254):
+  +0.5-1.7%. B6 first visits (one each): Overview over floor page 1.50x / 1.72x base, 1.41x / 1.70x ours.
 - **Summaries kept, dropped, added.** Declared in `ingest/summaries/`: `derived_failures`, `derived_cycles`,
   `derived_event_hours`, `derived_work_domains`, `derived_identity_names`, `derived_identity_events`,
   `derived_skip_identities`, `derived_skip_reasons`, `derived_skip_top`, `derived_error_codes`,
