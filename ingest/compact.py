@@ -89,9 +89,6 @@ def compact_copy(src: str, out: str, *, lock_timeout: float = 60.0) -> CompactRe
             differing = sorted(f"{s}.{t}" for s, t in before.keys() | after.keys()
                                if before.get((s, t)) != after.get((s, t)))
             raise CompactError(f"the copy does not match its source in {', '.join(differing)}; nothing written")
-        if _moved_rows(con):
-            raise CompactError("the copy numbers the SCIM requests differently from the store (correlation_requests "
-                               "refers to them by rowid); nothing written")
         con.execute("DETACH compacted")  # checkpoints: the copy is one file, no WAL
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
@@ -110,18 +107,6 @@ def _schema_version(con: duckdb.DuckDBPyConnection) -> int | None:
         return con.execute("SELECT max(version) FROM source.main.schema_version").fetchone()[0]
     except duckdb.CatalogException:
         raise CompactError("not a provlens database (it has no schema_version table)") from None
-
-
-def _moved_rows(con: duckdb.DuckDBPyConnection) -> int:
-    """Rows whose rowid differs in the copy, in the table ``correlation_requests`` is keyed on: the SCIM requests'
-    sorted copy (migration 15), or ``scim_requests`` in a store from before it. Both are only ever appended to
-    (or rewritten whole), so COPY, which keeps insertion order, keeps every rowid; this checks it."""
-    tables = set(_tables(con, "source"))
-    keyed = next((t for t in ("derived_scim_requests_by_user", "scim_requests") if ("main", t) in tables), None)
-    if keyed is None:
-        return 0
-    return con.execute(f"SELECT count(*) FROM source.main.{keyed} s FULL JOIN compacted.main.{keyed} c "
-                       "ON s.rowid = c.rowid WHERE s.request_id IS DISTINCT FROM c.request_id").fetchone()[0]
 
 
 def _remove(tmp: str) -> None:

@@ -38,10 +38,10 @@ from ingest.store import Store, utcnow
 DEFAULT_WINDOW_S = 180.0
 WRITE_ACTIONS = ("create", "update", "disable", "delete")
 
-# Requests and events are numbered (``rq``, ``ev``: their rowids) and every join below runs on those
-# integers, not on the text ids; the ids come back only where a tie-break or the output needs them. Requests are
-# read from derived_scim_requests_by_user (every request, sorted by userName: ingest/scim/derived.py), so their
-# numbers are that table's rowids, which correlation_requests is keyed on.
+# Requests and events are numbered (``rq``, ``ev``: their rowids, valid inside this transaction only) and every join
+# below runs on those integers, not on the text ids; the ids come back where a tie-break or the output needs them,
+# and the results are keyed by them (never by a number). Requests are read from derived_scim_requests_by_user
+# (every request, with the lower-case userName the weak key needs: ingest/summaries/scim.py).
 _PREPARE = """
 CREATE OR REPLACE TEMP TABLE c_req AS
 SELECT rowid AS rq, request_id, ts, epoch_ms(ts) AS t_ms, tenant,
@@ -141,7 +141,7 @@ SELECT m.rq, m.ev, e.service_principal_id, m.key_rank, m.delta_ms
 FROM matched m JOIN c_ev e USING (ev)
 """
 
-# Why a request nobody logged is SCIM-only (shared by both INSERTs below so they cannot disagree).
+# Why a request nobody logged is SCIM-only.
 _SCIM_ONLY_DETAIL = """CASE WHEN r.is_probe THEN 'probe'
             WHEN cov.first_ms IS NULL OR r.t_ms < cov.first_ms - $after_ms OR r.t_ms > cov.last_ms + $before_ms
                  THEN 'outside_entra_coverage'
@@ -182,27 +182,6 @@ FROM c_req r LEFT JOIN c_clients k USING (client),
 WHERE NOT EXISTS (SELECT 1 FROM c_pairs p WHERE p.rq = r.rq)
 """
 
-# The same classes, one row per request keyed on its number (``rq``: the derived_scim_requests_by_user rowid, which
-# stays put until that table is rewritten, and a rewrite re-keys these rows), sorted by it: scim_identity_timeline
-# joins one identity's requests, a contiguous range of numbers, here on a BIGINT whose zone maps let DuckDB's join
-# filter skip almost every row group, instead of joining ``correlation`` on the text request_id, which reads that
-# whole column (issue 7 B4; migrations 10, 14, 15). Only the
-# contradicting last writes are joined (a few rows, not one per matched event). The ORDER BY is needed: without
-# it the rows come out of the joins unsorted at 1M.
-_INSERT_REQUESTS = f"""
-INSERT INTO correlation_requests
-SELECT r.rq,
-       CASE WHEN p.rq IS NULL THEN 'scim_only' WHEN w.contradiction IS NOT NULL THEN 'contradiction'
-            ELSE 'matched' END,
-       CASE WHEN p.rq IS NULL THEN {_SCIM_ONLY_DETAIL} ELSE w.contradiction END,
-       e.event_id
-FROM c_req r LEFT JOIN c_pairs p USING (rq) LEFT JOIN c_ev e ON e.ev = p.ev
-LEFT JOIN (FROM c_last_write WHERE contradiction IS NOT NULL) w ON w.ev = p.ev AND w.rq = p.rq
-LEFT JOIN c_clients k ON k.client = r.client,
-     (SELECT min(t_ms) AS first_ms, max(t_ms) AS last_ms FROM c_ev) cov
-ORDER BY r.rq
-"""
-
 _CLEANUP = ["c_req", "c_ev", "c_cand", "c_affinity", "c_cand_tenant", "c_clients", "c_pairs", "c_last_write"]
 
 
@@ -236,7 +215,7 @@ def correlation_statements(before_s: float, after_s: float,
         head = "CREATE OR REPLACE TEMP TABLE c_cand AS " if i == 0 else "INSERT INTO c_cand "
         sql = head + _CANDIDATES.strip()
         statements.append((sql, _bind(sql, {**params, "lo_ms": lo, "hi_ms": hi})))
-    statements += [(sql, _bind(sql, params)) for sql in [*prepare[2:], _INSERT, _INSERT_REQUESTS]]
+    statements += [(sql, _bind(sql, params)) for sql in [*prepare[2:], _INSERT]]
     return statements + [(f"DROP TABLE IF EXISTS {t}", {}) for t in _CLEANUP]
 
 

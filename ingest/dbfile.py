@@ -500,3 +500,13 @@ def isolated_read_connection(db_path: str, spill_dir: str, *, memory_limit: str,
         con.close()  # detaches the file (releases its lock); the spill files go with the instance
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN; COMMIT when the block ends, ROLLBACK (and re-raise) when it fails."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise

@@ -20,7 +20,7 @@ from typing import Any
 
 import duckdb
 
-from ingest import schema, summaries
+from ingest import dbfile, schema, summaries
 from ingest.dbfile import (  # noqa: F401 - re-exported: the store's errors and openers are imported from here too
     STORE_ROW_GROUP_SIZE,
     DatabaseLocked,
@@ -635,7 +635,6 @@ class Store:
         con = self.con
         with self._memory_capped(memory_limit), self._transaction():
             con.execute("DELETE FROM correlation")
-            con.execute("DELETE FROM correlation_requests")  # rewritten by the statements (migration 10)
             for sql, params in statements:
                 con.execute(sql, params)
             scim_derived.refresh_correlation(con)  # derived correlation state (issue 7 B4)
@@ -646,8 +645,7 @@ class Store:
         return scim_derived.resort_due(self.con)
 
     def resort_scim_by_user(self, *, memory_limit: str = CORRELATION_MEMORY_LIMIT) -> None:
-        """Rewrite ``derived_scim_requests_by_user`` sorted and the correlation results keyed on it. Memory capped
-        like the correlation."""
+        """Rewrite ``derived_scim_requests_by_user`` sorted. Memory capped like the correlation."""
         with self._memory_capped(memory_limit):
             scim_derived.resort(self.con)
 
@@ -656,16 +654,9 @@ class Store:
             for sql in statements:
                 self.con.execute(sql)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _transaction(self):
         """BEGIN; COMMIT when the block ends, ROLLBACK (and re-raise) when it fails."""
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            yield
-            self.con.execute("COMMIT")
-        except Exception:
-            self.con.execute("ROLLBACK")
-            raise
+        return dbfile.transaction(self.con)
 
     @contextmanager
     def _memory_capped(self, memory_limit: str) -> Iterator[None]:

@@ -74,11 +74,6 @@ def _dataset_sql(name: str) -> str:
     raise KeyError(f"queries.datasets has no dataset {name!r}")
 
 
-def _violations_core() -> str:
-    """The violations dataset's CTEs (allowed domains, classification), to list its allowed domains."""
-    return datasets._VIOLATIONS_CORE
-
-
 def _unordered(sql: str) -> str:
     """``sql`` without its final top-level ORDER BY (DuckDB would sort every row before the outer LIMIT)."""
     return re.sub(r"\s+ORDER BY [^()]*$", "", sql.rstrip())
@@ -118,7 +113,7 @@ def _wrapping_queries() -> list:
                 {error_code_aggregate(f"({_unordered(failures)}) AS f WHERE NOT {_UNFILTERED}", details=False)})
             ORDER BY failures DESC, error_code LIMIT $limit"""),
         q("allowed_email_domains", "The email domains the violations dataset treats as work domains", f"""
-            WITH {_violations_core()} SELECT domain FROM allowed WHERE domain IS NOT NULL ORDER BY domain"""),
+            WITH {datasets._VIOLATIONS_CORE} SELECT domain FROM allowed WHERE domain IS NOT NULL ORDER BY domain"""),
         # Counts need no SCIM evidence: the Entra-only violations (same rows, kinds and states), unsorted.
         q("violations_summary", "Constraint violations by kind and state", f"""
             SELECT kind, state, count(*) AS violations FROM ({violations_entra}) AS v

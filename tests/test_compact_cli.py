@@ -66,7 +66,7 @@ def test_compact_writes_the_same_rows_in_fewer_bytes_and_leaves_the_store_alone(
     con.close()
 
     # the copy is a working store: nothing to migrate, an export reads the same bytes from it, and the SCIM
-    # timeline (joined on the sorted SCIM copy's rowid through correlation_requests) gives the same rows
+    # timeline (the sorted SCIM copy joined to correlation_requests by request id) gives the same rows
     from queries.db import run
     from queries.filters import Filters
 

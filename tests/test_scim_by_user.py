@@ -1,7 +1,7 @@
 """``derived_scim_requests_by_user`` (ingest/summaries/scim.py) never lacks a request: a SCIM load
 appends its requests, and rewrites the table sorted by userName once the appended rows exceed a quarter of the
-sorted ones (re-keying ``correlation_requests``). The per-identity queries give the plain SQL's rows both with
-an unsorted tail (requests not yet correlated included) and after a rewrite."""
+sorted ones (``correlation_requests``, keyed by request id, is not touched). The per-identity queries give the
+plain SQL's rows both with an unsorted tail (requests not yet correlated included) and after a rewrite."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ingest import summaries
 from ingest.scim import ingest as scim_ingest
 from ingest.summaries import scim as decl
 from queries.catalog import QUERIES
@@ -103,7 +102,7 @@ def test_a_small_load_is_appended_and_read_before_it_is_correlated(events_db, si
     assert state["order_broken"] > 0  # the appended tail really is out of order
     with duckdb.connect(str(events_db), read_only=True) as con:
         uncorrelated = con.execute("SELECT count(*) FROM derived_scim_requests_by_user b ANTI JOIN "
-                                   "correlation_requests c ON c.request_key = b.rowid").fetchone()[0]
+                                   "correlation_requests c ON c.request_id = b.request_id").fetchone()[0]
     assert uncorrelated == state["rows"] - after_first["rows"]  # shown with no correlation until the next one
     _assert_identity_queries_match(events_db, at_least=20)
 
@@ -118,7 +117,7 @@ def test_a_big_load_rewrites_the_table_sorted_and_keeps_the_correlation(events_d
     assert (state["missing"], state["extra"], state["keys_missing"], state["stale_keys"]) == (0, 0, 0, 0)
     assert state["sorted_rows"] == state["rows"] and state["order_broken"] == 0  # rewritten: half was appended
     assert state["keys_extra"] == 0 and state["keys_order_broken"] == 0  # the key table too (migration 18)
-    with duckdb.connect(str(events_db), read_only=True) as con:  # the first load's results, re-keyed
+    with duckdb.connect(str(events_db), read_only=True) as con:  # the first load's results, kept as they were
         assert con.execute(f"SELECT count(*) FROM ({BY_KEY})").fetchone()[0] == correlated > 0
     _assert_identity_queries_match(events_db, at_least=20)
 
@@ -126,40 +125,6 @@ def test_a_big_load_rewrites_the_table_sorted_and_keeps_the_correlation(events_d
     state = _state(events_db)
     assert state["stale_keys"] == 0 and state["order_broken"] == 0
     _assert_identity_queries_match(events_db, at_least=20)
-
-
-def test_a_crash_between_the_sort_and_the_keys_shows_no_correlation_until_the_next_write_open_restores_it(
-        events_db, sim_dir, tmp_path):
-    """The re-sort is two transactions (the sorted copy, then the results keyed on its row numbers: rowids are final
-    only after a commit). A process killed between them leaves correlation_requests empty and its summary state
-    gone: the timeline then shows every request without a correlation, never a wrong one, and the next process
-    that opens the store for writing (here `ingest migrate`; any load) keys the same results again without
-    correlating."""
-    from ingest.store import Store
-
-    scim_ingest.ingest_scim(str(events_db), [str(sim_dir / "scim-audit.jsonl")], quiet=True, correlate=True)
-    with duckdb.connect(str(events_db), read_only=True) as con:
-        correlated = con.execute(f"SELECT * FROM ({BY_KEY}) ORDER BY ALL").fetchall()
-    with Store.open(str(events_db)) as store:  # the first transaction only, as if killed right after it
-        store.con.execute("BEGIN TRANSACTION")
-        summaries.forget(store.con, [d.table for d in summaries.dependents(decl.SCIM_BY_USER.table)])
-        summaries.build(store.con, decl.SCIM_BY_USER)
-        store.con.execute("COMMIT")
-    with duckdb.connect(str(events_db), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM correlation_requests").fetchone()[0] == 0
-        user = con.execute("SELECT user_name FROM scim_requests WHERE user_name IS NOT NULL "
-                           "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchone()[0]
-    with read_connection(str(events_db)) as con:
-        timeline = run_sql(con, QUERIES["scim_identity_timeline"].sql,
-                           {"since": None, "until": None, "identity": user})
-    assert len(timeline) > 0 and timeline["match_class"].isna().all()
-
-    run_cli("ingest", "migrate", "--db", str(events_db), check=True)  # nothing to migrate: only the open
-    with duckdb.connect(str(events_db), read_only=True) as con:
-        assert con.execute(f"SELECT * FROM ({BY_KEY}) ORDER BY ALL").fetchall() == correlated
-        assert con.execute("SELECT count(*) FROM summary_state WHERE summary = 'correlation_requests'"
-                           ).fetchone()[0] == 1
-    _assert_identity_queries_match(events_db, at_least=20, loads=1)
 
 
 def test_a_stale_key_table_is_rebuilt_sorted(events_db, sim_dir, tmp_path):

@@ -1,8 +1,8 @@
 """scim_identity_timeline reads one identity's requests from ``derived_scim_requests_by_user`` (sorted by userName)
-and their correlation result from ``correlation_requests`` (keyed and sorted on that table's rowid, written by the
-correlation rebuild) instead of joining ``correlation`` on the text request_id (issue 7 B4; migrations 10, 14, 15).
-The rows must not change: the query gives what the old, straightforward SQL gives, on the demo store, on a store
-upgraded in place by ``python -m ingest migrate``, and after a rebuild."""
+and their correlation result from ``correlation_requests`` (keyed by request id, sorted by userName, written by the
+correlation rebuild) instead of joining ``correlation`` on the whole text request_id column (issue 7 B4). The rows
+must not change: the query gives what the old, straightforward SQL gives, on the demo store, after the sorted copy
+or the results table were rebuilt by another definition, and after a correlation."""
 
 from __future__ import annotations
 
@@ -30,10 +30,9 @@ REFERENCE = """
       AND r.ts < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
     ORDER BY r.ts, r.request_id"""
 
-# Each request's result by rowid, the way the timeline joins it, against correlation joined on the text id.
-BY_KEY = """SELECT r.request_id, c.match_class, c.detail, c.event_id
-            FROM correlation_requests c JOIN derived_scim_requests_by_user r ON r.rowid = c.request_key"""
-BY_TEXT_ID = """SELECT r.request_id, c.match_class, c.detail, c.event_id
+# Each request's result as the timeline reads it, against correlation joined to the requests on the text id.
+BY_KEY = "SELECT user_name_lower, request_id, match_class, detail, event_id FROM correlation_requests"
+BY_TEXT_ID = """SELECT r.user_name_lower, r.request_id, c.match_class, c.detail, c.event_id
                 FROM correlation c JOIN scim_requests r ON r.request_id = c.request_id"""
 
 
@@ -67,11 +66,12 @@ def _side_table_equals_correlation(db) -> None:
                                                 (SELECT count(*) FROM ({BY_TEXT_ID} EXCEPT ALL {BY_KEY}))""").fetchone()
         rows, requests = con.execute("SELECT (SELECT count(*) FROM correlation_requests), "
                                      "(SELECT count(request_id) FROM correlation)").fetchone()
-        in_order = con.execute("SELECT bool_and(request_key > prev) FROM (SELECT request_key, "
-                               "lag(request_key, 1, -1) OVER (ORDER BY rowid) AS prev FROM correlation_requests)"
-                               ).fetchone()[0]
+        out_of_order = con.execute("""SELECT count(*) FROM (
+            SELECT (user_name_lower IS NULL, user_name_lower, request_id)
+                   <= lag((user_name_lower IS NULL, user_name_lower, request_id)) OVER (ORDER BY rowid) AS down
+            FROM correlation_requests) WHERE down""").fetchone()[0]
     assert (extra, missing) == (0, 0) and rows == requests > 0
-    assert in_order  # sorted by the key: what lets the join's filter skip row groups
+    assert out_of_order == 0  # sorted by userName: what lets the timeline read one identity's row groups
 
 
 def test_timeline_rows_equal_the_reference_sql_on_the_demo(demo_db, truth):
@@ -92,13 +92,13 @@ def test_timeline_with_a_time_window_equals_the_reference(demo_db):
     _assert_timeline_matches_reference(demo_db, _identities(demo_db)[:12], window)
 
 
-def test_a_stale_sorted_copy_is_rebuilt_and_rekeyed_then_a_correlation_writes_the_same(demo_db, tmp_path):
-    """The userName-sorted copy built by another definition (its fingerprint differs) is rebuilt when the store
-    opens, and the correlation results keyed on its row numbers are rebuilt after it (they depend on it); a
-    correlation run then writes the same rows in the same order."""
+def test_a_stale_sorted_copy_is_rebuilt_and_the_results_keyed_by_request_id_still_join(demo_db, tmp_path):
+    """The userName-sorted copy built by another definition (its fingerprint differs; here its rows shuffled) is
+    rebuilt when the store opens; the correlation results, keyed by request id, are not touched and still join."""
     db = tmp_path / "stale.duckdb"
     shutil.copy(demo_db, db)
     with duckdb.connect(str(db)) as con:
+        before = con.execute("SELECT * FROM correlation_requests ORDER BY rowid").fetchall()
         con.execute("CREATE TEMP TABLE shuffled AS "
                     "SELECT * FROM derived_scim_requests_by_user ORDER BY hash(request_id)")
         con.execute("DELETE FROM derived_scim_requests_by_user")
@@ -108,16 +108,32 @@ def test_a_stale_sorted_copy_is_rebuilt_and_rekeyed_then_a_correlation_writes_th
     done = run_cli("ingest", "migrate", "--db", str(db))
     assert done.returncode == exitcodes.OK, done.stderr
     assert "rebuilding summary derived_scim_requests_by_user " in done.stderr
+    assert "rebuilding summary correlation_requests " not in done.stderr
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT * FROM correlation_requests ORDER BY rowid").fetchall() == before
+    _side_table_equals_correlation(db)
+    _assert_timeline_matches_reference(db, _identities(db))
+
+
+def test_stale_results_are_rebuilt_from_the_correlation_and_a_correlation_writes_the_same(demo_db, tmp_path):
+    """Results built by another definition (here emptied, fingerprint changed) are rebuilt from ``correlation`` when
+    the store opens; a correlation run then writes the same rows in the same order."""
+    db = tmp_path / "stale-results.duckdb"
+    shutil.copy(demo_db, db)
+    with duckdb.connect(str(db)) as con:
+        con.execute("DELETE FROM correlation_requests")
+        con.execute("UPDATE summary_state SET fingerprint = 'older' WHERE summary = 'correlation_requests'")
+
+    done = run_cli("ingest", "migrate", "--db", str(db))
+    assert done.returncode == exitcodes.OK, done.stderr
     assert "rebuilding summary correlation_requests " in done.stderr
     _side_table_equals_correlation(db)
     _assert_timeline_matches_reference(db, _identities(db))
     with duckdb.connect(str(db), read_only=True) as con:
-        backfilled = con.execute("SELECT * FROM correlation_requests ORDER BY request_key").fetchall()
+        backfilled = con.execute("SELECT * FROM correlation_requests ORDER BY rowid").fetchall()
 
-    # A correlation rebuild (what every SCIM or event load ends with) writes the same rows, in the same order.
     rebuilt = run_cli("ingest", "correlate", "--db", str(db))
     assert rebuilt.returncode == exitcodes.OK, rebuilt.stderr
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT * FROM correlation_requests ORDER BY rowid").fetchall() == backfilled
     _side_table_equals_correlation(db)
-    _assert_timeline_matches_reference(db, _identities(db))

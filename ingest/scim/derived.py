@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import duckdb
 
-from ingest import summaries
+from ingest import dbfile, summaries
 from ingest.summaries import scim as decl
 
 _KEYS = ", ".join(decl.HOUR_KEYS)
@@ -69,19 +69,14 @@ def resort_due(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def resort(con: duckdb.DuckDBPyConnection) -> None:
-    """Rewrite the userName-sorted copy (and the key table, sorted by key) in one transaction; the correlation
-    results keyed on its row numbers are rebuilt by :func:`summaries.ensure` in the next one (DuckDB numbers the
-    rows of a table written in a running transaction with temporary rowids until it commits)."""
-    with summaries._transaction(con):
+    """Rewrite the userName-sorted copy (and the key table, sorted by key) in one transaction. Nothing is keyed on
+    their row numbers (the correlation results are keyed by request id), so nothing else is rebuilt."""
+    with dbfile.transaction(con):
         for s in (decl.SCIM_BY_USER, decl.SCIM_KEY_USER_NAMES):
-            summaries.forget(con, [d.table for d in summaries.dependents(s.table)])
             summaries.build(con, s)
-    summaries.ensure(con)
 
 
 def refresh_correlation(con: duckdb.DuckDBPyConnection) -> None:
-    """Rebuild the correlation summaries from ``correlation`` (inside the correlation's transaction; the
-    correlation itself writes ``correlation_requests``)."""
+    """Rebuild the correlation summaries from ``correlation`` (inside the correlation's transaction)."""
     for s in decl.CORRELATION_SUMMARIES:
-        if s is not decl.CORRELATION_REQUESTS:
-            summaries.build(con, s)
+        summaries.build(con, s)

@@ -12,12 +12,12 @@ its correlation with Entra's log). The spec of every number they feed is :mod:`q
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import duckdb
+
+from ingest import dbfile
 
 # The UTC hour of a TIMESTAMPTZ column, from the epoch (date_trunc on a TIMESTAMPTZ goes through ICU, ~8x slower).
 HOUR_SQL = "make_timestamptz(epoch_us({col}) // 3600000000 * 3600000000)"
@@ -161,29 +161,18 @@ def ensure(con: duckdb.DuckDBPyConnection, *, progress=None) -> list[str]:
     gone = sorted(t for (t,) in con.execute("SELECT summary FROM summary_state").fetchall()
                   if t not in by_table())
     for table in gone:
-        with _transaction(con):
+        with dbfile.transaction(con):
             con.execute(f"DROP TABLE IF EXISTS {table}")
             forget(con, [table])
     rebuilt: list[str] = []
     for s in stale(con):
         if progress:
             progress(s.table)
-        with _transaction(con):
+        with dbfile.transaction(con):
             forget(con, [d.table for d in dependents(s.table)])
             build(con, s)
         rebuilt.append(s.table)
     return rebuilt
-
-
-@contextmanager
-def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
 
 
 def _match(key: tuple[str, ...], *, table: str, events: bool) -> str:

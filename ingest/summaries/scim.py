@@ -13,8 +13,8 @@ ones are rebuilt whole in the correlation's transaction (:func:`ingest.scim.deri
   past a quarter of unsorted rows it is rewritten sorted (``RESORT`` in ingest/scim/derived.py).
 - ``derived_scim_key_user_names``: the lower-case userNames each resource id and externalId was sent with, sorted by
   key, so a lookup by id finds the userNames to read.
-- ``correlation_requests``: each request's correlation result keyed on its row number in
-  ``derived_scim_requests_by_user`` (the per-identity timeline joins a contiguous range of numbers).
+- ``correlation_requests``: each request's correlation result, keyed by request id and sorted by lower-case
+  userName (the per-identity timeline reads one identity's range).
 - ``derived_correlation_hours``, ``derived_scim_unlogged``, ``derived_correlation_contradictions``: correlation rows
   per hour and class, the SCIM-only requests, and the contradictions with both sides' columns.
 """
@@ -74,13 +74,16 @@ SCIM_KEY_USER_NAMES = Summary("derived_scim_key_user_names", KEY_USER_NAMES_SELE
                               order="key, user_name_lower", refreshed_by="scim", columns="""
     key VARCHAR NOT NULL, user_name_lower VARCHAR NOT NULL, PRIMARY KEY (key, user_name_lower)""")
 
-# event_id uncompressed: the timeline's join reads a few rows spread over the table, and DuckDB decodes a whole
-# vector of DICT_FSST for each one (1M events: 42 ms with DICT_FSST, 10 ms uncompressed).
-CORRELATION_REQUESTS_SELECT = """SELECT b.rowid AS request_key, c.match_class, c.detail, c.event_id
-FROM derived_scim_requests_by_user b JOIN correlation c ON c.request_id = b.request_id"""
-CORRELATION_REQUESTS = Summary("correlation_requests", CORRELATION_REQUESTS_SELECT, order="request_key",
-                               depends=("derived_scim_requests_by_user",), refreshed_by="correlation", columns="""
-    request_key BIGINT NOT NULL, match_class VARCHAR NOT NULL, detail VARCHAR,
+# Each request's correlation result, keyed by its request id and sorted by lower-case userName like the sorted
+# copy, so the per-identity timeline reads one identity's results from one or two row groups (joining
+# ``correlation`` on the text request_id reads that whole column: 513 ms p95 at 5M). Rebuilt with the correlation;
+# requests loaded since have none until the next one. event_id uncompressed: the timeline's join reads a few rows,
+# and DuckDB decodes a whole vector of DICT_FSST for each one (1M events: 42 ms with DICT_FSST, 10 ms uncompressed).
+CORRELATION_REQUESTS = Summary("correlation_requests", """
+SELECT r.user_name_lower, c.request_id, c.match_class, c.detail, c.event_id
+FROM scim_requests r JOIN correlation c ON c.request_id = r.request_id""",
+                               order="user_name_lower NULLS LAST, request_id", refreshed_by="correlation", columns="""
+    user_name_lower VARCHAR, request_id VARCHAR NOT NULL, match_class VARCHAR NOT NULL, detail VARCHAR,
     event_id VARCHAR USING COMPRESSION uncompressed""")
 
 CORRELATION_HOURS = Summary("derived_correlation_hours", refreshed_by="correlation", select="""
