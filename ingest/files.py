@@ -474,7 +474,8 @@ def _scan_text_fallback(path: str, data: bytes, scan: FileScan, emit) -> None:
             bracket = text.find("[", key)
             start = bracket if bracket >= 0 else None
     if start is None:
-        scan.fatal = "not JSON, NDJSON or a Graph page (no events found)"
+        scan.fatal = ("not JSON, NDJSON, a Graph page or a Log Analytics CSV (a header with Id and TimeGenerated): "
+                      "no events found")
         scan.rejects.append(Reject(path, "byte 0", scan.fatal, text[:200]))
         return
     label = "item" if start == 0 else "value"

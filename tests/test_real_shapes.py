@@ -298,3 +298,18 @@ def test_the_freshness_panel_shows_the_warning(tmp_path, monkeypatch):
     at = _open(_app(db, monkeypatch), "overview")
     shown = [m.value for m in at.markdown if "Warning" in m.value]
     assert len(shown) == 1 and "provisioningStatusInfo" in shown[0] and "wrapper" in shown[0], shown
+
+
+def test_a_blob_record_without_activity_time_takes_the_envelope_time_and_other_categories_are_refused(tmp_path):
+    lines = (DERIVED / "diagnostic-settings-PT1H.json").read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    del first["properties"]["activityDateTime"]
+    other = {**json.loads(lines[1]), "category": "AuditLogs"}
+    path = tmp_path / "PT1H.json"
+    path.write_text(json.dumps(first) + "\n" + json.dumps(other) + "\n")
+    db, outcome = _load(tmp_path, path)
+    (row,) = _typed(db).values()
+    assert row["activity_time"].isoformat() == "2019-05-04T03:00:54+00:00"  # the envelope's "time"
+    with duckdb.connect(str(db), read_only=True) as con:
+        ((position, reason),) = con.execute("SELECT position, reason FROM ingest_rejects").fetchall()
+    assert position == "line 2" and "'AuditLogs', not ProvisioningLogs" in reason
