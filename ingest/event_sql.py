@@ -88,10 +88,10 @@ fields AS (
         list_filter(mods, lambda m: lower(m.displayName) = 'username')[1] AS mod_user_name,
         list_filter(mods, lambda m: lower(m.displayName) LIKE 'emails%work%'
             OR lower(m.displayName) IN ('mail', 'email', 'emails'))[1] AS mod_email,
-        list_filter(steps, lambda s: s.provisioningStepType = 'scoping')[1].details AS scoping,
+        list_filter(steps, lambda s: lower(s.provisioningStepType) = 'scoping')[1].details AS scoping,
         list_filter(steps, lambda s: s.details->>'$.SkipReason' IS NOT NULL)[1].details->>'$.SkipReason'
             AS step_skip_reason,
-        list_filter(steps, lambda s: s.provisioningStepType = 'import')[1].description AS import_text,
+        list_filter(steps, lambda s: lower(s.provisioningStepType) = 'import')[1].description AS import_text,
         len(list_filter(steps, lambda s: s.name = 'EntrySynchronizationSkip')) > 0 AS has_skip_step,
         try_cast(e.durationInMilliseconds AS BIGINT) AS duration_ms,
         e.initiatedBy.displayName AS initiated_by

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from ingest import exitcodes
+from ingest import emptiness, exitcodes
 from ingest.dbfile import disk_full
 from ingest.files import expand_paths, looks_like_clean_ndjson, scan_file
 from ingest.loading import StagingFile, load_staged
@@ -25,6 +25,7 @@ class FilesOutcome:
     rejected: int = 0
     run_id: int | None = None
     backup: str | None = None  # ingest demo --force: the copy of the store it replaced
+    warning: str | None = None  # most loaded events lack a status, service principal or identity (ingest.emptiness)
 
     @property
     def exit_code(self) -> int:
@@ -82,7 +83,9 @@ def ingest_files(db_path: str, paths: list[str], *, source: str = "files", quiet
             store.add_rejects(run_id, source, rejects)
             outcome.rejected = len(rejects) + outcome.loaded.invalid
             result = "success" if not outcome.rejected else ("partial" if outcome.loaded.read else "failed")
-            store.finish_run(run_id, result, message=_summary(outcome), pages=len(files),
+            outcome.warning = emptiness.warning_for(*store.run_event_gaps(run_id))
+            message = _summary(outcome) + (f"\n{outcome.warning}" if outcome.warning else "")
+            store.finish_run(run_id, result, message=message, pages=len(files),
                              records_read=outcome.loaded.read + len(rejects) - len(outcome.unreadable),
                              records_new=outcome.loaded.new, records_updated=outcome.loaded.updated,
                              records_rejected=outcome.rejected)
@@ -100,6 +103,8 @@ def _summary(outcome: FilesOutcome) -> str:
 
 def print_report(outcome: FilesOutcome, db_path: str, stream=sys.stderr) -> None:
     print(f"ingest files: {_summary(outcome)} -> {db_path}", file=stream)
+    if outcome.warning:
+        print(outcome.warning, file=stream)
     if outcome.rejected:
         print(f"warning: {outcome.rejected} record(s) rejected; see them with "
               f"`python -m queries export ingest-rejects --out rejects.csv` (run {outcome.run_id})",

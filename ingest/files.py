@@ -1,8 +1,11 @@
 """File source: Graph-style JSON exports (pages ``{"value": [...]}``, a JSON array, NDJSON, ``.gz``).
 
-Also reads Microsoft Graph PowerShell output (``Get-MgAuditLogProvisioning | ConvertTo-Json``, PascalCase
-keys) and the beta shape. Every file is read in one pass (a file bigger than the memory cap, ``max_doc_bytes``,
-is streamed line by line or item by item): good events go to a staging NDJSON file
+Also reads, detected from the content (:mod:`ingest.shapes` turns each record into the Graph event): Microsoft
+Graph PowerShell output (``Get-MgAuditLogProvisioning | ConvertTo-Json``, PascalCase keys), the beta shape, Azure
+Monitor diagnostic-settings records (blobs, one per line) and Event Hub messages (``{"records": [...]}``), Log
+Analytics ``AADProvisioningLogs`` rows (``az`` JSON, the Logs API's ``{"tables": [...]}``, the portal's CSV), in
+UTF-8 (with or without a BOM) or UTF-16 (BOM or sniffed). Every file is read in one pass (a file bigger than
+the memory cap, ``max_doc_bytes``, is streamed line by line or item by item): good events go to a staging NDJSON file
 (``{"pos": ..., "raw": <event>}`` per line) that the store loads in bulk; bad ones become
 :class:`~ingest.store.Reject` records with the file and position. A truncated page or array still
 yields every complete event before the cut.
@@ -11,6 +14,7 @@ yields every complete event before the cut.
 from __future__ import annotations
 
 import codecs
+import csv
 import gzip
 import json
 import re
@@ -20,11 +24,12 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from ingest import shapes
 from ingest.event_sql import TIME_RANGE_YEARS
 from ingest.paths import expand_paths as expand_any
 from ingest.store import Reject
 
-SUFFIXES = (".json", ".ndjson", ".jsonl", ".json.gz", ".ndjson.gz", ".jsonl.gz")
+SUFFIXES = (".json", ".ndjson", ".jsonl", ".json.gz", ".ndjson.gz", ".jsonl.gz", ".csv", ".csv.gz")
 _DECODER = json.JSONDecoder()
 
 
@@ -62,11 +67,44 @@ def max_doc_bytes() -> int:
     return max(int(mb * 1024 * 1024), 4096)
 
 
+def text_encoding(head: bytes) -> str | None:
+    """UTF-16 from its BOM or, without one, from the zero bytes of ASCII text (Windows PowerShell's ``> file``
+    writes UTF-16LE); None for UTF-8 (with or without its BOM, which the readers skip)."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if len(head) >= 2 and head[0] and not head[1]:
+        return "utf-16-le"
+    if len(head) >= 2 and not head[0] and head[1]:
+        return "utf-16-be"
+    return None
+
+
 def open_any(path: str):
-    """The file's content as a binary stream (decompressed when it starts with the gzip magic)."""
+    """The file's content as a binary UTF-8 stream (decompressed when it starts with the gzip magic, transcoded
+    when it is UTF-16)."""
     with open(path, "rb") as fh:
         head = fh.read(2)
-    return gzip.open(path, "rb") if head == b"\x1f\x8b" else open(path, "rb")
+    fh = gzip.open(path, "rb") if head == b"\x1f\x8b" else open(path, "rb")
+    try:
+        first = fh.peek(4)[:4] if hasattr(fh, "peek") else b""
+    except (OSError, EOFError):
+        first = b""
+    encoding = text_encoding(first)
+    if encoding is None:
+        return fh
+    return codecs.EncodedFile(fh, "utf-8", encoding, errors="replace")
+
+
+def read_upto(fh, size: int) -> bytes:
+    """Up to ``size`` bytes, fewer only at the end (a transcoding stream may return less than asked per read)."""
+    parts, got = [], 0
+    while got < size:
+        chunk = fh.read(size - got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
 
 
 def read_bytes(path: str) -> bytes:
@@ -89,24 +127,8 @@ def looks_like_clean_ndjson(path: str) -> bool:
         obj = orjson.loads(first)
     except orjson.JSONDecodeError:
         return False
-    return isinstance(obj, dict) and isinstance(obj.get("id"), str)
-
-
-def _lower_first(key: str) -> str:
-    return key[:1].lower() + key[1:] if key[:1].isupper() else key
-
-
-def camelize(obj: object, *, keep_keys: bool = False) -> object:
-    """PowerShell's PascalCase keys to Graph's camelCase; ``details`` maps keep their own keys."""
-    if isinstance(obj, dict):
-        out = {}
-        for k, v in obj.items():
-            name = k if keep_keys else _lower_first(k)
-            out[name] = camelize(v, keep_keys=name in ("details", "additionalProperties"))
-        return out
-    if isinstance(obj, list):
-        return [camelize(v) for v in obj]
-    return obj
+    return (isinstance(obj, dict) and isinstance(obj.get("id"), str) and "activityDateTime" in obj
+            and not shapes.needs_canonical(obj))
 
 
 _YEAR = re.compile(r"\s*([+-]?)(\d+)-")
@@ -123,11 +145,11 @@ def time_out_of_range(text: str) -> bool:
 
 
 def _normalise_event(obj: object) -> tuple[dict | None, str | None]:
-    """An event dict ready to stage, or the reason it cannot be one."""
-    if not isinstance(obj, dict):
-        return None, f"not a JSON object ({type(obj).__name__})"
-    if "id" not in obj and "Id" in obj:
-        obj = camelize(obj)
+    """An event dict ready to stage (``obj`` itself when it is a Graph event), or the reason it cannot be one."""
+    try:
+        obj = shapes.to_event(obj)
+    except shapes.ShapeError as exc:
+        return None, str(exc)
     ident = obj.get("id")
     if not isinstance(ident, str) or not ident:
         return None, "event has no id"
@@ -170,16 +192,19 @@ def scan_file(path: str, sink, *, limit: int | None = None) -> FileScan:
         return scan
     with fh:
         try:
-            data = fh.read(limit + 1)
+            data = read_upto(fh, limit + 1)
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             scan.fatal = f"cannot read file: {exc}"
             return scan
         emit = _emitter(path, scan, sink)
+        if data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+        if looks_like_csv(data):
+            _scan_csv(path, data, fh, scan, emit)
+            return scan
         if len(data) > limit:
             _scan_stream(path, data, fh, scan, emit, limit)
             return scan
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
     stripped = data.lstrip()
     if not stripped:
         scan.fatal = "file is empty"
@@ -189,19 +214,90 @@ def scan_file(path: str, sink, *, limit: int | None = None) -> FileScan:
     except orjson.JSONDecodeError:
         doc = _NOT_JSON
     if doc is not _NOT_JSON:
-        if isinstance(doc, list):
-            for i, item in enumerate(doc):
-                emit(f"item[{i}]", item)
-        elif isinstance(doc, dict) and isinstance(doc.get("value"), list):
-            for i, item in enumerate(doc["value"]):
-                emit(f"value[{i}]", item)
-        elif isinstance(doc, dict) and ("id" in doc or "Id" in doc):
-            emit("document", doc)
-        else:
-            scan.fatal = "JSON document holds no events (expected {\"value\": [...]}, an array or NDJSON)"
+        _scan_document(doc, scan, emit)
         return scan
     _scan_text_fallback(path, stripped, scan, emit)
     return scan
+
+
+def _container(doc: dict, name: str) -> list | None:
+    """``doc[name]`` (any key case) when it is a list."""
+    for k, v in doc.items():
+        if k.lower() == name and isinstance(v, list):
+            return v
+    return None
+
+
+def _scan_document(doc: object, scan: FileScan, emit) -> None:
+    """One parsed JSON document: a Graph page, an array, an Event Hub message, a Logs API result or one record."""
+    if isinstance(doc, list):
+        for i, item in enumerate(doc):
+            emit(f"item[{i}]", item)
+    elif not isinstance(doc, dict):
+        scan.fatal = "JSON document holds no events (expected {\"value\": [...]}, an array or NDJSON)"
+    elif isinstance(doc.get("value"), list):
+        for i, item in enumerate(doc["value"]):
+            emit(f"value[{i}]", item)
+    elif (records := _container(doc, "records")) is not None:  # an Event Hub message from diagnostic settings
+        for i, item in enumerate(records):
+            emit(f"records[{i}]", item)
+    elif (tables := _container(doc, "tables")) is not None:  # the Log Analytics query API's result
+        for t, table in enumerate(tables):
+            if not isinstance(table, dict):
+                continue
+            columns, rows = shapes.table_rows(table)
+            for r, row in enumerate(rows):
+                record = dict(zip(columns, row)) if isinstance(row, list) else row
+                emit(f"tables[{t}].rows[{r}]", record)
+    elif any(k.lower() in ("id", "properties") for k in doc):
+        emit("document", doc)
+    else:
+        scan.fatal = ("JSON document holds no events (expected a Graph page {\"value\": [...]}, an array, NDJSON, "
+                      "diagnostic-settings records, an Event Hub {\"records\": [...]} or a Log Analytics result)")
+
+
+def looks_like_csv(data: bytes) -> bool:
+    """A Log Analytics CSV export: a header row naming ``Id`` and ``TimeGenerated`` (the portal's ``[UTC]``)."""
+    head = data.lstrip()[:1]
+    if not head or head in b"{[":
+        return False
+    first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    try:
+        names = {shapes.column_key(n) for n in next(csv.reader([first]))}
+    except (csv.Error, StopIteration):
+        return False
+    return "id" in names and "timegenerated" in names
+
+
+def _scan_csv(path: str, head: bytes, fh, scan: FileScan, emit) -> None:
+    """A Log Analytics CSV export, streamed row by row (a field may hold line breaks inside quotes)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def lines() -> Iterator[str]:
+        pending = decoder.decode(head)
+        while True:
+            parts = pending.splitlines(keepends=True)
+            pending = parts.pop() if parts and not parts[-1].endswith(("\n", "\r")) else ""
+            yield from parts
+            more = fh.read(READ_CHUNK)
+            if not more:
+                pending += decoder.decode(b"", final=True)
+                if pending:
+                    yield pending
+                return
+            pending += decoder.decode(more)
+
+    try:
+        reader = csv.DictReader(lines())
+        for row in reader:
+            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                continue
+            emit(f"line {reader.line_num}", {k: v for k, v in row.items() if k is not None})
+    except csv.Error as exc:
+        scan.rejects.append(Reject(path, "line -", f"not valid CSV: {exc}"))
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        scan.rejects.append(Reject(path, "-", f"compressed file is truncated or corrupt ({exc}); the events "
+                                              "before this point were loaded"))
 
 
 def _emitter(path: str, scan: FileScan, sink):
@@ -240,14 +336,16 @@ def _scan_stream(path: str, head: bytes, fh, scan: FileScan, emit, limit: int) -
         if text.startswith("["):
             start, label = 0, "item"
         else:
-            key = text.find('"value"')
+            key, label = text.find('"value"'), "value"
+            if key < 0:
+                key, label = text.find('"records"'), "records"
             bracket = text.find("[", key) if key >= 0 else -1
             if bracket < 0:
                 scan.fatal = (f"not NDJSON, a JSON array or a Graph page, and bigger than the "
                               f"{limit // (1 << 20)} MB a single JSON document may be (convert it to NDJSON)")
                 scan.rejects.append(Reject(path, "byte 0", scan.fatal, text[:200]))
                 return
-            start, label = bracket, "value"
+            start = bracket
         for index, obj, problem in _stream_items(text, start + 1, fh, decoder, limit):
             if problem:
                 scan.rejects.append(Reject(path, f"{label}[{index}]", problem))
@@ -299,6 +397,11 @@ def _ndjson_line(path: str, lineno: int, line: bytes, scan: FileScan, emit) -> N
     except orjson.JSONDecodeError as exc:
         scan.rejects.append(Reject(path, f"line {lineno}", f"invalid JSON: {exc}", line[:200].decode(
             "utf-8", errors="replace")))
+        return
+    records = _container(obj, "records") if isinstance(obj, dict) else None
+    if records is not None:  # an Event Hub capture: one message per line
+        for i, item in enumerate(records):
+            emit(f"line {lineno} records[{i}]", item)
         return
     emit(f"line {lineno}", obj, line)
 
@@ -371,7 +474,8 @@ def _scan_text_fallback(path: str, data: bytes, scan: FileScan, emit) -> None:
             bracket = text.find("[", key)
             start = bracket if bracket >= 0 else None
     if start is None:
-        scan.fatal = "not JSON, NDJSON or a Graph page (no events found)"
+        scan.fatal = ("not JSON, NDJSON, a Graph page or a Log Analytics CSV (a header with Id and TimeGenerated): "
+                      "no events found")
         scan.rejects.append(Reject(path, "byte 0", scan.fatal, text[:200]))
         return
     label = "item" if start == 0 else "value"

@@ -268,6 +268,15 @@ class Store:
                          [outcome, message, utcnow(), run_id])
         self._open_runs.discard(run_id)
 
+    def run_event_gaps(self, run_id: int) -> tuple[int, int, int, int]:
+        """Of the events a run inserted or changed: how many, and how many have no status, no service principal
+        id, no identity (neither a source nor a target id)."""
+        return self.con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status IS NULL), "
+            "count(*) FILTER (WHERE service_principal_id IS NULL), "
+            "count(*) FILTER (WHERE source_id IS NULL AND target_id IS NULL) "
+            "FROM events WHERE ingest_run_id = ?", [run_id]).fetchone()
+
     def add_rejects(self, run_id: int | None, source: str, rejects: Iterable[Reject]) -> int:
         rows = [(run_id, source, r.file, r.position, r.reason, excerpt(r.excerpt), utcnow()) for r in rejects]
         if rows:

@@ -433,3 +433,5 @@ def freshness_panel() -> None:
         st.markdown(f"**{md_text(row.source)}**: last run {fmt_age(row.last_started)}, "
                     f"{mark}[{md_text(row.last_outcome)}]  \nlast success: {fmt_time(row.last_success)}",
                     help=md_text(row.last_message) if row.last_message else None)
+        if isinstance(row.last_warning, str) and row.last_warning:
+            st.markdown(f":orange[**Warning** (last {md_text(row.source)} run): {md_text(row.last_warning)}]")

@@ -59,7 +59,9 @@ def jobs_and_freshness() -> None:
             for col, row in zip(cols[1:], fresh.itertuples()):
                 col.metric(f"Last {common.md_text(row.source)} ingest", common.fmt_age(row.last_started),
                            help=f"Outcome: {common.md_text(row.last_outcome)}; last success: "
-                                f"{common.fmt_time(row.last_success)}")
+                                f"{common.fmt_time(row.last_success)}" + (
+                                    f"; warning: {common.md_text(row.last_warning)}"
+                                    if isinstance(row.last_warning, str) and row.last_warning else ""))
 
 
 st.title("Overview")

@@ -70,13 +70,15 @@ _ALL = [
     q("data_range", "First and last event time in the whole database", """
         SELECT min(activity_time) AS first_event, max(activity_time) AS last_event, count(*) AS events
         FROM events"""),
-    q("freshness", "Per source: the last ingest run, the last successful one, and the newest event", """
+    # last_warning: the last run's warning line (ingest/emptiness.py), e.g. events that mostly lack a status
+    q("freshness", "Per source: the last ingest run, the last successful one, its warning, and the newest event", """
         WITH runs AS (
             SELECT source, max(ended_at) FILTER (WHERE outcome = 'success') AS last_success,
                    arg_max(outcome, started_at) AS last_outcome, max(started_at) AS last_started,
                    arg_max(message, started_at) AS last_message
             FROM ingest_runs GROUP BY source)
         SELECT r.source, r.last_started, r.last_outcome, r.last_success, r.last_message,
+               nullif(regexp_extract(r.last_message, '(?m)^warning: (.*)$', 1), '') AS last_warning,
                (SELECT max(ended_at) FROM derived_cycles) AS newest_event
         FROM runs r ORDER BY r.source"""),
     q("newest_cycle_end", "The latest end of a sync cycle that started before $until, at most $until (the data's "
