@@ -153,8 +153,8 @@ UPGRADE_FROM_MIGRATIONS = [
        'scim_requests_by_user_sorted_rows_replaced', 'scim_rekey_pending')""",
 ]
 
-# (version, description, statements) after the baseline. A new store gets every table of TABLES with the baseline,
-# so each step here must also be a no-op on it (IF NOT EXISTS).
+# (version, description, statements) after the baseline, for stores written before each step. A new store gets
+# every table of TABLES as it is now and records these versions as included (Store.migrate) without running them.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (22, "blob_state: read positions of the Azure Storage blob source (issue 22)",
      [create_table("blob_state", BLOB_STATE_COLUMNS, "PRIMARY KEY (container_url, blob)", if_not_exists=True)]),

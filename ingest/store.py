@@ -221,6 +221,10 @@ class Store:
                     for sql in schema.SOURCE_TABLES:
                         con.execute(sql)
                     description = "source tables (baseline)"
+                    for version, step, _ in schema.MIGRATIONS:  # the tables are created as they are now: included
+                        con.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
+                                    [version, f"{step} (in a new store's baseline)", utcnow()])
+                        applied.add(version)
                 else:  # an older provlens's store: its summaries were migrated tables; they are rebuilt below
                     for sql in schema.UPGRADE_FROM_MIGRATIONS:
                         con.execute(sql)

@@ -373,3 +373,16 @@ def test_the_reader_holds_back_skips_over_long_lines_and_reads_from_the_stored_o
     assert again[0] == "its bytes before the stored offset changed (replaced)"
     assert again[1].first_line == 1 and again[1].data.startswith(b"a1\n")
 
+
+
+def test_a_store_of_schema_21_gets_the_blob_state_table_on_open(tmp_path):
+    from ingest.store import Store
+
+    db = str(tmp_path / "old.duckdb")
+    Store.open(db).close()
+    with duckdb.connect(db) as con:  # as provlens before the blob source left it
+        con.execute("DROP TABLE blob_state")
+        con.execute("DELETE FROM schema_version WHERE version > 21")
+    with Store.open(db) as store:
+        assert store.migrations_applied == [22]
+        assert store.blob_states("https://acct.blob.core.windows.net/c") == {}
