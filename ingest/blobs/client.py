@@ -72,44 +72,47 @@ class Container:
         options = {"retry_policy": retry, "connection_timeout": 20, "read_timeout": 120}
         connection_string = os.environ.get(CONNECTION_STRING_ENV, "").strip()
         sas_url = os.environ.get(SAS_URL_ENV, "").strip()
-        if connection_string:
-            self._secrets += [connection_string, *re.findall(r"(?i)(?:AccountKey|SharedAccessSignature)=([^;]+)",
-                                                             connection_string)]
-            self.auth = f"connection string ({CONNECTION_STRING_ENV})"
-            try:
-                self.client = ContainerClient.from_connection_string(connection_string, container or CONTAINER,
-                                                                     **options)
-            except ValueError:
-                raise ConfigError(f"{CONNECTION_STRING_ENV} is not a storage connection string (copy it from the "
-                                  "storage account's Access keys, or use a SAS URL)") from None
-        elif sas_url:
-            query = urlparse(sas_url).query
-            self._secrets += [sas_url, query, *parse_qs(query).get("sig", [])]
-            self.auth = f"SAS URL ({SAS_URL_ENV})"
-            _check_transport(sas_url, SAS_URL_ENV)
-            if "sig=" not in query:
-                raise ConfigError(f"{SAS_URL_ENV} has no SAS token (no sig= in its query)")
-            if "sr" in parse_qs(query):  # a service SAS for one container: the container is the URL's last segment
-                named = _strip_query(sas_url).rsplit("/", 1)[-1]
-                if container and container != named:
-                    raise ConfigError(f"{SAS_URL_ENV} is a SAS for container {named!r}, not {container!r}")
-                self.client = ContainerClient.from_container_url(sas_url, **options)
-            else:  # an account SAS: the account URL with its token, and the container by name
-                self.client = ContainerClient(sas_url, container or CONTAINER, **options)
-        elif account_url:
-            _check_transport(account_url, "the account URL")
-            if "sig=" in urlparse(account_url).query:
-                raise ConfigError(f"the account URL holds a SAS token; a SAS is a secret: put the URL in {SAS_URL_ENV} "
-                                  "(environment only), not in a flag or provlens.toml")
-            from azure.identity import DefaultAzureCredential
+        try:
+            if connection_string:
+                self._secrets += [connection_string, *re.findall(r"(?i)(?:AccountKey|SharedAccessSignature)=([^;]+)",
+                                                                 connection_string)]
+                self.auth = f"connection string ({CONNECTION_STRING_ENV})"
+                try:
+                    self.client = ContainerClient.from_connection_string(connection_string, container or CONTAINER,
+                                                                         **options)
+                except ValueError:
+                    raise ConfigError(f"{CONNECTION_STRING_ENV} is not a storage connection string (copy it from the "
+                                      "storage account's Access keys, or use a SAS URL)") from None
+            elif sas_url:
+                query = urlparse(sas_url).query
+                self._secrets += [sas_url, query, *parse_qs(query).get("sig", [])]
+                self.auth = f"SAS URL ({SAS_URL_ENV})"
+                _check_transport(sas_url, SAS_URL_ENV)
+                if "sig=" not in query:
+                    raise ConfigError(f"{SAS_URL_ENV} has no SAS token (no sig= in its query)")
+                if "sr" in parse_qs(query):  # a service SAS for one container: the container is the URL's last segment
+                    named = _strip_query(sas_url).rsplit("/", 1)[-1]
+                    if container and container != named:
+                        raise ConfigError(f"{SAS_URL_ENV} is a SAS for container {named!r}, not {container!r}")
+                    self.client = ContainerClient.from_container_url(sas_url, **options)
+                else:  # an account SAS: the account URL with its token, and the container by name
+                    self.client = ContainerClient(sas_url, container or CONTAINER, **options)
+            elif account_url:
+                _check_transport(account_url, "the account URL")
+                if "sig=" in urlparse(account_url).query:
+                    raise ConfigError("the account URL holds a SAS token; a SAS is a secret: put the URL in "
+                                      f"{SAS_URL_ENV} (environment only), not in a flag or provlens.toml")
+                from azure.identity import DefaultAzureCredential
 
-            self.auth = "DefaultAzureCredential (azure-identity)"
-            self.client = ContainerClient(_strip_query(account_url), container or CONTAINER,
-                                          credential=DefaultAzureCredential(), **options)
-        else:
-            raise ConfigError(f"no storage account: set --account-url (or {ACCOUNT_URL_ENV}, or account_url in "
-                              f"provlens.toml) to sign in with azure-identity, or {CONNECTION_STRING_ENV} or "
-                              f"{SAS_URL_ENV} in the environment")
+                self.auth = "DefaultAzureCredential (azure-identity)"
+                self.client = ContainerClient(_strip_query(account_url), container or CONTAINER,
+                                              credential=DefaultAzureCredential(), **options)
+            else:
+                raise ConfigError(f"no storage account: set --account-url (or {ACCOUNT_URL_ENV}, or account_url in "
+                                  f"provlens.toml) to sign in with azure-identity, or {CONNECTION_STRING_ENV} or "
+                                  f"{SAS_URL_ENV} in the environment")
+        except ValueError as exc:  # the SDK refused a URL or name: say so without the URL (it may hold a SAS)
+            raise ConfigError(self.redact(f"the storage settings were refused: {exc}")) from None
         self.name = self.client.container_name
         self.url = _strip_query(self.client.url)  # the container's URL without any SAS: safe to store and print
 
@@ -145,6 +148,7 @@ class Container:
     def _errors(self, what: str) -> Iterator[None]:
         """The SDK's errors as :class:`BlobSourceError`: the exit code, what to check, and no secret."""
         from azure.core.exceptions import (
+            AzureError,
             ClientAuthenticationError,
             HttpResponseError,
             ResourceNotFoundError,
@@ -174,6 +178,9 @@ class Container:
                 raise refused(exc) from exc
             raise BlobSourceError(self.redact(f"{what}: storage answered {exc.status_code} ({_first_line(exc)})"),
                                   exitcodes.UNREACHABLE) from exc
+        except AzureError as exc:  # anything else the SDK raises (a token it could not get, a body it could not read)
+            raise BlobSourceError(self.redact(f"{what}: {type(exc).__name__}: {_first_line(exc)}"),
+                                  exitcodes.FAILED) from exc
 
 
 def _first_line(exc: BaseException) -> str:
