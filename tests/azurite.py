@@ -51,6 +51,15 @@ class Azurite:
         return f"{self.account_url}/{container}?{token}"
 
 
+    def account_sas_url(self) -> str:
+        from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
+
+        token = generate_account_sas(ACCOUNT, KEY, ResourceTypes(container=True, object=True),
+                                     AccountSasPermissions(read=True, list=True),
+                                     expiry=datetime.now(timezone.utc) + timedelta(hours=1))
+        return f"{self.account_url}?{token}"
+
+
 @contextmanager
 def running_azurite(workdir: Path) -> Iterator[Azurite]:
     """Azurite's blob service on 127.0.0.1 (a port the system picks), stopped (and waited for) at the end."""

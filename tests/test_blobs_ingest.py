@@ -250,6 +250,11 @@ def test_sas_and_connection_string_sign_in_load_the_same_rows(azurite, container
                         monkeypatch, capsys)
     assert code == exitcodes.OK, output
     assert "SAS URL" in output and "sig=" not in output
+    by_account_sas = tmp_path / "account-sas.duckdb"  # an account SAS: the container by name
+    code, output = _cli(["blobs", "--db", str(by_account_sas), "-q", "--container", container.container_name],
+                        {"PROVLENS_BLOB_SAS_URL": azurite.account_sas_url()}, monkeypatch, capsys)
+    assert code == exitcodes.OK, output
+    assert typed_rows(by_account_sas) == typed_rows(by_sas)
 
     # The scheduled form: [[sources]] type = "blobs" in provlens.toml, the secret from the environment.
     by_conn = tmp_path / "conn.duckdb"
