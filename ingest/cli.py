@@ -1,4 +1,4 @@
-"""Command line of the ingester: ``python -m ingest {demo,files,scim,correlate,graph,run,migrate,compact} ...``
+"""Command line of the ingester: ``python -m ingest {demo,files,scim,correlate,blobs,graph,run,migrate,compact} ...``
 (see ``--help``).
 
 Each subcommand registers itself in :func:`build_parser`; handlers return an exit code from
@@ -182,6 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     common(compact)
     compact.add_argument("--out", required=True, help="the new file (must not exist)")
     compact.set_defaults(handler=cmd_compact)
+
+    # --- Azure Storage blobs written by diagnostic settings (ingest/blobs/)
+    from ingest.blobs.ingest import add_blob_arguments, cmd_blobs
+
+    blobs = sub.add_parser("blobs", help="load the diagnostic-settings blobs (insights-logs-provisioninglogs) of an "
+                                         "Azure Storage account, incrementally")
+    common(blobs)
+    add_blob_arguments(blobs)
+    blobs.set_defaults(handler=cmd_blobs)
 
     # --- Microsoft Graph pull and scheduled runs (ingest/graph/, ingest/run.py)
     from ingest.graph.command import add_graph_arguments, cmd_graph

@@ -34,7 +34,7 @@ PAGE_LINE_MAX = 48 * 1024 * 1024  # bigger pages are staged event by event (unde
 
 
 STALE_AFTER_S = 6 * 3600
-_PREFIXES = ("provlens-stage-", "provlens-scim-")
+_PREFIXES = ("provlens-stage-", "provlens-scim-", "provlens-blob-")
 
 
 def remove_stale_staging(directory: str | None = None, *, older_than_s: float = STALE_AFTER_S) -> int:
@@ -92,17 +92,26 @@ class StagingFile:
             pass
 
 
+def staged_source(staging: StagingFile | list[StagingFile]) -> tuple[str, dict] | None:
+    """The store's source relation (SQL, parameters) over what was staged so far (the files are closed), or None
+    when nothing was."""
+    files = staging if isinstance(staging, list) else [staging]
+    for f in files:
+        f.close()
+    paths = [f.path for f in files if f.count]
+    if not paths:
+        return None
+    return (PAGED_SOURCE if any(f.paged for f in files) else STAGED_SOURCE), {"path": paths}
+
+
 def load_staged(store: Store, staging: StagingFile | list[StagingFile], *, run_id: int | None,
                 watermark: tuple[str, str, datetime] | None = None,
                 run_counters: dict[str, int] | None = None, likely_new: bool = False,
                 defer_derived: bool = False) -> LoadResult:
     """Load everything staged so far (one file or several) in one transaction, with the watermark and the
     run's counters (``likely_new``, ``defer_derived``: see ``Store.load_events``)."""
-    files = staging if isinstance(staging, list) else [staging]
-    for f in files:
-        f.close()
-    paths = [f.path for f in files if f.count]
-    if not paths:
+    source = staged_source(staging)
+    if source is None:
         if watermark is not None:
             store.set_watermark(*watermark, run_id=run_id)
         if run_counters and run_id is not None:
@@ -110,6 +119,5 @@ def load_staged(store: Store, staging: StagingFile | list[StagingFile], *, run_i
         if not defer_derived:  # a run's last commit may hold no rows: the deferred refresh is still due
             store.refresh_pending_derived()
         return LoadResult()
-    source = PAGED_SOURCE if any(f.paged for f in files) else STAGED_SOURCE
-    return store.load_events(source, {"path": paths}, run_id=run_id, watermark=watermark,
+    return store.load_events(*source, run_id=run_id, watermark=watermark,
                              run_counters=run_counters, likely_new=likely_new, defer_derived=defer_derived)

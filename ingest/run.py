@@ -14,6 +14,9 @@ source type by adding one entry). Without ``[[sources]]``, a ``[graph]`` table i
     [[sources]]
     type = "files"
     paths = ["exports/*.json"]
+    [[sources]]
+    type = "blobs"
+    account_url = "https://<account>.blob.core.windows.net"
 """
 
 from __future__ import annotations
@@ -62,11 +65,18 @@ def _run_scim_source(section: dict, db: str, args: argparse.Namespace, log: RunL
     return run_scim_source(section, db, args, log)
 
 
+def _run_blobs_source(section: dict, db: str, args: argparse.Namespace, log: RunLog) -> int:
+    from ingest.blobs.ingest import run_blobs_source  # Azure Storage blobs of diagnostic settings (issue 22)
+
+    return run_blobs_source(section, db, args, log)
+
+
 # type -> runner(section, db, args, log) -> exit code. Other sources (e.g. "scim") add an entry here.
 SOURCE_TYPES: dict[str, SourceRunner] = {
     "graph": _run_graph_source,
     "files": _run_files_source,
     "scim": _run_scim_source,
+    "blobs": _run_blobs_source,
 }
 
 

@@ -92,6 +92,17 @@ SCIM_FILE_STATE_COLUMNS: Columns = (
     ("ingest_run_id", "BIGINT"), ("mtime_ns", "BIGINT"),
 )
 
+# Where each Azure Storage blob (diagnostic settings' insights-logs-provisioninglogs) was read up to
+# (ingest/blobs/): the container's URL (no query: never a SAS), the blob's name, what the listing said of it
+# (etag, creation time, size) and the offset after its last complete line consumed, with the SHA-256 of the
+# bytes just before that offset (a blob replaced under the same name shows there), lines read so far.
+BLOB_STATE_COLUMNS: Columns = (
+    ("container_url", "VARCHAR NOT NULL"), ("blob", "VARCHAR NOT NULL"), ("etag", "VARCHAR"),
+    ("creation_time", "TIMESTAMPTZ"), ("size", "BIGINT NOT NULL"), ("byte_offset", "BIGINT NOT NULL"),
+    ("line_count", "BIGINT NOT NULL"), ("tail_len", "INTEGER NOT NULL"), ("tail_sha256", "VARCHAR NOT NULL"),
+    ("updated_at", "TIMESTAMPTZ NOT NULL"), ("ingest_run_id", "BIGINT"),
+)
+
 # Loads whose summary refresh a fast backfill left to its last commit (Store.load_events(defer_summaries=True)).
 SUMMARY_PENDING_RUN_COLUMNS: Columns = (("run_id", "BIGINT PRIMARY KEY"),)
 
@@ -117,6 +128,7 @@ TABLES: dict[str, tuple[Columns, tuple[str, ...]]] = {
     "scim_file_state": (SCIM_FILE_STATE_COLUMNS, ()),
     "correlation": (CORRELATION_COLUMNS, ()),
     "summary_pending_runs": (SUMMARY_PENDING_RUN_COLUMNS, ()),
+    "blob_state": (BLOB_STATE_COLUMNS, ("PRIMARY KEY (container_url, blob)",)),
 }
 # Tables that are neither a source nor a summary: the schema's own version.
 BOOKKEEPING = ("schema_version", "summary_state")
@@ -141,7 +153,11 @@ UPGRADE_FROM_MIGRATIONS = [
        'scim_requests_by_user_sorted_rows_replaced', 'scim_rekey_pending')""",
 ]
 
-# (version, description, statements) after the baseline; none yet.
-MIGRATIONS: list[tuple[int, str, list[str]]] = []
+# (version, description, statements) after the baseline, for stores written before each step. A new store gets
+# every table of TABLES as it is now and records these versions as included (Store.migrate) without running them.
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (22, "blob_state: read positions of the Azure Storage blob source (issue 22)",
+     [create_table("blob_state", BLOB_STATE_COLUMNS, "PRIMARY KEY (container_url, blob)", if_not_exists=True)]),
+]
 
 LATEST_VERSION = max([BASELINE, *(version for version, _, _ in MIGRATIONS)])

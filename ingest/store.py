@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -221,6 +221,10 @@ class Store:
                     for sql in schema.SOURCE_TABLES:
                         con.execute(sql)
                     description = "source tables (baseline)"
+                    for version, step, _ in schema.MIGRATIONS:  # the tables are created as they are now: included
+                        con.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
+                                    [version, f"{step} (in a new store's baseline)", utcnow()])
+                        applied.add(version)
                 else:  # an older provlens's store: its summaries were migrated tables; they are rebuilt below
                     for sql in schema.UPGRADE_FROM_MIGRATIONS:
                         con.execute(sql)
@@ -287,7 +291,7 @@ class Store:
     def load_events(self, source_sql: str, params: list[Any] | dict | None = None, *, run_id: int | None,
                     watermark: tuple[str, str, datetime] | None = None, all_or_nothing: bool = False,
                     run_counters: dict[str, int] | None = None, likely_new: bool = False,
-                    defer_derived: bool = False) -> LoadResult:
+                    defer_derived: bool = False, then: Callable[[], None] | None = None) -> LoadResult:
         """Normalise and upsert the events of ``source_sql`` (a relation with columns ``raw`` JSON and
         ``pos`` VARCHAR) in one transaction; records without an ``id`` or a valid ``activityDateTime`` are
         rejected with their position (or, with ``all_or_nothing``, :class:`DirtyInput` is raised and
@@ -296,7 +300,8 @@ class Store:
         ``likely_new``: the caller expects no known ids (a backfill past the store's data): try the one-pass
         insert on a non-empty store too (a known id rolls it back and the usual path runs).
         ``defer_derived``: a pure-insert batch leaves the derived refresh to a later load (see
-        :meth:`refresh_pending_derived`); use it only when another load follows soon."""
+        :meth:`refresh_pending_derived`); use it only when another load follows soon. ``then``: a store method's
+        further writes that commit with the rows (a source's read positions, its rejects)."""
         con = self.con
         self._defer_derived = defer_derived
         con.execute("BEGIN TRANSACTION")
@@ -308,6 +313,8 @@ class Store:
                 result = self._load_into_existing(source_sql, params, run_id, all_or_nothing)
             if watermark is not None:
                 self._set_watermark(*watermark, run_id=run_id)
+            if then is not None:
+                then()
             if run_counters is not None and run_id is not None:
                 self.add_to_run(run_id, **run_counters, records_read=result.read, records_new=result.new,
                                 records_updated=result.updated, records_rejected=result.invalid)
@@ -634,6 +641,43 @@ class Store:
             con.execute("ROLLBACK")
             raise
         return new, dup
+
+    # ----------------------------------------------------------------- Azure Storage blobs (ingest/blobs/)
+    # Each blob's read position commits in the same transaction as the events and rejects of the bytes it covers,
+    # so a killed run never skips a line; a line read twice is harmless (events upsert on their id).
+    _BLOB_STATE_FIELDS = ("blob", "etag", "creation_time", "size", "byte_offset", "line_count", "tail_len",
+                          "tail_sha256")
+
+    def blob_states(self, container_url: str) -> dict[str, dict[str, Any]]:
+        """Where each blob of the container was read up to: {blob name: state}."""
+        cur = self.con.execute(f"SELECT {', '.join(self._BLOB_STATE_FIELDS)} FROM blob_state "
+                               "WHERE container_url = ?", [container_url])
+        return {row[0]: dict(zip(self._BLOB_STATE_FIELDS, row)) for row in cur.fetchall()}
+
+    def load_blob_batch(self, source_sql: str | None, params: dict | None, *, run_id: int, source: str,
+                        container_url: str, states: list[dict[str, Any]], rejects: list[Reject],
+                        run_counters: dict[str, int]) -> LoadResult:
+        """Load one batch of a blob run in ONE transaction: the staged events (``source_sql``, or none), the
+        rejects, the blobs' new read positions and the run's counters."""
+        def positions_and_rejects() -> None:
+            self.add_rejects(run_id, source, rejects)
+            if states:
+                now = utcnow()
+                self.con.executemany(
+                    "INSERT INTO blob_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (container_url, blob) "
+                    "DO UPDATE SET etag = excluded.etag, creation_time = excluded.creation_time, size = excluded.size, "
+                    "byte_offset = excluded.byte_offset, line_count = excluded.line_count, "
+                    "tail_len = excluded.tail_len, tail_sha256 = excluded.tail_sha256, "
+                    "updated_at = excluded.updated_at, ingest_run_id = excluded.ingest_run_id",
+                    [[container_url, *(s[f] for f in self._BLOB_STATE_FIELDS), now, run_id] for s in states])
+
+        if source_sql is not None:
+            return self.load_events(source_sql, params, run_id=run_id, run_counters=run_counters,
+                                    then=positions_and_rejects)
+        with self._transaction():
+            positions_and_rejects()
+            self.add_to_run(run_id, **run_counters)
+        return LoadResult()
 
     def replace_correlation(self, statements: list[tuple[str, dict]], *,
                             memory_limit: str = CORRELATION_MEMORY_LIMIT) -> None:

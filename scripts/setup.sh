@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv and install provlens' pinned dependencies (idempotent; skips work already done).
-# Usage: scripts/setup.sh [dev]   -- "dev" adds the test tools and Debian's chromium for browser tests.
+# Usage: scripts/setup.sh [dev]   -- "dev" adds the test tools, Debian's chromium for browser tests, and Node (Debian's
+# nodejs and npm, when missing) with Azurite (the Azure Storage emulator, pinned in .tools/package-lock.json) for the
+# blob-source tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want=${1:-run}
@@ -21,5 +23,20 @@ if [ "$want" = dev ] && ! command -v chromium >/dev/null 2>&1; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
   else
     echo "warning: chromium is not installed and we are not root; browser tests will fail" >&2
+  fi
+fi
+if [ "$want" = dev ] && ! command -v npm >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing Debian's nodejs and npm for Azurite (blob-source tests)..." >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm) >/dev/null
+  else
+    echo "warning: npm is not installed and we are not root; the blob-source tests will fail" >&2
+  fi
+fi
+if [ "$want" = dev ] && command -v npm >/dev/null 2>&1; then
+  tools_stamp=".tools/node_modules/.installed-$(sha256sum .tools/package-lock.json | cut -c1-16)"
+  if [ ! -f "$tools_stamp" ]; then
+    echo "installing Azurite (Azure Storage emulator) into .tools/ for the blob-source tests..." >&2
+    (cd .tools && npm ci --no-audit --no-fund --silent) && touch "$tools_stamp"
   fi
 fi
