@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.scim.filestate import iter_lines
-from ingest.scim.ingest import _Batch, _one_line
+from ingest.scim.ingest import ScimOutcome, _Batch, _LineReader
 from ingest.scim.mapping import DEFAULT_MAPPING, OUR_FIELDS
 from ingest.scim.parse import LineRejected, clean_line, decode_json_line, filter_values, normalise, parse_json_line
 
@@ -144,8 +144,9 @@ def test_valid_lines_are_never_dropped(items, crlf):
     batch = _Batch()
     try:
         header = None
+        reader = _LineReader("json", "mem", DEFAULT_MAPPING, "0" * 16, ScimOutcome())
         for line in iter_lines(io.BytesIO(data), 0, 0):
-            header = _one_line(line, "json", "mem", DEFAULT_MAPPING, batch, header)
+            header = reader.one(line, batch, header)
         batch.fh.close()
         with open(batch.path, "rb") as fh:
             staged = [orjson.loads(x)["request_id"] for x in fh.read().splitlines()]
