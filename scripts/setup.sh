@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install provlens' pinned dependencies (idempotent; skips work already done).
-# Usage: scripts/setup.sh [dev]   -- "dev" adds the test tools and Debian's chromium for browser tests.
+# Usage: scripts/setup.sh [dev]   -- "dev" adds the test tools, Debian's chromium for browser tests and Debian's
+#                                    nginx (nginx-light) for the SCIM access-log tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want=${1:-run}
@@ -21,5 +22,13 @@ if [ "$want" = dev ] && ! command -v chromium >/dev/null 2>&1; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
   else
     echo "warning: chromium is not installed and we are not root; browser tests will fail" >&2
+  fi
+fi
+if [ "$want" = dev ] && ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing Debian's nginx-light for the SCIM access-log tests..." >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light) >/dev/null
+  else
+    echo "warning: nginx is not installed and we are not root; the SCIM access-log test runs without nginx" >&2
   fi
 fi
