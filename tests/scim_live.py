@@ -27,8 +27,9 @@ from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "live-test-token"
-# A fixed UTC-5 zone (POSIX TZ, no tzdata needed): the servers write local times with a -0500 offset, so the
-# ingest's conversion to UTC is exercised, not assumed.
+# A fixed UTC-5 zone (POSIX TZ, no tzdata needed): gunicorn and nginx write local times with a -0500 offset, so
+# the ingest's conversion to UTC is exercised, not assumed. scim2-server's own (wsgiref) log writes no offset: it
+# runs in UTC, the zone examples/mappings/wsgiref-access-log.toml assumes.
 SERVER_TZ = "XYZ+5"
 # gunicorn's JSON access log: our field names, so no mapping is needed; no client sends X-Request-Id, so
 # request_id is gunicorn's placeholder '-' on every line (issue 22).
@@ -206,7 +207,7 @@ def run_capture(outdir: Path, *, with_nginx: bool = True, with_own_log: bool = T
             own_fh = own_log.open("wb")
             procs.append(own := subprocess.Popen(
                 [sys.executable, "-m", "scim2_server.testserver.cli", "--port", str(ports["own"]),
-                 "--bearer-token", TOKEN], env=env, stdout=subprocess.DEVNULL, stderr=own_fh))
+                 "--bearer-token", TOKEN], env={**env, "TZ": "UTC"}, stdout=subprocess.DEVNULL, stderr=own_fh))
             own_fh.close()
         if nginx:
             ports["nginx"] = free_port()
