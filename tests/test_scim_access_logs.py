@@ -310,3 +310,27 @@ def test_other_extensions_in_a_directory_are_read_by_content_or_listed_as_skippe
                     or x.strip().startswith(str(logs / name)))
         assert "not a known SCIM log format" in line, line
     assert [(Path(f).name, p) for f, p, _r in _rejects(db)] == [("broken.jsonl", "line 1")]
+
+
+def test_inline_mapping_in_provlens_toml(tmp_path):
+    log = tmp_path / "wsgi.log"
+    log.write_text('127.0.0.1 - - [02/Nov/2026 09:00:02] "DELETE /scim/v2/Users/u_8842 HTTP/1.1" 204 0\n'
+                   "INFO:scim2_server:something the server says\n", encoding="utf-8")
+    db = tmp_path / "run.duckdb"
+    config = tmp_path / "provlens.toml"
+    config.write_text(f'''db = "{db}"
+[[sources]]
+type = "scim"
+paths = ["{log}"]
+[sources.mapping]
+format = "regex"
+pattern = '\\[(?P<ts>[^\\]]+)\\] "(?P<request>[^"]*)" (?P<status>\\d+)'
+[sources.mapping.options]
+timezone = "+01:00"
+unmatched_lines = "skip"
+''', encoding="utf-8")
+    proc = run_cli("ingest", "run", "--config", str(config), "-q")
+    assert proc.returncode == exitcodes.OK, proc.stderr
+    assert _rows(db) == [("2026-11-02 08:00:02", "DELETE", "/scim/v2/Users/u_8842", 204, "u_8842", None,
+                          "user.delete")]
+    assert _rejects(db) == []

@@ -364,7 +364,7 @@ def run_scim_source(section: dict, db: str, args, log) -> int:
         [[sources]]
         type = "scim"
         paths = ["/var/log/scim/audit.jsonl*"]
-        mapping = "examples/mappings/json-access-log.toml"   # optional
+        mapping = "examples/mappings/json-access-log.toml"   # optional; or a [sources.mapping] table
         strict = false                                        # optional
         window_seconds = 180                                  # optional correlation window
         follow_symlinks = false                               # optional: read symbolic links found
