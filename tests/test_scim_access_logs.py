@@ -309,7 +309,9 @@ def test_other_extensions_in_a_directory_are_read_by_content_or_listed_as_skippe
         line = next(x for x in proc.stderr.splitlines() if x.strip().startswith(str(logs / "nginx" / name))
                     or x.strip().startswith(str(logs / name)))
         assert "not a known SCIM log format" in line, line
-    assert [(Path(f).name, p) for f, p, _r in _rejects(db)] == [("broken.jsonl", "line 1")]
+    # a name that promises JSON Lines is read as such: its bad line is rejected with its own reason
+    [(file, position, reason)] = _rejects(db)
+    assert (Path(file).name, position) == ("broken.jsonl", "line 1") and reason.startswith("invalid JSON")
 
 
 def test_inline_mapping_in_provlens_toml(tmp_path):

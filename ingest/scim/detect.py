@@ -5,8 +5,9 @@ recognised decides: a JSON object (``json``), a CSV header (``csv``: the first l
 columns, in a ``.csv`` file or naming at least two of the fields the mapping reads), an Apache/nginx
 ``combined`` or ``common`` access log line, or the mapping's ``regex``. A mapping with a ``format`` names
 the one format its files must show. A file none of whose first lines is recognised is ``unknown``, with the
-reason and the fix; it is never read as CSV by default (before, a plain-text log became a CSV file whose first
-line was the header and every other line a reject).
+reason and the fix, unless its name promises a trail format (``.jsonl``, ``.ndjson``, ``.json``, ``.csv``): it
+is then read as that, and each bad line is rejected with its own reason. A file is never read as CSV by default
+(before, a plain-text log became a CSV file whose first line was the header and every other line a reject).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
 import re
 import zlib
 from dataclasses import dataclass
@@ -92,6 +94,14 @@ def _is(fmt: str, number: int, line: bytes, path: str, mapping: Mapping, first: 
     return pattern is not None and matches(line, pattern, fmt)
 
 
+def _named_format(path: str) -> str | None:
+    """The format a trail's file name promises (``.jsonl``, ``.ndjson``, ``.json``: json; ``.csv``: csv)."""
+    name = os.path.basename(path).lower()
+    if ".csv" in name:
+        return "csv"
+    return "json" if any(h in name for h in (".jsonl", ".ndjson", ".json")) else None
+
+
 def detect(path: str, mapping: Mapping, lines: list[tuple[int, bytes]] | None = None) -> Detected:
     """The format of ``path`` (see the module's docstring); ``lines`` are its sampled lines when already read."""
     lines = sample_lines(path) if lines is None else lines
@@ -102,6 +112,9 @@ def detect(path: str, mapping: Mapping, lines: list[tuple[int, bytes]] | None = 
         for fmt in candidates:
             if line and _is(fmt, number, line, path, mapping, first=i == 0):
                 return Detected(fmt, line=number)
+    named = _named_format(path)
+    if named and not mapping.format:  # a .jsonl/.csv of bad lines: read as named, each bad line rejected with why
+        return Detected(named, line=lines[0][0])
     number, line = lines[0]
     shown = f"line {number}" if len(lines) == 1 else f"lines {number}-{lines[-1][0]}"
     if mapping.format:
