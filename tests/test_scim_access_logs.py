@@ -13,6 +13,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ingest import exitcodes
 from ingest.scim.ingest import ingest_scim
@@ -107,6 +109,30 @@ def test_combined_and_common_lines_field_by_field():
     with pytest.raises(LineRejected, match="is not 'METHOD PATH PROTOCOL'"):
         decode_text_line(b'10.0.0.1 - - [02/Nov/2026:09:00:00 +0000] "\\x16\\x03\\x01" 400 150 "-" "-"',
                          COMBINED, "combined")
+
+
+_FIELD = st.text(alphabet='abz09 -/:[]"\\.+%?=', max_size=14)
+
+
+_CLF_LIKE = st.from_regex(r"\d{1,2}/(Jan|Feb|Oct|Foo)/\d{4}:\d{2}:\d{2}:\d{2}(\.\d{1,3})? [+-]\d{4}", fullmatch=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.tuples(_FIELD, _FIELD | _CLF_LIKE, _FIELD, _FIELD, _FIELD, _FIELD, _FIELD), st.binary(max_size=6))
+def test_mangled_access_log_lines_are_loaded_or_rejected_never_crash(parts, noise):
+    """Lines of a combined log with random fields (dates like 99/Foo/0000:25:61:61 +9999 included): a record or a
+    reason, never another exception."""
+    ip, ts, request, status, size, referer, agent = parts
+    for line in (f'{ip} - - [{ts}] "{request}" {status} {size} "{referer}" "{agent}"'.encode(),
+                 f'1.2.3.4 - - [{ts or "10/Oct/2000:13:55:36 -0700"}] "GET /{request} HTTP/1.1" 200 5 "-" "x"'.encode()
+                 + noise):
+        for fmt, pattern in (("combined", COMBINED), ("common", COMMON)):
+            try:
+                rec = normalise(decode_text_line(line, pattern, fmt), fallback_id=lambda: "k")
+            except LineRejected as exc:
+                assert str(exc)
+            else:
+                assert rec["ts"].endswith("Z") and 100 <= rec["status"] <= 999 and rec["request_id"] == "k"
 
 
 def test_regex_mapping_reads_named_groups(tmp_path):

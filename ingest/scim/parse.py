@@ -119,12 +119,12 @@ def _clf_time(text: str, naive_tz: tzinfo) -> datetime | None:
     if not m or m[2].lower() not in _MONTHS:
         return None
     day, _mon, year, hh, mm, ss, frac, sign, oh, om = m.groups()
-    if sign:
-        offset = timedelta(hours=int(oh), minutes=int(om))
-        zone: tzinfo = timezone(-offset if sign == "-" else offset)
-    else:
-        zone = naive_tz
     try:
+        if sign:
+            offset = timedelta(hours=int(oh), minutes=int(om))
+            zone: tzinfo = timezone(-offset if sign == "-" else offset)  # ValueError past 24 h
+        else:
+            zone = naive_tz
         return datetime(int(year), _MONTHS[m[2].lower()], int(day), int(hh), int(mm), int(ss),
                         int((frac or "0").ljust(6, "0")), tzinfo=zone)
     except ValueError:
@@ -153,11 +153,11 @@ def parse_ts(value: Any, ts_format: str | None = None, naive_tz: tzinfo = timezo
                 t = datetime.strptime(text, ts_format)
             except ValueError:
                 t = None
-        if t is None:
-            t = _clf_time(text, naive_tz)
-        if t is None:
-            if not _TIME_SHAPE.match(text):
+        if t is None and not _TIME_SHAPE.match(text):
+            t = _clf_time(text, naive_tz)  # an access log's time
+            if t is None:
                 raise LineRejected(f"wrong type for 'ts': not a time ({text[:60]!r})")
+        if t is None:
             try:
                 t = datetime.fromisoformat(text.replace("z", "Z"))
             except ValueError:
@@ -439,8 +439,9 @@ def normalise(obj: dict, mapping: Mapping = DEFAULT_MAPPING,
     """Validate and type one decoded line (a JSON object, a CSV row or a text log line's fields) into our record.
     ``fallback_id`` gives the key of a line without a usable request id (absent, or a placeholder such as ``-``);
     without it such a line is rejected."""
-    f = {name: (None if isinstance(value, str) and value.strip() == "-" else value)
-         for name, value in mapping.extract(obj).items()}
+    f = mapping.extract(obj)
+    if "-" in f.values():  # rare, so checked in one pass first (normalise runs once per line of big trails)
+        f = {name: (None if isinstance(value, str) and value == "-" else value) for name, value in f.items()}
     request_id = f.get("request_id")
     if request_id is None or (isinstance(request_id, str) and request_id.strip().lower() in PLACEHOLDER_IDS):
         f["request_id"] = fallback_id() if fallback_id is not None else None
