@@ -225,6 +225,7 @@ def test_unknown_text_is_rejected_with_reason_and_exit_1_never_read_as_csv(tmp_p
     assert str(log) in proc.stderr and "not a known SCIM log format" in proc.stderr and "error:" in proc.stderr
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM scim_file_state").fetchone()[0] == 0  # judged again next run
+        assert con.execute("SELECT outcome FROM ingest_runs WHERE source = 'scim'").fetchall() == [("failed",)]
 
 
 def test_exit_codes(tmp_path):

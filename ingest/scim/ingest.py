@@ -301,7 +301,8 @@ def ingest_scim(db_path: str, paths: list[str], *, mapping: Mapping = DEFAULT_MA
                 from ingest.correlate import correlate as run_correlation
 
                 outcome.correlation = run_correlation(store, window=window)
-            result = "failed" if failure else ("partial" if outcome.rejected else "success")
+            result = ("failed" if failure or outcome.exit_code == exitcodes.FAILED
+                      else "partial" if outcome.rejected else "success")  # as ingest files: nothing loaded = failed
             store.finish_run(run_id, result, message=failure or summary(outcome), pages=len(files),
                              records_read=outcome.lines, records_new=outcome.new,
                              records_rejected=outcome.rejected)
