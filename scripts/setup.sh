@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv and install provlens' pinned dependencies (idempotent; skips work already done).
-# Usage: scripts/setup.sh [dev]   -- "dev" adds the test tools, Debian's chromium for browser tests, and Node (Debian's
-# nodejs and npm, when missing) with Azurite (the Azure Storage emulator, pinned in .tools/package-lock.json) for the
-# blob-source tests.
+# Usage: scripts/setup.sh [dev]   -- "dev" adds the test tools, Debian's chromium for browser tests, Debian's
+# nginx (nginx-light) for the SCIM access-log tests, and Node (Debian's nodejs and npm, when missing) with
+# Azurite (the Azure Storage emulator, pinned in .tools/package-lock.json) for the blob-source tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want=${1:-run}
@@ -38,5 +38,13 @@ if [ "$want" = dev ] && command -v npm >/dev/null 2>&1; then
   if [ ! -f "$tools_stamp" ]; then
     echo "installing Azurite (Azure Storage emulator) into .tools/ for the blob-source tests..." >&2
     (cd .tools && npm ci --no-audit --no-fund --silent) && touch "$tools_stamp"
+  fi
+fi
+if [ "$want" = dev ] && ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing Debian's nginx-light for the SCIM access-log tests..." >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light) >/dev/null
+  else
+    echo "warning: nginx is not installed and we are not root; the SCIM access-log test runs without nginx" >&2
   fi
 fi

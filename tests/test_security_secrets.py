@@ -116,7 +116,7 @@ def _run_all(world) -> dict:
                    headers={"Authorization": f"Bearer {TOKEN}", "X-Client-Secret": SECRET}, client_secret=SECRET)
         if i % 10 == 0:  # rejected lines keep an excerpt of the line: secrets first, so they are in it
             rec = {"authorization": f"Bearer {TOKEN}", "password": SECRET,
-                   **{k: v for k, v in rec.items() if k != "request_id"}}
+                   **{k: v for k, v in rec.items() if k != "method"}}  # no method: rejected (no id: keyed)
         lines.append(json.dumps(rec))
     trail.write_text("\n".join(lines) + "\n", encoding="utf-8")
     db = root / "scim.duckdb"

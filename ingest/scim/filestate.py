@@ -4,7 +4,9 @@ A file is recognised by its content, not its name: the SHA-256 of its first byte
 decompressed for .gz). A file renamed by log rotation (``audit.jsonl`` -> ``audit.jsonl.1``, even
 gzipped later) is resumed where it was left; a new file at the old path starts from the beginning;
 a truncated or re-created file (shorter than the offset, or a different head) is read again from the
-start. Whatever is re-read is de-duplicated on ``request_id``, so a wrong guess never loads twice.
+start. Whatever is re-read is de-duplicated on ``request_id``, so a wrong guess never loads twice. A line without
+a usable request id is keyed by :func:`fallback_key`: the file's identity (its first line) and the line's byte
+offset, the same under any name, plain or gzipped, so a re-read adds nothing there either.
 Only whole lines are consumed: a last line without a newline is left for the next run, except in a .gz file
 (complete once closed: its last line is read whether or not a newline ends it).
 """
@@ -22,7 +24,9 @@ from ingest.paths import expand_paths as expand_any
 from ingest.scim.parse import MAX_LINE_BYTES
 
 HEAD_BYTES = 1024
-_NAME_HINTS = (".jsonl", ".ndjson", ".json", ".csv", ".log")
+# Names that promise an audit trail: such a file found in a directory is judged (rejected when its content is no
+# format we read); any other file there is read when its content is a known format and listed as skipped if not.
+TRAIL_NAMES = (".jsonl", ".ndjson", ".json", ".csv")
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -54,12 +58,24 @@ class Line:
 
 
 def expand_paths(paths: list[str], *, follow_symlinks: bool = False,
-                 skipped_links: list[str] | None = None) -> tuple[list[str], list[str]]:
-    """Absolute paths of the files named, found in directories (recursively) or matched by globs. Symbolic
-    links found in a directory or by a glob are not followed (listed in ``skipped_links``) unless
-    ``follow_symlinks``: a link in a log folder can point anywhere the ingest job may read."""
-    return expand_any(paths, lambda name: any(h in name for h in _NAME_HINTS), absolute=True,
-                      follow_symlinks=follow_symlinks, skipped_links=skipped_links)
+                 skipped_links: list[str] | None = None) -> tuple[list[str], list[str], set[str]]:
+    """Absolute paths of the files named, found in directories (recursively, whatever their name) or matched by
+    globs; the arguments that matched nothing; and which files were only found in a directory (a file of unknown
+    content there is skipped, not rejected). Symbolic links found in a directory or by a glob are not followed
+    (listed in ``skipped_links``) unless ``follow_symlinks``: a link in a log folder can point anywhere the ingest
+    job may read."""
+    files, missing = expand_any(paths, lambda _name: True, absolute=True, follow_symlinks=follow_symlinks,
+                                skipped_links=skipped_links)
+    named, _ = expand_any([p for p in paths if not os.path.isdir(p)], lambda _name: True, absolute=True,
+                          follow_symlinks=follow_symlinks, skipped_links=[])
+    found_in_directory = set(files) - set(named)
+    return files, missing, found_in_directory
+
+
+def promises_trail(path: str) -> bool:
+    """Whether the file's name says it holds an audit trail (``.jsonl``, ``.csv``, ... also rotated or gzipped)."""
+    name = os.path.basename(path).lower()
+    return any(hint in name for hint in TRAIL_NAMES)
 
 
 def is_gzip(path: str) -> bool:
@@ -82,6 +98,22 @@ def read_head(path: str) -> bytes:
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def file_identity(head: bytes) -> str:
+    """What a file is, for keys that must not change as it grows, is renamed or gzipped: the SHA-256 of its first
+    line (up to and including the newline; at most :data:`HEAD_BYTES`). Keys are only made for complete lines,
+    so that line is complete and never changes in an append-only log."""
+    end = head.find(b"\n")
+    return sha(head[: end + 1] if end >= 0 else head)[:16]
+
+
+def fallback_key(identity: str, line: Line) -> str:
+    """The key of a line without a usable request id: ``line:<file identity>:<byte offset>:<line digest>``.
+    The offset is where the line starts in the (decompressed) content. The line's own digest keeps two files that
+    happen to begin with the same line (two servers logging the same health check) from sharing keys."""
+    start = line.end_offset - line.length
+    return f"line:{identity}:{start}:{sha(line.data or line.excerpt)[:8]}"
 
 
 # A file modified this recently may change again within its mtime's granularity without changing size: its

@@ -1,6 +1,8 @@
 """One audit-trail line -> one typed ``scim_requests`` record, or a :class:`LineRejected` with the reason.
 
 Checks the required fields (ts, request_id, method, path, status) and the type of every known field,
+reading a field's ``-`` (the logs' "no value") as absent; a request id that is absent or a placeholder (``-``,
+empty, ``null``) is replaced by the caller's fallback key (the line's position in its file) when it gives one;
 then derives what the line lacks: resource type/id and operation from method and path (and body
 hints), ``user_name``/``external_id`` from a ``filter=userName eq "..."`` query, health probes (a
 userName filter on a random GUID with no resource), ``active_after`` from "True"/"False", and email
@@ -15,7 +17,8 @@ import functools
 import hashlib
 import io
 import re
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
@@ -40,6 +43,14 @@ _SECRET_KEY = re.compile(r"authori[sz]ation|token|secret|password|passwd|cookie|
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 _BOM = b"\xef\xbb\xbf"
+# Values a log writes for "no request id" (gunicorn's %({x-request-id}i)s without the header, an empty
+# column, a serialised null): never a key, or every such line would collapse into the first.
+PLACEHOLDER_IDS = frozenset({"", "-", "null", "none", "undefined", "n/a"})
+# Apache/nginx/gunicorn time ([10/Oct/2000:13:55:36 -0700]) and Python wsgiref's (10/Oct/2000 13:55:36, no offset).
+_CLF_TIME = re.compile(r"^\[?(\d{1,2})/([A-Za-z]{3})/(\d{4})[: ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,6}))?"
+                       r"(?:\s*([+-])(\d{2}):?(\d{2}))?\]?$")
+_MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
+                                       "dec"), start=1)}
 
 
 class LineRejected(Exception):
@@ -102,8 +113,28 @@ def decode_csv_line(line: bytes, header: list[str]) -> dict:
 
 
 # ---------------------------------------------------------------------------------------- coercion
-def parse_ts(value: Any, ts_format: str | None = None) -> str:
-    """An ISO-8601 UTC string with microseconds for DuckDB; accepts RFC 3339, epoch s/ms and a pattern."""
+def _clf_time(text: str, naive_tz: tzinfo) -> datetime | None:
+    """An access log's time (English month names whatever the locale), or None when it is not one."""
+    m = _CLF_TIME.match(text)
+    if not m or m[2].lower() not in _MONTHS:
+        return None
+    day, _mon, year, hh, mm, ss, frac, sign, oh, om = m.groups()
+    try:
+        if sign:
+            offset = timedelta(hours=int(oh), minutes=int(om))
+            zone: tzinfo = timezone(-offset if sign == "-" else offset)  # ValueError past 24 h
+        else:
+            zone = naive_tz
+        return datetime(int(year), _MONTHS[m[2].lower()], int(day), int(hh), int(mm), int(ss),
+                        int((frac or "0").ljust(6, "0")), tzinfo=zone)
+    except ValueError:
+        return None
+
+
+def parse_ts(value: Any, ts_format: str | None = None, naive_tz: tzinfo = timezone.utc) -> str:
+    """An ISO-8601 UTC string with microseconds for DuckDB; accepts RFC 3339, epoch s/ms, an access log's time
+    (``[10/Oct/2000:13:55:36 -0700]``) and a pattern. A time without an offset is in ``naive_tz`` (UTC unless
+    the mapping says otherwise)."""
     if value is None or value == "":
         raise LineRejected("missing required field 'ts'")
     if isinstance(value, bool):
@@ -122,18 +153,23 @@ def parse_ts(value: Any, ts_format: str | None = None) -> str:
                 t = datetime.strptime(text, ts_format)
             except ValueError:
                 t = None
-        if t is None:
-            if not _TIME_SHAPE.match(text):
+        if t is None and not _TIME_SHAPE.match(text):
+            t = _clf_time(text, naive_tz)  # an access log's time
+            if t is None:
                 raise LineRejected(f"wrong type for 'ts': not a time ({text[:60]!r})")
+        if t is None:
             try:
                 t = datetime.fromisoformat(text.replace("z", "Z"))
             except ValueError:
                 raise LineRejected(f"wrong type for 'ts': not a time ({text[:60]!r})") from None
         if t.tzinfo is None:
-            t = t.replace(tzinfo=timezone.utc)
+            t = t.replace(tzinfo=naive_tz)
     else:
         raise _wrong("ts", "a time", value)
-    t = t.astimezone(timezone.utc)
+    try:
+        t = t.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        raise LineRejected(f"wrong type for 'ts': not a plausible time ({value!r:.60})") from None
     if not 1970 <= t.year <= 2200:
         raise LineRejected(f"wrong type for 'ts': not a plausible time ({t.isoformat()})")
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -398,9 +434,17 @@ def redact(obj: Any, depth: int = 0) -> Any:
 
 
 # ---------------------------------------------------------------------------------------- the record
-def normalise(obj: dict, mapping: Mapping = DEFAULT_MAPPING) -> dict[str, Any]:
-    """Validate and type one decoded line (a JSON object or a CSV row dict) into our record."""
+def normalise(obj: dict, mapping: Mapping = DEFAULT_MAPPING,
+              fallback_id: Callable[[], str] | None = None) -> dict[str, Any]:
+    """Validate and type one decoded line (a JSON object, a CSV row or a text log line's fields) into our record.
+    ``fallback_id`` gives the key of a line without a usable request id (absent, or a placeholder such as ``-``);
+    without it such a line is rejected."""
     f = mapping.extract(obj)
+    if "-" in f.values():  # rare, so checked in one pass first (normalise runs once per line of big trails)
+        f = {name: (None if isinstance(value, str) and value == "-" else value) for name, value in f.items()}
+    request_id = f.get("request_id")
+    if request_id is None or (isinstance(request_id, str) and request_id.strip().lower() in PLACEHOLDER_IDS):
+        f["request_id"] = fallback_id() if fallback_id is not None else None
     if f.get("path") in (None, "") and isinstance(f.get("url"), str):
         path, _, query = f["url"].partition("?")
         f["path"] = path
@@ -409,7 +453,7 @@ def normalise(obj: dict, mapping: Mapping = DEFAULT_MAPPING) -> dict[str, Any]:
     for name in REQUIRED:
         if f.get(name) is None or (isinstance(f.get(name), str) and not f[name].strip()):
             raise LineRejected(f"missing required field '{name}'")
-    rec: dict[str, Any] = {"ts": parse_ts(f["ts"], mapping.ts_format)}
+    rec: dict[str, Any] = {"ts": parse_ts(f["ts"], mapping.ts_format, mapping.naive_tz)}
     request_id = f["request_id"]
     if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
         raise _wrong("request_id", "a string", request_id)
