@@ -95,9 +95,9 @@ class StagingFile:
 def load_staged(store: Store, staging: StagingFile | list[StagingFile], *, run_id: int | None,
                 watermark: tuple[str, str, datetime] | None = None,
                 run_counters: dict[str, int] | None = None, likely_new: bool = False,
-                defer_derived: bool = False) -> LoadResult:
+                defer_derived: bool = False, order: list[str] | None = None) -> LoadResult:
     """Load everything staged so far (one file or several) in one transaction, with the watermark and the
-    run's counters (``likely_new``, ``defer_derived``: see ``Store.load_events``)."""
+    run's counters (``likely_new``, ``defer_derived``, ``order``: see ``Store.load_events``)."""
     files = staging if isinstance(staging, list) else [staging]
     for f in files:
         f.close()
@@ -112,4 +112,5 @@ def load_staged(store: Store, staging: StagingFile | list[StagingFile], *, run_i
         return LoadResult()
     source = PAGED_SOURCE if any(f.paged for f in files) else STAGED_SOURCE
     return store.load_events(source, {"path": paths}, run_id=run_id, watermark=watermark,
-                             run_counters=run_counters, likely_new=likely_new, defer_derived=defer_derived)
+                             run_counters=run_counters, likely_new=likely_new, defer_derived=defer_derived,
+                             order=order)

@@ -12,10 +12,10 @@ export read the advice from :data:`ADVICE_VALUES` (through ``queries``).
 
 from __future__ import annotations
 
-# category -> (label, what to do)
+# category -> (label shown on the Skipped page, what to do)
 CATEGORIES: dict[str, tuple[str, str]] = {
     "default_access": (
-        "Default Access only",
+        "Default access",
         "Assign an app role other than Default Access in the enterprise app (Users and groups > Edit assignment), "
         "or provision all users if that is the intent."),
     "not_assigned": (
@@ -30,24 +30,24 @@ CATEGORIES: dict[str, tuple[str, str]] = {
         "Inactive",
         "The user is disabled in Entra ID (accountEnabled = false); enable the account if they should have access."),
     "not_entitled": (
-        "Not effectively entitled",
+        "Not entitled",
         "Entra finds no valid assignment for the object although no scoping check failed: unassign the user (or "
         "group) from the enterprise app and assign it again (Microsoft: a broken assignment record); a disabled "
         "or future-dated source user is reported this way too."),
     "missing_attribute": (
-        "Missing or invalid attribute",
+        "Missing attribute",
         "The object was NOT created or updated: a required or matching attribute is missing or invalid in the "
         "source (the skip detail names it, e.g. name.familyName). Fill it in Entra ID or fix the attribute "
         "mapping; the next cycle provisions it."),
     "duplicate_match": (
-        "Several matches",
+        "Duplicate match",
         "More than one object matched on the matching attribute: remove the duplicate in the app (or in Entra ID), "
         "or change the matching attribute in the attribute mappings."),
     "no_change": (
-        "No change needed",
+        "No change",
         "Nothing to do: the target already matches the source."),
     "other": (
-        "Other reason",
+        "Other",
         "provlens does not know this reason: read Entra's reason (skip_reason, skip_detail, error_reason) or the "
         "event on the Identity page."),
 }

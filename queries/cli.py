@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--service-principal", action="append", metavar="ID", help="repeatable")
     exp.add_argument("--job", metavar="JOB_ID", help="one provisioning job")
     exp.add_argument("--identity-type", action="append", metavar="TYPE",
-                     help="Entra's identity type to keep (User, Group, ...; repeatable); cycles and sync-jobs ignore it")
+                     help="Entra's identity type to keep (User, Group, ...; repeatable); cycles and sync-jobs "
+                          "ignore it")
     exp.add_argument("--allowed-domain", action="append", metavar="DOMAIN",
                      help="violations: an allowed email domain (repeatable; default: derived from the data)")
     exp.add_argument("--format", choices=list(FORMATS), default="csv")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from ingest.skip_reasons import ADVICE_VALUES
 from ingest.summaries.events import (
     SKIP_TOP_ROWS,
     error_code_aggregate,
@@ -17,7 +18,6 @@ from ingest.summaries.events import (
     skip_top,
 )
 from queries import datasets
-from ingest.skip_reasons import ADVICE_VALUES
 from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, EVENT_FILTER, SCOPE_FILTER, SINCE, TYPE_FILTER, UNTIL
 from queries.named import q
 
