@@ -239,6 +239,11 @@ class Store:
                         con.execute(f"DROP TABLE {table}")
                     description = f"baseline from schema {current}: summaries dropped, rebuilt as a cache"
                 con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", [schema.BASELINE, description, utcnow()])
+                if current == 0:  # the column lists already hold every later change: recorded, not run
+                    for version, text, _ in schema.MIGRATIONS:
+                        con.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
+                                    [version, f"{text} (in a new store's tables)", utcnow()])
+                        applied.add(version)
             self.migrations_applied.append(schema.BASELINE)
         for version, description, statements in schema.MIGRATIONS:
             if version in applied:

@@ -93,8 +93,8 @@ ORDER BY consecutive_cycles DESC, last_failure DESC, service_principal_id, job_i
 
 # recommended_action: what to do about the skip's category (the skip-reason table, ingest/skip_reasons.py).
 SKIPPED_SQL = f"""
-SELECT {_EVENT_COLS}, skip_reason, skip_category, skip_detail, a.what_to_do AS recommended_action
-FROM events LEFT JOIN {ADVICE_VALUES} AS a USING (skip_category)
+SELECT {_EVENT_COLS}, skip_reason, skip_category, skip_detail, skip_advice.what_to_do AS recommended_action
+FROM events LEFT JOIN {ADVICE_VALUES} USING (skip_category)
 WHERE status = 'skipped' AND {{EVENT_FILTER}}
 ORDER BY activity_time, id
 """
