@@ -125,16 +125,16 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("RESET preserve_insertion_order")
 
 
-# KEEP_LATER_COPY (issue 22). Two copies of one event id (their content may differ): the one with the later
-# activityDateTime is kept; between equal times, the later position: within a batch, the later file of the load's
-# ``order`` (a file not in it first), then the later record of the file (the last number of its position: line N,
-# item[N], value[N]), then the greater position text; across the batches of a load and across loads, the later
-# load (ingest files loads its files in the order given). So a copy dated earlier than the stored one never
-# replaces it, and loading the same files again changes nothing (re-runs stay idempotent).
+# KEEP_LATER_COPY (issue 22): the ORDER BY that ranks the copies of one event id (their content may differ) best
+# first. The one with the later activityDateTime is kept; between equal times, the later position: within a batch,
+# the later file of the load's ``order`` (a file not in it first), then the later record of the file (the last
+# number of its position: line N, item[N], value[N]), then the greater position text; across the batches of a load
+# and across loads, the later load (ingest files loads its files in the order given). So a copy dated earlier than
+# the stored one never replaces it, and loading the same files again changes nothing (re-runs stay idempotent).
 _POS_FILE = "coalesce(nullif(regexp_extract(pos, '^(.*)#[^#]*$', 1), ''), pos)"
-LATER_POSITION = (f"activity_time DESC, coalesce(list_position($order::VARCHAR[], {_POS_FILE}), 0) DESC, "
-                  r"try_cast(nullif(regexp_extract(regexp_extract(pos, '[^#]*$'), '(\d+)\D*$', 1), '') AS BIGINT) "
-                  "DESC NULLS LAST, pos DESC, raw::VARCHAR DESC")
+KEEP_LATER_COPY = (f"activity_time DESC, coalesce(list_position($order::VARCHAR[], {_POS_FILE}), 0) DESC, "
+                   r"try_cast(nullif(regexp_extract(regexp_extract(pos, '[^#]*$'), '(\d+)\D*$', 1), '') AS BIGINT) "
+                   "DESC NULLS LAST, pos DESC, raw::VARCHAR DESC")
 
 # DuckDB's memory during the correlation and the SCIM re-sort (B8: <= 4 GB peak RSS for the process).
 CORRELATION_MEMORY_LIMIT = "3GB"
@@ -422,7 +422,7 @@ class Store:
         rows = "stage"
         if not distinct:
             con.execute("CREATE OR REPLACE TEMP TABLE stage_dedup AS SELECT * FROM stage QUALIFY row_number() "
-                        f"OVER (PARTITION BY id ORDER BY {LATER_POSITION}) = 1", {"order": self._order})
+                        f"OVER (PARTITION BY id ORDER BY {KEEP_LATER_COPY}) = 1", {"order": self._order})
             rows = "stage_dedup"
         con.execute(f"CREATE OR REPLACE TEMP TABLE stage_keys AS SELECT id FROM {rows}")
         new, updated = self._insert_and_update(rows, run_id)
