@@ -110,7 +110,6 @@ typed AS (
         scoping->>'$."Scoping filter evaluation passed"' AS scope_filter_passed,
         reason_details->>'$.SkipReason' AS step_skip_reason,
         nullif(regexp_extract(error_details, 'SkipReason\W+(\w+)', 1), '') AS details_skip_reason,
-        json_merge_patch(coalesce(reason_details, '{}'::JSON), coalesce(scoping, '{}'::JSON)) AS checks,
         coalesce(
             try_cast(nullif(regexp_extract(error_reason, 'HTTP status code (\d{3})', 1), '') AS INTEGER),
             try_cast(nullif(regexp_extract(error_reason, '"status"\s*:\s*"?(\d{3})', 1), '') AS INTEGER),
@@ -144,7 +143,7 @@ SELECT
     CASE WHEN email LIKE '%@%' THEN lower(split_part(email, '@', -1)) END AS email_domain,
     coalesce(step_skip_reason, details_skip_reason, CASE WHEN status = 'skipped' THEN error_code END) AS skip_reason,
     CASE WHEN status = 'skipped' THEN """ + category_sql(
-        checks="checks", codes=["step_skip_reason", "details_skip_reason", "error_code"],
+        checks=["scoping", "reason_details"], codes=["step_skip_reason", "details_skip_reason", "error_code"],
         texts=["error_reason", "skip_step_text"]) + r""" END AS skip_category,
     scope_active, scope_assigned, scope_has_role, scope_filter_passed, import_kind,
     duration_ms, initiated_by,

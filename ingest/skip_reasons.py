@@ -102,14 +102,16 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def category_sql(*, checks: str, codes: list[str], texts: list[str]) -> str:
-    """A CASE over :data:`RULES` giving the skip category of one skipped event. ``checks``: an expression for a JSON
-    object of scoping details; ``codes``: expressions for the reason codes (SkipReason, errorCode); ``texts``:
-    expressions for Entra's texts. NULL inputs match nothing; no match is ``other``."""
+def category_sql(*, checks: list[str], codes: list[str], texts: list[str]) -> str:
+    """A CASE over :data:`RULES` giving the skip category of one skipped event. ``checks``: expressions for JSON
+    objects of scoping details (the first that has a key decides it); ``codes``: expressions for the reason codes
+    (SkipReason, errorCode); ``texts``: expressions for Entra's texts. NULL inputs match nothing; no match is
+    ``other``."""
     whens = []
     for kind, signal, category in RULES:
         if kind == "scoping":
-            cond = f"lower({checks}->>{_literal('$.' + json_key(signal))}) = 'false'"
+            path = _literal("$." + json_key(signal))
+            cond = f"lower(coalesce({', '.join(f'{c}->>{path}' for c in checks)})) = 'false'"
         elif kind == "code":
             cond = " OR ".join(f"{c} = {_literal(signal)}" for c in codes)
         else:
