@@ -12,7 +12,7 @@ COLUMNS = ["id", "activity_time", "tenant_id", "job_id", "cycle_id", "change_id"
            "service_principal_name", "action", "status", "error_code", "error_category", "error_reason",
            "source_id", "source_name", "source_upn", "target_id", "user_name", "duration_ms", "http_status",
            "scim_type", "scim_detail", "next_retry_at", "recommended_action", "skip_category", "skip_reason",
-           "email_domain", "import_kind"]
+           "email_domain", "import_kind", "source_type", "target_type"]
 
 
 def overview_kpis(df: pd.DataFrame) -> pd.DataFrame:
@@ -122,8 +122,9 @@ def last_cycle(df: pd.DataFrame) -> pd.DataFrame:
 _IDENTITY = ["service_principal_id", "job_id", "source_id"]
 FAILURE_OUTPUT = ["id", "activity_time", "tenant_id", "job_id", "cycle_id", "change_id", "service_principal_id",
                   "service_principal_name", "action", "status", "error_code", "error_category", "error_reason",
-                  "source_id", "source_name", "source_upn", "target_id", "user_name", "duration_ms", "http_status",
-                  "scim_type", "scim_detail", "next_retry_at", "consecutive_cycles", "recommended_action"]
+                  "source_id", "source_name", "source_upn", "target_id", "user_name", "duration_ms", "source_type",
+                  "target_type", "http_status", "scim_type", "scim_detail", "next_retry_at", "consecutive_cycles",
+                  "recommended_action"]
 
 
 def _contains(series: pd.Series, word: str) -> pd.Series:
@@ -287,8 +288,11 @@ def _violation_failures(df: pd.DataFrame) -> pd.DataFrame:
         f["scim_detail"], "email")
     duplicate = ((http == 409) | (scim == "uniqueness")).fillna(False) | code.str.endswith("Conflict") | (
         code == "DuplicateTargetEntries")
-    f["kind"] = np.select([duplicate.to_numpy(bool), (rejected & non_work).to_numpy(bool), rejected.to_numpy(bool)],
-                          ["duplicate_user_name", "non_work_email", "other_rejected_value"], default="")
+    group = f["source_type"].fillna(f["target_type"]).fillna("").str.lower().str.endswith("group")
+    f["kind"] = np.select([(duplicate & group).to_numpy(bool), duplicate.to_numpy(bool),
+                           (rejected & non_work).to_numpy(bool), rejected.to_numpy(bool)],
+                          ["duplicate_group_name", "duplicate_user_name", "non_work_email", "other_rejected_value"],
+                          default="")
     return f[f["kind"] != ""].sort_values("activity_time", kind="stable")
 
 
@@ -315,7 +319,9 @@ def violations(df: pd.DataFrame, scim: pd.DataFrame) -> pd.DataFrame:
     g = f.groupby(["kind", *_IDENTITY], dropna=False)
     groups = pd.DataFrame({"user_name": g["user_name"].last(), "email_domain": g["email_domain"].last(),
                            "first_seen": g["activity_time"].min(), "last_seen": g["activity_time"].max(),
-                           "occurrences": g.size(), "next_success_at": g["next_success_at"].last()}).reset_index()
+                           "occurrences": g.size(), "next_success_at": g["next_success_at"].last(),
+                           "source_name": g["source_name"].last(), "source_type": g["source_type"].last(),
+                           "target_type": g["target_type"].last()}).reset_index()
     keys = ["kind", "service_principal_id", "source_id"]
     groups = groups.merge(_resolved(groups), on=keys, how="left")
     groups["state"] = np.where(groups["resolved_at"].notna(), "resolved", "open")
@@ -329,13 +335,14 @@ def violations(df: pd.DataFrame, scim: pd.DataFrame) -> pd.DataFrame:
                       by_name[["row", "kind", "first_seen", "last_seen", "ts", "status"]]])
     window = pd.Timedelta(minutes=15)
     hit = cand[(cand["ts"] >= cand["first_seen"] - window) & (cand["ts"] <= cand["last_seen"] + window)
-               & (cand["status"] == np.where(cand["kind"] == "duplicate_user_name", 409, 400))]
+               & (cand["status"] == np.where(cand["kind"].str.startswith("duplicate"), 409, 400))]
     seen = groups[keys].iloc[hit["row"].unique()].drop_duplicates().assign(seen=True)
     groups = groups.merge(seen, on=keys, how="left")
     groups["evidence"] = np.where(groups["seen"].fillna(False).astype(bool), "both", "entra")
     out = groups.sort_values(["first_seen", "kind", "service_principal_id", "source_id"], kind="stable")
     return out[["kind", "user_name", "email_domain", "source_id", "service_principal_id", "first_seen", "last_seen",
-                "occurrences", "state", "resolved_at", "evidence"]].reset_index(drop=True)
+                "occurrences", "state", "resolved_at", "evidence", "source_name", "source_type",
+                "target_type"]].reset_index(drop=True)
 
 
 def _distinct_list(series: pd.Series):

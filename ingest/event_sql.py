@@ -3,12 +3,15 @@
 Accepts the v1.0 shape and the beta shape (``action``, ``statusInfo``); ``servicePrincipal`` as an
 object or as a one-element array; skips' reasons wherever Entra puts them. Parses the SCIM "Web
 Response" (status, ``scimType``, detail) and Entra's retry count and next-retry time out of the
-reason text. The raw JSON is kept unchanged so new questions need no re-download.
+reason text. A skipped event's category comes from the skip-reason table (:mod:`ingest.skip_reasons`). The raw
+JSON is kept unchanged so new questions need no re-download.
 """
 
 from __future__ import annotations
 
 import json
+
+from ingest.skip_reasons import category_sql
 
 # {source} is any relation with a JSON column ``raw`` and a VARCHAR ``pos`` (where the record came from).
 # The parts of an event the analytics need, parsed ONCE per event (json_transform is lenient: a value
@@ -38,7 +41,7 @@ EVENT_STRUCTURE = json.dumps({
 TIME_RANGE_YEARS = (1900, 2999)
 
 # {source} is any relation with a JSON column ``raw`` and a VARCHAR ``pos`` (where the record came from).
-NORMALISE_EVENTS = r"""
+NORMALISE_EVENTS = (r"""
 WITH src AS (SELECT raw::JSON AS raw, pos FROM ({source})),
 parsed AS (SELECT raw, pos, json_transform(raw, '""" + EVENT_STRUCTURE.replace("'", "''") + r"""') AS e FROM src),
 parts AS (
@@ -89,10 +92,9 @@ fields AS (
         list_filter(mods, lambda m: lower(m.displayName) LIKE 'emails%work%'
             OR lower(m.displayName) IN ('mail', 'email', 'emails'))[1] AS mod_email,
         list_filter(steps, lambda s: lower(s.provisioningStepType) = 'scoping')[1].details AS scoping,
-        list_filter(steps, lambda s: s.details->>'$.SkipReason' IS NOT NULL)[1].details->>'$.SkipReason'
-            AS step_skip_reason,
+        list_filter(steps, lambda s: s.details->>'$.SkipReason' IS NOT NULL)[1].details AS reason_details,
         list_filter(steps, lambda s: lower(s.provisioningStepType) = 'import')[1].description AS import_text,
-        len(list_filter(steps, lambda s: s.name = 'EntrySynchronizationSkip')) > 0 AS has_skip_step,
+        list_filter(steps, lambda s: s.name ILIKE '%skip%')[1].description AS skip_step_text,
         try_cast(e.durationInMilliseconds AS BIGINT) AS duration_ms,
         e.initiatedBy.displayName AS initiated_by
     FROM parts
@@ -106,8 +108,8 @@ typed AS (
         scoping->>'$."Assigned to the application"' AS scope_assigned,
         scoping->>'$."User has the required role"' AS scope_has_role,
         scoping->>'$."Scoping filter evaluation passed"' AS scope_filter_passed,
-        coalesce(step_skip_reason,
-                 nullif(regexp_extract(error_details, 'SkipReason\W+(\w+)', 1), '')) AS skip_reason,
+        reason_details->>'$.SkipReason' AS step_skip_reason,
+        nullif(regexp_extract(error_details, 'SkipReason\W+(\w+)', 1), '') AS details_skip_reason,
         coalesce(
             try_cast(nullif(regexp_extract(error_reason, 'HTTP status code (\d{3})', 1), '') AS INTEGER),
             try_cast(nullif(regexp_extract(error_reason, '"status"\s*:\s*"?(\d{3})', 1), '') AS INTEGER),
@@ -139,22 +141,14 @@ SELECT
     target_id, target_name, target_type,
     user_name, email,
     CASE WHEN email LIKE '%@%' THEN lower(split_part(email, '@', -1)) END AS email_domain,
-    skip_reason,
-    CASE
-        WHEN status IS DISTINCT FROM 'skipped' THEN NULL
-        WHEN lower(scope_has_role) = 'false' THEN 'default_access'
-        WHEN lower(scope_assigned) = 'false' THEN 'not_assigned'
-        WHEN lower(scope_filter_passed) = 'false' THEN 'out_of_scope'
-        WHEN lower(scope_active) = 'false' THEN 'inactive'
-        WHEN error_code = 'RedundantExport' OR has_skip_step THEN 'no_change'
-        WHEN error_reason ILIKE '%required role%' OR error_reason ILIKE '%default access%' THEN 'default_access'
-        WHEN error_reason ILIKE '%not assigned%' THEN 'not_assigned'
-        WHEN error_reason ILIKE '%scoping filter%' OR error_reason ILIKE '%out of scope%' THEN 'out_of_scope'
-        WHEN error_reason ILIKE '%not active%' OR error_reason ILIKE '%disabled%' THEN 'inactive'
-        ELSE 'other'
-    END AS skip_category,
+    coalesce(step_skip_reason, details_skip_reason, CASE WHEN status = 'skipped' THEN error_code END) AS skip_reason,
+    CASE WHEN status = 'skipped' THEN """ + category_sql(
+        checks=["scoping", "reason_details"], codes=["step_skip_reason", "details_skip_reason", "error_code"],
+        texts=["error_reason", "skip_step_text"]) + r""" END AS skip_category,
     scope_active, scope_assigned, scope_has_role, scope_filter_passed, import_kind,
-    duration_ms, initiated_by, raw, pos
+    duration_ms, initiated_by,
+    CASE WHEN status = 'skipped' THEN skip_step_text END AS skip_detail,
+    raw, pos
 FROM typed
-""".replace("{lo}", f"TIMESTAMPTZ '{TIME_RANGE_YEARS[0]}-01-01 00:00:00+00'") \
+""").replace("{lo}", f"TIMESTAMPTZ '{TIME_RANGE_YEARS[0]}-01-01 00:00:00+00'") \
     .replace("{hi}", f"TIMESTAMPTZ '{TIME_RANGE_YEARS[1] + 1}-01-01 00:00:00+00'")

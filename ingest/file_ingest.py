@@ -50,36 +50,52 @@ def ingest_files(db_path: str, paths: list[str], *, source: str = "files", quiet
     for m in missing:
         rejects.append(Reject(m, "-", "no such file, directory or glob match"))
         outcome.unreadable.append(m)
-    batches = [StagingFile()]
-    direct = [f for f in files if looks_like_clean_ndjson(f)]
+    # The files are loaded in the order given (KEEP_LATER_COPY in ingest/store.py: between two copies of an event
+    # with the same time, the later file's wins): staged batches, cut before and after each clean NDJSON file that
+    # DuckDB loads directly.
+    plan: list[StagingFile | str] = [StagingFile()]
+    batches: list[StagingFile] = [plan[0]]
 
-    def scan_into_batches(path: str) -> None:
-        scan = scan_file(path, batches[-1])
+    def new_batch() -> StagingFile:
+        batch = StagingFile()
+        plan.append(batch)
+        batches.append(batch)
+        return batch
+
+    def scan_into(path: str, batch: StagingFile) -> None:
+        scan = scan_file(path, batch)
         rejects.extend(scan.rejects)
         if scan.fatal:
             outcome.unreadable.append(path)
             if not scan.rejects:
                 rejects.append(Reject(path, "-", scan.fatal))
-        if batches[-1].count >= BATCH_EVENTS:
-            batches.append(StagingFile())
 
     try:
-        for path in progress([f for f in files if f not in direct], desc="reading files", unit="file",
-                             disable=quiet):
-            scan_into_batches(path)
+        for path in progress(files, desc="reading files", unit="file", disable=quiet):
+            if looks_like_clean_ndjson(path):
+                plan.append(path)
+                new_batch()
+                continue
+            scan_into(path, batches[-1])
+            if batches[-1].count >= BATCH_EVENTS:
+                new_batch()
         # The write lock is held only from here on: for the bulk loads, not for reading the files.
         with Store.open(db_path) as store:
             run_id = store.start_run(source, scope=None)
             outcome.run_id = run_id
-            for path in progress(direct, desc="loading NDJSON", unit="file", disable=quiet):
+            for step in progress(list(plan), desc="loading", unit="batch", disable=quiet):
+                if isinstance(step, StagingFile):
+                    _add(outcome.loaded, load_staged(store, step, run_id=run_id, order=files))
+                    continue
                 try:  # fast path: DuckDB parses the whole file; any bad line sends it down the slow path
-                    _add(outcome.loaded, store.load_clean_ndjson(path, run_id=run_id))
+                    _add(outcome.loaded, store.load_clean_ndjson(step, run_id=run_id))
                 except (DirtyInput, duckdb.Error) as exc:
                     if disk_full(exc):  # no room to write: the slow path would meet the same
                         raise
-                    scan_into_batches(path)
-            for batch in batches:
-                _add(outcome.loaded, load_staged(store, batch, run_id=run_id))
+                    batch = StagingFile()
+                    batches.append(batch)
+                    scan_into(step, batch)
+                    _add(outcome.loaded, load_staged(store, batch, run_id=run_id, order=files))
             store.add_rejects(run_id, source, rejects)
             outcome.rejected = len(rejects) + outcome.loaded.invalid
             result = "success" if not outcome.rejected else ("partial" if outcome.loaded.read else "failed")

@@ -107,9 +107,9 @@ def staged_source(staging: StagingFile | list[StagingFile]) -> tuple[str, dict] 
 def load_staged(store: Store, staging: StagingFile | list[StagingFile], *, run_id: int | None,
                 watermark: tuple[str, str, datetime] | None = None,
                 run_counters: dict[str, int] | None = None, likely_new: bool = False,
-                defer_derived: bool = False) -> LoadResult:
+                defer_derived: bool = False, order: list[str] | None = None) -> LoadResult:
     """Load everything staged so far (one file or several) in one transaction, with the watermark and the
-    run's counters (``likely_new``, ``defer_derived``: see ``Store.load_events``)."""
+    run's counters (``likely_new``, ``defer_derived``, ``order``: see ``Store.load_events``)."""
     source = staged_source(staging)
     if source is None:
         if watermark is not None:
@@ -119,5 +119,5 @@ def load_staged(store: Store, staging: StagingFile | list[StagingFile], *, run_i
         if not defer_derived:  # a run's last commit may hold no rows: the deferred refresh is still due
             store.refresh_pending_derived()
         return LoadResult()
-    return store.load_events(*source, run_id=run_id, watermark=watermark,
-                             run_counters=run_counters, likely_new=likely_new, defer_derived=defer_derived)
+    return store.load_events(*source, run_id=run_id, watermark=watermark, run_counters=run_counters,
+                             likely_new=likely_new, defer_derived=defer_derived, order=order)

@@ -30,6 +30,9 @@ EVENT_COLUMNS: Columns = (
     ("raw", "JSON USING COMPRESSION zstd NOT NULL"),
     ("first_ingested_at", "TIMESTAMPTZ NOT NULL"), ("last_ingested_at", "TIMESTAMPTZ NOT NULL"),
     ("ingest_run_id", "BIGINT"),
+    # Entra's text for a skip (the skip step's description: "... name.familyName is missing or invalid ..."); added
+    # by migration 23, last so that a new store and an upgraded one have the same column order.
+    ("skip_detail", "VARCHAR"),
 )
 
 # The SCIM audit trail: one row per request, keyed on the server's request_id.
@@ -153,11 +156,31 @@ UPGRADE_FROM_MIGRATIONS = [
        'scim_requests_by_user_sorted_rows_replaced', 'scim_rekey_pending')""",
 ]
 
+
+def _reclassify_skips() -> list[str]:
+    """Migration 23 (issue 22): skips classified by the skip-reason table (ingest/skip_reasons.py) instead of "any
+    skip step is no_change", and the skip step's text kept in ``skip_detail``. The skipped events already stored are
+    classified again from their raw JSON (no re-download), and the summaries that count skip categories are dropped
+    for :func:`ingest.summaries.ensure` to rebuild from the corrected rows."""
+    from ingest.event_sql import NORMALISE_EVENTS
+
+    again = NORMALISE_EVENTS.replace("{source}", "SELECT raw, '' AS pos FROM events WHERE status = 'skipped'")
+    return [
+        "ALTER TABLE events ADD COLUMN IF NOT EXISTS skip_detail VARCHAR",
+        f"""UPDATE events SET skip_category = n.skip_category, skip_reason = n.skip_reason, skip_detail = n.skip_detail
+            FROM ({again}) AS n WHERE events.id = n.id""",
+        *(f"DROP TABLE IF EXISTS {table}" for table in (
+            "derived_event_hours", "derived_identity_events", "derived_skip_identities", "derived_skip_reasons",
+            "derived_skip_top")),
+    ]
+
+
 # (version, description, statements) after the baseline, for stores written before each step. A new store gets
 # every table of TABLES as it is now and records these versions as included (Store.migrate) without running them.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (22, "blob_state: read positions of the Azure Storage blob source (issue 22)",
      [create_table("blob_state", BLOB_STATE_COLUMNS, "PRIMARY KEY (container_url, blob)", if_not_exists=True)]),
+    (23, "skips classified by the skip-reason table; events.skip_detail", _reclassify_skips()),
 ]
 
 LATEST_VERSION = max([BASELINE, *(version for version, _, _ in MIGRATIONS)])

@@ -125,6 +125,17 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("RESET preserve_insertion_order")
 
 
+# KEEP_LATER_COPY (issue 22): the ORDER BY that ranks the copies of one event id (their content may differ) best
+# first. The one with the later activityDateTime is kept; between equal times, the later position: within a batch,
+# the later file of the load's ``order`` (a file not in it first), then the later record of the file (the last
+# number of its position: line N, item[N], value[N]), then the greater position text; across the batches of a load
+# and across loads, the later load (ingest files loads its files in the order given). So a copy dated earlier than
+# the stored one never replaces it, and loading the same files again changes nothing (re-runs stay idempotent).
+_POS_FILE = "coalesce(nullif(regexp_extract(pos, '^(.*)#[^#]*$', 1), ''), pos)"
+KEEP_LATER_COPY = (f"activity_time DESC, coalesce(list_position($order::VARCHAR[], {_POS_FILE}), 0) DESC, "
+                   r"try_cast(nullif(regexp_extract(regexp_extract(pos, '[^#]*$'), '(\d+)\D*$', 1), '') AS BIGINT) "
+                   "DESC NULLS LAST, pos DESC, raw::VARCHAR DESC")
+
 # DuckDB's memory during the correlation and the SCIM re-sort (B8: <= 4 GB peak RSS for the process).
 CORRELATION_MEMORY_LIMIT = "3GB"
 
@@ -291,7 +302,8 @@ class Store:
     def load_events(self, source_sql: str, params: list[Any] | dict | None = None, *, run_id: int | None,
                     watermark: tuple[str, str, datetime] | None = None, all_or_nothing: bool = False,
                     run_counters: dict[str, int] | None = None, likely_new: bool = False,
-                    defer_derived: bool = False, then: Callable[[], None] | None = None) -> LoadResult:
+                    defer_derived: bool = False, then: Callable[[], None] | None = None,
+                    order: list[str] | None = None) -> LoadResult:
         """Normalise and upsert the events of ``source_sql`` (a relation with columns ``raw`` JSON and
         ``pos`` VARCHAR) in one transaction; records without an ``id`` or a valid ``activityDateTime`` are
         rejected with their position (or, with ``all_or_nothing``, :class:`DirtyInput` is raised and
@@ -301,9 +313,12 @@ class Store:
         insert on a non-empty store too (a known id rolls it back and the usual path runs).
         ``defer_derived``: a pure-insert batch leaves the derived refresh to a later load (see
         :meth:`refresh_pending_derived`); use it only when another load follows soon. ``then``: a store method's
-        further writes that commit with the rows (a source's read positions, its rejects)."""
+        further writes that commit with the rows (a source's read positions, its rejects).
+        ``order``: the load's files in the order they were given, for :data:`KEEP_LATER_COPY` (a record's file is
+        its ``pos`` up to the last ``#``)."""
         con = self.con
         self._defer_derived = defer_derived
+        self._order = list(order or [])
         con.execute("BEGIN TRANSACTION")
         try:
             first = self._load_into_empty(source_sql, params, run_id, likely_new=likely_new)
@@ -414,12 +429,12 @@ class Store:
                 Reject(file=(pos or "").rsplit("#", 1)[0], position=(pos or "").rsplit("#", 1)[-1],
                        reason=reason, excerpt=raw) for pos, reason, raw in bad])
             con.execute("DELETE FROM stage WHERE id IS NULL OR id = '' OR activity_time IS NULL")
-        # Several copies of one id in a batch: keep one deterministically (the newest, then the largest).
+        # Several copies of one id in a batch: keep the later one (KEEP_LATER_COPY).
         distinct = con.execute("SELECT count(*) = count(DISTINCT id) FROM stage").fetchone()[0]
         rows = "stage"
         if not distinct:
             con.execute("CREATE OR REPLACE TEMP TABLE stage_dedup AS SELECT * FROM stage QUALIFY row_number() "
-                        "OVER (PARTITION BY id ORDER BY activity_time DESC, raw::VARCHAR DESC) = 1")
+                        f"OVER (PARTITION BY id ORDER BY {KEEP_LATER_COPY}) = 1", {"order": self._order})
             rows = "stage_dedup"
         con.execute(f"CREATE OR REPLACE TEMP TABLE stage_keys AS SELECT id FROM {rows}")
         new, updated = self._insert_and_update(rows, run_id)
@@ -433,8 +448,8 @@ class Store:
         """Insert the rows of ``rows_sql`` (normalised events, unique ids listed in temp table ``stage_keys``)
         whose id is new; update existing ones whose raw JSON changed. Returns (new, updated)."""
         con = self.con
-        con.execute("CREATE OR REPLACE TEMP TABLE stage_known AS "
-                    "SELECT e.id, e.raw::VARCHAR AS raw_text FROM events e SEMI JOIN stage_keys k ON e.id = k.id")
+        con.execute("CREATE OR REPLACE TEMP TABLE stage_known AS SELECT e.id, e.raw::VARCHAR AS raw_text, "
+                    "e.activity_time FROM events e SEMI JOIN stage_keys k ON e.id = k.id")
         total, known = con.execute("SELECT (SELECT count(*) FROM stage_keys), count(*) FROM stage_known").fetchone()
         cols = self._LOADED_COLUMNS
         params = {**(params or {}), "now": utcnow(), "run": run_id}
@@ -446,9 +461,10 @@ class Store:
             with _unordered(con):
                 con.execute(insert, _used(insert, params))
         updated = 0
-        if known:  # Graph re-sent an event: the newest copy wins if its content changed
+        if known:  # a copy of a stored event replaces it if it changed and is not dated earlier (KEEP_LATER_COPY)
             changed = (f"CREATE OR REPLACE TEMP TABLE stage_changed AS SELECT s.* FROM {relation} s "
-                       "JOIN stage_known k ON k.id = s.id WHERE k.raw_text <> s.raw::VARCHAR")
+                       "JOIN stage_known k ON k.id = s.id WHERE k.raw_text <> s.raw::VARCHAR "
+                       "AND s.activity_time >= k.activity_time")
             con.execute(changed, _used(changed, params))
             updated = con.execute("SELECT count(*) FROM stage_changed").fetchone()[0]
             if updated:

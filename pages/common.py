@@ -218,6 +218,7 @@ def sidebar_filters(now: datetime | None = None) -> Filters:
             ss.f_date_notice = None
         ss.f_sps = [s for s in ss.url_at_start.get("sp", []) if s]
         ss.f_job = _query_param("job", ALL_JOBS)
+        ss.f_types = [t for t in ss.url_at_start.get("type", []) if t]
     apps = query("service_principals")
     names = dict(zip(apps["service_principal_id"], apps["service_principal_name"].fillna("(unnamed)")))
     ss.f_sps = [s for s in ss.f_sps if s in names]
@@ -238,6 +239,11 @@ def sidebar_filters(now: datetime | None = None) -> Filters:
             ss.f_job = ALL_JOBS
         st.selectbox("Provisioning job", list(job_labels), format_func=job_labels.get, key="f_job",
                      help="A job is one app's synchronization job (its id is shown on the Sync cycles page)")
+        types = list(query("identity_types")["source_type"])
+        ss.f_types = [t for t in ss.get("f_types", []) if t in types]
+        st.multiselect("Identity types", types, key="f_types", placeholder="All types",
+                       help="Entra's identityType of the source object (User, Group, ...). Events, failures, skips "
+                            "and violations are filtered; sync cycles count every type.")
     since = until = None
     if ss.f_range in PRESET_SPANS:
         since = preset_since(ss.f_range, now)
@@ -257,7 +263,10 @@ def sidebar_filters(now: datetime | None = None) -> Filters:
     job = ss.f_job if ss.f_job != ALL_JOBS else None
     if job:
         st.query_params["job"] = job
-    return Filters(since=since, until=until, service_principal_ids=tuple(ss.f_sps) or None, job_id=job)
+    if ss.f_types:
+        st.query_params["type"] = list(ss.f_types)
+    return Filters(since=since, until=until, service_principal_ids=tuple(ss.f_sps) or None, job_id=job,
+                   identity_types=tuple(ss.f_types) or None)
 
 
 def url_value(param: str, key: str, default: str = "") -> None:

@@ -9,19 +9,10 @@ from pages import charts, common
 
 filters = common.page_setup("pages/skipped.py")
 
-# What to do about each skip category (a fixed text per category, shown beside the identities).
-FIXES = {
-    "default_access": "Assign an app role other than Default Access in the enterprise app "
-                      "(Users and groups > Edit assignment), or provision all users if that is the intent.",
-    "not_assigned": "Assign the user (or a group they are in) to the enterprise app, or scope provisioning "
-                    "to all users and groups.",
-    "out_of_scope": "The scoping filter excluded the user: check the attribute it tests (department, "
-                    "country...) in Entra ID, or widen the filter in the attribute mappings.",
-    "inactive": "The user is disabled in Entra ID (accountEnabled = false); enable the account if they "
-                "should have access.",
-    "no_change": "Nothing to do: the target already matches the source.",
-    "other": "Open the event on the Identity page and read Entra's reason.",
-}
+# Each skip category's label and what to do: the skip-reason table (ingest/skip_reasons.py), through a query.
+advice = common.query("skip_categories")
+FIXES = dict(zip(advice["skip_category"], advice["what_to_do"]))
+LABELS = dict(zip(advice["skip_category"], advice["label"]))
 
 st.title("Skipped")
 
@@ -32,9 +23,10 @@ if by_category.empty:
     st.stop()
 
 totals = by_category.groupby("skip_category", sort=False)["skips"].sum()
-c = st.columns(len(FIXES) - 1)
-for col, category in zip(c, [k for k in FIXES if k != "other"]):
-    col.metric(category.replace("_", " ").capitalize(), f"{int(totals.get(category, 0)):,}")
+shown = [k for k in FIXES if totals.get(k, 0)] or ["other"]  # the categories this period has
+c = st.columns(len(shown))
+for col, category in zip(c, shown):
+    col.metric(LABELS[category], f"{int(totals.get(category, 0)):,}")
 
 pie = px.pie(by_category, names="skip_category", values="skips", title="Skips by category", hole=0.4)
 pie.update_layout(margin=dict(t=50, b=10))
@@ -49,12 +41,12 @@ identities = common.query("skip_identities_top", filters, limit=500)
 categories = [c for c in FIXES if c in set(identities["skip_category"])]
 default = ["default_access"] if "default_access" in categories else categories[:1]
 chosen = st.multiselect("Reasons", categories, default=default, key="skip_categories",
-                        format_func=lambda c: c.replace("_", " "))
+                        format_func=lambda c: LABELS.get(c, c))
 for category in chosen:
     rows = identities[identities["skip_category"] == category]
     total = int(rows["category_identities"].iloc[0])
-    st.markdown(f"**{category.replace('_', ' ').capitalize()}**: {total:,} identit{'y' if total == 1 else 'ies'}"
-                f". *What to do:* {FIXES[category]}")
+    st.markdown(f"**{LABELS[category]}**: {total:,} identit{'y' if total == 1 else 'ies'}"
+                f". *What to do:* {common.md_text(FIXES[category])}")
     common.bounded_caption(len(rows), total, "identities", order="most-skipped")
     common.table(rows.drop(columns=["skip_category", "category_identities"]), f"skipped-{category}",
                  key=f"skipped_{category}",

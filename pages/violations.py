@@ -14,6 +14,9 @@ KINDS = {
     "duplicate_user_name": ("Duplicate userName", "The app already has an account with this userName "
                             "(compared case-insensitively). Rename or delete the existing account in the app, "
                             "or change the user's UPN / the userName mapping."),
+    "duplicate_group_name": ("Duplicate group name", "The app already has a group with this displayName. Rename or "
+                             "delete the existing group in the app, or change the group's displayName in Entra ID / "
+                             "its mapping (or the matching attribute, if the existing group should be taken over)."),
     "non_work_email": ("Non-work email", "The app accepts only the organisation's email domains. Set the user's "
                        "mail attribute to a work address."),
     "other_rejected_value": ("Other rejected value", "Read the SCIM detail on the Failures page and fix the "
@@ -34,11 +37,11 @@ apps = common.query("service_principals")
 names = dict(zip(apps["service_principal_id"], apps["service_principal_name"]))
 violations.insert(2, "app", violations["service_principal_id"].map(names))
 
-c = st.columns(4)
+c = st.columns(len(KINDS) + 1)
 for col, (kind, (label, _)) in zip(c, KINDS.items()):
     rows = violations[violations["kind"] == kind]
     col.metric(label, f"{len(rows):,}", help=f"{int((rows['state'] == 'open').sum())} open")
-c[3].metric("Open", f"{int((violations['state'] == 'open').sum()):,}")
+c[-1].metric("Open", f"{int((violations['state'] == 'open').sum()):,}")
 
 summary = common.query("violations_summary", filters)
 fig = px.bar(summary, x="kind", y="violations", color="state", title="Violations by kind and state",

@@ -14,7 +14,9 @@ from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, SCOPE_FILTER, SINCE
 from queries.named import Query, q
 
 # "The period is all time", "every app and job": constants once bound (DuckDB drops the branch not taken).
-_ALL_TIME = "($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL)"
+# An identity-type filter counts identities and cycles from its events, as a period does (the all-time summaries
+# are not per type).
+_ALL_TIME = "($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL AND $types::VARCHAR[] IS NULL)"
 _NO_SCOPE = "($sps::VARCHAR[] IS NULL AND $job::VARCHAR IS NULL)"
 
 _ALL = [

@@ -29,7 +29,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         since = parse_time(args.since) if args.since else None
         until = parse_time(args.until) if args.until else None
         filters = Filters(since=since, until=until, service_principal_ids=tuple(args.service_principal or ()) or None,
-                          job_id=args.job)
+                          job_id=args.job, identity_types=tuple(args.identity_type or ()) or None)
         extra = {"allowed_domains": [d.lower() for d in args.allowed_domain]} if args.allowed_domain else {}
         result = export(args.db, args.dataset, args.out, filters=filters, fmt=args.format, **extra)
     except ExportError as exc:
@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--until", help="RFC 3339 time, a date, or a duration ago; exclusive")
     exp.add_argument("--service-principal", action="append", metavar="ID", help="repeatable")
     exp.add_argument("--job", metavar="JOB_ID", help="one provisioning job")
+    exp.add_argument("--identity-type", action="append", metavar="TYPE",
+                     help="Entra's identity type to keep (User, Group, ...; repeatable); cycles and sync-jobs "
+                          "ignore it")
     exp.add_argument("--allowed-domain", action="append", metavar="DOMAIN",
                      help="violations: an allowed email domain (repeatable; default: derived from the data)")
     exp.add_argument("--format", choices=list(FORMATS), default="csv")

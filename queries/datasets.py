@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ingest.skip_reasons import ADVICE_VALUES
 from ingest.summaries.events import open_runs, violation_groups
-from queries.filters import EVENT_FILTER, SCOPE_FILTER, SINCE, UNTIL, time_filter
+from queries.filters import EVENT_FILTER, NO_TYPE_FILTER, SCOPE_FILTER, SINCE, TYPE_FILTER, UNTIL, time_filter
 from queries.named import q
 from queries.scim import EXPORT_DATASETS as _SCIM_DATASETS
 
 EVENT_EXPORT_COLUMNS = [
     "id", "activity_time", "tenant_id", "job_id", "cycle_id", "change_id", "service_principal_id",
     "service_principal_name", "action", "status", "error_code", "error_category", "error_reason",
-    "source_id", "source_name", "source_upn", "target_id", "user_name", "duration_ms",
+    "source_id", "source_name", "source_upn", "target_id", "user_name", "duration_ms", "source_type", "target_type",
 ]
 
 
@@ -35,9 +36,10 @@ _EVENT_COLS = ", ".join(EVENT_EXPORT_COLUMNS)
 
 FAILURE_COLUMNS = (*EVENT_EXPORT_COLUMNS, "http_status", "scim_type", "scim_detail", "next_retry_at",
                    "consecutive_cycles", "recommended_action")
-SKIPPED_COLUMNS = (*EVENT_EXPORT_COLUMNS, "skip_reason", "skip_category")
+SKIPPED_COLUMNS = (*EVENT_EXPORT_COLUMNS, "skip_reason", "skip_category", "skip_detail", "recommended_action")
 VIOLATION_COLUMNS = ("kind", "user_name", "email_domain", "source_id", "service_principal_id", "first_seen",
-                     "last_seen", "occurrences", "state", "resolved_at", "evidence")
+                     "last_seen", "occurrences", "state", "resolved_at", "evidence", "source_name", "source_type",
+                     "target_type")
 CYCLE_COLUMNS = ("job_id", "cycle_id", "service_principal_id", "started_at", "ended_at", "duration_s", "events",
                  "created", "updated", "disabled", "deleted", "other", "success", "failure", "skipped",
                  "warning", "kind", "gap_before_min")
@@ -74,21 +76,26 @@ ORDER BY activity_time, id
 # length is the largest. Reference: queries/reference.py.
 # A period running to now reads the runs open now (derived_open_runs); one ending earlier computes them from
 # derived_failures with the same text (ingest.summaries.events.open_runs).
+# An identity-type filter reads derived_failures too (derived_open_runs is per identity, not per type).
+_OPEN_RUNS_STORED = f"($until::TIMESTAMPTZ IS NULL AND {NO_TYPE_FILTER})"
 OPEN_RUNS_SQL = f"""(
-    SELECT * FROM derived_open_runs WHERE $until::TIMESTAMPTZ IS NULL AND {SCOPE_FILTER}
+    SELECT * FROM derived_open_runs WHERE {_OPEN_RUNS_STORED} AND {SCOPE_FILTER}
     UNION ALL
-    {open_runs(f"(SELECT * FROM derived_failures WHERE $until::TIMESTAMPTZ IS NOT NULL AND source_id IS NOT NULL "
+    {open_runs(f"(SELECT * FROM derived_failures WHERE NOT {_OPEN_RUNS_STORED} AND source_id IS NOT NULL "
                f"AND service_principal_id IS NOT NULL AND activity_time < {UNTIL} "
-               f"AND coalesce(next_success_at, 'infinity'::TIMESTAMPTZ) >= {UNTIL} AND {SCOPE_FILTER})")})"""
+               f"AND coalesce(next_success_at, 'infinity'::TIMESTAMPTZ) >= {UNTIL} AND {SCOPE_FILTER} "
+               f"AND {TYPE_FILTER})")})"""
 RECURRING_FAILURES_SQL = f"""
 SELECT {', '.join(RECURRING_FAILURE_COLUMNS)} FROM {OPEN_RUNS_SQL} AS r
 WHERE consecutive_cycles >= 2 AND last_failure >= {SINCE}
 ORDER BY consecutive_cycles DESC, last_failure DESC, service_principal_id, job_id, source_id
 """
 
+# recommended_action: what to do about the skip's category (the skip-reason table, ingest/skip_reasons.py).
 SKIPPED_SQL = f"""
-SELECT {_EVENT_COLS}, skip_reason, skip_category
-FROM events WHERE status = 'skipped' AND {{EVENT_FILTER}}
+SELECT {_EVENT_COLS}, skip_reason, skip_category, skip_detail, skip_advice.what_to_do AS recommended_action
+FROM events LEFT JOIN {ADVICE_VALUES} USING (skip_category)
+WHERE status = 'skipped' AND {{EVENT_FILTER}}
 ORDER BY activity_time, id
 """
 
@@ -100,7 +107,7 @@ ORDER BY activity_time, id
 # All time with the default domains: the store's groups (derived_violation_groups); anything else: the same text
 # (ingest.summaries.events.violation_groups) over the period's failures. A constant once bound.
 _STORED_GROUPS = ("($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL AND $sps::VARCHAR[] IS NULL "
-                  "AND $job::VARCHAR IS NULL AND $allowed_domains::VARCHAR[] IS NULL)")
+                  "AND $job::VARCHAR IS NULL AND $allowed_domains::VARCHAR[] IS NULL AND $types::VARCHAR[] IS NULL)")
 _VIOLATIONS_CORE = f"""
 allowed AS (
     SELECT DISTINCT domain FROM (
@@ -123,7 +130,7 @@ resolved AS (
 _VIOLATIONS_SELECT = """
 SELECT g.kind, g.user_name, g.email_domain, g.source_id, g.service_principal_id, g.first_seen, g.last_seen,
        g.occurrences, CASE WHEN r.resolved_at IS NULL THEN 'open' ELSE 'resolved' END AS state,
-       r.resolved_at, {evidence} AS evidence
+       r.resolved_at, {evidence} AS evidence, g.source_name, g.source_type, g.target_type
 FROM grouped g LEFT JOIN resolved r USING (kind, service_principal_id, source_id)
 ORDER BY g.first_seen, g.kind, g.service_principal_id, g.source_id
 """
@@ -143,13 +150,13 @@ scim_candidates AS (  -- equi-joins on (status, key), one per key kind
            g.last_seen + INTERVAL 15 MINUTE AS hi, k.status, k.key_kind, k.key, k.first_ts, k.last_ts
     FROM grouped g JOIN derived_scim_error_keys k
       ON k.key_kind = 'external_id' AND k.key = g.source_id
-     AND k.status = CASE g.kind WHEN 'duplicate_user_name' THEN 409 ELSE 400 END
+     AND k.status = CASE WHEN g.kind LIKE 'duplicate%' THEN 409 ELSE 400 END
     UNION ALL
     SELECT g.kind, g.service_principal_id, g.source_id, g.first_seen - INTERVAL 15 MINUTE,
            g.last_seen + INTERVAL 15 MINUTE, k.status, k.key_kind, k.key, k.first_ts, k.last_ts
     FROM grouped g JOIN derived_scim_error_keys k
       ON k.key_kind = 'user_name' AND k.key = lower(g.user_name)
-     AND k.status = CASE g.kind WHEN 'duplicate_user_name' THEN 409 ELSE 400 END
+     AND k.status = CASE WHEN g.kind LIKE 'duplicate%' THEN 409 ELSE 400 END
 ),
 undecided AS (SELECT * FROM scim_candidates WHERE first_ts < lo AND last_ts > hi),
 scim_seen AS (
@@ -225,8 +232,10 @@ QUERY_LIST = [
           FAILURES_SQL),
         q("recurring-failures", "Identities still failing at the period's end in 2+ cycles in a row: the current "
           "run's length, when it began, its latest error and what to do", RECURRING_FAILURES_SQL),
-        q("skipped", "One row per skipped event with Entra's skip reason and our skip category", SKIPPED_SQL),
-        q("violations", "Constraint violations (duplicate userName, non-work email, other rejected value) "
+        q("skipped", "One row per skipped event with Entra's skip reason, our skip category and what to do",
+          SKIPPED_SQL),
+        q("violations", "Constraint violations (duplicate userName or group name, non-work email, other rejected "
+          "value) "
           "per identity, open or resolved",
           VIOLATIONS_SCIM_SQL),
         q("cycles", "One row per sync cycle: window, counts by action and status, initial/incremental, gap",

@@ -164,6 +164,8 @@ def filters_for_manifest(filters: Filters | None, extra: dict) -> dict:
     out = {"since": iso(f.since), "until": iso(f.until),
            "service_principal_ids": list(f.service_principal_ids) if f.service_principal_ids else None,
            "job_id": f.job_id}
+    if f.identity_types:  # only when set: manifests without it stay as they were
+        out["identity_types"] = list(f.identity_types)
     out.update({k: v for k, v in sorted(extra.items()) if v is not None})
     return out
 

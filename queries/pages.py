@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from ingest.skip_reasons import ADVICE_VALUES
 from ingest.summaries.events import (
     SKIP_TOP_ROWS,
     error_code_aggregate,
@@ -17,7 +18,7 @@ from ingest.summaries.events import (
     skip_top,
 )
 from queries import datasets
-from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, EVENT_FILTER, SCOPE_FILTER, SINCE, UNTIL
+from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, EVENT_FILTER, SCOPE_FILTER, SINCE, TYPE_FILTER, UNTIL
 from queries.named import q
 
 # Expected cadence of an Entra provisioning job, and how late a cycle may be before it counts as missed.
@@ -27,7 +28,7 @@ MISSED_AFTER_MINUTES = 1.5 * CYCLE_MINUTES
 # True when the shared filters are all unset (all time, every app and job): a constant once bound, so DuckDB
 # drops the branch that is not taken.
 _UNFILTERED = ("($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL AND $sps::VARCHAR[] IS NULL "
-               "AND $job::VARCHAR IS NULL)")
+               "AND $job::VARCHAR IS NULL AND $types::VARCHAR[] IS NULL)")
 
 # True when a time window is set: a constant once the parameters are bound, so without a window the plan
 # has no events scan at all.
@@ -122,6 +123,12 @@ def _wrapping_queries() -> list:
 
 
 QUERY_LIST = [
+    q("identity_types", "Entra's identity types seen in the events (User, Group, ...), for the identity-type filter",
+      """
+        SELECT source_type, sum(events)::BIGINT AS events FROM derived_event_hours WHERE source_type IS NOT NULL
+        GROUP BY source_type ORDER BY events DESC, source_type"""),
+    q("skip_categories", "Every skip category with its label and what to do (the skip-reason table)", f"""
+        SELECT skip_category, label, what_to_do FROM {ADVICE_VALUES}"""),
     q("tables", "The tables the database holds (to tell a missing feature from an empty one)", """
         SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY table_name"""),
     q("table_rows", "Row count of every table (estimated by DuckDB's storage)", """
@@ -219,7 +226,7 @@ QUERY_LIST = [
     q("identity_search", "Identities whose UPN, userName, object id or target id matches $term", f"""
         WITH named AS MATERIALIZED (
             SELECT * FROM derived_identity_names
-            WHERE {SCOPE_FILTER}
+            WHERE {SCOPE_FILTER} AND {TYPE_FILTER}
               AND (source_id = $term::VARCHAR OR target_id = $term::VARCHAR
                    OR contains(source_upn_lower, lower($term::VARCHAR))
                    OR contains(user_name_lower, lower($term::VARCHAR)))

@@ -13,8 +13,9 @@ Shared vocabulary (not summaries): the filter fragments of :mod:`queries.filters
 
 from __future__ import annotations
 
+from ingest.skip_reasons import CATEGORIES
 from ingest.summaries.events import RECOMMENDED_ACTION_SQL, VIOLATION_KIND_SQL
-from queries.filters import EVENT_FILTER, SCOPE_FILTER, SINCE, UNTIL
+from queries.filters import EVENT_FILTER, SCOPE_FILTER, SINCE, TYPE_FILTER, UNTIL
 from queries.scim import correlation_filter, scim_time
 
 SCOPE = SCOPE_FILTER
@@ -25,7 +26,11 @@ DAY = "make_timestamptz(epoch_us({col}) // 86400000000 * 86400000000)"  # the UT
 
 _EVENT_EXPORT = ("id, activity_time, tenant_id, job_id, cycle_id, change_id, service_principal_id, "
                  "service_principal_name, action, status, error_code, error_category, error_reason, source_id, "
-                 "source_name, source_upn, target_id, user_name, duration_ms")
+                 "source_name, source_upn, target_id, user_name, duration_ms, source_type, target_type")
+
+# What to do per skip category, spelled from the table itself (ingest/skip_reasons.py).
+_SKIP_ADVICE = ("CASE skip_category " + " ".join(
+    "WHEN '{}' THEN '{}'".format(c, advice.replace("'", "''")) for c, (_, advice) in CATEGORIES.items()) + " END")
 
 # Every failure with its run: the identity's failures since its latest success before it (by time, then id),
 # up to and including it; consecutive_cycles counts their distinct cycles. A failure without a source id or
@@ -60,7 +65,7 @@ last_success AS (
 # Identities still failing at $until: their failures after their latest success before $until.
 _OPEN_RUNS = f"""
 open_failures AS (
-    SELECT f.* FROM (SELECT * FROM events WHERE status = 'failure' AND {SCOPE}) f
+    SELECT f.* FROM (SELECT * FROM events WHERE status = 'failure' AND {SCOPE} AND {TYPE_FILTER}) f
     LEFT JOIN last_success s ON {SAME_IDENTITY.format(a='s', b='f')}
     WHERE f.source_id IS NOT NULL AND f.service_principal_id IS NOT NULL
       AND f.activity_time < {UNTIL} AND (s.t IS NULL OR f.activity_time > s.t)),
@@ -94,7 +99,9 @@ classified AS (
 grouped AS (
     SELECT kind, service_principal_id, job_id, source_id, arg_max(user_name, activity_time) AS user_name,
            arg_max(email_domain, activity_time) FILTER (WHERE email_domain IS NOT NULL) AS email_domain,
-           min(activity_time) AS first_seen, max(activity_time) AS last_seen, count(*) AS occurrences
+           min(activity_time) AS first_seen, max(activity_time) AS last_seen, count(*) AS occurrences,
+           arg_max(source_name, activity_time) AS source_name, arg_max(source_type, activity_time) AS source_type,
+           arg_max(target_type, activity_time) AS target_type
     FROM classified WHERE kind IS NOT NULL GROUP BY ALL),
 judged AS (
     SELECT g.*, (SELECT min(s.activity_time) FROM events s
@@ -213,7 +220,8 @@ REFERENCES: dict[str, str] = {
         QUALIFY row_number() OVER (PARTITION BY skip_category
                                    ORDER BY cycles DESC, last_seen DESC, source_id, service_principal_id) <= $limit
         ORDER BY skip_category, cycles DESC, last_seen DESC, source_id, service_principal_id""",
-    "skipped": f"""SELECT {_EVENT_EXPORT}, skip_reason, skip_category FROM events
+    "skipped": f"""SELECT {_EVENT_EXPORT}, skip_reason, skip_category, skip_detail,
+               {_SKIP_ADVICE} AS recommended_action FROM events
         WHERE status = 'skipped' AND {EVENT_FILTER} ORDER BY activity_time, id""",
     "cycles": f"WITH {_CYCLES} SELECT * FROM cycles ORDER BY started_at, job_id, cycle_id",
     "cycles_timeline": f"""WITH {_CYCLES}, {_APP_NAMES}
@@ -237,10 +245,10 @@ REFERENCES: dict[str, str] = {
                CASE WHEN resolved_at IS NULL THEN 'open' ELSE 'resolved' END AS state, resolved_at,
                CASE WHEN EXISTS (
                    SELECT 1 FROM scim_requests r
-                   WHERE r.status = CASE j.kind WHEN 'duplicate_user_name' THEN 409 ELSE 400 END
+                   WHERE r.status = CASE WHEN j.kind LIKE 'duplicate%' THEN 409 ELSE 400 END
                      AND (r.external_id = j.source_id OR lower(r.user_name) = lower(j.user_name))
                      AND r.ts BETWEEN j.first_seen - INTERVAL 15 MINUTE AND j.last_seen + INTERVAL 15 MINUTE)
-                    THEN 'both' ELSE 'entra' END AS evidence
+                    THEN 'both' ELSE 'entra' END AS evidence, source_name, source_type, target_type
         FROM judged j ORDER BY first_seen, kind, service_principal_id, source_id""",
     "identity_events": f"""
         SELECT activity_time AS time, 'entra' AS source, service_principal_name AS app, action, status,

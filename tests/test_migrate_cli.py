@@ -36,12 +36,17 @@ def _version(path) -> int:
         return con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
 
 
+# Columns the upgrade adds (scim_file_state.mtime_ns, events.skip_detail) or computes again from the raw JSON
+# (migration 23: the skip classification); test_the_upgrade_classifies_stored_skips_as_a_fresh_load_does checks those.
+RECOMPUTED = ("mtime_ns", "skip_detail", "skip_category", "skip_reason")
+
+
 def _source_rows(path) -> dict[str, list]:
-    """Every row of the source tables, in the columns schema 18 had (the upgrade adds scim_file_state.mtime_ns)."""
+    """Every row of the source tables, in the columns schema 18 had, bar the recomputed ones."""
     with duckdb.connect(str(path), read_only=True) as con:
         columns = {t: [c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
-                                                 "AND column_name <> 'mtime_ns' ORDER BY column_index", [t]
-                                                 ).fetchall()] for t in SOURCE_TABLES}
+                                                 "AND column_name NOT IN ? ORDER BY column_index",
+                                                 [t, list(RECOMPUTED)]).fetchall()] for t in SOURCE_TABLES}
         return {t: con.execute(f"SELECT {', '.join(c)} FROM {t} ORDER BY ALL").fetchall() for t, c in columns.items()}
 
 
@@ -135,3 +140,25 @@ def test_migrate_refuses_missing_and_foreign_files(tmp_path):
     assert refused.returncode == exitcodes.DATABASE and "not a provlens one" in refused.stderr
     with duckdb.connect(str(foreign), read_only=True) as con:
         assert [r[0] for r in con.execute("SHOW TABLES").fetchall()] == ["invoices"]
+
+
+def test_the_upgrade_classifies_stored_skips_as_a_fresh_load_does(old_store, tmp_path):
+    """Migration 23: the skipped events an older provlens stored get the skip-reason table's category, reason and
+    detail, the same as loading their raw JSON into a new store gives (no re-download)."""
+    from ingest.store import Store
+
+    done = run_cli("ingest", "migrate", "--db", str(old_store))
+    assert done.returncode == exitcodes.OK, done.stderr
+    sql = "SELECT id, skip_category, skip_reason, skip_detail FROM events WHERE status = 'skipped' ORDER BY id"
+    with duckdb.connect(str(old_store), read_only=True) as con:
+        upgraded = con.execute(sql).fetchall()
+        raws = [r for (r,) in con.execute("SELECT raw::VARCHAR FROM events WHERE status = 'skipped'").fetchall()]
+        stored_skips = con.execute("SELECT skip_category, sum(skips) FROM derived_skip_reasons GROUP BY ALL "
+                                   "ORDER BY ALL").fetchall()
+    assert upgraded
+    with Store.open(str(tmp_path / "fresh.duckdb")) as store:
+        store.load_events("SELECT unnest(?::JSON[]) AS raw, 'fresh#1' AS pos", [raws], run_id=None)
+        assert store.con.execute(sql).fetchall() == upgraded
+        # the summaries were rebuilt from the corrected rows
+        assert store.con.execute("SELECT skip_category, count(*) FROM events WHERE status = 'skipped' "
+                                 "GROUP BY ALL ORDER BY ALL").fetchall() == stored_skips

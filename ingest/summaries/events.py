@@ -9,8 +9,20 @@ from __future__ import annotations
 
 from ingest.summaries import HOUR_SQL, Summary
 
+# A conflict (HTTP 409, scimType uniqueness, *Conflict, DuplicateTargetEntries). Over alias ``e``.
+CONFLICT_SQL = """(e.http_status = 409 OR e.scim_type = 'uniqueness' OR e.error_code LIKE '%Conflict'
+         OR e.error_code = 'DuplicateTargetEntries')"""
+# The object is a group: Entra's identityType of the source (else the target: "Group" or a SCIM Group URN). The
+# Graph docs' 409 example is a Group (microsoft-graph-docs-contrib, provisioningobjectsummary-list.md, example 2).
+GROUP_SQL = "(lower(coalesce(e.source_type, e.target_type)) LIKE '%group')"
+
 # Our own advice where Microsoft's recommendedAction is empty (first match wins). Over alias ``e``.
-RECOMMENDED_ACTION_SQL = """coalesce(nullif(e.recommended_action, ''), CASE
+RECOMMENDED_ACTION_SQL = f"""coalesce(nullif(e.recommended_action, ''), CASE
+    WHEN {CONFLICT_SQL} AND {GROUP_SQL}
+        THEN 'Fix the duplicate group name: another group in the app already has this displayName. Rename or '
+             'remove that group in the app, or change the group''s displayName in Entra ID or the displayName '
+             'mapping (or the matching attribute, if the existing group should be taken over); Entra retries in a '
+             'later cycle.'
     WHEN e.http_status = 409 OR e.scim_type = 'uniqueness' OR e.error_code LIKE '%EntryConflict'
          OR e.error_code IN ('Conflict', 'DuplicateTargetEntries', 'DuplicateSourceEntries')
         THEN 'Fix the duplicate userName: another account in the app already uses this userName '
@@ -35,13 +47,13 @@ RECOMMENDED_ACTION_SQL = """coalesce(nullif(e.recommended_action, ''), CASE
              'if it persists.'
 END)"""
 
-# The kind of a failure (over alias ``e``; ``{allowed}`` is a relation of allowed email domains).
-VIOLATION_KIND_SQL = """CASE
-        WHEN e.http_status = 409 OR e.scim_type = 'uniqueness' OR e.error_code LIKE '%EntryConflict'
-             OR e.error_code LIKE '%Conflict' OR e.error_code = 'DuplicateTargetEntries'
-            THEN 'duplicate_user_name'
+# The kind of a failure (over alias ``e``; ``{allowed}`` is a relation of allowed email domains). A conflict of a
+# group is about its displayName, not a userName (it has none).
+VIOLATION_KIND_SQL = f"""CASE
+        WHEN {CONFLICT_SQL} AND {GROUP_SQL} THEN 'duplicate_group_name'
+        WHEN {CONFLICT_SQL} THEN 'duplicate_user_name'
         WHEN e.http_status = 400 AND e.scim_type = 'invalidValue'
-             AND ((e.email_domain IS NOT NULL AND e.email_domain NOT IN (SELECT domain FROM {allowed}))
+             AND ((e.email_domain IS NOT NULL AND e.email_domain NOT IN (SELECT domain FROM {{allowed}}))
                   OR e.scim_detail ILIKE '%email%')
             THEN 'non_work_email'
         WHEN e.http_status = 400 AND e.scim_type = 'invalidValue' THEN 'other_rejected_value'
@@ -54,7 +66,7 @@ FAILURE_EVENT_COLUMNS = (
     "id", "activity_time", "tenant_id", "job_id", "cycle_id", "change_id", "service_principal_id",
     "service_principal_name", "action", "status", "error_code", "error_category", "error_reason",
     "source_id", "source_name", "source_upn", "target_id", "user_name", "duration_ms",
-    "http_status", "scim_type", "scim_detail", "next_retry_at", "email_domain",
+    "http_status", "scim_type", "scim_detail", "next_retry_at", "email_domain", "source_type", "target_type",
 )
 
 # One row per failed event with its run: the failures of one identity in a row, by time (then id), that a success
@@ -107,7 +119,7 @@ GROUP BY job_id, cycle_id, service_principal_id""")
 # and a window's ragged edges from the events).
 EVENT_HOURS = Summary("derived_event_hours", key=("hour",), select=f"""
 SELECT {HOUR_SQL.format(col='activity_time')} AS hour, service_principal_id, job_id, status, action, error_code,
-       skip_category, skip_reason, count(*) AS events, min(activity_time) AS first_time,
+       skip_category, skip_reason, source_type, count(*) AS events, min(activity_time) AS first_time,
        max(activity_time) AS last_time
 FROM events {{scope}}
 GROUP BY ALL""")
@@ -133,13 +145,14 @@ IDENTITY_NAMES = Summary("derived_identity_names", key=IDENTITY_KEY, order="sour
     source_upn VARCHAR USING COMPRESSION uncompressed, user_name VARCHAR USING COMPRESSION uncompressed,
     target_id VARCHAR USING COMPRESSION uncompressed, source_upn_lower VARCHAR USING COMPRESSION uncompressed,
     user_name_lower VARCHAR USING COMPRESSION uncompressed, events BIGINT, first_seen TIMESTAMPTZ,
-    last_seen TIMESTAMPTZ, source_name VARCHAR USING COMPRESSION uncompressed, source_name_time TIMESTAMPTZ""",
+    last_seen TIMESTAMPTZ, source_name VARCHAR USING COMPRESSION uncompressed, source_name_time TIMESTAMPTZ,
+    source_type VARCHAR""",
                          select="""
 SELECT service_principal_id, job_id, source_id, source_upn, user_name, target_id,
        lower(source_upn), nullif(lower(user_name), lower(source_upn)), count(*), min(activity_time), max(activity_time),
-       arg_max(source_name, activity_time), max(activity_time) FILTER (WHERE source_name IS NOT NULL)
+       arg_max(source_name, activity_time), max(activity_time) FILTER (WHERE source_name IS NOT NULL), source_type
 FROM events {scope}
-GROUP BY service_principal_id, job_id, source_id, source_upn, user_name, target_id""")
+GROUP BY service_principal_id, job_id, source_id, source_upn, user_name, target_id, source_type""")
 
 # One identity's events together: the columns identity_events shows and filters on, sorted by source id (then
 # time), so zone maps find an identity's rows in one row group (in the time-ordered events they lie in every one).
@@ -147,7 +160,7 @@ GROUP BY service_principal_id, job_id, source_id, source_upn, user_name, target_
 IDENTITY_EVENTS = Summary("derived_identity_events", key=("id",), resort_at=0.25,
                           order="source_id NULLS LAST, activity_time, id", select="""
 SELECT source_id, activity_time, id, service_principal_id, service_principal_name, job_id, action, status,
-       error_code, skip_category, user_name, target_id, cycle_id
+       error_code, skip_category, user_name, target_id, cycle_id, source_type
 FROM events {scope}""")
 
 
@@ -268,7 +281,9 @@ def violation_groups(failures: str, allowed: str) -> str:
 SELECT kind, service_principal_id, job_id, source_id, arg_max(user_name, activity_time) AS user_name,
        arg_max(email_domain, activity_time) FILTER (WHERE email_domain IS NOT NULL) AS email_domain,
        min(activity_time) AS first_seen, max(activity_time) AS last_seen, count(*) AS occurrences,
-       arg_max(next_success_at, activity_time) AS next_success_at
+       arg_max(next_success_at, activity_time) AS next_success_at,
+       arg_max(source_name, activity_time) AS source_name, arg_max(source_type, activity_time) AS source_type,
+       arg_max(target_type, activity_time) AS target_type
 FROM (SELECT e.*, {VIOLATION_KIND_SQL.format(allowed=allowed)} AS kind FROM (SELECT * FROM {failures}) AS e)
 WHERE kind IS NOT NULL
 GROUP BY kind, service_principal_id, job_id, source_id"""
