@@ -40,15 +40,12 @@ def pandas_export(db: str, out: str) -> None:
     import pandas as pd
 
     from queries.catalog import QUERIES
+    from queries.filters import Filters
 
-    sql = QUERIES["events"].sql
-    for name, typed in (("$since", "TIMESTAMPTZ"), ("$until", "TIMESTAMPTZ"), ("$sps", "VARCHAR[]"),
-                        ("$job", "VARCHAR")):
-        sql = sql.replace(f"{name}::{typed}", f"NULL::{typed}")
     con = duckdb.connect(db, read_only=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        frame = pd.read_sql(sql, con)
+        frame = pd.read_sql(QUERIES["events"].sql, con, params=Filters().params())  # every filter unset
     frame.to_csv(out, index=False)
 
 
