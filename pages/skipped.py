@@ -24,9 +24,9 @@ if by_category.empty:
 
 totals = by_category.groupby("skip_category", sort=False)["skips"].sum()
 shown = [k for k in FIXES if totals.get(k, 0)] or ["other"]  # the categories this period has
-c = st.columns(len(shown))
-for col, category in zip(c, shown):
-    col.metric(LABELS[category], f"{int(totals.get(category, 0)):,}")
+for first in range(0, len(shown), 5):  # rows of five: nine categories in one row cut their labels short
+    for col, category in zip(st.columns(5), shown[first:first + 5]):
+        col.metric(LABELS[category], f"{int(totals.get(category, 0)):,}")
 
 pie = px.pie(by_category, names="skip_category", values="skips", title="Skips by category", hole=0.4)
 pie.update_layout(margin=dict(t=50, b=10))
