@@ -43,7 +43,7 @@ METHOD = """\
 # What profiling found and what was changed (kept with the method: the numbers above are after these).
 FINDINGS = """\
 ## Findings and fixes
-### Session 13 (2026-12-07; issue 21 item 3: correlation results keyed by request id)
+### Session 13 (2026-12-07; issue 21 item 3: correlation results keyed by request id; issue 22 on the load path)
 - **What changed.** `correlation_requests` was keyed by the row number of the userName-sorted SCIM copy and written
   by a second INSERT of the correlation (its classes computed twice); a re-sort of the copy re-keyed it in a
   second transaction. It is now a plain summary of `correlation` joined to `scim_requests` (user_name_lower,
@@ -54,14 +54,16 @@ FINDINGS = """\
   12.9 / 15.3 ms p50 (1.19x), 18.3 / 21.4 ms p95 (1.17x) at load ~2; 25.6 / 31.8 ms p50 (1.24x), 36.4 / 41.9 ms
   p95 (1.15x) at load ~5.5. The second range scan (text userNames instead of an integer join filter) costs ~3 ms;
   kept: well inside B4's budget, and the keys are stable.
-- **B8** (`ingest correlate` on each checkout's own copy of the 5M store, alternating, 3 rounds, taken while the
-  soak runs of issue 27 loaded the machine to 5.5-6.6): base 122 / 130 / 176 s, ours 156 / 196 / 172 s (ratios
-  1.28, 1.50, 0.98; peak RSS 3.35 vs 3.41 GB). The new summary build alone (join of 9M requests to 9.5M
-  correlation rows on the text request id, then the sort) took 27 s at load 5.4, 19.5 s of it the join. On a
-  quiet machine that is ~8 s more than the old integer-keyed INSERT (7.6 s measured in memory at load ~1), so B8
-  at 5M is expected near 56 s against its 60 s target; not measured quietly this session. If it misses: write the
-  request rows of the correlation once into a temp table carrying the copy's userName and row number, and derive
-  both `correlation` and `correlation_requests` from it (one classification, an integer sort, no text join).
+- **B8** (`ingest correlate` on each checkout's own copy of the 5M store, alternating, 3 rounds) on a quiet machine
+  (load 1.0-1.9): base 38.9 / 40.0 / 36.5 s, ours 44.3 / 43.9 / 44.4 s: median 38.9 -> 44.3 s (1.14x), peak RSS
+  3.32 -> 3.41 GB; inside the 60 s target. The new summary build (a join of 9M requests to 9.5M correlation rows on
+  the text request id, then the sort) is the difference. Taken earlier under the issue-27 soak's load (5.5-6.6):
+  base 122 / 130 / 176 s, ours 156 / 196 / 172 s. If B8 ever misses: write the correlation's request rows once
+  into a temp table carrying the copy's userName and row number, and derive both tables from it (one
+  classification, an integer sort, no text join).
+- **B2 after issue 22** (the wrapper normaliser, the later-copy-wins de-duplication): `ingest files` of the same
+  500k-event NDJSON into a fresh store, alternating with `759d973`, 3 rounds at load ~1.9: 8.38 vs 8.37 s median
+  (1.00x), peak RSS 1.05 vs 1.06 GB; loading it again into the filled store (every event known): 8.7 vs 8.5 s.
 
 ### Session 12 (2026-12-07; issue 21: summaries as one declared cache; the tables above are older sessions')
 - **B4 side by side with the previous code, in the same run** (`python -m bench.ab_pages`, new in this session):
