@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from ingest import __version__, exitcodes
 from ingest.config import ConfigError, load_toml, resolve_db_path
 from ingest.dbfile import disk_full, is_corruption
+from ingest.metrics import add_metrics_arguments
 from ingest.store import DatabaseLocked, NotAProvlensDatabase, StoreError
 
 
@@ -152,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     files = sub.add_parser("files", help="load Graph-style JSON exports (pages, arrays, NDJSON, .gz)")
     common(files)
     files.add_argument("paths", nargs="+", help="files, directories or globs")
+    add_metrics_arguments(files, "files")
     files.set_defaults(handler=cmd_files)
 
     scim = sub.add_parser("scim", help="load a SCIM server's audit trail (scim-audit/1 JSON Lines or CSV, .gz)")
@@ -164,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="read symbolic links found in directories or by globs (default: skip and report them)")
     scim.add_argument("--window", type=float, metavar="SECONDS",
                       help="correlation window around each event's activityDateTime (default 180)")
+    add_metrics_arguments(scim, "scim")
     scim.set_defaults(handler=cmd_scim)
 
     corr = sub.add_parser("correlate", help="recompute the Entra <-> SCIM correlation")
@@ -190,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "Azure Storage account, incrementally")
     common(blobs)
     add_blob_arguments(blobs)
+    add_metrics_arguments(blobs, "blobs")
     blobs.set_defaults(handler=cmd_blobs)
 
     # --- Microsoft Graph pull and scheduled runs (ingest/graph/, ingest/run.py)
@@ -199,11 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     graph = sub.add_parser("graph", help="pull provisioning logs and job status from Microsoft Graph")
     common(graph)
     add_graph_arguments(graph)
+    add_metrics_arguments(graph, "graph")
     graph.set_defaults(handler=cmd_graph)
 
     run = sub.add_parser("run", help="run every source in provlens.toml once, or --every interval (locked)")
     common(run)
     add_run_arguments(run)
+    add_metrics_arguments(run, "run", after=False)  # published after each round by cmd_run
     run.set_defaults(handler=cmd_run)
     return parser
 
@@ -214,11 +220,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     remove_stale_staging()  # what killed runs left in the temp folder
+    from ingest import metrics
     from ingest.graph.log import redact_url_credentials as clean  # no URL's credentials in an error line
 
+    since = metrics.runs_mark()
     try:
         args.db = resolve_db_path(args.db, load_toml(args.config))
-        return args.handler(args)
+        try:
+            return args.handler(args)
+        finally:
+            if getattr(args, "metrics_after", False) and metrics.runs_mark() > since:
+                metrics.publish(args, args.db, since, args.metrics_command)
     except ConfigError as exc:
         print(f"error: {clean(str(exc))}", file=sys.stderr)
         return exitcodes.USAGE

@@ -278,7 +278,10 @@ def _host_connection() -> duckdb.DuckDBPyConnection:
 def _spill_directory() -> str:
     import tempfile
 
-    return os.path.join(tempfile.gettempdir(), f"provlens-read-spill-{os.getuid()}")
+    # POSIX: /tmp is shared by every account, so the folder is per user id. Windows has no os.getuid, and its temp
+    # folder is per user already.
+    owner = f"-{os.getuid()}" if hasattr(os, "getuid") else ""
+    return os.path.join(tempfile.gettempdir(), f"provlens-read-spill{owner}")
 
 
 def _attach(cur: duckdb.DuckDBPyConnection, db_path: str, alias: str, timeout: float) -> None:

@@ -1,7 +1,8 @@
 """``python -m ingest run``: run every source configured in provlens.toml once, or every ``--every``.
 
-A non-blocking file lock (``<db>.run.lock`` or ``--lock``) makes a second concurrent run exit 0 at once
-with a message, so cron, a systemd timer and a Kubernetes CronJob can all fire freely. Sources are
+A non-blocking file lock (``<db>.run.lock`` or ``--lock``; the ``filelock`` library: ``flock`` on POSIX, ``msvcrt``
+on Windows) makes a second concurrent run exit 0 at once with a message, so cron, a systemd timer and a Kubernetes
+CronJob can all fire freely. Sources are
 ``[[sources]]`` tables with a ``type``; :data:`SOURCE_TYPES` maps each type to its runner (add a new
 source type by adding one entry). Without ``[[sources]]``, a ``[graph]`` table is one Graph source.
 
@@ -22,14 +23,15 @@ source type by adding one entry). Without ``[[sources]]``, a ``[graph]`` table i
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import signal
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from ingest import exitcodes
+import filelock
+
+from ingest import exitcodes, metrics
 from ingest.config import ConfigError, load_toml
 from ingest.graph.log import RunLog
 
@@ -96,23 +98,30 @@ def configured_sources(config: dict) -> list[dict]:
 
 
 class RunLock:
-    """An exclusive, non-blocking ``flock`` on a file; released when the process ends, even on SIGKILL."""
+    """An exclusive, non-blocking lock on a file (``filelock``); released when the process ends, even on SIGKILL.
+    The holder writes its pid into the file (where the platform's lock lets others read it)."""
 
     def __init__(self, path: str):
         self.path = path
-        self.fd: int | None = None
+        # A native lock (flock / msvcrt) lends its descriptor to on_acquired; a soft lock (no native locking) does not.
+        hook = {"on_acquired": self._write_pid} if getattr(filelock.FileLock, "_on_acquired_supported", False) else {}
+        self._lock = filelock.FileLock(path, timeout=0, **hook)
+
+    @staticmethod
+    def _write_pid(fd: int) -> None:
+        try:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass  # the pid is only for the message of a second run
 
     def acquire(self) -> bool:
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
+            self._lock.acquire(timeout=0)
+        except filelock.Timeout:
             return False
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self.fd = fd
         return True
 
     def holder(self) -> str:
@@ -123,10 +132,8 @@ class RunLock:
             return "?"
 
     def release(self) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
+        if self._lock.is_locked:
+            self._lock.release(force=True)
 
 
 def run_once(sources: list[dict], db: str, args: argparse.Namespace, log: RunLog) -> int:
@@ -182,8 +189,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         while True:
             started = time.monotonic()
+            mark = metrics.runs_mark()
             log.info("round_start", at=datetime.now(timezone.utc), sources=len(sources))
-            code = run_once(sources, args.db, args, log)
+            try:
+                code = run_once(sources, args.db, args, log)
+            finally:
+                if metrics.runs_mark() > mark:
+                    metrics.publish(args, args.db, mark, "run")
             log.info("round_done", exit_code=code, seconds=round(time.monotonic() - started, 3))
             if every is None:
                 return code

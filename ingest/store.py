@@ -139,6 +139,10 @@ KEEP_LATER_COPY = (f"activity_time DESC, coalesce(list_position($order::VARCHAR[
 # DuckDB's memory during the correlation and the SCIM re-sort (B8: <= 4 GB peak RSS for the process).
 CORRELATION_MEMORY_LIMIT = "3GB"
 
+# Every ingest run this process started, in order: (database path, run id). ingest/metrics.py reports on the runs
+# a command (or a round of `ingest run --every`) made.
+RUNS_STARTED: list[tuple[str, int]] = []
+
 class Store:
     """A read-write session on the database. Use as a context manager; close it promptly."""
 
@@ -268,6 +272,7 @@ class Store:
             "INSERT INTO ingest_runs (run_id, source, scope, started_at, window_start, window_end, outcome) "
             "VALUES (?, ?, ?, ?, ?, ?, 'running')", [run_id, source, scope, utcnow(), window_start, window_end])
         self._open_runs.add(run_id)
+        RUNS_STARTED.append((self.path, run_id))
         return run_id
 
     def add_to_run(self, run_id: int, **counters: int) -> None:
