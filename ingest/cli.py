@@ -10,21 +10,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import datetime, timezone
 
-from ingest import __version__, exitcodes
+from ingest import __version__, cliargs, exitcodes
 from ingest.config import ConfigError, load_toml, resolve_db_path
 from ingest.dbfile import disk_full, is_corruption
 from ingest.metrics import add_metrics_arguments
 from ingest.store import DatabaseLocked, NotAProvlensDatabase, StoreError
-
-
-def _iso_time(value: str) -> datetime:
-    try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {value!r}") from exc
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+from simulator.story import MIN_USERS
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -131,7 +123,7 @@ def cmd_compact(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ingest", description="Load provisioning data into DuckDB.")
+    parser = cliargs.Parser(prog="python -m ingest", description="Load provisioning data into DuckDB.")
     parser.add_argument("--version", action="version", version=f"provlens {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -142,10 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="build a demo database from the built-in simulator")
     common(demo)
-    demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--users", type=int, default=200)
-    demo.add_argument("--days", type=int, default=14)
-    demo.add_argument("--end", type=_iso_time, help="end of the simulated period (default: this hour, UTC)")
+    demo.add_argument("--seed", type=int, default=7, help="the simulator's random seed")
+    demo.add_argument("--users", type=cliargs.int_at_least(MIN_USERS), default=200,
+                      help=f"users in the simulated tenant (at least {MIN_USERS})")
+    demo.add_argument("--days", type=cliargs.int_at_least(1), default=14, help="days of simulated activity")
+    demo.add_argument("--end", type=cliargs.iso_time, help="end of the simulated period (default: this hour, UTC)")
     demo.add_argument("--force", action="store_true",
                       help="replace a database that holds real (non-demo) data, after copying it to <db>.bak-<time>")
     demo.set_defaults(handler=cmd_demo)

@@ -21,6 +21,7 @@ BATCH_EVENTS = 200_000
 class FilesOutcome:
     files: int = 0
     unreadable: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # paths given that matched nothing (named in the summary)
     loaded: LoadResult = field(default_factory=LoadResult)
     rejected: int = 0
     run_id: int | None = None
@@ -50,6 +51,7 @@ def ingest_files(db_path: str, paths: list[str], *, source: str = "files", quiet
     for m in missing:
         rejects.append(Reject(m, "-", "no such file, directory or glob match"))
         outcome.unreadable.append(m)
+        outcome.missing.append(m)
     # The files are loaded in the order given (KEEP_LATER_COPY in ingest/store.py: between two copies of an event
     # with the same time, the later file's wins): staged batches, cut before and after each clean NDJSON file that
     # DuckDB loads directly.
@@ -111,10 +113,19 @@ def ingest_files(db_path: str, paths: list[str], *, source: str = "files", quiet
     return outcome
 
 
+def named(paths: list[str], most: int = 3) -> str:
+    """``a, b, c and 2 more``: the first few of ``paths`` for a summary line."""
+    shown = ", ".join(paths[:most])
+    return shown + (f" and {len(paths) - most} more" if len(paths) > most else "")
+
+
 def _summary(outcome: FilesOutcome) -> str:
     r = outcome.loaded
-    return (f"{outcome.files} file(s): {r.read - r.invalid} event(s) loaded ({r.new} new, {r.updated} updated, "
+    text = (f"{outcome.files} file(s): {r.read - r.invalid} event(s) loaded ({r.new} new, {r.updated} updated, "
             f"{r.unchanged} unchanged), {outcome.rejected} rejected")
+    if outcome.missing:
+        text += f" (not found: {named(outcome.missing)})"
+    return text
 
 
 def print_report(outcome: FilesOutcome, db_path: str, stream=sys.stderr) -> None:

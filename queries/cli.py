@@ -7,7 +7,7 @@ import sys
 
 import duckdb
 
-from ingest import exitcodes
+from ingest import cliargs, exitcodes
 from ingest.config import ConfigError, load_toml, resolve_db_path
 from ingest.store import StoreError
 from queries.catalog import QUERIES
@@ -58,27 +58,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m queries", description="Query and export provlens data.")
+    parser = cliargs.Parser(prog="python -m queries", description="Query and export provlens data.")
     sub = parser.add_subparsers(dest="command", required=True)
     lst = sub.add_parser("list", help="list the exportable datasets and their columns")
     lst.set_defaults(handler=cmd_list)
     exp = sub.add_parser("export", help="export a dataset to CSV or Parquet, with a manifest beside it")
     exp.add_argument("dataset", help="a dataset name from `python -m queries list`")
-    exp.add_argument("--db")
+    exp.add_argument("--db", help="database file (default: PROVLENS_DB, provlens.toml, data/provlens.duckdb)")
     exp.add_argument("--since", help="RFC 3339 time, a date, or a duration ago (2w, 30d, 12h); inclusive")
     exp.add_argument("--until", help="RFC 3339 time, a date, or a duration ago; exclusive")
-    exp.add_argument("--service-principal", action="append", metavar="ID", help="repeatable")
+    exp.add_argument("--service-principal", action="append", metavar="ID",
+                     help="keep this enterprise app (service principal object id); repeatable (default: all)")
     exp.add_argument("--job", metavar="JOB_ID", help="one provisioning job")
     exp.add_argument("--identity-type", action="append", metavar="TYPE",
                      help="Entra's identity type to keep (User, Group, ...; repeatable); cycles and sync-jobs "
                           "ignore it")
     exp.add_argument("--allowed-domain", action="append", metavar="DOMAIN",
                      help="violations: an allowed email domain (repeatable; default: derived from the data)")
-    exp.add_argument("--format", choices=list(FORMATS), default="csv")
-    exp.add_argument("--out", required=True)
+    exp.add_argument("--format", choices=list(FORMATS), default="csv", help="file format")
+    exp.add_argument("--out", required=True, help="the file to write (its manifest is written beside it)")
     exp.set_defaults(handler=cmd_export)
     ver = sub.add_parser("verify", help="check an exported file against FILE.manifest.json")
-    ver.add_argument("file")
+    ver.add_argument("file", help="an exported file (FILE.manifest.json must be beside it)")
     ver.set_defaults(handler=cmd_verify)
     return parser
 

@@ -647,31 +647,50 @@ def _rate(text: str) -> tuple[int, float]:
     return int(m.group(1)), float(m.group(2))
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m simulator.graph_server", description=__doc__.split("\n\n")[0])
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
+def _fault(text: str) -> str:
+    from simulator.faults import parse_fault
+
+    try:
+        parse_fault(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def build_parser():
+    from ingest.cliargs import Parser, int_at_least, iso_time
+
+    p = Parser(prog="python -m simulator.graph_server", description=__doc__.split("\n\n")[0])
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int_at_least(0), default=8765, help="port to listen on (0: a free one)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", help="directory written by `python -m simulator --out DIR`")
     src.add_argument("--seed", type=int, help="generate a tenant with this seed (default 7)")
-    p.add_argument("--users", type=int, default=200)
-    p.add_argument("--days", type=int, default=14)
-    p.add_argument("--end", help="end of the simulated period (ISO; default: the simulator's)")
-    p.add_argument("--token", default=DEFAULT_TOKEN, help=f"bearer token to accept (default {DEFAULT_TOKEN!r})")
+    p.add_argument("--users", type=int_at_least(25), default=200, help="users of the generated tenant")
+    p.add_argument("--days", type=int_at_least(1), default=14, help="days of the generated tenant's activity")
+    p.add_argument("--end", type=iso_time,
+                   help="end of the generated period (ISO-8601; default: now rounded down to the hour)")
+    p.add_argument("--token", default=DEFAULT_TOKEN, help="bearer token to accept")
     p.add_argument("--no-auth", action="store_true", help="accept requests without a token")
-    p.add_argument("--max-top", type=int, default=999)
-    p.add_argument("--throttle", type=_rate, help="per-tenant limit, e.g. 5/10s (429 beyond it)")
-    p.add_argument("--fault", action="append", default=[], help="N:kind[:key=value,...] (see simulator/faults.py)")
-    p.add_argument("--latency", type=float, default=0.0, help="seconds every provisioning page takes (default 0)")
-    args = p.parse_args(argv)
+    p.add_argument("--max-top", type=int_at_least(1), default=999, help="largest $top the server accepts")
+    p.add_argument("--throttle", type=_rate, help="per-tenant limit, e.g. 5/10s (429 beyond it; default: none)")
+    p.add_argument("--fault", action="append", type=_fault, default=[],
+                   help="N:kind[:key=value,...] (see simulator/faults.py; repeatable)")
+    p.add_argument("--latency", type=float, default=0.0, help="seconds every provisioning page takes")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ingest.cliargs import this_hour
+
+    args = build_parser().parse_args(argv)
     if args.data:
         data = GraphData.from_dir(args.data)
     else:
         from simulator import generate
 
-        kwargs = {"seed": args.seed if args.seed is not None else 7, "users": args.users, "days": args.days}
-        if args.end:
-            kwargs["end"] = _parse_time(args.end)
+        kwargs = {"seed": args.seed if args.seed is not None else 7, "users": args.users, "days": args.days,
+                  "end": args.end or this_hour()}
         data = GraphData.from_simulation(generate(**kwargs))
     server = FakeGraphServer(data, host=args.host, port=args.port, token=None if args.no_auth else args.token,
                              max_top=args.max_top, throttle=args.throttle, faults=args.fault, latency=args.latency)

@@ -312,6 +312,10 @@ def ingest_scim(db_path: str, paths: list[str], *, mapping: Mapping = DEFAULT_MA
 def summary(outcome: ScimOutcome) -> str:
     text = (f"{outcome.files} file(s), {outcome.lines} new line(s): {outcome.new} request(s) loaded, "
             f"{outcome.duplicates} already loaded, {outcome.rejected} rejected")
+    if outcome.missing:
+        from ingest.file_ingest import named
+
+        text += f" (not found: {named(outcome.missing)})"
     if outcome.unfinished_tail:
         text += f", {outcome.unfinished_tail} unfinished last line(s) left for the next run"
     if outcome.unchanged:
