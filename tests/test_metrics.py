@@ -189,3 +189,28 @@ def test_pushgateway_receives_the_same_metrics(sim_dir, tmp_path, receiver):
     warnings = [line for line in again.stderr.splitlines() if line.startswith("warning: metrics not pushed")]
     assert len(warnings) == 1 and "Traceback" not in again.stderr
     assert password not in again.stderr and "REDACTED@127.0.0.1" in warnings[0]
+
+
+def test_ingest_run_writes_every_sources_metrics(sim, sim_dir, tmp_path):
+    """`ingest run` (a Graph source, then a files source over the same events): one textfile with both sources."""
+    from tests.test_run_lock import TOKEN as RUN_TOKEN
+    from tests.test_run_lock import write_config
+
+    db, config, prom = tmp_path / "r.duckdb", tmp_path / "provlens.toml", tmp_path / "provlens.prom"
+    with FakeGraphServer(GraphData.from_simulation(sim), token=RUN_TOKEN) as server:
+        write_config(config, server, sim, sim_dir)
+        proc = run_cli("ingest", "run", "--config", str(config), "--db", str(db), "-q", "--metrics-textfile",
+                       str(prom), env={"PROVLENS_GRAPH_TOKEN": RUN_TOKEN})
+    assert proc.returncode == exitcodes.OK, proc.stderr
+    m = samples(prom.read_text(encoding="utf-8"))
+    loaded = m["provlens_events_loaded_total"]
+    assert {source for source, _ in loaded} == {"graph", "files"}
+    assert sorted(scope.rpartition("/")[2] for source, scope in loaded if source == "graph") == sorted(sp_ids(sim))
+    con = duckdb.connect(str(db), read_only=True)
+    total, by_files = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE ingest_run_id IN (SELECT run_id FROM ingest_runs "
+        "WHERE source = 'files')) FROM events").fetchone()
+    con.close()
+    assert sum(loaded.values()) == total == sim.truth["events"]["total"]
+    assert loaded[("files", "all")] == by_files == 0  # the Graph source had loaded every event already
+    assert all(v == 1 for v in m["provlens_last_run_success"].values())
