@@ -85,3 +85,31 @@ def test_no_fcntl_or_getuid_outside_a_guard():
             if "fcntl" in code or ("getuid" in code and 'hasattr(os, "getuid")' not in code):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert offenders == []
+
+
+def test_the_run_lock_names_its_holder_and_dies_with_it(tmp_path):
+    """The filelock-based run lock keeps the flock semantics: exclusive, the holder's pid in the busy message, and
+    free again when the holder is killed (SIGKILL: no chance to release it)."""
+    import os
+    import signal
+    import time
+
+    from ingest.run import RunLock
+
+    path = str(tmp_path / "x.run.lock")
+    code = (f"import time\nfrom ingest.run import RunLock\nlock = RunLock({path!r})\nassert lock.acquire()\n"
+            "print('held', flush=True)\ntime.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        lock = RunLock(path)
+        assert not lock.acquire() and lock.holder() == str(holder.pid)
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=30)
+        holder.stdout.close()
+    deadline = time.monotonic() + 10
+    while not lock.acquire():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    lock.release()
