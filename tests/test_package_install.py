@@ -131,7 +131,12 @@ def test_the_wheel_installs_and_every_command_runs_outside_the_clone(tmp_path):
                 cwd=work, env=env).stdout.split()
     assert version == ["provlens", meta[0]] and meta[0] == meta[1]
 
-    _run([provlens, "ingest", "demo", "--db", "x.duckdb"], cwd=work, env=env)
+    # python -v names every file it imports: none from the clone (its own .venv aside, where the dependencies live)
+    demo = _run([py, "-v", provlens, "ingest", "demo", "--db", "x.duckdb"], cwd=work, env=env)
+    imported = set(re.findall(r"^# code object from '?([^'\n]+?)'?$", demo.stderr, re.M))
+    assert any(Path(f).is_relative_to(site / "ingest") for f in imported), "python -v listed no ingest module"
+    from_clone = [f for f in imported if Path(f).is_relative_to(ROOT) and not Path(f).is_relative_to(DEPS_SITE)]
+    assert not from_clone, from_clone
     _run([provlens, "queries", "export", "events", "--db", "x.duckdb", "--out", "e.csv"], cwd=work, env=env)
     with duckdb.connect(str(work / "x.duckdb"), read_only=True) as con:
         stored = con.execute("SELECT count(*) FROM events").fetchone()[0]
