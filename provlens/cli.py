@@ -51,7 +51,7 @@ COMMANDS = {
 class OneLineParser(argparse.ArgumentParser):
     """An argparse parser whose errors are one line on stderr and exit 2 (ingest/exitcodes.py: USAGE)."""
 
-    def error(self, message: str):  # noqa: D102 (argparse's hook)
+    def error(self, message: str):  # argparse calls this for every usage error
         print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(exitcodes.USAGE)
 
