@@ -42,6 +42,11 @@ PAGES = [
 def main() -> None:
     auth.require_login()  # issue 8: nothing below runs (no data is read) until the visitor may see it
     path = common.db_path()
+    if not os.path.exists(path) and not path.startswith("md:") and os.environ.get("PROVLENS_NO_DEMO") == "1":
+        # `provlens dashboard --read-only`: a scheduled ingest writes this database; the dashboard never does
+        st.info(f"No database at {common.md_text(path)} yet: the ingest job creates it on its first run "
+                "(`provlens ingest run`). This page shows it once it exists.", icon=":material/hourglass_top:")
+        st.stop()
     if not os.path.exists(path) and not path.startswith("md:"):
         with st.spinner(f"No database at {path} yet: building the demo database from the simulator..."):
             try:

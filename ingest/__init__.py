@@ -3,4 +3,4 @@
 Run ``python -m ingest --help``. Only :mod:`ingest.store` writes to the database.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -2,7 +2,8 @@
 # Create .venv and install provlens' pinned dependencies (idempotent; skips work already done).
 # Usage: scripts/setup.sh [dev]   -- "dev" adds the test tools, Debian's chromium for browser tests, Debian's
 # nginx (nginx-light) for the SCIM access-log tests, and Node (Debian's nodejs and npm, when missing) with
-# Azurite (the Azure Storage emulator, pinned in .tools/package-lock.json) for the blob-source tests.
+# Azurite (the Azure Storage emulator, pinned in .tools/package-lock.json) for the blob-source tests, and Debian's
+# systemd (for systemd-analyze, when missing) for the deploy/systemd unit tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want=${1:-run}
@@ -23,6 +24,14 @@ if [ "$want" = dev ] && ! command -v chromium >/dev/null 2>&1; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
   else
     echo "warning: chromium is not installed and we are not root; browser tests will fail" >&2
+  fi
+fi
+if [ "$want" = dev ] && ! command -v systemd-analyze >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing Debian's systemd (systemd-analyze) for the deploy/systemd unit tests..." >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd) >/dev/null
+  else
+    echo "warning: systemd-analyze is not installed and we are not root; the systemd unit test will fail" >&2
   fi
 fi
 if [ "$want" = dev ] && ! command -v npm >/dev/null 2>&1; then
