@@ -1,4 +1,4 @@
-"""Command line of the ingester: ``python -m ingest {demo,files,scim,correlate,blobs,graph,run,migrate,compact} ...``
+"""Command line of the ingester: ``python -m ingest {demo,files,scim,correlate,blobs,graph,run,migrate,compact,doctor}``
 (see ``--help``).
 
 Each subcommand registers itself in :func:`build_parser`; handlers return an exit code from
@@ -205,6 +205,15 @@ def build_parser() -> argparse.ArgumentParser:
     common(run)
     add_run_arguments(run)
     run.set_defaults(handler=cmd_run)
+
+    # --- preflight: check a setup before a scheduled run finds the problem (ingest/doctor.py)
+    from ingest.doctor import add_doctor_arguments, cmd_doctor
+
+    doctor = sub.add_parser("doctor", help="check a setup (config, credential, Graph permissions and licence, "
+                                           "service principals, database, SCIM paths, mappings): one line each")
+    common(doctor)
+    add_doctor_arguments(doctor)
+    doctor.set_defaults(handler=cmd_doctor, own_config=True)
     return parser
 
 
@@ -217,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     from ingest.graph.log import redact_url_credentials as clean  # no URL's credentials in an error line
 
     try:
-        args.db = resolve_db_path(args.db, load_toml(args.config))
+        if not getattr(args, "own_config", False):  # doctor reports a bad config as one of its checks
+            args.db = resolve_db_path(args.db, load_toml(args.config))
         return args.handler(args)
     except ConfigError as exc:
         print(f"error: {clean(str(exc))}", file=sys.stderr)
