@@ -313,6 +313,11 @@ def check_credential(doc: Doctor) -> tuple[str, str]:
         credential = build_credential(auth, method)
     except AuthConfigError as exc:
         return FAIL, str(exc)
+    import logging
+
+    quiet = logging.getLogger("azure.identity")  # its own multi-line warning would repeat this line's reason
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
     try:
         access = credential.get_token(auth.cloud.scope)
     except Exception as exc:  # noqa: BLE001 - azure-identity: ClientAuthenticationError, CredentialUnavailableError
@@ -326,6 +331,8 @@ def check_credential(doc: Doctor) -> tuple[str, str]:
                }.get(method, "set PROVLENS_CLIENT_SECRET with --tenant-id/--client-id, or --certificate, or "
                              "PROVLENS_GRAPH_TOKEN, or sign in with a managed identity / az login")
         return FAIL, f"no token from the {method} credential ({type(exc).__name__}: {_first_line(exc)}): {fix}"
+    finally:
+        quiet.setLevel(level)
     doc.secrets.add(access.token)
     doc.auth_provider, _ = build_auth_provider(auth, credential=credential)
     return OK, (f"a token for {auth.cloud.scope} from the {method} credential at {auth.cloud.authority} "

@@ -69,7 +69,7 @@ def doctor(*args: str, env: dict | None = None, harness: bool = False):
     proc = run_cli(*cmd, *args, env={**base, **(env or {})}, timeout=120)
     for secret in (TOKEN, SECRET):
         assert secret not in proc.stdout and secret not in proc.stderr, f"{secret!r} printed"
-    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr == "", proc.stderr  # the lines go to stdout; nothing else is said (no library warnings)
     return proc
 
 
@@ -238,4 +238,44 @@ def test_client_secret_through_the_token_endpoint(sim, server, tmp_path):
     assert bad.returncode == exitcodes.AUTH
     got = lines(bad)
     assert got["credential"].startswith("FAIL ") and "client secret" in got["credential"]
+    assert got["Graph reachable"].endswith("not run: needs credential")
+
+
+def jwt(claims: dict) -> str:
+    """A token shaped like Entra's (header.payload.signature, unsigned here: the fake Graph compares it as text)."""
+    import base64
+
+    part = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")  # noqa: E731
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+def test_licence_error_with_the_tokens_roles_still_judges_the_permission(sim, graph_data, tmp_path):
+    """Graph answers the licence 403 first; the roles in the token then say whether AuditLog.Read.All is granted."""
+    import time
+
+    exp = int(time.time()) + 3600
+    for roles, verdict in ((["Directory.Read.All"], "FAIL "), (["AuditLog.Read.All", "Directory.Read.All"], "ok ")):
+        token = jwt({"roles": roles, "exp": exp})
+        with FakeGraphServer(graph_data, token=token, faults=["1:403-licence:repeat=10"]) as srv:
+            proc = doctor("--config", write_config(tmp_path, srv.base_url, sp_ids(sim)[:1]),
+                          env={"PROVLENS_GRAPH_TOKEN": token})
+        assert token not in proc.stdout + proc.stderr
+        got = lines(proc)
+        assert got["AuditLog.Read.All"].startswith(verdict) and "roles" in got["AuditLog.Read.All"]
+        assert got["Entra ID P1/P2 licence"].startswith("FAIL ")
+        assert proc.returncode == exitcodes.AUTH
+
+
+def test_expired_token_fails_the_credential_check(sim, graph_data, tmp_path):
+    import time
+
+    token = jwt({"roles": ["AuditLog.Read.All"], "exp": int(time.time()) - 60})
+    with FakeGraphServer(graph_data, token=token) as srv:
+        proc = doctor("--config", write_config(tmp_path, srv.base_url, sp_ids(sim)[:1]),
+                      env={"PROVLENS_GRAPH_TOKEN": token})
+        assert not srv.log  # nothing was sent with a token known to be expired
+    assert token not in proc.stdout + proc.stderr
+    assert proc.returncode == exitcodes.AUTH
+    got = lines(proc)
+    assert got["credential"].startswith("FAIL ") and "expired at" in got["credential"]
     assert got["Graph reachable"].endswith("not run: needs credential")
