@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import io
 import json
 import os
 import re
@@ -95,7 +96,7 @@ class Doctor:
     graph_wanted: bool = True
     auth_provider: Any = None
     secrets: set[str] = field(default_factory=set)
-    probe: dict | None = None  # the first /auditLogs/provisioning answer: {"status", "code", "message", "error", ...}
+    probe: dict | None = None  # /auditLogs/provisioning: {"status", "doc"} or {"status", "code", "error"}
     jobs: dict[str, dict] = field(default_factory=dict)  # service principal -> its jobs answer
     results: dict[str, Result] = field(default_factory=dict)
 
@@ -128,7 +129,7 @@ class Doctor:
 
         async def go() -> dict:
             async with GraphSession(self.auth_provider, self.settings.base_url, pacer=Pacer(self.settings.rate),
-                                    policy=policy, log=RunLog("text", stream=_Null()),
+                                    policy=policy, log=RunLog("text", stream=io.StringIO()),
                                     timeout=float(args.timeout) if args.timeout else DOCTOR_TIMEOUT) as session:
                 try:
                     return {"status": 200, "doc": await make(session)}
@@ -157,7 +158,7 @@ class Doctor:
         return self.jobs[sp]
 
     def job_targets(self) -> list[str]:
-        """The service principals to ask for jobs: those configured, else the one of the log's newest event."""
+        """The service principals to ask for jobs: those configured, else the app of an event on the first page."""
         if self.settings.service_principal_ids:
             return list(self.settings.service_principal_ids)
         doc = (self.probe or {}).get("doc") or {}
@@ -168,14 +169,6 @@ class Doctor:
         return []
 
 
-class _Null:
-    def write(self, _text: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass
-
-
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0][:400] if lines else type(exc).__name__
@@ -183,6 +176,12 @@ def _first_line(exc: BaseException) -> str:
 
 # ----------------------------------------------------------------------------- 403: which one
 _PERMISSION_NAME = re.compile(r"\b[A-Z][A-Za-z]+(?:\.[A-Z][A-Za-z]+){2,}\b")  # AuditLog.Read.All
+
+
+def permission_named(message: str | None, default: str) -> str:
+    """The permission Graph's message names (``Authentication_MSGraphPermissionMissing`` says which), else ours."""
+    found = _PERMISSION_NAME.search(message or "")
+    return found.group(0) if found else default
 
 
 def classify_403(code: str | None, message: str | None) -> str:
@@ -348,11 +347,16 @@ def check_reachability(doc: Doctor) -> tuple[str, str]:
     url = s.base_url
     overridden = url != s.auth.cloud.base_url
     where = f"{url} ({'--graph-url, ' if overridden else ''}cloud {s.auth.cloud.name})"
+    from ingest.graph.client import GraphUnavailable
+
     answer = doc.provisioning_probe()
     status, err = answer.get("status"), answer.get("error")
     if status is None:
         return FAIL, (f"no answer from {where}: {_first_line(err)}; check --cloud/--graph-url, DNS, the proxy "
                       "(HTTPS_PROXY) and the firewall (outbound 443 to the Graph host)")
+    if isinstance(err, GraphUnavailable):  # answered, but only with 429/5xx past the retry budget
+        return FAIL, (f"{where} kept failing (HTTP {status}): {_first_line(err)}; run doctor again later (Graph's "
+                      "service health: Microsoft 365 admin center > Health)")
     if status == 404:
         return FAIL, (f"{where} answered 404 for /auditLogs/provisioning: the base URL must be the Graph root "
                       "ending in /v1.0 or /beta (e.g. https://graph.microsoft.com/v1.0)")
@@ -380,9 +384,10 @@ def check_audit_permission(doc: Doctor) -> tuple[str, str]:
     if status == 403:
         kind = classify_403(code, message)
         if kind == "permission":
-            return FAIL, (f"add the Microsoft Graph application permission {AUDIT_PERMISSION} (and "
-                          f"Directory.Read.All) {CONSENT.format(perm=AUDIT_PERMISSION)} (delegated sign-in: a user "
-                          f"in the Reports Reader role or higher) (Graph said {said})")
+            perm = permission_named(message, AUDIT_PERMISSION)
+            also = " (and Directory.Read.All)" if perm == AUDIT_PERMISSION else ""
+            return FAIL, (f"add the Microsoft Graph application permission {perm}{also} {CONSENT.format(perm=perm)} "
+                          f"(delegated sign-in: a user in the Reports Reader role or higher) (Graph said {said})")
         if kind == "licence":
             roles = (_jwt_claims(next((t for t in doc.secrets if t.count(".") == 2), "")) or {}).get("roles")
             if isinstance(roles, list):
@@ -460,8 +465,9 @@ def check_jobs_permission(doc: Doctor) -> tuple[str, str]:
         if status == 403:
             code, message = _graph_words(answer)
             said = f"403 {code or 'Forbidden'}" + (f": {message}" if message else "")
-            return FAIL, (f"add the Microsoft Graph application permission {JOBS_PERMISSION} "
-                          f"{CONSENT.format(perm=JOBS_PERMISSION)}, or pull without job status (--no-jobs / "
+            perm = permission_named(message, JOBS_PERMISSION)
+            return FAIL, (f"add the Microsoft Graph application permission {perm} "
+                          f"{CONSENT.format(perm=perm)}, or pull without job status (--no-jobs / "
                           f"jobs = false) (the jobs of {sp}: Graph said {said})")
         if status == 401:
             return FAIL, f"Graph rejected the token for the jobs of {sp} (401): see the token check's fix"

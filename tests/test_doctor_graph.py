@@ -132,14 +132,21 @@ def test_401_fails_the_token_check_and_stops_the_graph_checks(sim, server, tmp_p
     assert rows["db_writable"]["status"] == "ok"  # the local checks still run
 
 
-def test_403_permission_names_auditlog_read_all(sim, server, tmp_path):
-    server.set_faults(["1:403-permission:repeat=10"])
+@pytest.mark.parametrize("fault, code", [
+    ("1:403-permission:repeat=10", "Authorization_RequestDenied"),  # "Insufficient privileges ..."
+    # another reading: Graph names the missing permission itself
+    ("1:403-permission:repeat=10,code=Authentication_MSGraphPermissionMissing,"
+     "message=Calling principal does not have required MSGraph permissions AuditLog.Read.All",
+     "Authentication_MSGraphPermissionMissing"),
+])
+def test_403_permission_names_auditlog_read_all(sim, server, tmp_path, fault, code):
+    server.set_faults([fault])
     proc = doctor("--config", write_config(tmp_path, server.base_url, sp_ids(sim)))
     assert proc.returncode == exitcodes.AUTH
     got = lines(proc)
     assert got["AuditLog.Read.All"].startswith("FAIL ")
     assert "add the Microsoft Graph application permission AuditLog.Read.All" in got["AuditLog.Read.All"]
-    assert "Authorization_RequestDenied" in got["AuditLog.Read.All"]
+    assert f"Graph said 403 {code}" in got["AuditLog.Read.All"]
     assert got["Entra ID P1/P2 licence"].endswith("not run: needs AuditLog.Read.All")
     assert got["service principals"].startswith("ok ")  # the jobs endpoint was not refused
 
@@ -279,3 +286,24 @@ def test_expired_token_fails_the_credential_check(sim, graph_data, tmp_path):
     got = lines(proc)
     assert got["credential"].startswith("FAIL ") and "expired at" in got["credential"]
     assert got["Graph reachable"].endswith("not run: needs credential")
+
+
+def test_graph_failing_past_the_retry_budget_is_unreachable(sim, server, tmp_path):
+    server.set_faults(["1:503:repeat=20"])
+    proc = doctor("--config", write_config(tmp_path, server.base_url, sp_ids(sim)[:1]), "--max-wait", "1")
+    assert proc.returncode == exitcodes.UNREACHABLE
+    got = lines(proc)
+    assert got["Graph reachable"].startswith("FAIL ") and "503" in got["Graph reachable"]
+    assert got["AuditLog.Read.All"].endswith("not run: needs Graph reachable")
+
+
+def test_without_service_principal_ids_the_job_permission_is_checked_on_an_app_from_the_log(graph_data, server,
+                                                                                            tmp_path):
+    proc = doctor("--config", write_config(tmp_path, server.base_url, []))
+    assert proc.returncode == exitcodes.OK, proc.stdout
+    got = lines(proc)
+    assert "skipped: no service principal ids configured" in got["service principals"]
+    first = graph_data.events[0]["servicePrincipal"]["id"]  # the fake serves events oldest first
+    assert got["Synchronization.Read.All"].startswith("ok ") and first in got["Synchronization.Read.All"]
+    assert [p for p, _ in server.log if "/synchronization/jobs" in p] == [f"/v1.0/servicePrincipals/{first}"
+                                                                          "/synchronization/jobs"]
