@@ -26,6 +26,14 @@ from tests.conftest import ROOT, run_cli
 SAMPLE = ROOT / "examples" / "mappings" / "json-access-log.sample.jsonl"
 
 
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    """The in-process runs read the environment: none of the caller's provlens or Azure settings leak in."""
+    for name in list(os.environ):
+        if name.startswith(("PROVLENS_", "AZURE_")):
+            monkeypatch.delenv(name)
+
+
 def write_config(tmp_path, db, scim_paths: list[str] | None = None, mapping: str | None = None) -> str:
     cfg = tmp_path / "provlens.toml"
     text = f'db = "{db}"\n[[sources]]\ntype = "files"\npaths = ["{tmp_path}/exports/*.json"]\n'
