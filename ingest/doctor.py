@@ -48,8 +48,8 @@ AUDIT_PERMISSION = "AuditLog.Read.All"
 JOBS_PERMISSION = "Synchronization.Read.All"
 CONSENT = ("in Entra admin center > App registrations > the app > API permissions: Add a permission > Microsoft "
            "Graph > Application permissions > {perm}, then Grant admin consent")
-LICENCE_FIX = ("the tenant needs a Microsoft Entra ID P1 or P2 licence for provisioning logs (free and B2C tenants "
-               "get 403); or load the logs from files/blobs instead (ingest files, ingest blobs)")
+LICENCE_FIX = ("the tenant needs a Microsoft Entra ID P1 or P2 licence for provisioning logs through Graph (free and "
+               "B2C tenants get 403): assign one in the Microsoft 365 admin center > Billing, then run doctor again")
 
 
 @dataclass
