@@ -1,4 +1,4 @@
-"""Command line of the ingester: ``python -m ingest {demo,files,scim,correlate,blobs,graph,run,migrate,compact} ...``
+"""Command line of the ingester: ``python -m ingest {demo,files,scim,correlate,blobs,graph,run,migrate,compact,doctor}``
 (see ``--help``).
 
 Each subcommand registers itself in :func:`build_parser`; handlers return an exit code from
@@ -204,6 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(run)
     add_metrics_arguments(run, "run", after=False)  # published after each round by cmd_run
     run.set_defaults(handler=cmd_run)
+
+    # --- preflight: check a setup before a scheduled run finds the problem (ingest/doctor.py)
+    from ingest.doctor import add_doctor_arguments, cmd_doctor
+
+    doctor = sub.add_parser("doctor", help="check a setup (config, credential, Graph permissions and licence, "
+                                           "service principals, database, SCIM paths, mappings): one line each")
+    common(doctor)
+    add_doctor_arguments(doctor)
+    doctor.set_defaults(handler=cmd_doctor, own_config=True)
     return parser
 
 
@@ -218,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
 
     since = metrics.runs_mark()
     try:
-        args.db = resolve_db_path(args.db, load_toml(args.config))
+        if not getattr(args, "own_config", False):  # doctor reports a bad config as one of its checks
+            args.db = resolve_db_path(args.db, load_toml(args.config))
         try:
             return args.handler(args)
         finally:

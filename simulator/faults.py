@@ -10,7 +10,15 @@ fault fires; ``repeat=K`` makes it fire on K consecutive requests. Kinds:
   ``truncated`` (a 200 whose JSON body is cut off), ``html`` (an HTML error page, ``status=502``),
   ``reset`` (the connection is dropped without an answer);
 - ``401`` (one rejected token), ``expire`` (the token is rejected from then on), ``403`` (a tenant
-  without Entra ID P1/P2), ``404``, ``skiptoken`` (the next request carrying a ``$skiptoken`` gets 400).
+  without Entra ID P1/P2), ``404``, ``skiptoken`` (the next request carrying a ``$skiptoken`` gets 400);
+- ``403-permission`` (Graph's ``Authorization_RequestDenied`` "Insufficient privileges to complete the
+  operation.": the app lacks a permission, e.g. AuditLog.Read.All, or Synchronization.Read.All with ``on=jobs``)
+  and ``403-licence`` (``Authentication_RequestFromNonPremiumTenantOrB2CTenant`` "Neither tenant is B2C or tenant
+  doesn't have premium license": no Entra ID P1/P2); both take ``code=`` and ``message=`` to send another
+  reading of the error (e.g. ``code=Authentication_MSGraphPermissionMissing``, or ``code=Forbidden,message=``).
+
+``on=jobs`` aims a fault at ``/servicePrincipals/{id}/synchronization/jobs`` instead, where ``N`` numbers the
+requests to that endpoint (``401``, ``403``, ``403-permission``, ``403-licence``, ``404``, ``429``, ``5xx``).
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 KINDS = {"429", "500", "502", "503", "504", "slow", "empty", "truncated", "html", "reset", "401", "expire",
-         "403", "404", "skiptoken"}
+         "403", "404", "skiptoken", "403-permission", "403-licence"}
+ENDPOINTS = ("provisioning", "jobs")  # what ``on=`` may name
 
 
 @dataclass
@@ -33,6 +42,10 @@ class Fault:
 
     def covers(self, n: int) -> bool:
         return self.at <= n < self.at + self.repeat
+
+    @property
+    def endpoint(self) -> str:
+        return self.params.get("on", "provisioning")
 
 
 def parse_fault(spec: str) -> Fault:
@@ -49,6 +62,8 @@ def parse_fault(spec: str) -> Fault:
             key, _, value = item.partition("=")
             params[key.strip().lower()] = unquote(value.strip())  # "," separates params: send it as %2C
     repeat = int(params.pop("repeat", "1"))
+    if params.get("on", "provisioning") not in ENDPOINTS:
+        raise ValueError(f"fault {spec!r}: on= one of {', '.join(ENDPOINTS)}")
     return Fault(at=int(parts[0]), kind=kind, params=params, repeat=max(1, repeat))
 
 
@@ -59,6 +74,7 @@ class FaultPlan:
         self.lock = threading.Lock()
         self.faults: list[Fault] = []
         self.count = 0
+        self.jobs_count = 0
         self.token_expired = False
         self.pending_skiptoken = 0
         self.set(specs or [])
@@ -68,6 +84,7 @@ class FaultPlan:
         with self.lock:
             self.faults = faults
             self.count = 0
+            self.jobs_count = 0
             self.token_expired = False
             self.pending_skiptoken = 0
 
@@ -75,7 +92,7 @@ class FaultPlan:
         """Count one provisioning request and return the fault that fires on it, if any."""
         with self.lock:
             self.count += 1
-            hit = next((f for f in self.faults if f.covers(self.count)), None)
+            hit = next((f for f in self.faults if f.covers(self.count) and f.endpoint == "provisioning"), None)
             if hit is not None and hit.kind == "skiptoken":
                 self.pending_skiptoken += 1
                 hit = None
@@ -84,6 +101,15 @@ class FaultPlan:
             if hit is None and has_skiptoken and self.pending_skiptoken:
                 self.pending_skiptoken -= 1
                 return Fault(at=self.count, kind="skiptoken")
+            if hit is not None:
+                hit.fired += 1
+            return hit
+
+    def next_jobs_request(self) -> Fault | None:
+        """Count one ``/synchronization/jobs`` request and return the ``on=jobs`` fault that fires on it, if any."""
+        with self.lock:
+            self.jobs_count += 1
+            hit = next((f for f in self.faults if f.endpoint == "jobs" and f.covers(self.jobs_count)), None)
             if hit is not None:
                 hit.fired += 1
             return hit

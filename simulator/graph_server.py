@@ -9,7 +9,9 @@ parentheses), ``$top`` (max ``--max-top``, default 999; more -> 400), ``$orderby
 ``$skiptoken`` paging with absolute ``@odata.nextLink``s, a bearer-token check (``--token``), and
 ``GET /v1.0/servicePrincipals/{id}/synchronization/jobs`` (the latest snapshot of each job). Faults come
 from a plan (:mod:`simulator.faults`, ``--fault``, or ``POST /_control/faults`` with a JSON list of specs);
-``--throttle 5/10s`` adds Graph's per-tenant limit (429 with ``Retry-After``).
+``--throttle 5/10s`` adds Graph's per-tenant limit (429 with ``Retry-After``). ``provlens doctor``'s failing
+branches use the faults ``401``, ``403-permission``, ``403-licence`` and ``404`` (``on=jobs`` for the jobs endpoint), an
+unknown service principal id (404) and one without jobs (an empty list).
 
 In tests: ``with FakeGraphServer(GraphData.from_simulation(sim), token="t") as server: server.base_url``.
 """
@@ -41,6 +43,10 @@ from .faults import Fault, FaultPlan
 
 DEFAULT_TOKEN = "provlens-fake-graph-token"
 DEFAULT_PAGE = 100  # page size when the client sends no $top
+# fault kind -> Graph's 403 (code, message): a missing permission; a tenant without Entra ID P1/P2
+DENIALS = {"403-permission": ("Authorization_RequestDenied", "Insufficient privileges to complete the operation."),
+           "403-licence": ("Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+                           "Neither tenant is B2C or tenant doesn't have premium license")}
 
 
 # ----------------------------------------------------------------------------- data
@@ -411,7 +417,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._provisioning(parts[0], query, empty=bool(fault and fault.kind == "empty"),
                                       truncated=bool(fault and fault.kind == "truncated"))
         if len(parts) == 5 and parts[1] == "servicePrincipals" and parts[3:] == ["synchronization", "jobs"]:
-            return self._jobs(parts[0], parts[2])
+            return self._jobs_unless_fault(parts[0], parts[2])
         return self._send(404, _error("ResourceNotFound", f"Resource not found for the segment '{url.path}'."))
 
     # ------------------------------------------------------------------ faults
@@ -455,7 +461,31 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "skiptoken":
             self._send(400, _error("BadRequest", "Invalid $skiptoken: the token is expired or malformed."))
             return True
+        if kind in DENIALS:
+            self._deny(fault)
+            return True
         return False  # empty / truncated are applied by the page writer
+
+    # ------------------------------------------------------------------ denials and job faults (provlens doctor)
+    def _deny(self, fault: Fault) -> None:
+        """403 as Graph words it for a missing permission or a tenant without Entra ID P1/P2 (``code=`` and
+        ``message=`` send another reading: the licence code is documented for sign-ins, not for this API)."""
+        code, message = DENIALS[fault.kind]
+        self._send(403, _error(fault.params.get("code", code), fault.params.get("message", message)))
+
+    def _jobs_unless_fault(self, version: str, sp: str) -> None:
+        """The jobs endpoint with the ``on=jobs`` faults applied (401, 403s, 404, 429, 5xx)."""
+        fault = self.server.owner.faults.next_jobs_request()
+        if fault is not None and fault.kind == "401":
+            return self._send(401, _error("InvalidAuthenticationToken",
+                                          "Access token has expired or is not yet valid."),
+                              headers={"WWW-Authenticate": 'Bearer realm=""'})
+        if fault is not None and fault.kind == "404":
+            return self._send(404, _error("Request_ResourceNotFound", f"Resource '{sp}' does not exist or one of its "
+                                          "queried reference-property objects are not present."))
+        if fault is not None and self._fault(fault):
+            return None
+        return self._jobs(version, sp)
 
     # ------------------------------------------------------------------ endpoints
     def _provisioning(self, version: str, query: dict, *, empty: bool, truncated: bool) -> None:
