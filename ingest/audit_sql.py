@@ -15,6 +15,10 @@ an older list gives category Application Management and activities Administratio
 
 from __future__ import annotations
 
+# Microsoft's spelling of the provisioning service in the directory audit log (the audit-activities reference,
+# "Account provisioning"; graph2otel's live sample and Chronicle's: "Account Provisioning").
+PROVISIONING_SERVICE = "Account Provisioning"
+
 # The activities that are configuration changes (who changed what, drawn on the Sync cycles timeline), by kind.
 # Lower-case activity name -> kind. "Administration" is the older list's name for the same group.
 CONFIG_ACTIVITIES: dict[str, str] = {

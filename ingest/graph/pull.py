@@ -39,6 +39,7 @@ import orjson
 import simdjson
 
 from ingest import exitcodes
+from ingest.audit_sql import PROVISIONING_SERVICE
 from ingest.graph.auth import AuthSettings, build_auth_provider
 from ingest.graph.client import (
     GraphAuthError,
@@ -57,9 +58,6 @@ from ingest.store import LoadResult, Store
 
 SOURCE = "graph"
 AUDIT_SOURCE = "graph-audit"
-# Microsoft's spelling of the provisioning service in the directory audit log (the audit-activities reference,
-# entra-docs reference-audit-activities.md, "Account provisioning"; graph2otel's live sample: "Account Provisioning").
-PROVISIONING_SERVICE = "Account Provisioning"
 MAX_RESTARTS = 2  # a slice whose $skiptoken was rejected is fetched again from its first page
 # Graph may answer an empty page that still has a nextLink (followed: the next one holds events), but a server
 # that keeps doing so was followed for 100,035 pages (issue 27). At most this many empty pages in a row are
