@@ -668,7 +668,7 @@ class ScopePull:
         if counters["other_sp"] and self.feed.into == "events":  # the audit log: other services are expected
             self.log.warning("other_sp_events", f"{counters['other_sp']} event(s) of other service principals "
                              f"ignored in {self.scope}", scope=self.scope, count=counters["other_sp"])
-        self.log.info("slice_committed" if slice_end else "chunk_committed", scope=self.scope,
+        self.log.info("slice_committed" if slice_end else "chunk_committed", scope=self.scope, source=self.feed.source,
                       slice_end=slice_end, pages=counters["pages"], events=result.read, new=result.new,
                       updated=result.updated, rejected=result.invalid)
 
