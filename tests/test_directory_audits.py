@@ -226,3 +226,29 @@ def test_overview_lists_the_latest_config_changes(demo_db, truth, monkeypatch):
     latest = sorted(truth["directory_audits"]["config_changes"], key=lambda c: c["at"], reverse=True)[:5]
     (table,) = [t for t in html_tables(at) if t and "initiated by name" in t[0]]
     assert [(r["activity"], r["initiated by name"]) for r in table] == [(c["activity"], c["by"]) for c in latest]
+
+
+def test_a_server_that_refuses_the_service_filter_gets_the_time_filter_and_a_client_side_check(
+        sim, data, monkeypatch, tmp_path, capfd):
+    import simulator.graph_server as gs
+
+    original = gs._check_audit_filter
+
+    def refuse_service(text: str) -> None:
+        if "loggedByService" in (text or ""):
+            raise gs.FilterError("Invalid filter clause: 'loggedByService' is not supported.")
+        original(text)
+
+    monkeypatch.setattr(gs, "_check_audit_filter", refuse_service)
+    db = tmp_path / "fallback.duckdb"
+    with FakeGraphServer(data, token=TOKEN) as server:
+        out = _pull(monkeypatch, server, db)
+        statuses = [s for _, s in server.audit_requests()]
+    assert out.exit_code == exitcodes.OK, out.audit.error
+    assert statuses[0] == 400 and "filter_fallback" in capfd.readouterr().err
+    truth = sim.truth["directory_audits"]
+    ids = [r[0] for r in _rows(db, "SELECT id FROM directory_audits")]
+    assert hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest() == truth["provisioning_ids_sha256"]
+    assert out.audit.other_sp_dropped == sum(1 for e in sim.directory_audits
+                                             if e["loggedByService"] != "Account Provisioning"
+                                             and SINCE <= pd.Timestamp(e["activityDateTime"]) < SIM_END)
