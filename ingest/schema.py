@@ -1,6 +1,7 @@
 """The source tables: what provlens loaded and cannot recompute (events, SCIM requests, the correlation, runs,
-rejects, watermarks, job snapshots, file read state, metadata), each declared once as a column list. Summaries
-are not here: they are a cache (:mod:`ingest.summaries`), rebuilt from these tables, never migrated.
+rejects, watermarks, job snapshots, the directory audit log, file read state, metadata), each declared once as a
+column list. Summaries are not here: they are a cache (:mod:`ingest.summaries`), rebuilt from these tables, never
+migrated.
 
 A new store gets :data:`BASELINE` in one step. A store written before the summaries became a cache (schema versions
 18 to 20, provlens up to this baseline) is upgraded by :data:`UPGRADE_FROM_MIGRATIONS`: its source tables are
