@@ -60,7 +60,8 @@ def _fresh(path: Path) -> str:
 
 def _pull(url: str, db: Path, *extra: str):
     return python_measured(["-m", "ingest", "graph", "--db", _fresh(db), "--graph-url", url, "--since",
-                            "2026-09-01T00:00:00Z", "--until", "2026-11-02T00:00:00Z", "--no-jobs", "-q", *extra],
+                            "2026-09-01T00:00:00Z", "--until", "2026-11-02T00:00:00Z", "--no-jobs",
+                            "--no-audit-logs", "-q", *extra],
                            env={"PROVLENS_GRAPH_TOKEN": TOKEN})
 
 

@@ -7,6 +7,7 @@ event or SCIM request the demo build did not load (``--force`` replaces it after
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -113,6 +114,17 @@ def backup_copy(db_path: str) -> str:
     return target
 
 
+def _load_directory_audits(store: Store, entries: list[dict]) -> None:
+    """The simulator's directory audit log, as a pull would load it: the provisioning service's entries (issue 24)."""
+    from ingest.audit_sql import PROVISIONING_SERVICE
+
+    mine = [json.dumps(e) for e in entries if e.get("loggedByService") == PROVISIONING_SERVICE]
+    run_id = store.start_run("demo-audit")
+    result = store.load_directory_audits("SELECT unnest($rows::JSON[]) AS raw, 'simulator directory audit log' AS pos",
+                                         {"rows": mine}, run_id=run_id, run_counters={})
+    store.finish_run(run_id, "success", f"demo: {result.new} directory audit entries")
+
+
 def build_demo(db_path: str, *, seed: int = 7, users: int = 200, days: int = 14,
                end: datetime | None = None, quiet: bool = False, force: bool = False) -> FilesOutcome:
     """Build the demo into ``db_path``. A store holding any non-demo event or SCIM request (or no demo at all) is
@@ -135,6 +147,7 @@ def build_demo(db_path: str, *, seed: int = 7, users: int = 200, days: int = 14,
             ingest_scim(building, [str(paths["scim_audit"])], quiet=quiet, correlate=True)
             with Store.open(building) as store:
                 store.load_job_snapshots(sim.job_snapshots)
+                _load_directory_audits(store, sim.directory_audits)
                 max_run = store.con.execute("SELECT coalesce(max(run_id), 0) FROM ingest_runs").fetchone()[0]
                 for key, value in {"demo": "true", "demo_seed": str(seed), "demo_users": str(users),
                                    "demo_days": str(days), "demo_end": end.isoformat(),

@@ -1,4 +1,4 @@
-"""Staging and bulk loading shared by the file, demo and Graph sources.
+"""Staging and bulk loading shared by the file, demo and Graph sources (and the Graph directory audit log).
 
 Sources write ``{"pos": ..., "raw": <event>}`` lines to a :class:`StagingFile`; :func:`load_staged`
 hands the whole file to the store in one transaction (DuckDB parses it, not Python).
@@ -107,17 +107,22 @@ def staged_source(staging: StagingFile | list[StagingFile]) -> tuple[str, dict] 
 def load_staged(store: Store, staging: StagingFile | list[StagingFile], *, run_id: int | None,
                 watermark: tuple[str, str, datetime] | None = None,
                 run_counters: dict[str, int] | None = None, likely_new: bool = False,
-                defer_derived: bool = False, order: list[str] | None = None) -> LoadResult:
+                defer_derived: bool = False, order: list[str] | None = None,
+                into: str = "events") -> LoadResult:
     """Load everything staged so far (one file or several) in one transaction, with the watermark and the
-    run's counters (``likely_new``, ``defer_derived``, ``order``: see ``Store.load_events``)."""
+    run's counters (``likely_new``, ``defer_derived``, ``order``: see ``Store.load_events``). ``into``:
+    ``events`` (provisioning events) or ``directory_audits`` (directory audit entries, ``Store.load_directory_audits``;
+    the event-only options do not apply)."""
     source = staged_source(staging)
     if source is None:
         if watermark is not None:
             store.set_watermark(*watermark, run_id=run_id)
         if run_counters and run_id is not None:
             store.add_to_run(run_id, **run_counters)
-        if not defer_derived:  # a run's last commit may hold no rows: the deferred refresh is still due
+        if not defer_derived and into == "events":  # a run's last commit may hold no rows: the deferred refresh
             store.refresh_pending_derived()
         return LoadResult()
+    if into == "directory_audits":
+        return store.load_directory_audits(*source, run_id=run_id, watermark=watermark, run_counters=run_counters)
     return store.load_events(*source, run_id=run_id, watermark=watermark, run_counters=run_counters,
                              likely_new=likely_new, defer_derived=defer_derived, order=order)

@@ -1,6 +1,7 @@
 """The source tables: what provlens loaded and cannot recompute (events, SCIM requests, the correlation, runs,
-rejects, watermarks, job snapshots, file read state, metadata), each declared once as a column list. Summaries
-are not here: they are a cache (:mod:`ingest.summaries`), rebuilt from these tables, never migrated.
+rejects, watermarks, job snapshots, the directory audit log, file read state, metadata), each declared once as a
+column list. Summaries are not here: they are a cache (:mod:`ingest.summaries`), rebuilt from these tables, never
+migrated.
 
 A new store gets :data:`BASELINE` in one step. A store written before the summaries became a cache (schema versions
 18 to 20, provlens up to this baseline) is upgraded by :data:`UPGRADE_FROM_MIGRATIONS`: its source tables are
@@ -106,6 +107,20 @@ BLOB_STATE_COLUMNS: Columns = (
     ("updated_at", "TIMESTAMPTZ NOT NULL"), ("ingest_run_id", "BIGINT"),
 )
 
+# The provisioning service's entries of the directory audit log (Graph /auditLogs/directoryAudits filtered to
+# loggedByService 'Account Provisioning', issue 24; ingest/audit_sql.py flattens them): quarantine history from before
+# the job snapshots, and configuration changes (who and when). Keyed on the Graph id; raw JSON kept.
+DIRECTORY_AUDIT_COLUMNS: Columns = (
+    ("id", "VARCHAR PRIMARY KEY"), ("activity_time", "TIMESTAMPTZ NOT NULL"), ("activity_display_name", "VARCHAR"),
+    ("category", "VARCHAR"), ("result", "VARCHAR"), ("result_reason", "VARCHAR"), ("logged_by_service", "VARCHAR"),
+    ("operation_type", "VARCHAR"), ("correlation_id", "VARCHAR"), ("initiated_by_type", "VARCHAR"),
+    ("initiated_by_id", "VARCHAR"), ("initiated_by_name", "VARCHAR"), ("initiated_by", "JSON"),
+    ("service_principal_id", "VARCHAR"), ("service_principal_name", "VARCHAR"), ("job_id", "VARCHAR"),
+    ("target_resources", "JSON"), ("additional_details", "JSON"), ("raw", "JSON NOT NULL"),
+    ("first_ingested_at", "TIMESTAMPTZ NOT NULL"), ("last_ingested_at", "TIMESTAMPTZ NOT NULL"),
+    ("ingest_run_id", "BIGINT"),
+)
+
 # Loads whose summary refresh a fast backfill left to its last commit (Store.load_events(defer_summaries=True)).
 SUMMARY_PENDING_RUN_COLUMNS: Columns = (("run_id", "BIGINT PRIMARY KEY"),)
 
@@ -132,6 +147,7 @@ TABLES: dict[str, tuple[Columns, tuple[str, ...]]] = {
     "correlation": (CORRELATION_COLUMNS, ()),
     "summary_pending_runs": (SUMMARY_PENDING_RUN_COLUMNS, ()),
     "blob_state": (BLOB_STATE_COLUMNS, ("PRIMARY KEY (container_url, blob)",)),
+    "directory_audits": (DIRECTORY_AUDIT_COLUMNS, ()),
 }
 # Tables that are neither a source nor a summary: the schema's own version.
 BOOKKEEPING = ("schema_version", "summary_state")
@@ -181,6 +197,8 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (22, "blob_state: read positions of the Azure Storage blob source (issue 22)",
      [create_table("blob_state", BLOB_STATE_COLUMNS, "PRIMARY KEY (container_url, blob)", if_not_exists=True)]),
     (23, "skips classified by the skip-reason table; events.skip_detail", _reclassify_skips()),
+    (24, "directory_audits: the provisioning service's directory audit log entries (issue 24)",
+     [create_table("directory_audits", DIRECTORY_AUDIT_COLUMNS, if_not_exists=True)]),
 ]
 
 LATEST_VERSION = max([BASELINE, *(version for version, _, _ in MIGRATIONS)])

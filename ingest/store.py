@@ -597,6 +597,65 @@ class Store:
             raise
         return after - before
 
+    # ----------------------------------------------------------------- directory audit log (issue 24)
+    def load_directory_audits(self, source_sql: str, params: dict | None = None, *, run_id: int | None,
+                              watermark: tuple[str, str, datetime] | None = None,
+                              run_counters: dict[str, int] | None = None) -> LoadResult:
+        """Flatten and upsert the directory audit entries of ``source_sql`` (columns ``raw`` JSON, ``pos``) into
+        ``directory_audits`` in one transaction, with the watermark and the run's counters. Entries without an id or
+        a valid ``activityDateTime`` are rejected with their position; copies of one id in the batch keep the later
+        one (:data:`KEEP_LATER_COPY`); a stored entry is replaced only when its raw JSON changed and the copy is not
+        dated earlier, so re-loading anything (overlapping windows, re-runs) adds nothing."""
+        from ingest.audit_sql import LOADED_COLUMNS, NORMALISE_AUDITS
+
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("CREATE OR REPLACE TEMP TABLE audit_stage AS "
+                        + NORMALISE_AUDITS.replace("{source}", source_sql), params or {})
+            read = con.execute("SELECT count(*) FROM audit_stage").fetchone()[0]
+            bad = con.execute(
+                "SELECT pos, CASE WHEN id IS NULL OR id = '' THEN 'directory audit entry has no id' "
+                "ELSE 'activityDateTime missing or not a date' END, raw::VARCHAR FROM audit_stage "
+                "WHERE id IS NULL OR id = '' OR activity_time IS NULL ORDER BY pos").fetchall()
+            if bad:
+                row = con.execute("SELECT source FROM ingest_runs WHERE run_id = ?", [run_id]).fetchone()
+                self.add_rejects(run_id, row[0] if row else "graph-audit", [
+                    Reject(file=(pos or "").rsplit("#", 1)[0], position=(pos or "").rsplit("#", 1)[-1],
+                           reason=reason, excerpt=raw) for pos, reason, raw in bad])
+            cols = ", ".join(LOADED_COLUMNS)
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE audit_rows AS SELECT {cols} FROM audit_stage
+                            WHERE id IS NOT NULL AND id <> '' AND activity_time IS NOT NULL
+                            QUALIFY row_number() OVER (PARTITION BY id ORDER BY {KEEP_LATER_COPY}) = 1""",
+                        {"order": []})
+            now = utcnow()
+            new = con.execute(f"""INSERT INTO directory_audits ({cols}, first_ingested_at, last_ingested_at,
+                                  ingest_run_id)
+                                  SELECT {cols}, $now, $now, $run FROM audit_rows s
+                                  ANTI JOIN directory_audits d ON d.id = s.id""",
+                              {"now": now, "run": run_id}).fetchone()[0]
+            sets = ", ".join(f"{c} = s.{c}" for c in LOADED_COLUMNS if c != "id")
+            updated = con.execute(f"""UPDATE directory_audits SET {sets}, last_ingested_at = $now, ingest_run_id = $run
+                                      FROM audit_rows s WHERE directory_audits.id = s.id
+                                        AND directory_audits.raw::VARCHAR <> s.raw::VARCHAR
+                                        AND s.activity_time >= directory_audits.activity_time
+                                        AND directory_audits.last_ingested_at <> $now""",
+                                  {"now": now, "run": run_id}).fetchone()[0]
+            result = LoadResult(read=read, new=new, updated=updated, invalid=len(bad))
+            if watermark is not None:
+                self._set_watermark(*watermark, run_id=run_id)
+            if run_counters is not None and run_id is not None:
+                self.add_to_run(run_id, **run_counters, records_read=result.read, records_new=result.new,
+                                records_updated=result.updated, records_rejected=result.invalid)
+            con.execute("COMMIT")
+        except Exception:
+            _rollback(con)
+            raise
+        finally:
+            con.execute("DROP TABLE IF EXISTS audit_stage")
+            con.execute("DROP TABLE IF EXISTS audit_rows")
+        return result
+
     # ----------------------------------------------------------------- SCIM audit trail (issue 4; owner: SCIM ingest)
     # Requests are keyed on request_id (first copy wins: re-reading a line is a no-op). A batch's rows,
     # its rejects and the file's read position commit in ONE transaction, so a crash never loads a

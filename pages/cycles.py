@@ -1,10 +1,12 @@
-"""Sync cycles: every logged cycle per job on a timeline, counts per action x status, missed cycles and
-quarantine periods, and the events of a chosen cycle (layout only)."""
+"""Sync cycles: every logged cycle per job on a timeline (with the configuration changes of the directory audit log
+as markers), counts per action x status, missed cycles and quarantine periods, and the events of a chosen cycle
+(layout only)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from pages import charts, common
@@ -23,6 +25,7 @@ if cycles.empty:
 
 missed = common.query("missed_cycles", filters)
 quarantine = common.query("quarantine_periods", filters)
+changes = common.query("config_changes", filters)
 
 c = st.columns(4)
 c[0].metric("Logged cycles", f"{len(cycles):,}")
@@ -35,7 +38,8 @@ cycles["end"] = cycles["ended_at"].where(cycles["duration_s"] >= 60,
                                          cycles["started_at"] + pd.Timedelta(seconds=60))
 fig = px.timeline(cycles, x_start="started_at", x_end="end", y="app", color="kind",
                   hover_data=["cycle_id", "events", "success", "failure", "skipped", "gap_before_min"],
-                  title="Cycles per job (UTC); red bands: quarantine, orange lines: missed cycles",
+                  title="Cycles per job (UTC); red bands: quarantine, orange lines: missed cycles, "
+                        "black diamonds: configuration changes",
                   color_discrete_map={"initial": "#1565c0", "incremental": "#26a69a"})
 for p in quarantine.itertuples():
     fig.add_vrect(x0=p.began, x1=p.ended if p.ended is not pd.NaT else cycles["ended_at"].max(),
@@ -44,6 +48,12 @@ for p in quarantine.itertuples():
                   annotation_position="top left", annotation_font_size=10)
 for m in missed.itertuples():
     fig.add_vline(x=m.expected_at, line_color="#ef6c00", line_dash="dot")
+if not changes.empty:  # who changed the configuration, and when (the directory audit log)
+    fig.add_trace(go.Scatter(
+        x=changes["activity_time"], y=changes["service_principal_name"].fillna(changes["service_principal_id"]),
+        mode="markers", name="configuration change", marker=dict(symbol="diamond", size=11, color="#212121"),
+        customdata=changes[["activity", "initiated_by_name"]].fillna("").to_numpy(),
+        hovertemplate="%{x}<br>%{customdata[0]}<br>by %{customdata[1]}<extra></extra>"))
 fig.update_layout(margin=dict(t=50, b=10), legend_title_text="")
 charts.show(fig, "cycle_timeline")
 
@@ -72,6 +82,12 @@ with qc:
     else:
         common.table(quarantine, "quarantine-periods",
                      column_config=common.time_columns("began", "ended", "last_next_attempt"))
+        st.caption("source: the job status snapshots provlens took, or the directory audit log (quarantine before "
+                   "the snapshots began, or between two of them)")
+
+if not changes.empty:
+    st.subheader("Configuration changes")
+    common.table(changes, "config-changes", column_config=common.time_columns("activity_time"))
 
 st.subheader("Cycles")
 first = ["started_at", "app", "kind", "events", "success", "failure", "skipped", "duration_s", "gap_before_min"]

@@ -116,3 +116,9 @@ else:
 if not violations.empty:
     st.subheader("Constraint violations")
     common.summary_table(violations, "violations-summary")
+
+# Configuration changes (issue 24: the directory audit log): the latest few, who and when.
+changes = common.query("config_changes_recent", filters, limit=5)
+if not changes.empty:
+    st.subheader("Recent configuration changes")
+    common.summary_table(changes, "config-changes-recent")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from ingest.audit_sql import CONFIG_ACTIVITIES, QUARANTINE_CLEARING, RELEASE_WORDS
 from ingest.skip_reasons import ADVICE_VALUES
 from ingest.summaries.events import (
     SKIP_TOP_ROWS,
@@ -18,7 +19,17 @@ from ingest.summaries.events import (
     skip_top,
 )
 from queries import datasets
-from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, EVENT_FILTER, SCOPE_FILTER, SINCE, TYPE_FILTER, UNTIL
+from queries.filters import (
+    DAY_OF_HOUR,
+    EVENT_COUNTS,
+    EVENT_FILTER,
+    SCOPE_FILTER,
+    SINCE,
+    TYPE_FILTER,
+    UNTIL,
+    scope_filter,
+    time_filter,
+)
 from queries.named import q
 
 # Expected cadence of an Entra provisioning job, and how late a cycle may be before it counts as missed.
@@ -60,11 +71,72 @@ _QUARANTINE_PERIODS = f"""
     SELECT job_id, any_value(service_principal_id) AS service_principal_id,
            coalesce(min(quarantine_since), min(captured_at)) AS began,
            arg_max(next_captured, captured_at) AS ended,
-           any_value(quarantine_reason) AS reason,
+           arg_min(quarantine_reason, captured_at) AS reason,
            arg_max(quarantine_next_attempt, captured_at) AS last_next_attempt,
            count(*) AS snapshots
     FROM g WHERE quarantined
     GROUP BY job_id, period"""
+
+# The directory audit log's words (ingest/audit_sql.py), as SQL lists.
+_CLEARING = ", ".join(f"'{a}'" for a in QUARANTINE_CLEARING)
+_CONFIG_KIND = "CASE lower(activity_display_name) " + " ".join(
+    f"WHEN '{a}' THEN '{k}'" for a, k in CONFIG_ACTIVITIES.items()) + " END"
+_CONFIG_NAMES = ", ".join(f"'{a}'" for a in CONFIG_ACTIVITIES)
+
+# Quarantine periods from the directory audit log (issue 24): per job (or app, where an entry names no job), a
+# Quarantine entry starts a period unless the job is already in one; the period ends at the first entry after it that
+# takes the job out (a restart, which Microsoft says clears quarantine, or a Quarantine entry saying it was
+# released), and at the latest at the job's first snapshot after its start that is not in quarantine or the start of
+# its first cycle after it with a successful event (Microsoft: a successful retry takes the job out of quarantine).
+# At equal times an ending entry comes first.
+_AUDIT_QUARANTINE_PERIODS = f"""
+    WITH r AS (
+        SELECT id, activity_time, job_id, service_principal_id, service_principal_name,
+               coalesce(job_id, service_principal_id) AS job_key, coalesce(result_reason, '') AS reason,
+               lower(activity_display_name) = 'quarantine'
+                   AND NOT regexp_matches(coalesce(result_reason, ''), '{RELEASE_WORDS}') AS enters
+        FROM directory_audits
+        WHERE (lower(activity_display_name) = 'quarantine' OR lower(activity_display_name) IN ({_CLEARING}))
+          AND coalesce(job_id, service_principal_id) IS NOT NULL),
+    l AS (SELECT *, coalesce(lag(enters) OVER w, false) AS was_in FROM r
+          WINDOW w AS (PARTITION BY job_key ORDER BY activity_time, enters, id)),
+    g AS (SELECT *, sum(CASE WHEN enters AND NOT was_in THEN 1 ELSE 0 END)
+                        OVER (PARTITION BY job_key ORDER BY activity_time, enters, id) AS period FROM l),
+    p AS (SELECT job_key, any_value(job_id) FILTER (WHERE enters AND NOT was_in) AS job_id,
+                 any_value(service_principal_id) FILTER (WHERE enters AND NOT was_in) AS service_principal_id,
+                 min(activity_time) FILTER (WHERE enters) AS began,
+                 min(activity_time) FILTER (WHERE NOT enters) AS cleared,
+                 any_value(reason) FILTER (WHERE enters AND NOT was_in) AS reason,
+                 any_value(service_principal_name) FILTER (WHERE enters AND NOT was_in) AS app_name
+          FROM g GROUP BY job_key, period HAVING count(*) FILTER (WHERE enters) > 0)
+    SELECT job_id, service_principal_id, began,
+           least(cleared, (SELECT min(captured_at) FROM sync_job_snapshots x
+                           WHERE (x.job_id = p.job_id OR (p.job_id IS NULL
+                                  AND x.service_principal_id = p.service_principal_id))
+                             AND x.captured_at > p.began AND x.status_code <> 'Quarantine'),
+                 (SELECT min(c.started_at) FROM derived_cycles c
+                  WHERE (c.job_id = p.job_id OR (p.job_id IS NULL AND c.service_principal_id = p.service_principal_id))
+                    AND c.started_at > p.began AND c.success > 0)) AS ended,
+           reason, app_name
+    FROM p"""
+
+# Every quarantine period: the job snapshots' ones, and the audit log's that overlap none of the same job (known only
+# from the audit log: before the snapshots began, or between two of them).
+_ALL_QUARANTINE_PERIODS = f"""
+    WITH snap AS ({_QUARANTINE_PERIODS}),
+    audit AS (SELECT * FROM ({_AUDIT_QUARANTINE_PERIODS}) WHERE {SCOPE_FILTER})
+    SELECT job_id, service_principal_id, began, ended, reason, last_next_attempt, snapshots,
+           'job snapshots' AS source, NULL::VARCHAR AS app_name
+    FROM snap
+    UNION ALL
+    SELECT a.job_id, a.service_principal_id, a.began, a.ended, a.reason, NULL::TIMESTAMPTZ, 0, 'audit log',
+           a.app_name
+    FROM audit a
+    WHERE NOT EXISTS (SELECT 1 FROM snap s
+                      WHERE (s.job_id = a.job_id
+                             OR (a.job_id IS NULL AND s.service_principal_id = a.service_principal_id))
+                        AND s.began < coalesce(a.ended, 'infinity'::TIMESTAMPTZ)
+                        AND coalesce(s.ended, 'infinity'::TIMESTAMPTZ) > a.began)"""
 
 
 def _dataset_sql(name: str) -> str:
@@ -148,12 +220,32 @@ QUERY_LIST = [
         WHERE {SCOPE_FILTER}
         QUALIFY row_number() OVER (PARTITION BY s.job_id ORDER BY s.captured_at DESC) = 1
         ORDER BY n.service_principal_name, s.job_id"""),
-    q("quarantine_periods", "Quarantine episodes per job from the job snapshots (ended NULL: still in it)", f"""
-        SELECT p.*, n.service_principal_name FROM ({_QUARANTINE_PERIODS}) AS p
+    q("quarantine_periods", "Quarantine episodes per job from the job snapshots, and those only the directory audit "
+      "log knows (source; ended NULL: still in it, or no end logged)", f"""
+        SELECT p.job_id, p.service_principal_id, p.began, p.ended, p.reason, p.last_next_attempt, p.snapshots,
+               p.source, coalesce(n.service_principal_name, p.app_name) AS service_principal_name
+        FROM ({_ALL_QUARANTINE_PERIODS}) AS p
         LEFT JOIN {_APP_NAMES} AS n USING (service_principal_id)
         WHERE coalesce(p.ended, 'infinity'::TIMESTAMPTZ) >= {SINCE}
           AND p.began < {UNTIL}
-        ORDER BY p.began"""),
+        ORDER BY p.began, p.job_id"""),
+    q("config_changes", "Provisioning configuration changes from the directory audit log (mapping or scope edits, "
+      "restarts, settings and credential updates): when, what, who", f"""
+        SELECT d.activity_time, d.activity_display_name AS activity, {_CONFIG_KIND} AS kind,
+               d.initiated_by_type, d.initiated_by_name, d.service_principal_id,
+               coalesce(n.service_principal_name, d.service_principal_name) AS service_principal_name, d.job_id,
+               d.result, d.id
+        FROM directory_audits AS d LEFT JOIN {_APP_NAMES} AS n USING (service_principal_id)
+        WHERE lower(d.activity_display_name) IN ({_CONFIG_NAMES})
+          AND {time_filter("d.activity_time")} AND {scope_filter("d")}
+        ORDER BY d.activity_time, d.id"""),
+    q("config_changes_recent", "The $limit latest provisioning configuration changes (the config_changes rows)", f"""
+        SELECT d.activity_time, d.activity_display_name AS activity, {_CONFIG_KIND} AS kind, d.initiated_by_name,
+               coalesce(n.service_principal_name, d.service_principal_name) AS service_principal_name
+        FROM directory_audits AS d LEFT JOIN {_APP_NAMES} AS n USING (service_principal_id)
+        WHERE lower(d.activity_display_name) IN ({_CONFIG_NAMES})
+          AND {time_filter("d.activity_time")} AND {scope_filter("d")}
+        ORDER BY d.activity_time DESC, d.id DESC LIMIT $limit"""),
     q("missed_cycles", "Job runs that came more than 1.5 x the 40-minute cadence after the previous run, "
       "outside quarantine (from the job snapshots: Entra logs nothing for a run with no changes)", f"""
         WITH runs AS (

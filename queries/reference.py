@@ -13,9 +13,10 @@ Shared vocabulary (not summaries): the filter fragments of :mod:`queries.filters
 
 from __future__ import annotations
 
+from ingest.audit_sql import CONFIG_ACTIVITIES, QUARANTINE_CLEARING, RELEASE_WORDS
 from ingest.skip_reasons import CATEGORIES
 from ingest.summaries.events import RECOMMENDED_ACTION_SQL, VIOLATION_KIND_SQL
-from queries.filters import EVENT_FILTER, SCOPE_FILTER, SINCE, TYPE_FILTER, UNTIL
+from queries.filters import EVENT_FILTER, SCOPE_FILTER, SINCE, TYPE_FILTER, UNTIL, scope_filter, time_filter
 from queries.scim import correlation_filter, scim_time
 
 SCOPE = SCOPE_FILTER
@@ -154,6 +155,86 @@ FROM (SELECT *, {RECOMMENDED_ACTION_SQL} AS advice FROM events e WHERE status = 
 GROUP BY error_code"""
 
 
+# Quarantine periods (issue 24), plainly. From the snapshots: a snapshot in quarantine whose previous snapshot of the
+# job is not starts a period; it ends at the job's first later snapshot not in quarantine. From the directory audit
+# log: a Quarantine entry (not one saying the job was released) starts a period when no earlier one of the job (or
+# app) is still open, i.e. none without a restart (or release) between them and it; the period ends at the first such
+# entry after it, the job's first snapshot after its start not in quarantine, or the start of its first cycle after
+# it with a successful event, whichever comes first. An
+# audit-log period is listed only when no snapshot period of the same job overlaps it.
+_AUDIT_ROWS = f"""
+    SELECT *, coalesce(job_id, service_principal_id) AS job_key,
+           lower(activity_display_name) = 'quarantine'
+               AND NOT regexp_matches(coalesce(result_reason, ''), '{RELEASE_WORDS}') AS enters
+    FROM directory_audits
+    WHERE (lower(activity_display_name) = 'quarantine'
+           OR lower(activity_display_name) IN ({", ".join(f"'{a}'" for a in QUARANTINE_CLEARING)}))
+      AND coalesce(job_id, service_principal_id) IS NOT NULL"""
+
+_IN_PERIOD = "m.captured_at >= st.captured_at AND m.captured_at < coalesce(st.ended, 'infinity'::TIMESTAMPTZ)"
+_QUARANTINE = f"""
+snap_rows AS (SELECT * FROM sync_job_snapshots WHERE {SCOPE}),
+snap_starts AS (
+    SELECT s.*, (SELECT min(x.captured_at) FROM snap_rows x WHERE x.job_id = s.job_id
+                 AND x.captured_at > s.captured_at AND x.status_code <> 'Quarantine') AS ended
+    FROM snap_rows s
+    WHERE s.status_code = 'Quarantine'
+      AND NOT coalesce((SELECT p.status_code = 'Quarantine' FROM snap_rows p
+                        WHERE p.job_id = s.job_id AND p.captured_at < s.captured_at
+                        ORDER BY p.captured_at DESC LIMIT 1), false)),
+snap AS (
+    SELECT st.job_id, st.service_principal_id,
+           coalesce((SELECT min(m.quarantine_since) FROM snap_rows m WHERE m.job_id = st.job_id
+                     AND {_IN_PERIOD}),
+                    st.captured_at) AS began,
+           st.ended, st.quarantine_reason AS reason,
+           (SELECT m.quarantine_next_attempt FROM snap_rows m WHERE m.job_id = st.job_id
+            AND {_IN_PERIOD} ORDER BY m.captured_at DESC LIMIT 1) AS last_next_attempt,
+           (SELECT count(*) FROM snap_rows m WHERE m.job_id = st.job_id AND {_IN_PERIOD}) AS snapshots
+    FROM snap_starts st),
+audit_rows AS ({_AUDIT_ROWS}),
+audit_starts AS (
+    SELECT e.* FROM audit_rows e
+    WHERE e.enters AND NOT EXISTS (
+        SELECT 1 FROM audit_rows e2
+        WHERE e2.job_key = e.job_key AND e2.enters
+          AND (e2.activity_time < e.activity_time OR (e2.activity_time = e.activity_time AND e2.id < e.id))
+          AND NOT EXISTS (SELECT 1 FROM audit_rows c WHERE c.job_key = e.job_key AND NOT c.enters
+                          AND c.activity_time > e2.activity_time AND c.activity_time <= e.activity_time))),
+audit AS (
+    SELECT s.job_id, s.service_principal_id, s.activity_time AS began,
+           least((SELECT min(c.activity_time) FROM audit_rows c WHERE c.job_key = s.job_key AND NOT c.enters
+                  AND c.activity_time > s.activity_time),
+                 (SELECT min(x.captured_at) FROM sync_job_snapshots x
+                  WHERE (x.job_id = s.job_id OR (s.job_id IS NULL AND x.service_principal_id = s.service_principal_id))
+                    AND x.captured_at > s.activity_time AND x.status_code <> 'Quarantine'),
+                 (SELECT min(c.started) FROM (SELECT job_id, service_principal_id, min(activity_time) AS started,
+                                                     count(*) FILTER (WHERE status = 'success') AS successes
+                                              FROM events GROUP BY job_id, cycle_id, service_principal_id) c
+                  WHERE (c.job_id = s.job_id OR (s.job_id IS NULL AND c.service_principal_id = s.service_principal_id))
+                    AND c.started > s.activity_time AND c.successes > 0)) AS ended,
+           coalesce(s.result_reason, '') AS reason, s.service_principal_name AS app_name
+    FROM audit_starts s),
+periods AS (
+    SELECT job_id, service_principal_id, began, ended, reason, last_next_attempt, snapshots,
+           'job snapshots' AS source, NULL AS app_name FROM snap
+    UNION ALL
+    SELECT a.job_id, a.service_principal_id, a.began, a.ended, a.reason, NULL, 0, 'audit log', a.app_name
+    FROM audit a
+    WHERE {SCOPE.replace("service_principal_id", "a.service_principal_id").replace("job_id", "a.job_id")}
+      AND NOT EXISTS (SELECT 1 FROM snap s WHERE (s.job_id = a.job_id OR (a.job_id IS NULL
+                                                  AND s.service_principal_id = a.service_principal_id))
+                      AND s.began < coalesce(a.ended, 'infinity'::TIMESTAMPTZ)
+                      AND coalesce(s.ended, 'infinity'::TIMESTAMPTZ) > a.began))"""
+
+_CONFIG_KIND = "CASE lower(d.activity_display_name) " + " ".join(
+    f"WHEN '{a}' THEN '{k}'" for a, k in CONFIG_ACTIVITIES.items()) + " END"
+_CONFIG = f"""
+SELECT d.*, {_CONFIG_KIND} AS kind, coalesce(n.service_principal_name, d.service_principal_name) AS app
+FROM directory_audits d LEFT JOIN app_names n ON n.service_principal_id = d.service_principal_id
+WHERE {_CONFIG_KIND} IS NOT NULL AND {time_filter("d.activity_time")} AND {scope_filter("d")}"""
+
+
 REFERENCES: dict[str, str] = {
     "failures": f"""WITH {_FAILURES}
         SELECT {_EVENT_EXPORT}, http_status, scim_type, scim_detail, next_retry_at, consecutive_cycles,
@@ -270,6 +351,20 @@ REFERENCES: dict[str, str] = {
         FROM (SELECT min(activity_time) AS started, max(activity_time) AS ended FROM events
               GROUP BY job_id, cycle_id, service_principal_id)
         WHERE started < $until::TIMESTAMPTZ""",
+    "quarantine_periods": f"""WITH {_QUARANTINE}, {_APP_NAMES}
+        SELECT p.job_id, p.service_principal_id, p.began, p.ended, p.reason, p.last_next_attempt, p.snapshots,
+               p.source, coalesce(n.service_principal_name, p.app_name) AS service_principal_name
+        FROM periods p LEFT JOIN app_names n ON n.service_principal_id = p.service_principal_id
+        WHERE coalesce(p.ended, 'infinity'::TIMESTAMPTZ) >= {SINCE} AND p.began < {UNTIL}
+        ORDER BY p.began, p.job_id""",
+    "config_changes": f"""WITH {_APP_NAMES}
+        SELECT activity_time, activity_display_name AS activity, kind, initiated_by_type, initiated_by_name,
+               service_principal_id, app AS service_principal_name, job_id, result, id
+        FROM ({_CONFIG}) ORDER BY activity_time, id""",
+    "config_changes_recent": f"""WITH {_APP_NAMES}
+        SELECT activity_time, activity_display_name AS activity, kind, initiated_by_name,
+               app AS service_principal_name
+        FROM ({_CONFIG}) ORDER BY activity_time DESC, id DESC LIMIT $limit""",
     "jobs": """
         SELECT job_id, any_value(service_principal_id) AS service_principal_id,
                any_value(service_principal_name) AS service_principal_name, count(*) AS events
@@ -363,7 +458,8 @@ REFERENCES.update(SCIM_REFERENCES)
 SUMMARY_READERS: dict[str, tuple[str, ...]] = {
     "derived_failures": ("failures", "recurring-failures", "top_errors", "top_error_codes", "overview_kpis",
                          "violations_summary", "violations"),
-    "derived_cycles": ("cycles", "cycles_timeline", "jobs", "service_principals", "overview_kpis", "newest_cycle_end"),
+    "derived_cycles": ("cycles", "cycles_timeline", "jobs", "service_principals", "overview_kpis", "newest_cycle_end",
+                       "quarantine_periods", "config_changes", "config_changes_recent"),
     "derived_event_hours": ("overview_kpis", "events_per_day_by_status", "success_rate_per_day",
                             "action_status_counts", "failures_by_code_day", "skips_by_category_day"),
     "derived_work_domains": ("violations_summary", "violations"),

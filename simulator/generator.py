@@ -6,12 +6,13 @@ import random
 from datetime import datetime, timezone
 
 from . import scim
+from .audits import build_audits
 from .clock import DAY, from_datetime
 from .engine import JobRun, Record
 from .ids import IdFactory
 from .model import Simulation
 from .story import build_story
-from .truth import build_truth
+from .truth import build_truth, directory_audits_truth
 
 DEFAULT_END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
@@ -43,4 +44,8 @@ def generate(seed: int = 7, users: int = 200, days: float = 14, end: datetime | 
     snapshots = sorted(out.snapshots, key=lambda s: (s["capturedAt"], s["servicePrincipalId"]))
     truth = build_truth(seed=seed, users=users, days=days, start=start, end=end_t, story=story, out=out,
                         records=records, scim_only=scim_only)
-    return Simulation(events=out.events, job_snapshots=snapshots, scim_records=records, truth=truth)
+    # The directory audit log (issue 24), drawn last so that everything above is as it was without it.
+    audits, audit_only = build_audits(random.Random(master.getrandbits(64)), ids, story, out.quarantine, start, end_t)
+    truth["directory_audits"] = directory_audits_truth(audits, audit_only)
+    return Simulation(events=out.events, job_snapshots=snapshots, scim_records=records, truth=truth,
+                      directory_audits=audits)

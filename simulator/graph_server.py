@@ -12,6 +12,10 @@ from a plan (:mod:`simulator.faults`, ``--fault``, or ``POST /_control/faults`` 
 ``--throttle 5/10s`` adds Graph's per-tenant limit (429 with ``Retry-After``). ``provlens doctor``'s failing
 branches use the faults ``401``, ``403-permission``, ``403-licence`` and ``404`` (``on=jobs`` for the jobs endpoint), an
 unknown service principal id (404) and one without jobs (an empty list).
+``GET /v1.0/auditLogs/directoryAudits`` serves the directory audit log (issue 24; :func:`_directory_audits_page`):
+``$filter`` with ``loggedByService eq`` and ``activityDateTime`` ``eq``/``ge``/``le`` only (what Graph documents for
+this API; ``gt``/``lt`` -> 400), ``$top``, ``$skiptoken`` paging, and the same fault kinds from a plan of its own
+(``audit_faults``, numbered over its own requests).
 
 In tests: ``with FakeGraphServer(GraphData.from_simulation(sim), token="t") as server: server.base_url``.
 """
@@ -58,7 +62,9 @@ def _parse_time(value: str) -> datetime:
 class GraphData:
     """Events sorted by time (pre-serialised) and the latest job snapshot per job."""
 
-    def __init__(self, events: list[dict], job_snapshots: list[dict] | None = None):
+    def __init__(self, events: list[dict], job_snapshots: list[dict] | None = None,
+                 directory_audits: list[dict] | None = None):
+        self.audits = sorted(directory_audits or [], key=lambda e: (_parse_time(e["activityDateTime"]), e["id"]))
         rows = sorted(events, key=lambda e: (_parse_time(e["activityDateTime"]), e["id"]))
         self.events = rows
         self.times = [_parse_time(e["activityDateTime"]) for e in rows]
@@ -99,7 +105,7 @@ class GraphData:
 
     @classmethod
     def from_simulation(cls, sim) -> GraphData:
-        return cls(sim.events, sim.job_snapshots)
+        return cls(sim.events, sim.job_snapshots, getattr(sim, "directory_audits", None))
 
     @classmethod
     def from_dir(cls, path: str | Path) -> GraphData:
@@ -114,7 +120,10 @@ class GraphData:
         snaps_file = root / "job-snapshots.ndjson"
         snaps = [json.loads(line) for line in snaps_file.read_text(encoding="utf-8").splitlines() if line] \
             if snaps_file.exists() else []
-        return cls(events, snaps)
+        audits_file = root / "directory-audits.ndjson"
+        audits = [json.loads(line) for line in audits_file.read_text(encoding="utf-8").splitlines() if line] \
+            if audits_file.exists() else []
+        return cls(events, snaps, audits)
 
 
 def _load_line(line: bytes) -> dict:
@@ -398,8 +407,11 @@ class _Handler(BaseHTTPRequestHandler):
         if len(parts) < 2 or parts[0] not in ("v1.0", "beta"):
             return self._send(404, _error("ResourceNotFound", f"Resource not found for the segment '{url.path}'."))
         fault = None
+        audits = [p.lower() for p in parts[1:]] == ["auditlogs", "directoryaudits"]
         if parts[1:] == ["auditLogs", "provisioning"]:
             fault = owner.faults.next_request("$skiptoken" in query)
+        elif audits:
+            fault = owner.audit_faults.next_request("$skiptoken" in query)
         if not owner._token_ok(self.headers.get("Authorization")) or (fault and fault.kind == "401") \
                 or owner.faults.token_expired:
             return self._send(401, _error("InvalidAuthenticationToken",
@@ -411,6 +423,8 @@ class _Handler(BaseHTTPRequestHandler):
                               headers={"Retry-After": str(max(1, math.ceil(wait)))})
         if fault is not None and self._fault(fault):
             return None
+        if audits:
+            return _directory_audits_page(self, parts[0], query, fault)
         if parts[1:] == ["auditLogs", "provisioning"]:
             if owner.latency:
                 time.sleep(owner.latency)
@@ -541,6 +555,62 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(200, body)
 
 
+# ----------------------------------------------------------------------------- /auditLogs/directoryAudits (issue 24)
+_AUDIT_TIME_OPS = {"eq", "ge", "le"}  # Graph's directoryAudit: activityDateTime supports $filter (eq, ge, le)
+_AUDIT_OPERATORS = re.compile(r"\b(activityDateTime|loggedByService)\s+(eq|ne|gt|ge|lt|le)\b", re.IGNORECASE)
+
+
+def _check_audit_filter(text: str) -> None:
+    """Refuse what Graph documents as unsupported on this API: ``gt``/``lt``/``ne`` on activityDateTime, anything
+    but ``eq`` on loggedByService."""
+    for name, op in _AUDIT_OPERATORS.findall(text or ""):
+        op = op.lower()
+        if (name.lower() == "activitydatetime" and op not in _AUDIT_TIME_OPS) or \
+                (name.lower() == "loggedbyservice" and op != "eq"):
+            raise FilterError(f"Invalid filter clause: operator '{op}' is not supported for '{name}'.")
+
+
+def _directory_audits_page(handler: _Handler, version: str, query: dict, fault: Fault | None) -> None:
+    """One page of the directory audit log: filtered by the predicate, ``$top`` entries from the offset, an
+    absolute ``@odata.nextLink`` with a ``$skiptoken`` while more remain (faults ``empty``/``truncated`` applied)."""
+    owner = handler.server.owner
+    try:
+        top = int(query["$top"]) if "$top" in query else DEFAULT_PAGE
+    except ValueError:
+        return handler._send(400, _error("BadRequest", f"Invalid $top value '{query['$top']}'."))
+    if top < 1 or top > owner.max_top:
+        return handler._send(400, _error("BadRequest", f"Invalid page size specified: '{top}'. "
+                                                       f"Must be between 1 and {owner.max_top} inclusive."))
+    token = query.get("$skiptoken")
+    if token is not None:
+        state = owner.tokens.get(token)
+        if state is None:
+            return handler._send(400, _error("BadRequest", "Invalid $skiptoken: the token is expired or malformed."))
+        (filter_text, _), offset = state
+    else:
+        filter_text, offset = query.get("$filter", ""), 0
+    try:
+        _check_audit_filter(filter_text)
+        pred = compile_filter(filter_text)
+    except FilterError as exc:
+        return handler._send(400, _error("BadRequest", str(exc)))
+    matches = [e for e in owner.data.audits if pred(e)]
+    empty = bool(fault and fault.kind == "empty")
+    chunk = [] if empty else matches[offset:offset + top]
+    next_offset = offset if empty else offset + len(chunk)
+    base = f"http://{handler.headers.get('Host') or owner.host_port}/{version}"
+    page = {"@odata.context": f"{base}/$metadata#auditLogs/directoryAudits", "value": chunk}
+    if next_offset < len(matches):
+        new_token = owner._new_token((filter_text, ""), next_offset)
+        params = (["$filter=" + quote(filter_text, safe="/'(),:")] if filter_text else []) + \
+            [f"$top={top}", f"$skiptoken={new_token}"]
+        page["@odata.nextLink"] = f"{base}/auditLogs/directoryAudits?" + "&".join(params)
+    body = orjson.dumps(page)
+    if fault and fault.kind == "truncated":
+        body = body[: max(1, len(body) // 2)]
+    return handler._send(200, body)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -557,7 +627,7 @@ class FakeGraphServer:
 
     def __init__(self, data: GraphData, *, host: str = "127.0.0.1", port: int = 0, token: str | None = DEFAULT_TOKEN,
                  max_top: int = 999, throttle: tuple[int, float] | None = None, faults: list[str] | None = None,
-                 latency: float = 0.0):
+                 latency: float = 0.0, audit_faults: list[str] | None = None):
         self.data = data
         data._joined = None
         data.joined()  # before serving: the first page need not wait for it
@@ -566,6 +636,7 @@ class FakeGraphServer:
         self.max_top = max_top
         self.throttle_rate = throttle
         self.faults = FaultPlan(faults)
+        self.audit_faults = FaultPlan(audit_faults)  # the directory audit log's own plan (issue 24)
         self.tokens: dict[str, tuple[tuple[str, str], int]] = {}
         self._cache: dict[tuple[str, str], list[int]] = {}
         self._lock = threading.Lock()
@@ -606,6 +677,9 @@ class FakeGraphServer:
 
     def provisioning_requests(self) -> list[tuple[str, int]]:
         return [(p, s) for p, s in self.log if "/auditLogs/provisioning" in p]
+
+    def audit_requests(self) -> list[tuple[str, int]]:
+        return [(p, s) for p, s in self.log if "/auditlogs/directoryaudits" in p.lower()]
 
     # ------------------------------------------------------------------ internals
     def _log(self, path: str, status: int) -> None:

@@ -91,3 +91,4 @@ class Simulation:
     job_snapshots: list[dict]
     scim_records: list[dict]
     truth: dict
+    directory_audits: list[dict] = field(default_factory=list)  # /auditLogs/directoryAudits (issue 24)

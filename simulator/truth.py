@@ -157,3 +157,30 @@ def _scim(events: list[dict], out: Record, records: list[dict], scim_only: list[
         "scim_only_request_ids": [r["request_id"] for r in only],
         "contradictions": list(out.contradictions),
     }
+
+
+def directory_audits_truth(entries: list[dict], audit_only_quarantine: list[dict]) -> dict:
+    """The directory audit log's truth (issue 24): every entry, the provisioning service's, its configuration
+    changes (who and when) and the quarantine periods only the audit log knows (before any job snapshot)."""
+    from .audits import CONFIG_ACTIVITIES, SERVICE
+
+    mine = [e for e in entries if e["loggedByService"] == SERVICE]
+
+    def who(e: dict) -> str:
+        by = e["initiatedBy"]
+        return (by.get("user") or {}).get("userPrincipalName") or (by.get("app") or {}).get("displayName")
+
+    def target(e: dict, key: str) -> str | None:
+        return next((t["id"] for t in e["targetResources"] if t.get("type") == "ServicePrincipal"), None) \
+            if key == "sp" else next((d["value"] for d in e["additionalDetails"] if d["key"] == "JobId"), None)
+
+    return {
+        "total": len(entries),
+        "provisioning_ids_sha256": hashlib.sha256("\n".join(sorted(e["id"] for e in mine)).encode()).hexdigest(),
+        "provisioning_total": len(mine),
+        "by_activity": _sorted_counts(Counter(e["activityDisplayName"] for e in mine)),
+        "config_changes": [{"at": e["activityDateTime"], "activity": e["activityDisplayName"], "by": who(e),
+                            "service_principal_id": target(e, "sp"), "job_id": target(e, "job")}
+                           for e in mine if e["activityDisplayName"] in CONFIG_ACTIVITIES],
+        "audit_only_quarantine": audit_only_quarantine,
+    }

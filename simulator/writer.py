@@ -47,9 +47,10 @@ def write(sim: Simulation, out_dir: str | Path, page_size: int = 500) -> dict:
         pages.append(path)
     paths = {"graph_pages": pages, "events": out / "events.ndjson",
              "job_snapshots": out / "job-snapshots.ndjson", "scim_audit": out / "scim-audit.jsonl",
-             "truth": out / "ground-truth.json"}
+             "directory_audits": out / "directory-audits.ndjson", "truth": out / "ground-truth.json"}
     _ndjson(paths["events"], sim.events)
     _ndjson(paths["job_snapshots"], sim.job_snapshots)
     _ndjson(paths["scim_audit"], sim.scim_records)
+    _ndjson(paths["directory_audits"], sim.directory_audits)
     paths["truth"].write_text(json.dumps(sim.truth, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return paths

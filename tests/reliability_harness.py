@@ -457,6 +457,7 @@ PAGE_QUERIES: dict[str, dict] = {
     "meta": {}, "service_principals": {}, "jobs": {}, "freshness": {}, "tables": {}, "table_rows": {},
     "overview_kpis": {}, "events_per_day_by_status": {}, "top_error_codes": {"limit": 10}, "job_status": {},
     "last_cycle": {}, "cycles_timeline": {}, "missed_cycles": {}, "quarantine_periods": {},
+    "config_changes": {}, "config_changes_recent": {"limit": 5},
     "cycle_events": {"cycle_id": "c"}, "success_rate_per_day": {}, "action_status_counts": {},
     "failures_by_code_day": {}, "top_errors": {}, "recurring-failures": {}, "failures": {},
     "skips_by_category": {}, "skips_by_category_day": {}, "skip_identities": {},

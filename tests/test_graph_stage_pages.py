@@ -23,7 +23,7 @@ def _load_page(tmp_path, name: str, page: dict) -> tuple[bool, list, list]:
     doc = simdjson.Parser().parse(body)
     staging = StagingFile(str(tmp_path))
     counters = {"pages": 1, "read": 0, "other_sp": 0}
-    pull = SimpleNamespace(sp=None, scope="default", sps_seen=set())
+    pull = SimpleNamespace(sp=None, scope="default", feed=SimpleNamespace(wanted=lambda event: True))
     ScopePull._stage(pull, doc["value"], staging, START, END, 1, counters, body, own_pos="pos" in doc)
     paged = staging.paged
     try:

@@ -59,7 +59,11 @@ def test_run_all_sources_then_lock_blocks_a_second_run(sim, sim_dir, tmp_path):
     sources = {r[0] for r in con.execute("SELECT source FROM ingest_runs WHERE outcome = 'success'").fetchall()}
     con.close()
     assert total == (sim.truth["events"]["total"], sim.truth["events"]["total"])
-    assert sources == {"graph", "files"}
+    assert sources == {"graph", "graph-audit", "files"}  # a graph source pulls the directory audit log too
+    con = duckdb.connect(str(db), read_only=True)
+    audits = con.execute("SELECT count(*) FROM directory_audits").fetchone()[0]
+    con.close()
+    assert audits == sim.truth["directory_audits"]["provisioning_total"]
 
 
 def test_run_without_sources_is_a_config_error(tmp_path):

@@ -28,6 +28,7 @@ from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.native_response_handler import NativeResponseHandler
 from kiota_abstractions.request_information import RequestInformation
 from kiota_http.middleware.options import ResponseHandlerOption, RetryHandlerOption
+from msgraph.generated.audit_logs.directory_audits.directory_audits_request_builder import DirectoryAuditsRequestBuilder
 from msgraph.generated.audit_logs.provisioning.provisioning_request_builder import ProvisioningRequestBuilder
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_request_adapter import options as graph_middleware_options
@@ -172,6 +173,15 @@ class GraphSession:
 
     def next_request(self, next_link: str) -> RequestInformation:
         return self.client.audit_logs.provisioning.with_url(next_link).to_get_request_information()
+
+    def directory_audits_request(self, *, filter: str | None, top: int | None) -> RequestInformation:
+        """``GET /auditLogs/directoryAudits`` (issue 24): the directory audit log, built by the SDK."""
+        params = DirectoryAuditsRequestBuilder.DirectoryAuditsRequestBuilderGetQueryParameters(filter=filter, top=top)
+        return self.client.audit_logs.directory_audits.to_get_request_information(
+            RequestConfiguration(query_parameters=params))
+
+    def directory_audits_next_request(self, next_link: str) -> RequestInformation:
+        return self.client.audit_logs.directory_audits.with_url(next_link).to_get_request_information()
 
     def jobs_request(self, service_principal_id: str) -> RequestInformation:
         return (self.client.service_principals.by_service_principal_id(service_principal_id)

@@ -60,6 +60,10 @@ def add_graph_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-wait", type=float, help="give up after this many seconds of retry waits (default 900)")
     g.add_argument("--timeout", type=float, help="seconds per HTTP request (default 60)")
     g.add_argument("--no-jobs", action="store_true", default=None, help="do not read synchronization job status")
+    g.add_argument("--audit-logs", action=argparse.BooleanOptionalAction, default=None,
+                   help="also pull the provisioning service's directory audit log (/auditLogs/directoryAudits, "
+                        "loggedByService 'Account Provisioning': quarantine history, configuration changes); "
+                        "default on, --no-audit-logs skips it (toml audit_logs = false)")
     p.add_argument("--log-format", choices=("text", "json"), default=None,
                    help="text (default) or one JSON line per event on stderr")
 
@@ -74,6 +78,13 @@ def _pick(args: argparse.Namespace | None, name: str, env: tuple[str, ...], sect
             return os.environ[var]
     value = section.get(key or name)
     return default if value is None else value
+
+
+def _flag(value: Any) -> bool:
+    """A boolean from a flag, the toml or the environment ("0", "false", "no", "off" are false)."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("0", "false", "no", "off", "")
+    return bool(value)
 
 
 def settings_from(args: argparse.Namespace | None, section: dict, db: str):
@@ -119,6 +130,7 @@ def settings_from(args: argparse.Namespace | None, section: dict, db: str):
         timeout=float(_pick(args, "timeout", (), section, default=60)),
         commit_seconds=float(_pick(args, "commit_seconds", (), section, "commit_every", default=5)),
         jobs=not _pick(args, "no_jobs", (), section, default=False) and section.get("jobs", True) is not False,
+        audit_logs=_flag(_pick(args, "audit_logs", ("PROVLENS_GRAPH_AUDIT_LOGS",), section, default=True)),
         quiet=bool(getattr(args, "quiet", False)))
     if settings.slice_length < timedelta(minutes=1):
         raise ConfigError("--slice must be at least 1m")

@@ -19,6 +19,11 @@ Each slice asks Graph for ``servicePrincipal/id eq '…' and activityDateTime gt
 lt E`` (whole-second bounds: safe even for servers comparing strings) and keeps, client-side, only events
 of that service principal with S <= activityDateTime < E, so every event lands in exactly one slice and
 events of other service principals never land (they are counted in the run message).
+
+What is pulled is a *feed* (:class:`ProvisioningFeed`, :class:`DirectoryAuditFeed`): its requests, its client-side
+filter and the table it loads into. The slicing, paging, pacing, watermark and commit rules above are
+:class:`ScopePull`'s, the same for every feed. The directory audit log (issue 24) is pulled once per run before the
+provisioning scopes (``--no-audit-logs`` skips it): its own source ``graph-audit`` and watermark.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import orjson
 import simdjson
 
 from ingest import exitcodes
+from ingest.audit_sql import PROVISIONING_SERVICE
 from ingest.graph.auth import AuthSettings, build_auth_provider
 from ingest.graph.client import (
     GraphAuthError,
@@ -51,6 +57,7 @@ from ingest.progress import progress
 from ingest.store import LoadResult, Store
 
 SOURCE = "graph"
+AUDIT_SOURCE = "graph-audit"
 MAX_RESTARTS = 2  # a slice whose $skiptoken was rejected is fetched again from its first page
 # Graph may answer an empty page that still has a nextLink (followed: the next one holds events), but a server
 # that keeps doing so was followed for 100,035 pages (issue 27). At most this many empty pages in a row are
@@ -76,6 +83,7 @@ class PullSettings:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float = 60.0
     jobs: bool = True
+    audit_logs: bool = True  # also pull the provisioning service's directory audit log (issue 24)
     quiet: bool = False
     commit_events: int = 50_000  # commit once this many events wait (mid-slice too, without the watermark)
     commit_seconds: float = 5.0  # ... or once the oldest complete, uncommitted slice is this old (0: every slice)
@@ -99,6 +107,9 @@ class ScopeOutcome:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     exit_code: int = exitcodes.OK
+    source: str = SOURCE
+    unit: str = "event(s)"
+    other_label: str = "event(s) of other service principals"
 
     @property
     def outcome(self) -> str:
@@ -108,11 +119,11 @@ class ScopeOutcome:
 
     def summary(self) -> str:
         r = self.loaded
-        text = (f"graph {self.scope}: {self.window_start:%Y-%m-%d %H:%M} .. {self.window_end:%Y-%m-%d %H:%M} UTC, "
-                f"{self.slices_done}/{self.slices} slice(s), {self.pages} page(s), {r.read - r.invalid} event(s) "
-                f"({r.new} new, {r.updated} updated, {r.unchanged} unchanged, {r.invalid} rejected)")
+        text = (f"{self.source} {self.scope}: {self.window_start:%Y-%m-%d %H:%M} .. {self.window_end:%Y-%m-%d %H:%M} "
+                f"UTC, {self.slices_done}/{self.slices} slice(s), {self.pages} page(s), {r.read - r.invalid} "
+                f"{self.unit} ({r.new} new, {r.updated} updated, {r.unchanged} unchanged, {r.invalid} rejected)")
         if self.other_sp_dropped:
-            text += f", {self.other_sp_dropped} event(s) of other service principals ignored"
+            text += f", {self.other_sp_dropped} {self.other_label} ignored"
         if self.job_snapshots:
             text += f", {self.job_snapshots} job snapshot(s)"
         return text
@@ -120,14 +131,16 @@ class ScopeOutcome:
 
 @dataclass
 class GraphOutcome:
-    scopes: list[ScopeOutcome] = field(default_factory=list)
+    scopes: list[ScopeOutcome] = field(default_factory=list)  # the provisioning scopes, in order
+    audit: ScopeOutcome | None = None  # the directory audit log's scope (pulled first), if pulled
     requests: int = 0
     retries: int = 0
     throttled: int = 0
 
     @property
     def exit_code(self) -> int:
-        codes = [s.exit_code for s in self.scopes if s.exit_code != exitcodes.OK]
+        codes = [s.exit_code for s in [*self.scopes, *([self.audit] if self.audit else [])]
+                 if s.exit_code != exitcodes.OK]
         return codes[0] if codes else exitcodes.OK
 
 
@@ -185,19 +198,159 @@ def _add(total: LoadResult, part: LoadResult) -> None:
     total.invalid += part.invalid
 
 
-class ScopePull:
-    """Pull one (tenant, service principal) scope slice by slice."""
+def _audit_sp(entry: dict | simdjson.Object) -> str | None:
+    """The service principal a directory audit entry targets (``targetResources[].type`` ServicePrincipal, either
+    casing of the key), or None."""
+    targets = entry.get("targetResources")
+    if not isinstance(targets, (list, simdjson.Array)):
+        return None
+    for t in targets:
+        if isinstance(t, (dict, simdjson.Object)):
+            kind = t.get("type") or t.get("Type")
+            ident = t.get("id")
+            if isinstance(kind, str) and kind.lower() == "serviceprincipal" and isinstance(ident, str):
+                return ident
+    return None
 
-    def __init__(self, session: GraphSession, settings: PullSettings, log: RunLog, tenant: str, sp: str | None,
-                 query_style: dict):
+
+class ProvisioningFeed:
+    """``/auditLogs/provisioning`` for one service principal (or every one): the events table."""
+
+    source, into, unit, jobs = SOURCE, "events", "event(s)", True
+    other_label = "event(s) of other service principals"
+
+    def __init__(self, session: GraphSession, settings: PullSettings, log: RunLog, sp: str | None, query_style: dict):
+        self.session, self.settings, self.log, self.sp = session, settings, log, sp
+        self.query = query_style  # shared across scopes: {"top": int, "sp_filter": "eq"|"contains"}
+        self.want = sp.lower() if sp else None
+        self.sps_seen: set[str] = set()
+        self.label = f"graph {sp or 'all'}"
+
+    def scope(self, tenant: str) -> str:
+        return f"{tenant}/{self.sp or '*'}"
+
+    def what(self, s: datetime, e: datetime) -> str:
+        return f"provisioning logs {odata_time(s)}..{odata_time(e)}"
+
+    def newest(self, store: Store) -> datetime | None:
+        return store.con.execute("SELECT max(activity_time) FROM events").fetchone()[0]
+
+    def first_request(self, s: datetime, e: datetime):
+        parts = []
+        if self.sp:
+            if self.query["sp_filter"] == "eq":
+                parts.append(f"servicePrincipal/id eq {odata_string(self.sp)}")
+            else:
+                parts.append(f"contains(tolower(servicePrincipal/id),{odata_string(self.sp.lower())})")
+        parts.append(f"activityDateTime gt {odata_time(s - timedelta(seconds=1))}")
+        parts.append(f"activityDateTime lt {odata_time(e)}")
+        return self.session.provisioning_request(filter=" and ".join(parts), top=self.query["top"])
+
+    def next_request(self, next_link: str):
+        return self.session.next_request(next_link)
+
+    def fallback(self, exc: GraphBadRequest) -> bool:
+        """After a 400 on a slice's first page: try a smaller $top, then the documented SP filter form."""
+        if _smaller_top(self.query, exc, self.log):
+            return True
+        if self.sp and self.query["sp_filter"] == "eq":
+            self.query["sp_filter"] = "contains"
+            self.query["top"] = self.settings.top
+            self.log.warning("filter_fallback", f"Graph rejected the servicePrincipal/id eq filter ({exc}); "
+                             "using contains(tolower(servicePrincipal/id), ...) and checking each event")
+            return True
+        return False
+
+    def wanted(self, event: dict | simdjson.Object) -> bool:
+        """False for an event of another service principal (counted, not staged)."""
+        sp = _event_sp(event)
+        if self.want is not None and sp is not None and sp.lower() != self.want:
+            return False
+        if sp is not None and self.want is None:
+            self.sps_seen.add(sp)
+        return True
+
+
+class DirectoryAuditFeed:
+    """``/auditLogs/directoryAudits`` filtered to the provisioning service (issue 24): the directory_audits table.
+
+    The filter is ``loggedByService eq 'Account Provisioning' and activityDateTime ge S-1s and activityDateTime le
+    E``: Graph documents ``eq`` for loggedByService and only ``eq``/``ge``/``le`` for activityDateTime on this API
+    (graph docs ``directoryaudit.md``), and whole-second bounds a second wide are safe for servers comparing
+    strings. A server that rejects the service filter gets the time filter alone (and, as always, each entry is
+    checked client-side: the service, the slice's [S, E), and with ``--service-principal-id`` the app it targets
+    where the entry names one)."""
+
+    source, into, unit, jobs = AUDIT_SOURCE, "directory_audits", "audit entries", False
+    other_label = "audit entries of other services or apps"
+
+    def __init__(self, session: GraphSession, settings: PullSettings, log: RunLog, sps: list[str]):
+        self.session, self.settings, self.log = session, settings, log
+        self.sps = sorted({sp.lower() for sp in sps})
+        self.query = {"top": settings.top, "service_filter": True}
+        self.label = "graph audit log"
+        self.sps_seen: set[str] = set()
+
+    def scope(self, tenant: str) -> str:
+        return f"{tenant}/" + (",".join(self.sps) or "*")
+
+    def what(self, s: datetime, e: datetime) -> str:
+        return f"directory audit log {odata_time(s)}..{odata_time(e)}"
+
+    def newest(self, store: Store) -> datetime | None:
+        return None
+
+    def first_request(self, s: datetime, e: datetime):
+        parts = [f"loggedByService eq {odata_string(PROVISIONING_SERVICE)}"] if self.query["service_filter"] else []
+        parts.append(f"activityDateTime ge {odata_time(s - timedelta(seconds=1))}")
+        parts.append(f"activityDateTime le {odata_time(e)}")
+        return self.session.directory_audits_request(filter=" and ".join(parts), top=self.query["top"])
+
+    def next_request(self, next_link: str):
+        return self.session.directory_audits_next_request(next_link)
+
+    def fallback(self, exc: GraphBadRequest) -> bool:
+        if _smaller_top(self.query, exc, self.log):
+            return True
+        if self.query["service_filter"]:
+            self.query["service_filter"] = False
+            self.query["top"] = self.settings.top
+            self.log.warning("filter_fallback", f"Graph rejected the loggedByService filter ({exc}); pulling by "
+                             "time only and keeping the Account Provisioning entries client-side")
+            return True
+        return False
+
+    def wanted(self, entry: dict | simdjson.Object) -> bool:
+        service = entry.get("loggedByService")
+        if not isinstance(service, str) or service.strip().lower() != PROVISIONING_SERVICE.lower():
+            return False
+        sp = _audit_sp(entry)
+        return not (self.sps and sp is not None and sp.lower() not in self.sps)
+
+
+def _smaller_top(query: dict, exc: GraphBadRequest, log: RunLog) -> bool:
+    top = query["top"]
+    smaller = [t for t in TOP_FALLBACKS if t < top]
+    if smaller:
+        query["top"] = smaller[0]
+        log.warning("top_fallback", f"Graph rejected $top={top} ({exc}); using $top={smaller[0]}")
+        return True
+    return False
+
+
+class ScopePull:
+    """Pull one scope of a feed (a tenant's service principal, or its directory audit log) slice by slice."""
+
+    def __init__(self, session: GraphSession, settings: PullSettings, log: RunLog, tenant: str, sp: str | None = None,
+                 query_style: dict | None = None, *, feed: ProvisioningFeed | DirectoryAuditFeed | None = None):
         self.session = session
         self.settings = settings
         self.log = log
+        self.feed = feed or ProvisioningFeed(session, settings, log, sp, query_style or {"top": settings.top,
+                                                                                         "sp_filter": "eq"})
         self.sp = sp
-        self.scope = f"{tenant}/{sp or '*'}"
-        self.query = query_style  # shared across scopes: {"top": int, "sp_filter": "eq"|"contains"}
+        self.scope = self.feed.scope(tenant)
         self.out: ScopeOutcome | None = None
-        self.sps_seen: set[str] = set()
         # complete slices fetched but not yet committed: their staging files, counters and the last end
         self._pending: list[StagingFile] = []
         self._pending_counters = {"pages": 0, "read": 0, "other_sp": 0}
@@ -216,8 +369,9 @@ class ScopePull:
         settings = self.settings
         until = (settings.until or datetime.now(timezone.utc)).replace(microsecond=0)
         stats0 = (self.session.stats.retries, self.session.stats.throttled)
+        feed = self.feed
         with Store.open(settings.db) as store:
-            mark = store.get_watermark(SOURCE, self.scope)
+            mark = store.get_watermark(feed.source, self.scope)
             if settings.since is not None:
                 start = settings.since
             elif mark is not None:
@@ -225,16 +379,17 @@ class ScopePull:
             else:
                 start = until - settings.first_window
             start = start.replace(microsecond=0)
-            run_id = store.start_run(SOURCE, self.scope, start, until)
+            run_id = store.start_run(feed.source, self.scope, start, until)
             store.refresh_pending_derived()  # a killed run's deferred refresh
-            self._newest_at_start = store.con.execute("SELECT max(activity_time) FROM events").fetchone()[0]
-        out = self.out = ScopeOutcome(self.scope, self.sp, start, until, run_id=run_id)
+            self._newest_at_start = feed.newest(store)
+        out = self.out = ScopeOutcome(self.scope, self.sp, start, until, run_id=run_id, source=feed.source,
+                                      unit=feed.unit, other_label=feed.other_label)
         slices = plan_slices(start, until, settings.slice_length)
         out.slices = len(slices)
-        self.log.info("scope_start", f"graph {self.scope}: {len(slices)} slice(s) from {odata_time(start)} "
+        self.log.info("scope_start", f"{feed.source} {self.scope}: {len(slices)} slice(s) from {odata_time(start)} "
                       f"to {odata_time(until)}", scope=self.scope, run_id=run_id, window_start=start,
                       window_end=until, watermark=mark, slices=len(slices))
-        bar = progress(slices, desc=f"graph {self.sp or 'all'}"[:32], unit="slice",
+        bar = progress(slices, desc=feed.label[:32], unit="slice",
                        disable=settings.quiet or self.log.is_json)
         try:
             try:
@@ -259,7 +414,7 @@ class ScopePull:
             if hasattr(bar, "close"):
                 bar.close()
         snapshots: list[dict] = []
-        if settings.jobs and out.exit_code not in (exitcodes.AUTH, exitcodes.UNREACHABLE):
+        if settings.jobs and feed.jobs and out.exit_code not in (exitcodes.AUTH, exitcodes.UNREACHABLE):
             snapshots = await self._jobs()
         with Store.open(settings.db) as store:
             if snapshots:
@@ -273,7 +428,7 @@ class ScopePull:
         return out
 
     async def _jobs(self) -> list[dict]:
-        targets = [self.sp] if self.sp else sorted(self.sps_seen)
+        targets = [self.sp] if self.sp else sorted(self.feed.sps_seen)
         snapshots: list[dict] = []
         for sp in targets:
             try:
@@ -287,41 +442,15 @@ class ScopePull:
         return snapshots
 
     # ------------------------------------------------------------------ one slice
-    def _first_request(self, s: datetime, e: datetime):
-        parts = []
-        if self.sp:
-            if self.query["sp_filter"] == "eq":
-                parts.append(f"servicePrincipal/id eq {odata_string(self.sp)}")
-            else:
-                parts.append(f"contains(tolower(servicePrincipal/id),{odata_string(self.sp.lower())})")
-        parts.append(f"activityDateTime gt {odata_time(s - timedelta(seconds=1))}")
-        parts.append(f"activityDateTime lt {odata_time(e)}")
-        return self.session.provisioning_request(filter=" and ".join(parts), top=self.query["top"])
-
-    def _fallback(self, exc: GraphBadRequest) -> bool:
-        """After a 400 on a slice's first page: try a smaller $top, then the documented SP filter form."""
-        top = self.query["top"]
-        smaller = [t for t in TOP_FALLBACKS if t < top]
-        if smaller:
-            self.query["top"] = smaller[0]
-            self.log.warning("top_fallback", f"Graph rejected $top={top} ({exc}); using $top={smaller[0]}")
-            return True
-        if self.sp and self.query["sp_filter"] == "eq":
-            self.query["sp_filter"] = "contains"
-            self.query["top"] = self.settings.top
-            self.log.warning("filter_fallback", f"Graph rejected the servicePrincipal/id eq filter ({exc}); "
-                             "using contains(tolower(servicePrincipal/id), ...) and checking each event")
-            return True
-        return False
-
     async def _slice(self, s: datetime, e: datetime) -> None:
         staging = StagingFile()
         counters = {"pages": 0, "read": 0, "other_sp": 0}
         handed_over = False
         restarts = 0
-        what = f"provisioning logs {odata_time(s)}..{odata_time(e)}"
+        feed = self.feed
+        what = feed.what(s, e)
         try:
-            request = self._first_request(s, e)
+            request = feed.first_request(s, e)
             page_no = 0
             empty_run = 0  # empty pages with a nextLink in a row
             while True:
@@ -330,8 +459,8 @@ class ScopePull:
                 try:
                     doc, body = await self.session.get_json(request, what, lazy=True, with_body=True)
                 except GraphBadRequest as exc:
-                    if page_no == 0 and self._fallback(exc):
-                        request = self._first_request(s, e)
+                    if page_no == 0 and feed.fallback(exc):
+                        request = feed.first_request(s, e)
                         continue
                     if page_no > 0 and restarts < MAX_RESTARTS:  # an expired or rejected $skiptoken
                         restarts += 1
@@ -341,7 +470,7 @@ class ScopePull:
                         staging = StagingFile()
                         counters = {"pages": 0, "read": 0, "other_sp": 0}
                         page_no = 0
-                        request = self._first_request(s, e)
+                        request = feed.first_request(s, e)
                         continue
                     raise
                 page_no += 1
@@ -368,7 +497,7 @@ class ScopePull:
                     counters = {"pages": 0, "read": 0, "other_sp": 0}
                     staging = StagingFile()
                     self._commit(files, end, both, first)
-                request = self.session.next_request(next_link)
+                request = feed.next_request(next_link)
             handed_over = True
             self._complete_slice(staging, s, e, counters)
         finally:
@@ -391,24 +520,21 @@ class ScopePull:
     def _stage(self, value: list, staging: StagingFile, s: datetime, e: datetime, page_no: int,
                counters: dict, body: bytes = b"", *, own_pos: bool = True) -> None:
         """Stage the page's events of this scope and slice: the body as it came when every event is kept
-        (and it has no top-level "pos" of its own, ``own_pos``), else event by event."""
-        want = self.sp.lower() if self.sp else None
+        (and it has no top-level "pos" of its own, ``own_pos``), else event by event. The feed says which
+        events are its own (``feed.wanted``: another service principal's are counted in ``other_sp``)."""
         label = orjson.dumps(f"graph {self.scope} {odata_time(s)} page {page_no}")[:-1]
         kept: list = []  # (index, event)
         whole = isinstance(value, simdjson.Array)  # every event kept and a simdjson object: stage the page whole
         for i, event in enumerate(value):
             if isinstance(event, (dict, simdjson.Object)):
-                sp = _event_sp(event)
-                if want is not None and sp is not None and sp.lower() != want:
-                    counters["other_sp"] += 1
-                    whole = False
-                    continue
                 t = _parse_time(event.get("activityDateTime"))
                 if t is not None and not (s <= t < e):
                     whole = False
                     continue  # the neighbouring slice owns it
-                if sp is not None and want is None:
-                    self.sps_seen.add(sp)
+                if not self.feed.wanted(event):
+                    counters["other_sp"] += 1
+                    whole = False
+                    continue
             else:
                 whole = False
             kept.append((i, event))
@@ -512,7 +638,8 @@ class ScopePull:
             self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="provlens-loader")
         newest = self._newest_at_start
         likely_new = newest is None or (first_start is not None and first_start > newest)
-        defer = not last and time.monotonic() - self._last_refresh < self.settings.derived_seconds
+        defer = not last and self.feed.into == "events" and \
+            time.monotonic() - self._last_refresh < self.settings.derived_seconds
         if not defer:
             self._last_refresh = time.monotonic()
         self._deferred = defer  # a commit that refreshes also refreshes the deferred ones before it
@@ -530,18 +657,18 @@ class ScopePull:
                     likely_new: bool = False, defer: bool = False) -> None:
         """Load the staged rows, the watermark and the run's counters in one transaction."""
         out = self.out
-        watermark = (SOURCE, self.scope, slice_end) if slice_end is not None else None
+        watermark = (self.feed.source, self.scope, slice_end) if slice_end is not None else None
         with Store.open(self.settings.db) as store:
             result = load_staged(store, files, run_id=out.run_id, watermark=watermark,
                                  run_counters={"pages": counters["pages"]}, likely_new=likely_new,
-                                 defer_derived=defer)
+                                 defer_derived=defer, into=self.feed.into)
         _add(out.loaded, result)
         out.pages += counters["pages"]
         out.other_sp_dropped += counters["other_sp"]
-        if counters["other_sp"]:
+        if counters["other_sp"] and self.feed.into == "events":  # the audit log: other services are expected
             self.log.warning("other_sp_events", f"{counters['other_sp']} event(s) of other service principals "
                              f"ignored in {self.scope}", scope=self.scope, count=counters["other_sp"])
-        self.log.info("slice_committed" if slice_end else "chunk_committed", scope=self.scope,
+        self.log.info("slice_committed" if slice_end else "chunk_committed", scope=self.scope, source=self.feed.source,
                       slice_end=slice_end, pages=counters["pages"], events=result.read, new=result.new,
                       updated=result.updated, rejected=result.invalid)
 
@@ -556,16 +683,24 @@ async def _pull_all(settings: PullSettings, log: RunLog) -> GraphOutcome:
              rate=f"{settings.rate[0]}/{settings.rate[1]:g}s" if settings.rate else "off")
     async with GraphSession(auth_provider, settings.base_url, pacer=Pacer(settings.rate), policy=settings.policy,
                             log=log, timeout=settings.timeout) as session:
-        for sp in settings.service_principal_ids or [None]:
-            scope = await ScopePull(session, settings, log, tenant, sp, query_style).run()
-            outcome.scopes.append(scope)
+        pulls = [ScopePull(session, settings, log, tenant, feed=DirectoryAuditFeed(
+            session, settings, log, settings.service_principal_ids))] if settings.audit_logs else []
+        pulls += [ScopePull(session, settings, log, tenant, sp, query_style)
+                  for sp in settings.service_principal_ids or [None]]
+        for pull in pulls:
+            scope = await pull.run()
+            if isinstance(pull.feed, DirectoryAuditFeed):
+                outcome.audit = scope
+            else:
+                outcome.scopes.append(scope)
             level = "summary" if scope.exit_code == exitcodes.OK else "error"
             log.event("scope_done", scope.summary() + (f"; {scope.error}" if scope.error else ""), level=level,
                       scope=scope.scope, run_id=scope.run_id, outcome=scope.outcome, exit_code=scope.exit_code,
                       pages=scope.pages, events=scope.loaded.read, new=scope.loaded.new,
                       updated=scope.loaded.updated, rejected=scope.loaded.invalid,
-                      other_sp_ignored=scope.other_sp_dropped, job_snapshots=scope.job_snapshots)
-            if scope.exit_code == exitcodes.AUTH:
+                      other_sp_ignored=scope.other_sp_dropped, job_snapshots=scope.job_snapshots,
+                      source=scope.source)
+            if scope.exit_code == exitcodes.AUTH and scope is not outcome.audit:
                 break  # the same credentials will fail for the next service principal too
         outcome.requests = session.stats.requests
         outcome.retries = session.stats.retries
