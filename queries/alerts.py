@@ -200,7 +200,10 @@ SELECT u.tenant, coalesce(u.credential_id, u.user_agent, u.client_ip) AS client,
 FROM derived_scim_unlogged u LEFT JOIN {TENANT_APPS} ta ON ta.tenant IS NOT DISTINCT FROM u.tenant
 WHERE u.method IN ('POST', 'PUT', 'PATCH', 'DELETE') AND u.ts > $since::TIMESTAMPTZ AND u.ts <= {NOW}
 GROUP BY ALL
-ORDER BY u.tenant, client
+"""
+UNLOGGED_WRITES = f"""
+SELECT w.*, n.app_name FROM ({UNLOGGED_WRITES}) w LEFT JOIN {APP_NAMES} n USING (service_principal_id)
+ORDER BY w.tenant, w.client
 """
 
 # Per ingest source as of $now: its newest successful run's end, its latest run's outcome and message, its first run.

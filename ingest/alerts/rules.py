@@ -86,6 +86,10 @@ def parse_interval(text: str | None) -> timedelta | None:
     return value if value > timedelta(0) else None
 
 
+def _n(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
 def _app(row: dict) -> str | None:
     return row.get("app_name") or row.get("service_principal_id")
 
@@ -231,8 +235,8 @@ def _new_error(con, settings: AlertSettings, now: datetime) -> list[Alert]:
             rule="new_error", severity=settings.severity("new_error"),
             key=f"{r['service_principal_id']}/{r['job_id']}/{r['error_code']}", app=_app(r), job=r["job_id"],
             first_seen=r["began"], last_seen=r["last"],
-            message=(f"{_app(r)}: new error {r['error_code']} since {_iso(r['began'])} ({r['failures']} failures, "
-                     f"not seen in the {rule['lookback_days']} days before)"),
+            message=(f"{_app(r)}: new error {r['error_code']} since {_iso(r['began'])} "
+                     f"({_n(r['failures'], 'failure')}, not seen in the {rule['lookback_days']} days before)"),
             action="Read the error's SCIM detail and advice on the Failures page; a new code often follows a change "
                    "in the app or the attribute mappings.",
             identities=r["identities"],
@@ -307,7 +311,7 @@ def _violation(con, settings: AlertSettings, now: datetime) -> list[Alert]:
             key=f"{r['service_principal_id']}/{r['job_id']}/{r['kind']}/{r['source_id']}", app=_app(r),
             job=r["job_id"], first_seen=r["first_seen"], last_seen=r["last_seen"],
             message=(f"{_app(r)}: {_KIND_TEXT.get(r['kind'], r['kind'])} refused since {_iso(r['first_seen'])} "
-                     f"({r['occurrences']} failures); the identity is not provisioned"),
+                     f"({_n(r['occurrences'], 'failure')}); the identity is not provisioned"),
             action=_KIND_ACTION.get(r["kind"], "See the Constraint violations page."), identities=1,
             url=url("identity", sp=r["service_principal_id"], q=r["source_id"] or "")))
     return out
@@ -320,14 +324,13 @@ def _unlogged_writes(con, settings: AlertSettings, now: datetime) -> list[Alert]
     for r in _rows(con, sql.UNLOGGED_WRITES, {"now": now, "since": since}):
         if r["writes"] < max(1, rule["min_writes"]):
             continue
-        sp = r["service_principal_id"]
         out.append(Alert(
             rule="unlogged_writes", severity=settings.severity("unlogged_writes"),
-            key=f"{r['tenant'] or '-'}/{r['client'] or '-'}", app=sp, job=None, first_seen=r["first_ts"],
+            key=f"{r['tenant'] or '-'}/{r['client'] or '-'}", app=_app(r), job=None, first_seen=r["first_ts"],
             last_seen=r["last_ts"],
-            message=(f"{r['writes']} SCIM writes that Entra never logged since {_iso(r['first_ts'])} (SCIM tenant "
-                     f"{r['tenant'] or 'unknown'}, client {r['user_agent'] or r['client'] or 'unknown'}): another "
-                     "client is writing to the app"),
+            message=(f"{_n(r['writes'], 'SCIM write')} that Entra never logged since {_iso(r['first_ts'])} "
+                     f"(SCIM tenant {r['tenant'] or 'unknown'}, client "
+                     f"{r['user_agent'] or r['client'] or 'unknown'}): another client is writing to the app"),
             action=("Find out who owns this client (its credential and user agent on the SCIM audit page); "
                     "its changes can undo Entra's or be undone by it."),
             identities=r["identities"], url=url("scim", since=r["first_ts"], until=now)))
