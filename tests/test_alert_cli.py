@@ -135,3 +135,31 @@ def test_settings_defaults_and_overrides():
     assert settings.rule("quiet")["default_interval_minutes"] == 40
     assert settings.rule("quarantine_risk")["total_failures"] == 40000
     assert all(settings.enabled(name) for name in settings.rules)
+
+
+def test_credential_validation_unavailable_is_a_credential_alert(sim, tmp_path):
+    """Entra's other credential code: a failure with it after the app's last success raises ``credential``; an
+    Entra success after it resolves the alert."""
+    prod = sim.truth["apps"][0]["service_principal_id"]
+    mine = [e for e in sim.events if e["servicePrincipal"]["id"] == prod][:60]
+    last = mine[-1]
+    at = datetime.fromisoformat(last["activityDateTime"].rstrip("Z")[:26]).replace(tzinfo=timezone.utc)
+    failed = json.loads(json.dumps(last))
+    failed["id"] = "cred-unavailable-1"
+    failed["activityDateTime"] = (at + timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
+    failed["provisioningStatusInfo"] = {"status": "failure", "errorInformation": {
+        "errorCode": "SystemForCrossDomainIdentityManagementCredentialValidationUnavailable",
+        "errorCategory": "nonServiceFailure", "reason": "We are unable to validate the credentials."}}
+    healed = json.loads(json.dumps(last))
+    healed["id"] = "cred-unavailable-2"
+    healed["activityDateTime"] = (at + timedelta(minutes=30)).isoformat().replace("+00:00", "Z")
+    healed["provisioningStatusInfo"] = {"status": "success", "errorInformation": None}
+    db = store_from_events(tmp_path, "cred", [*mine, failed, healed])
+
+    def credential(t: datetime) -> list[dict]:
+        return [d for d in alerts_json(db, "--at", t.isoformat()) if d["rule"] == "credential"]
+
+    assert credential(at + timedelta(seconds=30)) == []
+    (doc,) = credential(at + timedelta(minutes=10))
+    assert doc["key"] == prod and "CredentialValidationUnavailable" in doc["message"] and doc["severity"] == "critical"
+    assert credential(at + timedelta(minutes=40)) == []

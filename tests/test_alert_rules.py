@@ -167,3 +167,27 @@ def test_cli_json_at_times_matches_the_story(story_sim, story_db, sweep, tmp_pat
         assert {(d["rule"], d["key"]) for d in lines} == expected
         assert len(lines) == len(expected)
     assert Path(story_db).stat().st_mtime_ns == before
+
+
+def _t(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.rstrip("Z")[:26]).replace(tzinfo=timezone.utc) if text else None
+
+
+def test_a_new_duplicate_user_name_fires_once_and_resolves(sweep, story_sim):
+    """A joiner whose userName an account in the app already holds, a day into the story, fixed later."""
+    start = END - timedelta(days=DAYS)
+    (v, *_) = [v for v in story_sim.truth["violations"] if v["kind"] == "duplicate_user_name" and v["resolved_at"]
+               and _t(v["first_seen"]) > start + timedelta(days=1)]
+    first, resolved = _t(v["first_seen"]), _t(v["resolved_at"])
+    states = []
+    for t, _, found in sweep:
+        mine = [a for a in found if a.rule == "violation" and a.key.endswith(f"/duplicate_user_name/{v['source_id']}")]
+        assert len(mine) <= 1
+        if mine:
+            assert abs(mine[0].first_seen - first) < timedelta(seconds=1) and f"q={v['source_id']}" in mine[0].url
+        states.append((t, bool(mine)))
+    assert all(active == (first <= t < resolved) for t, active in states)
+    assert [active for _, active in states].count(True) >= 3
+    # fired once: one run of samples where it is active
+    flips = sum(1 for (_, a), (_, b) in zip(states, states[1:]) if a != b)
+    assert flips == 2
