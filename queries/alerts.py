@@ -46,7 +46,8 @@ GROUP BY job_id
 # Escrow as of $now: per app and job, the identities whose latest success-or-failure before $now was a failure
 # (the recurring-failures dataset's open runs, any length, at $until = $now).
 OPEN_FAILURE_RUNS = f"""
-SELECT service_principal_id, job_id, count(*) AS escrowed
+SELECT service_principal_id, job_id, count(*) AS escrowed, min(failing_since) AS failing_since,
+       max(last_failure) AS last_failure
 FROM {OPEN_RUNS_SQL} AS r
 GROUP BY service_principal_id, job_id
 """

@@ -197,8 +197,8 @@ def _quarantine_risk(f: Facts, at: datetime, th: dict) -> set:
     out = set()
     warn = th["warn_at"]
     for sp, job in f.jobs.items():
-        snap = f.latest_snapshot(sp, at)
-        if snap is None or snap["status"]["code"] == "Quarantine":
+        snap = f.latest_snapshot(sp, at) or {"status": {"code": None, "lastExecution": None}}
+        if snap["status"]["code"] == "Quarantine":
             continue
         latest: dict[str, str] = {}
         for e in f.events:

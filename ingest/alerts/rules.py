@@ -125,15 +125,22 @@ def _quarantine(con, settings: AlertSettings, now: datetime, jobs: list[dict]) -
 # (escrowed / entitled and escrowed / (escrowed + exported)) and the larger share counts.
 def _quarantine_risk(con, settings: AlertSettings, now: datetime, jobs: list[dict]) -> list[Alert]:
     rule = settings.rule("quarantine_risk")
-    runs = {(r["service_principal_id"], r["job_id"]): r["escrowed"] for r in _rows(
+    runs = {(r["service_principal_id"], r["job_id"]): r for r in _rows(
         con, sql.OPEN_FAILURE_RUNS, {"until": now, "since": None, "sps": None, "job": None, "types": None})}
     warn = rule["warn_at"]
+    names = {r["service_principal_id"]: r["app_name"] for r in _rows(con, f"SELECT * FROM {sql.APP_NAMES}", {})}
+    known = {(j["service_principal_id"], j["job_id"]) for j in jobs}
+    # Jobs with failures but no status snapshot (a store loaded from files): the counts alone, as of now.
+    unseen = [{"service_principal_id": sp, "job_id": job, "app_name": names.get(sp), "status_code": None,
+               "count_escrowed": None, "count_entitled": None, "count_exported": None, "captured_at": now}
+              for sp, job in sorted(runs, key=str) if (sp, job) not in known]
     out = []
-    for j in jobs:
+    for j in [*jobs, *unseen]:
         if j["status_code"] == "Quarantine":
             continue
         key = (j["service_principal_id"], j["job_id"])
-        escrowed = max(j["count_escrowed"] or 0, runs.get(key, 0))
+        run = runs.get(key) or {"escrowed": 0, "failing_since": None, "last_failure": None}
+        escrowed = max(j["count_escrowed"] or 0, run["escrowed"])
         shares = [escrowed / j["count_entitled"] if j["count_entitled"] else 0.0,
                   escrowed / (escrowed + j["count_exported"]) if escrowed and j["count_exported"] is not None
                   else 0.0]
@@ -150,7 +157,8 @@ def _quarantine_risk(con, settings: AlertSettings, now: datetime, jobs: list[dic
             continue
         out.append(Alert(
             rule="quarantine_risk", severity=settings.severity("quarantine_risk"), key=f"{key[0]}/{key[1]}",
-            app=_app(j), job=j["job_id"], first_seen=j["captured_at"], last_seen=j["captured_at"],
+            app=_app(j), job=j["job_id"], first_seen=run["failing_since"] or j["captured_at"],
+            last_seen=max(run["last_failure"] or j["captured_at"], j["captured_at"]),
             message=f"{_app(j)}: {escrowed:,} identities failing, near Entra's quarantine threshold "
                     f"({'; '.join(reasons)})",
             action=("Fix the commonest failures now (Failures page, top errors): Entra quarantines the job when "
