@@ -191,3 +191,20 @@ def test_a_new_duplicate_user_name_fires_once_and_resolves(sweep, story_sim):
     # fired once: one run of samples where it is active
     flips = sum(1 for (_, a), (_, b) in zip(states, states[1:]) if a != b)
     assert flips == 2
+
+
+def test_risk_and_spike_come_from_the_stories_incidents(sweep, story_sim):
+    """Anchored on the story itself, not on a formula: the escrow nears the (scaled) thresholds only after the refused
+    rename (8 hours, then the escrowed retries: at most 12 cycles of 40 min apart); failures spike only then or in
+    the credential episode."""
+    start = END - timedelta(days=DAYS)
+    rename = start + timedelta(days=DAYS * 0.25)  # story.add_alert_incidents
+    (period,) = story_sim.truth["quarantine"]
+    episode = (_t(period["first_failure_at"]) - timedelta(hours=1),
+               _t(period["ended"]) + timedelta(hours=24))
+    risky = [t for t, _, found in sweep if any(a.rule == "quarantine_risk" for a in found)]
+    assert risky and all(rename <= t <= rename + timedelta(hours=16) for t in risky)
+    spikes = [t for t, _, found in sweep if any(a.rule == "failure_spike" for a in found)]
+    assert spikes and all(rename <= t <= rename + timedelta(hours=24) or episode[0] <= t <= episode[1]
+                          for t in spikes)
+    assert any(rename <= t <= rename + timedelta(hours=24) for t in spikes)
