@@ -130,6 +130,15 @@ def cmd_compact(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+def _when(value: str) -> datetime:
+    from ingest.timespec import TimeSpecError, parse_when
+
+    try:
+        return parse_when(value)
+    except TimeSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def cmd_alerts(args: argparse.Namespace) -> int:
     """Evaluate the alert rules (ingest/alerts/rules.py) as of ``--at`` (default now, UTC). ``--dry-run`` prints the
     active alerts and writes nothing; otherwise they go to the alert state and the targets (ingest/alerts/notify.py).
@@ -249,8 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("--dry-run", action="store_true", help="print the active alerts; record and send nothing")
     alerts.add_argument("--format", choices=("text", "json"), default="text",
                         help="with --dry-run: text, or json (one JSON object per line per active alert)")
-    alerts.add_argument("--at", type=_iso_time, metavar="TIME",
-                        help="evaluate as of this ISO-8601 time (default: now, UTC)")
+    alerts.add_argument("--at", type=_when, metavar="TIME",
+                        help="evaluate as of this time: RFC 3339, a date, or a duration before now like 2h "
+                             "(default: now, UTC)")
     alerts.add_argument("--test", metavar="TARGET", help="send a test message to this [[alerts.targets]] name")
     alerts.set_defaults(handler=cmd_alerts)
     return parser
