@@ -1,4 +1,5 @@
-"""Command line of the ingester: ``python -m ingest {demo,files,scim,correlate,blobs,graph,run,migrate,compact,doctor}``
+"""Command line of the ingester:
+``python -m ingest {demo,files,scim,correlate,blobs,graph,run,migrate,compact,doctor,alerts} ...``
 (see ``--help``).
 
 Each subcommand registers itself in :func:`build_parser`; handlers return an exit code from
@@ -122,6 +123,50 @@ def cmd_compact(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+def _when(value: str) -> datetime:
+    from ingest.timespec import TimeSpecError, parse_when
+
+    try:
+        return parse_when(value)
+    except TimeSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """Evaluate the alert rules (ingest/alerts/rules.py) as of ``--at`` (default now, UTC). ``--dry-run`` prints the
+    active alerts and writes nothing; otherwise they go to the alert state and the targets (ingest/alerts/notify.py).
+    ``--test TARGET`` sends a test message to one target."""
+    import json
+
+    from ingest.alerts.rules import evaluate
+    from ingest.alerts.settings import load_alert_settings
+    from ingest.dbfile import read_connection
+
+    config = load_toml(args.config)
+    settings = load_alert_settings(config)  # a bad [alerts.rules] is exit 2 before anything is read
+    if args.test:
+        from ingest.alerts.notify import send_test
+
+        return send_test(config, args.test)
+    now = args.at or datetime.now(timezone.utc)
+    with read_connection(args.db) as con:
+        alerts = evaluate(con, settings, now)
+    if not args.dry_run:
+        from ingest.alerts.notify import process
+
+        return process(args.db, alerts, now=now, config=config)
+    if args.format == "json":
+        for alert in alerts:
+            print(json.dumps(alert.as_json(), ensure_ascii=False))
+    else:
+        for alert in alerts:
+            print(f"[{alert.severity}] {alert.rule} {alert.key}: {alert.message}")
+            print(f"    since {alert.first_seen.isoformat()}; action: {alert.action}; view: {alert.url}")
+        print(f"{len(alerts)} active alert{'s' if len(alerts) != 1 else ''} as of {now.isoformat()} "
+              "(dry run: nothing recorded or sent)", file=sys.stderr)
+    return exitcodes.OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = cliargs.Parser(prog="python -m ingest", description="Load provisioning data into DuckDB.")
     parser.add_argument("--version", action="version", version=f"provlens {__version__}")
@@ -213,6 +258,19 @@ def build_parser() -> argparse.ArgumentParser:
     common(doctor)
     add_doctor_arguments(doctor)
     doctor.set_defaults(handler=cmd_doctor, own_config=True)
+
+    # --- Alerts (ingest/alerts/): rules, state, delivery
+    alerts = sub.add_parser("alerts", help="evaluate the alert rules; record and send what changed, or print them "
+                                           "with --dry-run")
+    common(alerts)
+    alerts.add_argument("--dry-run", action="store_true", help="print the active alerts; record and send nothing")
+    alerts.add_argument("--format", choices=("text", "json"), default="text",
+                        help="with --dry-run: text, or json (one JSON object per line per active alert)")
+    alerts.add_argument("--at", type=_when, metavar="TIME",
+                        help="evaluate as of this time: RFC 3339, a date, or a duration before now like 2h "
+                             "(default: now, UTC)")
+    alerts.add_argument("--test", metavar="TARGET", help="send a test message to this [[alerts.targets]] name")
+    alerts.set_defaults(handler=cmd_alerts)
     return parser
 
 

@@ -17,6 +17,8 @@ from .names import ORG_DOMAINS
 INTERVAL = 40 * MINUTE
 RETRY_GAPS = [1, 2, 4, 8, 12]  # cycles until the next retry of an escrowed object
 QUARANTINE_GAPS = [6 * HOUR, 12 * HOUR, 24 * HOUR]
+# An alert story's rejected updates (app.reject): the app refuses a value Entra sends.
+REJECTED_DETAIL = "Attribute 'department' has a value that is not allowed"
 
 
 @dataclass
@@ -81,6 +83,9 @@ class JobRun:
         quarantine: dict | None = None
         escrow: dict[int, None] = {}
         while t < self.end:
+            t = self._stalled(t)
+            if t >= self.end:
+                break
             while self.releases and self.releases[0][0] <= t:
                 self.names.pop(self.releases.pop(0)[1], None)
             dirty: dict[int, None] = {}
@@ -135,6 +140,18 @@ class JobRun:
             self.out.quarantine.append({
                 "service_principal_id": app.sp_id, "began": iso7(quarantine["began"]), "ended": None,
                 "reason": "EncounteredQuarantineException", "failed_cycles": quarantine["failed_cycles"]})
+
+    def _stalled(self, t: int) -> int:
+        """An alert story's stall (``app.stall``): a cycle due inside it does not run; the job status is still
+        captured every interval (unchanged: Active, the last execution before the stall). Returns when the job
+        runs again."""
+        stall = self.app.stall
+        if stall is None or not stall[0] <= t < stall[1]:
+            return t
+        for captured in range(t, min(stall[1], self.end), INTERVAL):
+            self._snapshot(captured)
+        self.app.stall = None
+        return stall[1]
 
     def _apply(self, change: Change) -> bool:
         entry = self.entries[change.user]
@@ -227,6 +244,9 @@ class JobRun:
                 return "conflict"
             if src[EMAIL].split("@")[1] not in ORG_DOMAINS:
                 return "bad_request"
+        reject = self.app.reject
+        if op == "update" and reject is not None and reject[0] <= t < reject[1]:
+            return "rejected"
         if self.throttles and t >= self.throttles[0]:
             self.throttles.pop(0)
             return "throttled"
@@ -254,7 +274,7 @@ class JobRun:
         rid = entry.tid
         write = None
         if outcome != "credential":
-            status = {"conflict": 409, "bad_request": 400, "throttled": 429,
+            status = {"conflict": 409, "bad_request": 400, "rejected": 400, "throttled": 429,
                       "entra_success_scim_error": 500}.get(outcome, 201 if op == "create" else 200)
             if op == "delete" and status == 200:
                 status = 204
@@ -276,7 +296,8 @@ class JobRun:
                     fields.update(email_domains=[src[EMAIL].split("@")[1]], email_types=["work"])
                 write = scim.record(self.ids, app, wt, "PATCH", f"/Users/{rid}", status, operation, **fields)
             detail = {409: ("uniqueness", "Username is already in use"),
-                      400: ("invalidValue", "Only work email addresses are allowed"),
+                      400: ("invalidValue", REJECTED_DETAIL if outcome == "rejected"
+                            else "Only work email addresses are allowed"),
                       429: (None, "Rate limit exceeded"), 500: (None, "Internal server error")}.get(status)
             if detail:
                 write["scim_type"], write["error_detail"] = detail
@@ -321,7 +342,7 @@ class JobRun:
         entry.due = k + gap
         retry_at = iso7(t + gap * INTERVAL + self.rng.randrange(-60 * SECOND, 60 * SECOND))
         app_name = self.app.name
-        key = outcome
+        key = "bad_request" if outcome == "rejected" else outcome
         if outcome == "conflict":
             key = "conflict_gallery" if self.app.style == "gallery" else "conflict_custom"
         elif outcome == "entra_failure_scim_success":
@@ -334,7 +355,8 @@ class JobRun:
         else:
             status, scim_type, detail = {
                 "conflict_custom": (409, "uniqueness", "Username is already in use"),
-                "bad_request": (400, "invalidValue", "Only work email addresses are allowed"),
+                "bad_request": (400, "invalidValue", REJECTED_DETAIL if outcome == "rejected"
+                                else "Only work email addresses are allowed"),
                 "throttled": (429, None, "Rate limit exceeded"),
                 "credential": (401, None, "Invalid or expired token")}[key]
             self.web_responses += 1

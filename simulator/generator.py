@@ -11,14 +11,16 @@ from .clock import DAY, from_datetime
 from .engine import JobRun, Record
 from .ids import IdFactory
 from .model import Simulation
-from .story import build_story
+from .story import add_alert_incidents, alert_story_other_client, build_story
 from .truth import build_truth, directory_audits_truth
 
 DEFAULT_END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
 
-def generate(seed: int = 7, users: int = 200, days: float = 14, end: datetime | None = None) -> Simulation:
-    """A deterministic simulated tenant covering [end - days, end); same arguments, same output."""
+def generate(seed: int = 7, users: int = 200, days: float = 14, end: datetime | None = None, *,
+             alert_story: bool = False) -> Simulation:
+    """A deterministic simulated tenant covering [end - days, end); same arguments, same output. ``alert_story``
+    adds the alert rules' incidents (story.add_alert_incidents)."""
     if days <= 0:
         raise ValueError("days must be positive")
     end_t = from_datetime(end or DEFAULT_END)
@@ -26,6 +28,8 @@ def generate(seed: int = 7, users: int = 200, days: float = 14, end: datetime | 
     master = random.Random(seed)
     ids = IdFactory(random.Random(master.getrandbits(64)))
     story = build_story(random.Random(master.getrandbits(64)), ids, users, start, end_t)
+    if alert_story:
+        add_alert_incidents(story, start, end_t)
     source_system_id = ids.guid()
     out = Record()
     runs = []
@@ -39,6 +43,8 @@ def generate(seed: int = 7, users: int = 200, days: float = 14, end: datetime | 
     for app in story.apps:
         scim_only += scim.probes(extra_rng, ids, app, start, end_t)
     scim_only += scim.hris_client(extra_rng, ids, story.apps[0], runs[0].accounts, start, end_t)
+    if alert_story:
+        scim_only = alert_story_other_client(scim_only, start, end_t)
     out.events.sort(key=lambda e: (out.ticks[e["id"]], e["id"]))
     records = sorted(out.scim + scim_only, key=lambda r: (r["ts"], r["request_id"]))
     snapshots = sorted(out.snapshots, key=lambda s: (s["capturedAt"], s["servicePrincipalId"]))

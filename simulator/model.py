@@ -81,6 +81,10 @@ class App:
     throttles: list[int] = field(default_factory=list)  # first write after each time gets 429
     contradictions: list[tuple[int, str]] = field(default_factory=list)  # (not before, kind)
     episode: Episode | None = None
+    # Alert stories (story.add_alert_incidents): the job stays Active but runs no cycle in [from, until).
+    stall: tuple[int, int] | None = None
+    # ... and the app refuses every update (400 invalidValue) in [from, until).
+    reject: tuple[int, int] | None = None
 
 
 @dataclass

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 
 from . import names
-from .clock import DAY, HOUR, MINUTE, floor_day, to_datetime
+from .clock import DAY, HOUR, MINUTE, SECOND, floor_day, to_datetime
 from .ids import IdFactory
 from .model import EMAIL, App, Change, Episode, User, Violation
 
@@ -266,3 +266,33 @@ def _schedule_incidents(rng: random.Random, apps: list[App], start: int, end: in
             expires = start + int(period * 0.6)
         delay = min(rng.randrange(26 * HOUR, 44 * HOUR), int((end - expires) * 0.55))
         prod.episode = Episode(expires, expires + delay)
+
+
+def add_alert_incidents(story: Story, start: int, end: int) -> None:
+    """Alert stories (issue 24), on top of the usual ones; deterministic (no random draw), so every other condition
+    of the seed stays as it was:
+
+    - at 25% of the period a department rename reaches half of the production app's users, and the app refuses the
+      new value (400 invalidValue) for 8 hours: the escrow grows towards Entra's quarantine thresholds while the job
+      stays Active, the failure rate spikes;
+    - at 70% the sandbox job stalls for 6 hours (Active, not quarantined, no cycle: the ``quiet`` rule's "stopped").
+    """
+    prod, sandbox = story.apps
+    rename_at = start + int((end - start) * 0.25)
+    prod.reject = (rename_at, rename_at + 8 * HOUR)
+    users = sorted(idx for idx, role in prod.roster.items() if role == "user")
+    for n, idx in enumerate(users[::2]):
+        story.changes.append(Change(rename_at + n * SECOND, idx, "update", {"department": "Platform Engineering"}))
+    story.changes.sort(key=lambda c: (c.at, c.user))
+    stall_from = start + int((end - start) * 0.7)
+    sandbox.stall = (stall_from, stall_from + 6 * HOUR)
+
+
+def alert_story_other_client(requests: list[dict], start: int, end: int) -> list[dict]:
+    """The alert story's HRIS client (simulator/scim.py) is switched off at 75% of the period: the unlogged writes
+    alert must resolve a day after its last write."""
+    from .clock import iso_ms
+    from .scim import HRIS_AGENT
+
+    cutoff = iso_ms(start + int((end - start) * 0.75))
+    return [r for r in requests if r["user_agent"] != HRIS_AGENT or r["ts"] < cutoff]

@@ -42,7 +42,8 @@ def build_truth(*, seed: int, users: int, days: float, start: int, end: int, sto
         "format": "provlens-ground-truth/1", "seed": seed, "users": users, "days": days,
         "start": iso_s(start), "end": iso_s(end), "tenant_id": story.tenant_id,
         "org_domains": list(ORG_DOMAINS),
-        "apps": [{"service_principal_id": a.sp_id, "name": a.name, "job_id": a.job_id, "style": a.style}
+        "apps": [{"service_principal_id": a.sp_id, "name": a.name, "job_id": a.job_id, "style": a.style,
+                  "scim_tenant": a.scim_tenant}
                  for a in story.apps],
         "events": {
             "total": len(events),
