@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import datetime, timezone
 
 from ingest import __version__, cliargs, exitcodes
 from ingest.config import ConfigError, load_toml, resolve_db_path
