@@ -692,10 +692,10 @@ def summary(results: list[Result]) -> dict:
 def add_doctor_arguments(p: argparse.ArgumentParser) -> None:
     from ingest.graph.command import add_graph_arguments
 
-    add_graph_arguments(p)  # the same Graph options as `ingest graph`; the pull-only ones are hidden
+    add_graph_arguments(p)  # the same Graph options as `ingest graph`; the pull-only ones are accepted and ignored
     for action in p._actions:
         if action.dest in PULL_ONLY:
-            action.help = argparse.SUPPRESS
+            action.help = "accepted so that an `ingest graph` command line works here; doctor ignores it"
     d = p.add_argument_group("doctor")
     d.add_argument("--format", choices=("text", "json"), default="text",
                    help="text: one line per check (default); json: one JSON object per line, then a summary")
