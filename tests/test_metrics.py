@@ -40,7 +40,7 @@ def json_events(stderr: str) -> list[dict]:
 
 def graph_args(server, db, sps, *extra) -> list[str]:
     args = ["ingest", "graph", "--db", str(db), "--graph-url", server.base_url, "--rate", "off", "--since", SINCE,
-            "--until", UNTIL, "--log-format", "json", "-q", *extra]
+            "--until", UNTIL, "--log-format", "json", "-q", "--no-audit-logs", *extra]
     for sp in sps:
         args += ["--service-principal-id", sp]
     return args
@@ -204,7 +204,11 @@ def test_ingest_run_writes_every_sources_metrics(sim, sim_dir, tmp_path):
     assert proc.returncode == exitcodes.OK, proc.stderr
     m = samples(prom.read_text(encoding="utf-8"))
     loaded = m["provlens_events_loaded_total"]
-    assert {source for source, _ in loaded} == {"graph", "files"}
+    # a graph source pulls the directory audit log too (its own source, counted in directory_audits rows)
+    assert {source for source, _ in loaded} == {"graph", "graph-audit", "files"}
+    audit_loaded = sum(v for (source, _), v in loaded.items() if source == "graph-audit")
+    assert audit_loaded == sim.truth["directory_audits"]["provisioning_total"]
+    loaded = {key: v for key, v in loaded.items() if key[0] != "graph-audit"}
     assert sorted(scope.rpartition("/")[2] for source, scope in loaded if source == "graph") == sorted(sp_ids(sim))
     con = duckdb.connect(str(db), read_only=True)
     total, by_files = con.execute(
