@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +25,9 @@ from ingest.store import scrub
 
 # Apprise logs request URLs (with the webhook signature) at debug level: never into the process's own logs.
 logging.getLogger("apprise").propagate = False
+# The loggers that see a target's URL while it is sent (urllib3 logs each request line, query included, at debug
+# level): every record they make meanwhile has the URL's secret parts redacted (_redacted_logs).
+_URL_LOGGERS = ("apprise", "urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry")
 
 MAX_ERROR_CHARS = 300
 _NOTIFY_TYPES = {"critical": apprise.NotifyType.FAILURE, "warning": apprise.NotifyType.WARNING,
@@ -62,6 +67,34 @@ def redact(text: str, url: str) -> str:
     return scrub(text)
 
 
+class _Redact(logging.Filter):
+    def __init__(self, url: str):
+        super().__init__()
+        self.url = url
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # a record whose arguments do not fit its format: keep its text only
+            text = str(record.msg)
+        record.msg, record.args = redact(text, self.url), ()
+        return True
+
+
+@contextmanager
+def _redacted_logs(url: str) -> Iterator[None]:
+    """Meanwhile, every record of the loggers that see ``url`` is redacted (before any handler sees it)."""
+    guard = _Redact(url)
+    loggers = [logging.getLogger(name) for name in _URL_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(guard)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(guard)
+
+
 def _error_text(result: Any, url: str) -> str:
     lines = [entry.message for entry in result.logs() if entry.level in ("WARNING", "ERROR", "CRITICAL")]
     text = "; ".join(dict.fromkeys(line.strip() for line in lines if line.strip())) or "the target refused it"
@@ -71,7 +104,8 @@ def _error_text(result: Any, url: str) -> str:
 
 def valid_url(url: str) -> bool:
     """Whether Apprise understands the URL (no network)."""
-    return apprise.Apprise.instantiate(url) is not None
+    with _redacted_logs(url):
+        return apprise.Apprise.instantiate(url) is not None
 
 
 def send(url: str, title: str, body: str, *, severity: str = "info", resolved: bool = False, attempts: int = 4,
@@ -103,7 +137,8 @@ def send(url: str, title: str, body: str, *, severity: str = "info", resolved: b
     retrying = Retrying(stop=stop_after_attempt(max(1, attempts)),
                         wait=wait_exponential(multiplier=wait_seconds, max=60) if wait_seconds > 0 else wait_none(),
                         retry=retry_if_result(lambda ok: not ok), retry_error_callback=lambda state: False)
-    ok = bool(retrying(once))
+    with _redacted_logs(url):
+        ok = bool(retrying(once))
     return Outcome(ok=ok, attempts=tries, error=None if ok else (errors[-1] if errors else "not delivered"))
 
 
