@@ -65,7 +65,7 @@ def _kill_at_pause(proc: subprocess.Popen, point: str) -> None:
 
 def _run(tmp_path, receiver) -> int:
     proc = _start(tmp_path, receiver, None)
-    _, err = proc.communicate(timeout=120)
+    proc.communicate(timeout=120)
     return proc.returncode
 
 
