@@ -13,9 +13,10 @@ _ICONS = {"critical": ":material/error:", "warning": ":material/warning:", "info
 
 
 def link(url) -> str | None:
-    """The alert's dashboard view as a same-site link (a relative path only: never another site or a script)."""
+    """The alert's dashboard view (``/failures?...``) as a link relative to the page (``failures?...``), so it also
+    works under a base URL path; only a same-site path (never another site or a script)."""
     if isinstance(url, str) and url.startswith("/") and not url.startswith("//") and "\\" not in url:
-        return url.replace(" ", "%20").replace(")", "%29")
+        return url[1:].replace(" ", "%20").replace(")", "%29").replace("(", "%28") or "./"
     return None
 
 

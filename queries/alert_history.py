@@ -34,7 +34,7 @@ QUERY_LIST = [
     q("alert_history", "Every alert episode (fired, resolved or still active), newest first, with its notifications",
       f"""
         SELECT a.fired_at, a.resolved_at, CASE WHEN a.resolved_at IS NULL THEN 'active' ELSE 'resolved' END AS state,
-               a.severity, a.rule, a.app, a.job, a.message, a.identities, a.url, a.first_seen, a.last_seen,
+               a.severity, a.rule, a.app, a.job, a.message, a.url, a.identities, a.first_seen, a.last_seen,
                a.last_notified_at, coalesce(n.sent, 0)::BIGINT AS sent, coalesce(n.pending, 0)::BIGINT AS pending,
                coalesce(n.failed, 0)::BIGINT AS failed, n.last_sent_at, n.told, a.key, a.episode_id
         FROM alerts a LEFT JOIN ({_NOTIFIED}) n USING (episode_id)
@@ -42,8 +42,8 @@ QUERY_LIST = [
         LIMIT coalesce($limit::BIGINT, 1000)"""),
     q("alert_deliveries", "The alert notifications, newest first: kind, target, status, tries, last error (redacted)",
       """
-        SELECT d.recorded_at, d.kind, d.target, d.status, d.sent_at, d.attempts, d.last_attempt_at, d.last_error,
-               a.rule, a.severity, a.app, a.url, d.episode_id, d.delivery_id
+        SELECT d.recorded_at, d.kind, d.target, d.status, a.rule, a.app, a.url, d.sent_at, d.attempts,
+               d.last_attempt_at, d.last_error, a.severity, d.episode_id, d.delivery_id
         FROM alert_deliveries d JOIN alerts a USING (episode_id)
         ORDER BY d.recorded_at DESC, d.delivery_id DESC
         LIMIT coalesce($limit::BIGINT, 1000)"""),
@@ -72,17 +72,19 @@ REFERENCES = {
         FROM alerts a WHERE a.resolved_at IS NULL""",
     "alert_history": f"""
         SELECT a.fired_at, a.resolved_at, CASE WHEN a.resolved_at IS NULL THEN 'active' ELSE 'resolved' END AS state,
-               a.severity, a.rule, a.app, a.job, a.message, a.identities, a.url, a.first_seen, a.last_seen,
+               a.severity, a.rule, a.app, a.job, a.message, a.url, a.identities, a.first_seen, a.last_seen,
                a.last_notified_at, {_PER_EPISODE},
                (SELECT max(sent_at) FROM alert_deliveries d WHERE d.episode_id = a.episode_id) AS last_sent_at,
                {_TOLD}, a.key, a.episode_id
         FROM alerts a""",
     "alert_deliveries": """
-        SELECT d.recorded_at, d.kind, d.target, d.status, d.sent_at, d.attempts, d.last_attempt_at, d.last_error,
+        SELECT d.recorded_at, d.kind, d.target, d.status,
                (SELECT rule FROM alerts a WHERE a.episode_id = d.episode_id) AS rule,
-               (SELECT severity FROM alerts a WHERE a.episode_id = d.episode_id) AS severity,
                (SELECT app FROM alerts a WHERE a.episode_id = d.episode_id) AS app,
-               (SELECT url FROM alerts a WHERE a.episode_id = d.episode_id) AS url, d.episode_id, d.delivery_id
+               (SELECT url FROM alerts a WHERE a.episode_id = d.episode_id) AS url,
+               d.sent_at, d.attempts, d.last_attempt_at, d.last_error,
+               (SELECT severity FROM alerts a WHERE a.episode_id = d.episode_id) AS severity,
+               d.episode_id, d.delivery_id
         FROM alert_deliveries d""",
     "alert_counts": """
         SELECT (SELECT count(*) FROM alerts WHERE resolved_at IS NULL) AS active,

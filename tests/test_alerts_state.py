@@ -181,3 +181,47 @@ def test_configuration_errors_are_one_line_naming_the_variable(tmp_path, monkeyp
     err = capfd.readouterr().err
     assert expected in err and len(err.strip().splitlines()) == 1 and "sekrit" not in err
     assert not db.exists()  # nothing recorded under a bad configuration
+
+
+def test_notification_for_a_target_no_longer_configured_is_given_up(tmp_path, hook):
+    db = tmp_path / "store.duckdb"
+    cfg = config({"name": "ops", "url_env": "PROVLENS_TEST_HOOK"}, {"name": "old", "url_env": "PROVLENS_TEST_OLD"})
+    # the "old" target's variable points at a port where nothing listens: its notification stays pending
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PROVLENS_TEST_OLD", "json://127.0.0.1:9/")
+        assert notify.process(db, [alert()], now=T0, config=cfg) == exitcodes.PARTIAL
+    cfg["alerts"]["targets"].pop()
+    assert notify.process(db, [alert()], now=T0 + timedelta(minutes=40), config=cfg) == exitcodes.PARTIAL
+    assert rows(db, "SELECT target, status, last_error FROM alert_deliveries ORDER BY delivery_id") == [
+        ("ops", "sent", None), ("old", "failed", "target 'old' is no longer configured")]
+    assert notify.process(db, [alert()], now=T0 + timedelta(minutes=80), config=cfg) == exitcodes.OK
+    assert len(hook.requests) == 1
+
+
+def test_after_ingest_evaluates_and_processes_and_never_raises(tmp_path, hook, monkeypatch, capfd):
+    """The glue the ingest commands call: the rules' evaluate (a stand-in module here; the real one is
+    ingest/alerts/rules.py) at the run's time, then process; an error in it is one line, never an exception."""
+    import sys
+    import types
+
+    from ingest.store import Store
+
+    db = tmp_path / "store.duckdb"
+    Store.open(str(db)).close()
+    seen = []
+    rules = types.ModuleType("ingest.alerts.rules")
+    rules.load_alert_settings = lambda cfg: {"from": cfg}
+    rules.evaluate = lambda con, settings, now: seen.append((settings, now)) or [alert()]
+    monkeypatch.setitem(sys.modules, "ingest.alerts.rules", rules)
+    cfg = config({"name": "ops", "url_env": "PROVLENS_TEST_HOOK"})
+    notify.after_ingest(db, cfg, now=T0)
+    assert seen == [({"from": cfg}, T0)] and len(hook.requests) == 1
+    assert rows(db, "SELECT rule, fired_at FROM alerts") == [("quarantine", T0)]
+
+    def broken(con, settings, now):
+        raise ValueError("a rule failed\nwith detail")
+    rules.evaluate = broken
+    capfd.readouterr()
+    notify.after_ingest(db, cfg, now=T0)  # no exception
+    err = capfd.readouterr().err
+    assert err == "alerts: error: alerts not evaluated (ValueError: a rule failed)\n"

@@ -58,7 +58,7 @@ def test_alerts_page(db, monkeypatch):
     assert len(boxes) == len(expected) == 2
     for message, action, url in expected:
         [box] = [b for b in boxes if message.split(":")[0] in b]
-        assert action in box and f"[Open the evidence]({url})" in box
+        assert action in box and f"[Open the evidence]({url.lstrip('/')})" in box  # relative to the page
 
     history = next(df.value for df in at.dataframe if "resolved_at" in df.value.columns)
     episodes = _sql(db, "SELECT episode_id, resolved_at IS NULL FROM alerts ORDER BY episode_id")

@@ -167,5 +167,6 @@ def compose(kind: str, episode: dict[str, Any], link: str) -> tuple[str, str]:
             lines.append(f"- **Action:** {episode['action']}")
     if episode.get("job"):
         lines.append(f"- **Job:** {episode['job']}")
-    lines.append(f"- **Evidence:** {link}")
+    lines.append(f"- **Evidence:** {link}" + (" (set PROVLENS_PUBLIC_URL for a full link)"
+                                               if link.startswith("/") else ""))
     return f"provlens: {title}", "\n".join(lines)

@@ -20,6 +20,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+import duckdb
+
 from ingest import exitcodes
 from ingest.alerts import delivery
 from ingest.alerts.model import Alert
@@ -99,8 +101,8 @@ def process(db_path, alerts: list[Alert], *, now: datetime, config: dict) -> int
             pending = store.pending_deliveries()
         _test_pause("before_send")
         sent, failed = _deliver(str(db_path), settings, pending)
-    except StoreError as exc:
-        _say(f"error: the store cannot be written: {exc}")
+    except (StoreError, duckdb.Error) as exc:
+        _say(f"error: the store cannot be written: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
         return exitcodes.DATABASE
     recorded = ", ".join(f"{n} {kind}" for kind, n in result.recorded.items() if n) or "none"
     _say(f"{result.fired} fired, {result.active} still active, {result.resolved} resolved; notifications recorded: "
