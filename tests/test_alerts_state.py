@@ -225,3 +225,28 @@ def test_after_ingest_evaluates_and_processes_and_never_raises(tmp_path, hook, m
     notify.after_ingest(db, cfg, now=T0)  # no exception
     err = capfd.readouterr().err
     assert err == "alerts: error: alerts not evaluated (ValueError: a rule failed)\n"
+
+
+def test_one_process_at_a_time_delivers(tmp_path, hook, monkeypatch, capfd):
+    """While another process holds ``<db>.alerts.lock`` (a real flock, taken by a child process), a run waits, then
+    leaves the work to it: nothing recorded, nothing sent twice. Once it is released, the next run does the work."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "store.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
+                               f"fd = os.open({str(db) + '.alerts.lock'!r}, os.O_RDWR | os.O_CREAT)\n"
+                               "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setattr(notify, "LOCK_WAIT_S", 0.3)
+        cfg = config({"name": "ops", "url_env": "PROVLENS_TEST_HOOK"})
+        assert notify.process(db, [alert()], now=T0, config=cfg) == exitcodes.OK
+        assert "another provlens process is delivering alerts" in capfd.readouterr().err
+        assert not db.exists() and hook.requests == []
+    finally:
+        holder.kill()
+        holder.wait()
+    assert notify.process(db, [alert()], now=T0, config=cfg) == exitcodes.OK
+    assert len(hook.requests) == 1

@@ -14,9 +14,12 @@ production.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
@@ -27,9 +30,42 @@ from ingest.alerts import delivery
 from ingest.alerts.model import Alert
 from ingest.alerts.targets import AlertsConfig, load_alerts_config
 from ingest.config import ConfigError
+from ingest.dbfile import _is_local_file
 from ingest.store import Store, StoreError
 
 TEST_PAUSE_ENV = "PROVLENS_ALERTS_TEST_PAUSE"
+# One process at a time records and sends (``<db>.alerts.lock``): two at once (an `ingest alerts` beside a scheduled
+# run) would both send the same pending notification. The second waits this long, then leaves the work to the first.
+LOCK_WAIT_S = 60.0
+
+
+@contextmanager
+def _alerts_lock(db_path: str) -> Iterator[bool]:
+    """An exclusive ``flock`` on ``<db>.alerts.lock`` (released when the process ends, even on SIGKILL); yields
+    whether it was taken within :data:`LOCK_WAIT_S`. A database that is not a local file takes no lock."""
+    if not _is_local_file(db_path):
+        yield True
+        return
+    path = f"{db_path}.alerts.lock"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.1)
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _say(line: str) -> None:
@@ -95,12 +131,16 @@ def process(db_path, alerts: list[Alert], *, now: datetime, config: dict) -> int
         _say(f"error: {exc}")
         return exitcodes.USAGE
     try:
-        with Store.open(str(db_path)) as store:
-            result = store.record_alerts(alerts, now=now, targets=settings.targets,
-                                         renotify_hours=settings.renotify_hours)
-            pending = store.pending_deliveries()
-        _test_pause("before_send")
-        sent, failed = _deliver(str(db_path), settings, pending)
+        with _alerts_lock(str(db_path)) as locked:
+            if not locked:
+                _say(f"another provlens process is delivering alerts ({db_path}.alerts.lock); left to it")
+                return exitcodes.OK
+            with Store.open(str(db_path)) as store:
+                result = store.record_alerts(alerts, now=now, targets=settings.targets,
+                                             renotify_hours=settings.renotify_hours)
+                pending = store.pending_deliveries()
+            _test_pause("before_send")
+            sent, failed = _deliver(str(db_path), settings, pending)
     except (StoreError, duckdb.Error) as exc:
         _say(f"error: the store cannot be written: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
         return exitcodes.DATABASE
