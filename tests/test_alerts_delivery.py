@@ -144,8 +144,9 @@ def test_500_then_200_is_retried_with_backoff_and_delivered_once(tmp_path, monke
         assert len(hook.requests) == 2 and hook.requests[0].body == hook.requests[1].body
         assert elapsed >= 0.3  # the backoff waited between the two tries
         with duckdb.connect(str(db), read_only=True) as con:
-            assert con.execute("SELECT status, attempts, last_error FROM alert_deliveries").fetchall() == [
-                ("sent", 2, None)]
+            # both tries recorded: sent at the second, the first one's refusal kept as the last error
+            assert con.execute("SELECT status, attempts, last_error LIKE '%error=500%' FROM alert_deliveries") \
+                .fetchall() == [("sent", 2, True)]
         assert notify.process(db, [quarantine()], now=T0 + timedelta(minutes=40), config=cfg) == exitcodes.OK
         assert len(hook.requests) == 2  # delivered once
 
@@ -212,6 +213,14 @@ def test_secrets_never_reach_the_store_output_or_logs(tmp_path, servers, monkeyp
     with duckdb.connect(str(db), read_only=True) as con:
         statuses = con.execute("SELECT status, count(*) FROM alert_deliveries GROUP BY ALL ORDER BY 1").fetchall()
         errors = [r[0] for r in con.execute("SELECT last_error FROM alert_deliveries WHERE attempts > 1").fetchall()]
+        tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
+                                            "WHERE table_schema = 'main' AND table_type = 'BASE TABLE'").fetchall()]
+        assert {"alerts", "alert_deliveries"} <= set(tables)
+        for table in tables:  # every stored value as text (a compressed column could hide one from the byte search)
+            for secret in _secrets():
+                hits = con.execute(f'SELECT count(*) FROM "{table}" t WHERE contains(t::VARCHAR, ?)',
+                                   [secret]).fetchone()[0]
+                assert hits == 0, f"a target's secret is stored in {table}"
     assert statuses == [("sent", 8)]  # 4 fired (after the failures) + 4 resolved
     assert all(errors) and len(errors) == 4  # each target failed at first, and its error was kept
     pages = [run_query(str(db), name) for name in ("alerts_active", "alert_history", "alert_deliveries")]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -109,15 +109,22 @@ def valid_url(url: str) -> bool:
 
 
 def send(url: str, title: str, body: str, *, severity: str = "info", resolved: bool = False, attempts: int = 4,
-         wait_seconds: float = 2.0) -> Outcome:
+         wait_seconds: float = 2.0, on_try: Callable[[bool, str | None], None] | None = None) -> Outcome:
     """Send one message, retried with exponential backoff (``wait_seconds``, doubling, capped at 60 s) up to
-    ``attempts`` tries. Never raises for a delivery failure. A fresh Apprise object per try: a plugin's own
-    throttle (Teams Workflows waits 5.5 s between two posts of one object) would add to the backoff."""
+    ``attempts`` tries; ``on_try(ok, error)`` is told of each try as it ends (the outbox records it). Never raises
+    for a delivery failure. A fresh Apprise object per try: a plugin's own throttle (Teams Workflows waits 5.5 s
+    between two posts of one object) would add to the backoff."""
     notify_type = apprise.NotifyType.SUCCESS if resolved else _NOTIFY_TYPES.get(severity, apprise.NotifyType.INFO)
     tries = 0
     errors: list[str] = []
 
     def once() -> bool:
+        ok = attempt()
+        if on_try is not None:
+            on_try(ok, None if ok else errors[-1])
+        return ok
+
+    def attempt() -> bool:
         nonlocal tries
         tries += 1
         try:

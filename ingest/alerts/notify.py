@@ -2,7 +2,8 @@
 them, mark them sent (issue 24). Called by ``python -m ingest alerts`` and after every ingest run.
 
 Order and crash semantics (README "Get alerted"): the notifications are recorded ``pending`` in one transaction and
-the store is closed; each is then sent (retried with backoff) and marked ``sent`` in its own short transaction.
+the store is closed; each is then sent (retried with backoff), every try recorded as it ends and the
+notification marked ``sent`` in the same short transaction as its successful try.
 A crash between "recorded" and "marked sent" leaves it pending, and the next run sends it: **at least once**. A
 crash after the target accepted it but before the mark is the one case that repeats it (once per crash); nothing
 recorded is lost. A delivery that fails is kept pending for the next run and never fails the ingest run.
@@ -104,13 +105,17 @@ def _deliver(db_path: str, settings: AlertsConfig, pending: list[dict[str, Any]]
             failed += 1
             continue
         title, body = delivery.compose(item["kind"], item, settings.link(item["url"]))
+
+        def record_try(ok: bool, error: str | None, delivery_id: int = item["delivery_id"]) -> None:
+            """Each try in the outbox as it ends: marked sent, or its error kept (the store held only meanwhile)."""
+            if ok:
+                _test_pause("after_send")
+            with Store.open(db_path) as store:
+                store.finish_delivery(delivery_id, ok=ok, attempts=1, error=error, at=datetime.now(timezone.utc))
+
         outcome = delivery.send(target.url(), title, body, severity=item["severity"],
                                 resolved=item["kind"] == "resolved", attempts=settings.delivery_attempts,
-                                wait_seconds=settings.retry_wait_seconds)
-        _test_pause("after_send")
-        with Store.open(db_path) as store:
-            store.finish_delivery(item["delivery_id"], ok=outcome.ok, attempts=outcome.attempts, error=outcome.error,
-                                  at=datetime.now(timezone.utc))
+                                wait_seconds=settings.retry_wait_seconds, on_try=record_try)
         if outcome.ok:
             sent += 1
         else:

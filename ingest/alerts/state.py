@@ -133,7 +133,8 @@ def pending(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 def finish(con: duckdb.DuckDBPyConnection, delivery_id: int, *, ok: bool, attempts: int, error: str | None,
            at: datetime) -> None:
-    """Record a delivery's tries: sent (``ok``), or still pending with its last (redacted) error."""
+    """Record a delivery's tries: sent (``ok``; an earlier try's error stays as ``last_error``), or still pending
+    with this try's (redacted) error."""
     con.execute("UPDATE alert_deliveries SET attempts = attempts + ?, last_attempt_at = ?, "
                 "status = CASE WHEN ? THEN 'sent' ELSE status END, sent_at = CASE WHEN ? THEN ? ELSE sent_at END, "
                 "last_error = CASE WHEN ? THEN last_error ELSE ? END WHERE delivery_id = ? AND status = 'pending'",
