@@ -165,6 +165,8 @@ def test_undeliverable_notification_is_given_up_after_the_interval(tmp_path, mon
 
 @pytest.mark.parametrize(("cfg", "env", "expected"), [
     ({"alerts": {"renotify": 3}}, {}, "[alerts]: unknown key 'renotify'"),
+    ({"alerts": {"public_url": "provlens.example.org"}}, {}, "must start with https:// or http://"),
+    ({"alerts": {"renotify_hours": "daily"}}, {}, "renotify_hours must be a number"),
     (config({"name": "ops", "url_env": "PROVLENS_TEST_MISSING"}), {}, "PROVLENS_TEST_MISSING is not set"),
     (config({"name": "ops", "url_env": "PROVLENS_TEST_HOOK", "channel": "x"}), {}, "unknown key 'channel'"),
     (config({"name": "ops", "url_env": "PROVLENS_TEST_HOOK", "rules": ["quarantined"]}), {},
@@ -174,6 +176,7 @@ def test_undeliverable_notification_is_given_up_after_the_interval(tmp_path, mon
 ])
 def test_configuration_errors_are_one_line_naming_the_variable(tmp_path, monkeypatch, capfd, cfg, env, expected):
     monkeypatch.setenv("PROVLENS_TEST_HOOK", "json://127.0.0.1:9/")
+    monkeypatch.delenv("PROVLENS_PUBLIC_URL", raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     db = tmp_path / "store.duckdb"

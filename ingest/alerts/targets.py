@@ -94,8 +94,9 @@ def load_alerts_config(config: dict[str, Any] | None, *, need_urls: bool = True)
     if unknown:
         raise ConfigError(f"[alerts]: unknown key {unknown[0]!r} (known: {', '.join(sorted(ALERT_KEYS))})")
     public_url = os.environ.get(PUBLIC_URL_ENV) or section.get("public_url") or ""
-    if not isinstance(public_url, str):
-        raise ConfigError("[alerts] public_url must be text (the dashboard's address, e.g. https://provlens.example)")
+    if not isinstance(public_url, str) or (public_url and not public_url.startswith(("https://", "http://"))):
+        raise ConfigError(f"the dashboard's public URL ({PUBLIC_URL_ENV} or [alerts] public_url) must start with "
+                          "https:// or http://, e.g. https://provlens.example.org")
     renotify = _number("[alerts]", "renotify_hours", section.get("renotify_hours", DEFAULT_RENOTIFY_HOURS),
                        minimum=0.01)
     attempts = int(_number("[alerts]", "delivery_attempts",
