@@ -171,7 +171,7 @@ class SmtpReceiver:
             secret = auth_data.password.decode() if isinstance(auth_data.password, bytes) else auth_data.password
             ok = login == user and secret == password
             receiver.logins.append((login, ok))
-            return AuthResult(success=ok)
+            return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
 
         self.port = free_port()
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, authenticator=authenticate,

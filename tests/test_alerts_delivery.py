@@ -203,6 +203,9 @@ def test_secrets_never_reach_the_store_output_or_logs(tmp_path, servers, monkeyp
         monkeypatch.setenv("PROVLENS_SMTP_URL", f"mailto://{SMTP_USER}:{SMTP_PASSWORD}x@127.0.0.1:"
                                                 f"{servers['smtp'].port}?from=provlens@example.com&to=a@example.com")
         assert notify.process(db, [quarantine()], now=T0, config=cfg) == exitcodes.PARTIAL
+        # the server refused the password at each of the 3 tries (smtplib tries PLAIN, then LOGIN)
+        logins = servers["smtp"].logins
+        assert set(logins) == {(SMTP_USER, False)} and len(logins) >= 3
         monkeypatch.setenv("PROVLENS_SMTP_URL", f"mailto://{SMTP_USER}:{SMTP_PASSWORD}@127.0.0.1:"
                                                 f"{servers['smtp'].port}?from=provlens@example.com&to=a@example.com")
         assert notify.process(db, [], now=T0 + timedelta(hours=1), config=cfg) == exitcodes.OK
