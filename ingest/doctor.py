@@ -627,12 +627,30 @@ def check_mappings(doc: Doctor) -> tuple[str, str]:
 
 
 def check_alert_targets(doc: Doctor) -> tuple[str, str]:
-    # PLACEHOLDER, to be wired by the lead after issue 24 merges: load the targets with
-    # ingest.alerts.targets.load_targets(doc.config), report each (never its URL's secrets: doc.redact), and
-    # send a test message only with doc.args.send_test. Until then it reports honestly that it did not run.
-    sent = "; --send-test sent nothing" if getattr(doc.args, "send_test", False) else ""
-    return SKIP, ("skipped: alert targets are not checked yet (ingest.alerts.targets.load_targets is not wired "
-                  f"into doctor){sent}")
+    """The ``[alerts]`` settings and each ``[[alerts.targets]]``: its variable is set and Apprise understands its URL
+    (never printed). ``--send-test`` sends each a test message (``ingest.alerts.notify.send_test``)."""
+    from ingest.alerts import delivery
+    from ingest.alerts.targets import load_alerts_config
+
+    try:
+        settings = load_alerts_config(doc.config)
+    except ConfigError as exc:
+        return FAIL, doc.redact(str(exc))
+    if not settings.targets:
+        return SKIP, "skipped: no [[alerts.targets]] in the config (alerts are recorded, not sent)"
+    bad = [t for t in settings.targets if not delivery.valid_url(t.url())]
+    if bad:
+        return FAIL, (f"alert target {bad[0].name!r}: the value of {bad[0].url_env} is not an Apprise URL "
+                      "(see README, Get alerted)")
+    names = ", ".join(repr(t.name) for t in settings.targets)
+    if getattr(doc.args, "send_test", False):
+        from ingest.alerts.notify import send_test
+
+        failed = [t.name for t in settings.targets if send_test(doc.config, t.name) != exitcodes.OK]
+        if failed:
+            return FAIL, f"the test message to {failed[0]!r} was not delivered (the line above says why)"
+        return OK, f"{len(settings.targets)} target(s) ({names}): a test message reached each"
+    return OK, f"{len(settings.targets)} target(s) ({names}): each URL is set and understood (--send-test sends one)"
 
 
 GRAPH = ("config", "credential", "reachability", "token")

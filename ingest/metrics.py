@@ -7,7 +7,7 @@ the (source, scope) pairs to report; the values are read from the store, so they
   rejected; pages, retries, 429 answers;
 - gauges: the last successful run's end, the last run's duration and whether it succeeded, the newest activity
   and the data lag (now minus it), Graph jobs in quarantine (latest job snapshot), and active alerts
-  (:func:`active_alerts`, once the alert rules exist).
+  (:func:`active_alerts`, per rule, once an alert was recorded).
 
 scope is the Graph ``tenant/service principal`` (``tenant/*`` for all), the blob container's URL, or ``all`` for
 ``files`` and ``scim`` (their runs are not split by file set). The textfile follows node-exporter's textfile
@@ -83,10 +83,21 @@ def _epoch(value) -> float | None:
     return value.timestamp() if value is not None else None
 
 
-def active_alerts(db_path: str, scopes: list[tuple[str, str | None]]) -> dict[tuple[str, str | None], int] | None:
-    """Active alerts per (source, scope), for ``provlens_active_alerts``. None until the alert rules and their state
-    exist (issue 24): the metric is then left out rather than reported as 0. The lead wires the alert state here."""
-    return None
+def active_alerts(db_path: str) -> dict[str, int] | None:
+    """Active alerts per rule (``alerts`` rows not resolved), for ``provlens_active_alerts{rule}``. None while the
+    store has never recorded an alert (alerts not evaluated after runs: no ``[alerts]`` in provlens.toml), so the
+    metric is left out rather than reported as a made-up 0; once alerts exist every rule gets a sample."""
+    from ingest.alerts.model import RULES
+    from ingest.dbfile import read_connection
+
+    with read_connection(db_path) as con:
+        rows = con.execute("SELECT rule, count(*) FILTER (WHERE resolved_at IS NULL) FROM alerts GROUP BY rule"
+                           ).fetchall()
+    if not rows:
+        return None
+    counts = dict.fromkeys(RULES, 0)
+    counts.update({rule: int(n) for rule, n in rows})
+    return counts
 
 
 _SCOPE_SQL = """
@@ -188,10 +199,10 @@ class _Snapshot:
                     "metrics were written", lambda m: m.newest_activity and self.now - m.newest_activity)
         yield gauge("provlens_jobs_quarantined", "Provisioning jobs whose latest status snapshot is Quarantine "
                     "(Graph scopes)", lambda m: m.quarantined)
-        if self.alerts is not None:  # issue 24's alert state; left out until it exists (never a made-up 0)
-            family = GaugeMetricFamily("provlens_active_alerts", "Alerts firing now", labels=LABELS)
-            for (source, scope), count in sorted(self.alerts.items(), key=str):
-                family.add_metric([source, scope if scope is not None else NO_SCOPE], float(count))
+        if self.alerts is not None:  # the alert state (issue 24); left out until an alert was ever recorded
+            family = GaugeMetricFamily("provlens_active_alerts", "Alerts firing now, per rule", labels=("rule",))
+            for rule, count in sorted(self.alerts.items()):
+                family.add_metric([rule], float(count))
             yield family
 
 
@@ -201,7 +212,7 @@ def registry_for(db_path: str, pairs: list[tuple[str, str | None]], now: float |
 
     registry = CollectorRegistry(auto_describe=False)
     scopes = read_scopes(db_path, pairs) if pairs else []
-    registry.register(_Snapshot(scopes, active_alerts(db_path, pairs), time.time() if now is None else now))
+    registry.register(_Snapshot(scopes, active_alerts(db_path), time.time() if now is None else now))
     return registry
 
 

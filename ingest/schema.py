@@ -121,6 +121,29 @@ DIRECTORY_AUDIT_COLUMNS: Columns = (
     ("ingest_run_id", "BIGINT"),
 )
 
+# Alerts (issue 24): one row per episode of a (rule, key): from the evaluation that first found it active to the one
+# that no longer did. What the rule said last (severity, message, action, identities, link) is kept up to date
+# while it is active. fired_at/resolved_at/last_notified_at are evaluation times (UTC); last_notified_at is when a
+# fired or reminder notification was last recorded (the re-notify clock). Written only by ingest/alerts/state.py
+# through the Store.
+ALERT_COLUMNS: Columns = (
+    ("episode_id", "BIGINT PRIMARY KEY"), ("rule", "VARCHAR NOT NULL"), ("key", "VARCHAR NOT NULL"),
+    ("severity", "VARCHAR NOT NULL"), ("app", "VARCHAR"), ("job", "VARCHAR"), ("message", "VARCHAR NOT NULL"),
+    ("action", "VARCHAR"), ("identities", "INTEGER"), ("url", "VARCHAR"), ("first_seen", "TIMESTAMPTZ"),
+    ("last_seen", "TIMESTAMPTZ"), ("fired_at", "TIMESTAMPTZ NOT NULL"), ("last_evaluated_at", "TIMESTAMPTZ NOT NULL"),
+    ("resolved_at", "TIMESTAMPTZ"), ("last_notified_at", "TIMESTAMPTZ"),
+)
+
+# The alerts' outbox: one row per notification to one target (kind fired | reminder | resolved), recorded before it
+# is sent and marked sent after (status pending -> sent, or failed once given up). attempts counts every try,
+# last_error is the last failure's text with the target's secrets redacted; never a URL.
+ALERT_DELIVERY_COLUMNS: Columns = (
+    ("delivery_id", "BIGINT PRIMARY KEY"), ("episode_id", "BIGINT NOT NULL"), ("kind", "VARCHAR NOT NULL"),
+    ("target", "VARCHAR NOT NULL"), ("recorded_at", "TIMESTAMPTZ NOT NULL"), ("status", "VARCHAR NOT NULL"),
+    ("sent_at", "TIMESTAMPTZ"), ("attempts", "INTEGER NOT NULL DEFAULT 0"), ("last_attempt_at", "TIMESTAMPTZ"),
+    ("last_error", "VARCHAR"),
+)
+
 # Loads whose summary refresh a fast backfill left to its last commit (Store.load_events(defer_summaries=True)).
 SUMMARY_PENDING_RUN_COLUMNS: Columns = (("run_id", "BIGINT PRIMARY KEY"),)
 
@@ -148,6 +171,8 @@ TABLES: dict[str, tuple[Columns, tuple[str, ...]]] = {
     "summary_pending_runs": (SUMMARY_PENDING_RUN_COLUMNS, ()),
     "blob_state": (BLOB_STATE_COLUMNS, ("PRIMARY KEY (container_url, blob)",)),
     "directory_audits": (DIRECTORY_AUDIT_COLUMNS, ()),
+    "alerts": (ALERT_COLUMNS, ()),
+    "alert_deliveries": (ALERT_DELIVERY_COLUMNS, ()),
 }
 # Tables that are neither a source nor a summary: the schema's own version.
 BOOKKEEPING = ("schema_version", "summary_state")
@@ -199,6 +224,9 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (23, "skips classified by the skip-reason table; events.skip_detail", _reclassify_skips()),
     (24, "directory_audits: the provisioning service's directory audit log entries (issue 24)",
      [create_table("directory_audits", DIRECTORY_AUDIT_COLUMNS, if_not_exists=True)]),
+    (25, "alerts and alert_deliveries: alert state and its outbox (issue 24)",
+     [create_table("alerts", ALERT_COLUMNS, if_not_exists=True),
+      create_table("alert_deliveries", ALERT_DELIVERY_COLUMNS, if_not_exists=True)]),
 ]
 
 LATEST_VERSION = max([BASELINE, *(version for version, _, _ in MIGRATIONS)])

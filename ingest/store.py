@@ -782,6 +782,33 @@ class Store:
         with self._memory_capped(memory_limit):
             scim_derived.resort(self.con)
 
+    # ----------------------------------------------------------------- alerts (issue 24; ingest/alerts/state.py)
+    def record_alerts(self, alerts: list, *, now: datetime, targets: tuple, renotify_hours: float):
+        """Reconcile the stored alert episodes with an evaluation's active alerts and record the notifications due,
+        in one transaction (:func:`ingest.alerts.state.reconcile`)."""
+        from ingest.alerts import state
+
+        with self._transaction():
+            return state.reconcile(self.con, alerts, now=now, targets=targets, renotify_hours=renotify_hours)
+
+    def pending_deliveries(self) -> list[dict[str, Any]]:
+        from ingest.alerts import state
+
+        return state.pending(self.con)
+
+    def finish_delivery(self, delivery_id: int, *, ok: bool, attempts: int, error: str | None,
+                        at: datetime) -> None:
+        from ingest.alerts import state
+
+        with self._transaction():
+            state.finish(self.con, delivery_id, ok=ok, attempts=attempts, error=error, at=at)
+
+    def give_up_delivery(self, delivery_id: int, reason: str, at: datetime) -> None:
+        from ingest.alerts import state
+
+        with self._transaction():
+            state.give_up(self.con, delivery_id, reason, at)
+
     def _run_in_transaction(self, statements: list[str]) -> None:
         with self._transaction():
             for sql in statements:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from pages import charts, common
+from pages import alert_cards, charts, common
 
 filters = common.page_setup("pages/overview.py")
 
@@ -65,6 +65,10 @@ def jobs_and_freshness() -> None:
 
 
 st.title("Overview")
+active_alerts = common.query("alerts_active")
+if not active_alerts.empty:  # the attention list: the alerts active now (issue 24)
+    st.subheader(f"Needs attention ({len(active_alerts)})")
+    alert_cards.show(active_alerts, limit=5)
 kpis = common.query("overview_kpis", filters).iloc[0]
 if not kpis["events"]:
     common.empty_state("No provisioning events in this period. Widen the time range in the sidebar, "
