@@ -202,30 +202,32 @@ def test_notification_for_a_target_no_longer_configured_is_given_up(tmp_path, ho
 
 
 def test_after_ingest_evaluates_and_processes_and_never_raises(tmp_path, hook, monkeypatch, capfd):
-    """The glue the ingest commands call: the rules' evaluate (a stand-in module here; the real one is
-    ingest/alerts/rules.py) at the run's time, then process; an error in it is one line, never an exception."""
-    import sys
-    import types
-
-    from ingest.store import Store
+    """The glue the ingest commands call, with the real rules on a real demo store: what it records and sends is
+    exactly what ingest/alerts/rules.py finds active at that time (one message per alert to the one target); a
+    second call at the same time sends nothing; an error in the rules is one line, never an exception."""
+    from ingest.alerts import rules
+    from ingest.alerts.settings import load_alert_settings
+    from ingest.dbfile import read_connection
+    from ingest.demo import build_demo
 
     db = tmp_path / "store.duckdb"
-    Store.open(str(db)).close()
-    seen = []
-    rules = types.ModuleType("ingest.alerts.rules")
-    rules.load_alert_settings = lambda cfg: {"from": cfg}
-    rules.evaluate = lambda con, settings, now: seen.append((settings, now)) or [alert()]
-    monkeypatch.setitem(sys.modules, "ingest.alerts.rules", rules)
+    end = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)
+    build_demo(str(db), users=60, days=5, end=end, quiet=True)
     cfg = config({"name": "ops", "url_env": "PROVLENS_TEST_HOOK"})
-    notify.after_ingest(db, cfg, now=T0)
-    assert seen == [({"from": cfg}, T0)] and len(hook.requests) == 1
-    assert rows(db, "SELECT rule, fired_at FROM alerts") == [("quarantine", T0)]
+    with read_connection(str(db)) as con:
+        expected = {(a.rule, a.key) for a in rules.evaluate(con, load_alert_settings(cfg), end)}
+    assert expected  # the demo has open violations at its end
+    notify.after_ingest(db, cfg, now=end)
+    assert set(rows(db, "SELECT rule, key FROM alerts WHERE resolved_at IS NULL")) == expected
+    assert len(hook.requests) == len(expected)
+    notify.after_ingest(db, cfg, now=end)
+    assert len(hook.requests) == len(expected)  # the same evaluation again: nothing new to send
 
     def broken(con, settings, now):
         raise ValueError("a rule failed\nwith detail")
-    rules.evaluate = broken
+    monkeypatch.setattr(rules, "evaluate", broken)
     capfd.readouterr()
-    notify.after_ingest(db, cfg, now=T0)  # no exception
+    notify.after_ingest(db, cfg, now=end)  # no exception
     err = capfd.readouterr().err
     assert err == "alerts: error: alerts not evaluated (ValueError: a rule failed)\n"
 
