@@ -58,9 +58,18 @@ def test_scheduled_run_delivers_each_alert_once_and_its_resolution_once(sim_dir,
         _config(config, data, hook.port)
         run = ("ingest", "run", "--config", str(config), "--db", str(db), "-q")
 
-        assert run_cli(*run, env=env).returncode == exitcodes.OK
+        prom = tmp_path / "provlens.prom"
+        assert run_cli(*run, "--metrics-textfile", str(prom), env=env).returncode == exitcodes.OK
         active = _active(db, config)
         assert any(a["rule"] == "violation" for a in active)  # the simulator plants duplicate userNames
+        # the job's metrics count the alerts firing now, per rule (every rule gets a sample)
+        from prometheus_client.parser import text_string_to_metric_families
+
+        from ingest.alerts.model import RULES
+
+        gauge = {s.labels["rule"]: s.value for f in text_string_to_metric_families(prom.read_text(encoding="utf-8"))
+                 if f.name == "provlens_active_alerts" for s in f.samples}
+        assert gauge == {rule: Counter(a["rule"] for a in active).get(rule, 0) for rule in RULES}
         fired = [r.json() for r in hook.requests]
         assert Counter(_what(m["message"]) for m in fired) == Counter(a["message"] for a in active)
 
