@@ -25,10 +25,12 @@ def show(active: pd.DataFrame, *, limit: int | None = None) -> None:
     for row in active.head(limit).itertuples() if limit else active.itertuples():
         draw = {"critical": st.error, "warning": st.warning}.get(row.severity, st.info)
         since = common.fmt_time(row.first_seen)
-        parts = [f"**{common.md_text(row.rule)}** ({common.md_text(row.severity)}) · "
-                 f"{common.md_text(row.app or row.job or '')}: {common.md_text(row.message)}",
-                 f"Since {since}" + (f" · {int(row.identities):,} identities"
-                                     if pd.notna(row.identities) else "")]
+        where = row.app or row.job or ""
+        what = row.message if not where or row.message.startswith(f"{where}:") else f"{where}: {row.message}"
+        count = int(row.identities) if pd.notna(row.identities) else None
+        parts = [f"**{common.md_text(row.rule)}** ({common.md_text(row.severity)}) · {common.md_text(what)}",
+                 f"Since {since}" + (f" · {count:,} {'identity' if count == 1 else 'identities'}"
+                                     if count is not None else "")]
         if isinstance(row.action, str) and row.action:
             parts.append(f"**Action:** {common.md_text(row.action)}")
         if target := link(row.url):
