@@ -16,6 +16,10 @@ unknown service principal id (404) and one without jobs (an empty list).
 ``$filter`` with ``loggedByService eq`` and ``activityDateTime`` ``eq``/``ge``/``le`` only (what Graph documents for
 this API; ``gt``/``lt`` -> 400), ``$top``, ``$skiptoken`` paging, and the same fault kinds from a plan of its own
 (``audit_faults``, numbered over its own requests).
+The directory preflight reads (issue 26; :func:`_directory_route`, served when the data has a ``directory``, as
+:func:`simulator.generate` makes): ``/servicePrincipals/{id}`` (``$select``), ``.../appRoleAssignedTo``,
+``.../synchronization/jobs/{jobId}/schema``, ``/groups/{id}/members`` and ``/users`` (``$filter=id in (...)``) or
+``/users/{id}``, paged with ``$skiptoken`` (at most ``directory_page`` entries a page).
 
 In tests: ``with FakeGraphServer(GraphData.from_simulation(sim), token="t") as server: server.base_url``.
 """
