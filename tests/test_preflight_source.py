@@ -183,3 +183,33 @@ def test_fake_graph_directory_answers_like_graph(sim):
         uid = next(iter(sim.directory["users"]))
         one = httpx.get(f"{base}/users/{uid}", params={"$select": "surname,accountEnabled"}, headers=auth).json()
         assert set(one) == {"id", "surname", "accountEnabled"}
+
+
+def test_throttled_reads_are_retried_after_retry_after(sim, tmp_path, monkeypatch):
+    """The pull's retry policy: Graph's 429s (here 3 requests a second) are waited out, and the model is complete."""
+    monkeypatch.setenv("PROVLENS_GRAPH_TOKEN", DEFAULT_TOKEN)
+    app = sim.truth["apps"][1]
+    with FakeGraphServer(GraphData.from_simulation(sim), throttle=(3, 1.0), directory_page=50) as server:
+        settings = PullSettings(db=str(tmp_path / "unused.duckdb"), base_url=server.base_url,
+                                auth=AuthSettings(method="token"), rate=None,
+                                policy=RetryPolicy(max_wait=30, backoff=0.05))
+        model = read_source_model(settings, app["service_principal_id"], app["job_id"])
+        statuses = [status for _, status in server.log]
+    assert 429 in statuses
+    tenant = sim.directory["service_principals"][app["service_principal_id"]]
+    assert len(model.assignments) == len(tenant["assignments"])
+    assert sorted(u.user_id for u in effective_users(model)) == \
+        sim.truth["preflight"][app["service_principal_id"]]["assigned"]
+
+
+def test_an_unknown_job_is_a_clear_error(sim, tmp_path, monkeypatch):
+    from ingest.graph.client import GraphNotFound
+
+    monkeypatch.setenv("PROVLENS_GRAPH_TOKEN", DEFAULT_TOKEN)
+    sp = sim.truth["apps"][0]["service_principal_id"]
+    with FakeGraphServer(GraphData.from_simulation(sim)) as server:
+        settings = PullSettings(db=str(tmp_path / "unused.duckdb"), base_url=server.base_url,
+                                auth=AuthSettings(method="token"), rate=None, policy=RetryPolicy(max_wait=5))
+        with pytest.raises(GraphNotFound) as err:
+            read_source_model(settings, sp, "no-such-job")
+    assert "schema of job no-such-job" in str(err.value) and DEFAULT_TOKEN not in str(err.value)
