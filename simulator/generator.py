@@ -8,11 +8,12 @@ from datetime import datetime, timezone
 from . import scim
 from .audits import build_audits
 from .clock import DAY, from_datetime
+from .directory import build_directory
 from .engine import JobRun, Record
 from .ids import IdFactory
 from .model import Simulation
 from .story import add_alert_incidents, alert_story_other_client, build_story
-from .truth import build_truth, directory_audits_truth
+from .truth import build_truth, directory_audits_truth, preflight_truth
 
 DEFAULT_END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
@@ -53,5 +54,8 @@ def generate(seed: int = 7, users: int = 200, days: float = 14, end: datetime | 
     # The directory audit log (issue 24), drawn last so that everything above is as it was without it.
     audits, audit_only = build_audits(random.Random(master.getrandbits(64)), ids, story, out.quarantine, start, end_t)
     truth["directory_audits"] = directory_audits_truth(audits, audit_only)
+    # The directory preflight reads (issue 26): derived from the story without a random draw.
+    directory = build_directory(story)
+    truth["preflight"] = preflight_truth(story, directory)
     return Simulation(events=out.events, job_snapshots=snapshots, scim_records=records, truth=truth,
-                      directory_audits=audits)
+                      directory_audits=audits, directory=directory)

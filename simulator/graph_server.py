@@ -16,6 +16,10 @@ unknown service principal id (404) and one without jobs (an empty list).
 ``$filter`` with ``loggedByService eq`` and ``activityDateTime`` ``eq``/``ge``/``le`` only (what Graph documents for
 this API; ``gt``/``lt`` -> 400), ``$top``, ``$skiptoken`` paging, and the same fault kinds from a plan of its own
 (``audit_faults``, numbered over its own requests).
+The directory preflight reads (issue 26; :func:`_directory_route`, served when the data has a ``directory``, as
+:func:`simulator.generate` makes): ``/servicePrincipals/{id}`` (``$select``), ``.../appRoleAssignedTo``,
+``.../synchronization/jobs/{jobId}/schema``, ``/groups/{id}/members`` and ``/users`` (``$filter=id in (...)``) or
+``/users/{id}``, paged with ``$skiptoken`` (at most ``directory_page`` entries a page).
 
 In tests: ``with FakeGraphServer(GraphData.from_simulation(sim), token="t") as server: server.base_url``.
 """
@@ -63,7 +67,8 @@ class GraphData:
     """Events sorted by time (pre-serialised) and the latest job snapshot per job."""
 
     def __init__(self, events: list[dict], job_snapshots: list[dict] | None = None,
-                 directory_audits: list[dict] | None = None):
+                 directory_audits: list[dict] | None = None, directory: dict | None = None):
+        self.directory = directory or {}  # users, groups, assignments, job schemas (simulator/directory.py)
         self.audits = sorted(directory_audits or [], key=lambda e: (_parse_time(e["activityDateTime"]), e["id"]))
         rows = sorted(events, key=lambda e: (_parse_time(e["activityDateTime"]), e["id"]))
         self.events = rows
@@ -105,7 +110,8 @@ class GraphData:
 
     @classmethod
     def from_simulation(cls, sim) -> GraphData:
-        return cls(sim.events, sim.job_snapshots, getattr(sim, "directory_audits", None))
+        return cls(sim.events, sim.job_snapshots, getattr(sim, "directory_audits", None),
+                   getattr(sim, "directory", None))
 
     @classmethod
     def from_dir(cls, path: str | Path) -> GraphData:
@@ -123,7 +129,9 @@ class GraphData:
         audits_file = root / "directory-audits.ndjson"
         audits = [json.loads(line) for line in audits_file.read_text(encoding="utf-8").splitlines() if line] \
             if audits_file.exists() else []
-        return cls(events, snaps, audits)
+        directory_file = root / "directory.json"
+        directory = json.loads(directory_file.read_text(encoding="utf-8")) if directory_file.exists() else None
+        return cls(events, snaps, audits, directory)
 
 
 def _load_line(line: bytes) -> dict:
@@ -432,6 +440,8 @@ class _Handler(BaseHTTPRequestHandler):
                                       truncated=bool(fault and fault.kind == "truncated"))
         if len(parts) == 5 and parts[1] == "servicePrincipals" and parts[3:] == ["synchronization", "jobs"]:
             return self._jobs_unless_fault(parts[0], parts[2])
+        if _directory_route(self, parts, query):
+            return None
         return self._send(404, _error("ResourceNotFound", f"Resource not found for the segment '{url.path}'."))
 
     # ------------------------------------------------------------------ faults
@@ -611,6 +621,122 @@ def _directory_audits_page(handler: _Handler, version: str, query: dict, fault: 
     return handler._send(200, body)
 
 
+# ----------------------------------------------------------------------------- the directory (issue 26, preflight)
+_ID_IN = re.compile(r"^\s*id\s+in\s*\((.*)\)\s*$", re.IGNORECASE | re.DOTALL)
+
+
+def _not_found(handler: _Handler, what: str) -> None:
+    handler._send(404, _error("Request_ResourceNotFound", f"Resource '{what}' does not exist or one of its queried "
+                                                          "reference-property objects are not present."))
+
+
+def _selected(obj: dict, query: dict) -> dict:
+    """``$select``: the named properties (and ``id``); everything without it."""
+    fields = [f.strip() for f in (query.get("$select") or "").split(",") if f.strip()]
+    if not fields:
+        return dict(obj)
+    return {k: obj.get(k) for k in dict.fromkeys(["id", *fields])}
+
+
+def _directory_page(handler: _Handler, version: str, path: str, rows: list[dict], query: dict, context: str) -> None:
+    """One page of a directory collection: ``$top`` (at most the server's ``directory_page``) rows from the
+    ``$skiptoken``'s offset, with an absolute ``@odata.nextLink`` while more remain."""
+    owner = handler.server.owner
+    try:
+        top = int(query["$top"]) if "$top" in query else DEFAULT_PAGE
+    except ValueError:
+        return handler._send(400, _error("BadRequest", f"Invalid $top value '{query['$top']}'."))
+    if top < 1 or top > 999:
+        return handler._send(400, _error("BadRequest", f"Invalid page size specified: '{top}'."))
+    top = min(top, owner.directory_page)
+    offset = 0
+    if "$skiptoken" in query:
+        state = owner.tokens.get(query["$skiptoken"])
+        if state is None or state[0][0] != path:
+            return handler._send(400, _error("BadRequest", "Invalid $skiptoken: the token is expired or malformed."))
+        offset = state[1]
+    base = f"http://{handler.headers.get('Host') or owner.host_port}/{version}"
+    page: dict = {"@odata.context": f"{base}/$metadata#{context}", "value": rows[offset:offset + top]}
+    if offset + top < len(rows):
+        params = [f"{k}={quote(v, safe='/,()')}" for k, v in query.items() if k not in ("$skiptoken", "$top")]
+        params += [f"$top={top}", f"$skiptoken={owner._new_token((path, ''), offset + top)}"]
+        page["@odata.nextLink"] = f"{base}{path}?" + "&".join(params)
+    return handler._send(200, orjson.dumps(page))
+
+
+def _member(directory: dict, member: dict) -> dict:
+    if member["type"] == "group":
+        group = directory["groups"][member["id"]]
+        return {"@odata.type": "#microsoft.graph.group", "id": group["id"], "displayName": group["displayName"]}
+    user = directory["users"][member["id"]]
+    return {"@odata.type": "#microsoft.graph.user", "id": user["id"], "displayName": user["displayName"],
+            "userPrincipalName": user["userPrincipalName"]}
+
+
+def _directory_route(handler: _Handler, parts: list[str], query: dict) -> bool:
+    """The directory endpoints preflight reads; True when ``parts`` named one (answered, found or not):
+    ``/servicePrincipals/{id}`` (``$select``), ``/servicePrincipals/{id}/appRoleAssignedTo`` (paged),
+    ``/servicePrincipals/{id}/synchronization/jobs/{jobId}/schema``, ``/groups/{id}/members`` (paged, direct
+    members: users and groups), ``/users/{id}`` and ``/users?$filter=id in (...)`` (``$select``, paged)."""
+    directory = handler.server.owner.data.directory
+    if not directory:
+        return False
+    version, rest = parts[0], parts[1:]
+    path = "/" + "/".join(rest)
+    sps, groups, users = directory["service_principals"], directory["groups"], directory["users"]
+    if rest and rest[0] == "servicePrincipals" and len(rest) >= 2:
+        sp = sps.get(rest[1])
+        if len(rest) == 2:
+            if sp is None:
+                _not_found(handler, rest[1])
+                return True
+            obj = {"id": sp["id"], "displayName": sp["displayName"], "appRoles": sp["appRoles"]}
+            handler._send(200, orjson.dumps(_selected(obj, query)))
+            return True
+        if len(rest) == 3 and rest[2] == "appRoleAssignedTo":
+            if sp is None:
+                _not_found(handler, rest[1])
+            else:
+                _directory_page(handler, version, path, sp["assignments"], query,
+                                f"servicePrincipals('{rest[1]}')/appRoleAssignedTo")
+            return True
+        if len(rest) == 6 and rest[2:4] == ["synchronization", "jobs"] and rest[5] == "schema":
+            schema = (sp or {}).get("schemas", {}).get(rest[4])
+            if schema is None:
+                _not_found(handler, rest[4] if sp else rest[1])
+            else:
+                handler._send(200, orjson.dumps({"@odata.context": f"http://{handler.server.owner.host_port}/"
+                                                 f"{version}/$metadata#servicePrincipals('{rest[1]}')/"
+                                                 f"synchronization/jobs('{rest[4]}')/schema/$entity", **schema}))
+            return True
+        return False
+    if len(rest) == 3 and rest[0] == "groups" and rest[2] == "members":
+        group = groups.get(rest[1])
+        if group is None:
+            _not_found(handler, rest[1])
+        else:
+            _directory_page(handler, version, path, [_member(directory, m) for m in group["members"]], query,
+                            "directoryObjects")
+        return True
+    if rest == ["users"]:
+        m = _ID_IN.match(query.get("$filter") or "")
+        if not m:
+            handler._send(400, _error("BadRequest", "Only $filter=id in ('...') is supported on /users here."))
+            return True
+        ids = [v.strip().strip("'") for v in m.group(1).split(",") if v.strip()]
+        rows = [_selected(users[i], query) for i in ids if i in users]
+        _directory_page(handler, version, path, rows, query, "users")
+        return True
+    if len(rest) == 2 and rest[0] == "users":
+        user = users.get(rest[1])
+        if user is None:
+            _not_found(handler, rest[1])
+        else:
+            handler._send(200, orjson.dumps(_selected(user, query)))
+        return True
+    return False
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -627,8 +753,9 @@ class FakeGraphServer:
 
     def __init__(self, data: GraphData, *, host: str = "127.0.0.1", port: int = 0, token: str | None = DEFAULT_TOKEN,
                  max_top: int = 999, throttle: tuple[int, float] | None = None, faults: list[str] | None = None,
-                 latency: float = 0.0, audit_faults: list[str] | None = None):
+                 latency: float = 0.0, audit_faults: list[str] | None = None, directory_page: int = 100):
         self.data = data
+        self.directory_page = directory_page  # most entries on one page of the directory endpoints (issue 26)
         data._joined = None
         data.joined()  # before serving: the first page need not wait for it
         self.latency = latency  # seconds each provisioning page takes to answer (Graph: ~1 s)

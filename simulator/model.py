@@ -96,3 +96,4 @@ class Simulation:
     scim_records: list[dict]
     truth: dict
     directory_audits: list[dict] = field(default_factory=list)  # /auditLogs/directoryAudits (issue 24)
+    directory: dict = field(default_factory=dict)  # users, groups, assignments, job schemas (issue 26, preflight)

@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 
 from .clock import iso_s
 from .engine import Record
+from .model import EMAIL as EMAIL_KEY
 from .model import SKIP_CATEGORIES
 from .names import ORG_DOMAINS
 from .story import Story
@@ -185,3 +186,63 @@ def directory_audits_truth(entries: list[dict], audit_only_quarantine: list[dict
                            for e in mine if e["activityDisplayName"] in CONFIG_ACTIVITIES],
         "audit_only_quarantine": audit_only_quarantine,
     }
+
+
+def preflight_truth(story: Story, directory: dict) -> dict:
+    """What preflight must find on each app (issue 26), per service principal, from the story's planted conditions
+    and its final state (never from an expression evaluator): user object ids by condition.
+
+    - ``nested_group_only``: reached only through the nested group (the roster's ``not_assigned``);
+    - ``default_access_only``: assigned only the Default Access role (the roster's ``default_access``);
+    - ``out_of_scope``: outside the job's scoping filter (``out_of_scope``); ``disabled``: accountEnabled false;
+    - ``missing_required``: user id -> the required target attributes it lacks (the planted user without surname);
+    - ``non_work_email``: the mail's domain is not an organisation domain (final state);
+    - ``duplicate_user_name``: groups of provisioned users (directly or group assigned, in scope, holding a role
+      other than Default Access; disabled ones too) whose userName is equal case-insensitively;
+    - ``assigned``: every reachable user; ``unknown_attributes``: target attributes preflight cannot evaluate."""
+    from .directory import final_state
+
+    state, purged = final_state(story)
+    planted = directory["planted"]
+    out = {}
+    for app in story.apps:
+        cats: dict[str, list[str]] = {k: [] for k in ("nested_group_only", "default_access_only", "out_of_scope",
+                                                      "disabled", "non_work_email")}
+        reachable: dict[str, dict[str, str]] = {}
+        provisioned: list[str] = []
+        for idx, role in sorted(app.roster.items()):
+            if idx in purged:
+                continue
+            oid = story.users[idx].object_id
+            attrs = state[idx]
+            reachable[oid] = attrs
+            if role == "not_assigned":
+                cats["nested_group_only"].append(oid)
+            elif role == "default_access":
+                cats["default_access_only"].append(oid)
+            elif role == "out_of_scope":
+                cats["out_of_scope"].append(oid)
+            else:
+                provisioned.append(oid)
+            if attrs.get("active") == "False":
+                cats["disabled"].append(oid)
+            if attrs[EMAIL_KEY].split("@")[-1] not in ORG_DOMAINS:
+                cats["non_work_email"].append(oid)
+        missing: dict[str, list[str]] = {}
+        if planted["no_surname_app"] == app.sp_id:
+            oid = planted["no_surname"]
+            user = directory["users"][oid]
+            reachable[oid] = {"userName": user["userPrincipalName"]}
+            provisioned.append(oid)
+            missing[oid] = ["name.familyName"]
+        by_name: dict[str, list[str]] = defaultdict(list)
+        for oid in provisioned:
+            by_name[reachable[oid]["userName"].lower()].append(oid)
+        out[app.sp_id] = {
+            **{k: sorted(v) for k, v in cats.items()},
+            "missing_required": missing,
+            "duplicate_user_name": sorted(sorted(ids) for ids in by_name.values() if len(ids) > 1),
+            "assigned": sorted(reachable),
+            "unknown_attributes": ["roles"],
+        }
+    return out

@@ -52,5 +52,8 @@ def write(sim: Simulation, out_dir: str | Path, page_size: int = 500) -> dict:
     _ndjson(paths["job_snapshots"], sim.job_snapshots)
     _ndjson(paths["scim_audit"], sim.scim_records)
     _ndjson(paths["directory_audits"], sim.directory_audits)
+    if sim.directory:  # issue 26: what the fake Graph serves to preflight
+        paths["directory"] = out / "directory.json"
+        paths["directory"].write_text(json.dumps(sim.directory, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     paths["truth"].write_text(json.dumps(sim.truth, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return paths
