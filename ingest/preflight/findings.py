@@ -191,8 +191,10 @@ def find(users: Sequence[Any], model: Any, targets: Sequence[Any] | None = None,
     out += _nested(users)
     if targets is not None:
         out += _target_conflicts(provisioned, model, targets)
-        out += _disabled_active(users, targets)
-        out += _orphans(users, targets)
+        disabled = _disabled_active(users, targets)
+        out += disabled
+        # an account a disabled_but_active finding names is Entra's to disable: not also an orphan Entra never touches
+        out += _orphans(users, targets, managed={f.target_id for f in disabled})
     order = list(KINDS)
     return sorted(out, key=lambda f: (order.index(f.kind), f.identity))
 
@@ -356,11 +358,11 @@ def _disabled_active(users: Sequence[Any], targets: Sequence[Any]) -> list[Findi
     return out
 
 
-def _orphans(users: Sequence[Any], targets: Sequence[Any]) -> list[Finding]:
+def _orphans(users: Sequence[Any], targets: Sequence[Any], managed: set[str | None]) -> list[Finding]:
     owners = [u for u in users if getattr(u, "found", True) and u.how != "nested_only" and u.enabled is True]
     out = []
     for account in targets:
-        if any(_matches(u, account) for u in owners):
+        if account.id in managed or any(_matches(u, account) for u in owners):
             continue
         why = ("has no externalId" if account.external_id is None
                else f"externalId {account.external_id!r} matches no assigned, enabled user")
