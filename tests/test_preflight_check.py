@@ -191,6 +191,22 @@ def test_the_page(store, monkeypatch):
     assert "/identity?q=u4%40contoso.com" in links
     fixes = " ".join(m.value for m in at.markdown)
     assert "Fix:" in fixes and "work email" in fixes
+    csv_buttons = [b for b in at.get("download_button") if "(CSV)" in b.proto.label]
+    assert len(csv_buttons) == len(at.dataframe)  # every table has its download
+
+
+def test_the_page_without_a_run_says_what_to_do(tmp_path, monkeypatch):
+    empty = str(tmp_path / "empty.duckdb")
+    Store.open(empty).close()
+    release(empty)
+    monkeypatch.setenv("PROVLENS_DB", empty)
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params["range"] = "all"
+    at.run()
+    at.switch_page("pages/preflight.py").run()
+    assert not at.exception, at.exception
+    assert any("python -m ingest preflight" in i.value for i in at.info)
 
 
 def test_cli_exit_codes(store, tmp_path):
