@@ -79,6 +79,10 @@ def users() -> list[User]:
         user("u12", "kim@contoso.com", enabled=False, app_role_ids=[DEFAULT_ACCESS], default_access_only=True),
         user("u13", "lee@contoso.com", in_scope=Unknown("department: not read")),  # clean otherwise
         user("u14", "max@contoso.com", found=False),  # assigned, but Graph has no such user
+        user("u16", "oli@contoso.com", enabled=False),  # disabled: its account keeps the userName u17 wants
+        user("u17", "OLI@contoso.com", how="group", groups=["g1"]),
+        user("u18", "pat@contoso.com", enabled=False),  # two disabled namesakes: nobody is created, no conflict
+        user("u19", "pat@contoso.com", enabled=False),
         user("u15", "nia@contoso.com", upn="nia_gmail.com#EXT#@contoso.onmicrosoft.com",
              email="nia@contoso.com"),  # a guest: its UPN domain is not a work domain to learn from
     ]
@@ -98,6 +102,8 @@ def targets() -> list[TargetAccount]:
 PLANTED: dict[tuple[str, str], bool] = {
     ("duplicate_user_name", "u1"): False,
     ("duplicate_user_name", "u2"): False,
+    ("duplicate_user_name", "u16"): False,
+    ("duplicate_user_name", "u17"): False,
     ("target_conflict", "u8"): False,
     ("missing_required", "u3"): False,
     ("missing_required", "u10"): True,  # userName cannot be evaluated: said, not guessed

@@ -49,6 +49,8 @@ EVENTS = [
 EXPECTED = {
     ("duplicate_user_name", "u1"): "confirmed",  # u2, its colliding twin, got the conflict
     ("duplicate_user_name", "u2"): "confirmed",
+    ("duplicate_user_name", "u16"): "not yet",  # no event of either namesake yet
+    ("duplicate_user_name", "u17"): "not yet",
     ("target_conflict", "u8"): "not yet",  # its conflict was logged before the run
     ("missing_required", "u3"): "confirmed",
     ("missing_required", "u10"): "not yet",

@@ -143,9 +143,11 @@ def work_domains(users: Iterable[Any], stored: Iterable[str] = (), allowed: Sequ
     return out
 
 
-def _provisioned(u: Any) -> bool | Any:
-    """Will Entra provision this user? True, False, or the Unknown of its scoping filter."""
-    if not getattr(u, "found", True) or u.how == "nested_only" or u.default_access_only or u.enabled is False:
+def _provisioned(u: Any, *, disabled_too: bool = False) -> bool | Any:
+    """Will Entra provision this user? True, False, or the Unknown of its scoping filter. ``disabled_too``: a
+    disabled user counts (Entra manages its account: it disables it)."""
+    if not getattr(u, "found", True) or u.how == "nested_only" or u.default_access_only or \
+            (u.enabled is False and not disabled_too):
         return False
     return u.in_scope if (u.in_scope is True or is_unknown(u.in_scope)) else False
 
@@ -183,7 +185,8 @@ def find(users: Sequence[Any], model: Any, targets: Sequence[Any] | None = None,
     """Every finding, sorted by kind (as :data:`KINDS` lists them) and identity."""
     out: list[Finding] = []
     provisioned = [(u, p) for u in users if (p := _provisioned(u)) is not False]
-    out += _duplicates(provisioned)
+    # a disabled user keeps its account's userName in the app (Entra disables, it does not delete): it collides too
+    out += _duplicates([(u, p) for u in users if (p := _provisioned(u, disabled_too=True)) is not False])
     out += _missing(provisioned, model)
     if domains:
         out += _non_work_email(provisioned, domains)
@@ -211,10 +214,12 @@ def _duplicates(provisioned: list[tuple[Any, Any]]) -> list[Finding]:
             by_name[name.strip().lower()].append((u, p))
     out = []
     for key, members in by_name.items():
-        if len(members) < 2:
+        if len(members) < 2 or all(m.enabled is False for m, _ in members):  # nobody left to create: no conflict
             continue
         for u, p in members:
             note, unknown = _scope_note(p)
+            if u.enabled is False:
+                note += "; disabled: its account in the app, if it was provisioned, keeps the userName"
             others = sorted(f"{m.attributes['userName']} ({m.user_principal_name or m.user_id})"
                             for m, _ in members if m is not u)
             out.append(Finding(
