@@ -5,7 +5,7 @@ The end-to-end run against the fake Graph server is the lead's (after merging th
 
 from __future__ import annotations
 
-from ingest.preflight.findings import KINDS, find, work_domains
+from ingest.preflight.findings import KINDS, find, unknown_attributes, work_domains
 from tests.preflight_cases import PLANTED, PLANTED_SOURCE_ONLY, Model, Unknown, targets, user, users
 
 
@@ -36,6 +36,7 @@ def test_each_finding_has_evidence_outcome_and_fix():
     by_key = {(f.kind, f.identity): f for f in find(us, Model(), targets(), domains=work_domains(us))}
     dup = by_key[("duplicate_user_name", "u2")]
     assert dup.evidence["colliding_with"] == ["Alice@contoso.com (u1@contoso.com)"]
+    assert dup.evidence["colliding_ids"] == ["u1"]
     assert dup.group_key == by_key[("duplicate_user_name", "u1")].group_key == "alice@contoso.com"
     assert "EntryConflict" in dup.predicted_outcome and "409" in dup.predicted_outcome
     assert by_key[("missing_required", "u3")].evidence["missing"] == ["name.familyName"]
@@ -90,3 +91,7 @@ def test_work_domains():
     found = find(us, Model(), None, domains={"gmail.com"})
     assert "u4" not in {f.identity for f in found if f.kind == "non_work_email"}
     assert "u1" in {f.identity for f in found if f.kind == "non_work_email"}
+
+
+def test_unknown_attributes_are_counted_for_the_run():
+    assert unknown_attributes(users()) == {"userName": 1}

@@ -90,7 +90,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     from ingest.graph.auth import AuthConfigError
     from ingest.graph.client import GraphAuthError, GraphError
     from ingest.graph.command import settings_from
-    from ingest.preflight.findings import find, work_domains
+    from ingest.preflight.findings import find, unknown_attributes, work_domains
     from ingest.preflight.target import TargetError, read_users, safe_url, token_from_env
     from ingest.store import Store
     from queries.preflight import WORK_DOMAINS_SQL
@@ -131,12 +131,18 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         stored = [r[0] for r in store.con.execute(WORK_DOMAINS_SQL).fetchall() if r[0]]
         domains = work_domains(users, stored, args.allowed_domain or None)
         findings = find(users, model, targets, domains=domains)
+        unknown = unknown_attributes(users)
+        message = ("not evaluated (unknown): " + ", ".join(f"{a} ({n} users)" for a, n in unknown.items())
+                   if unknown else None)
         run_id = store.record_preflight(
             {"service_principal_id": model.service_principal_id, "job_id": model.job_id, "users": len(users),
              "target_accounts": None if targets is None else len(targets),
-             "scim_url": safe_url(args.scim_url) if args.scim_url else None, "work_domains": sorted(domains)},
+             "scim_url": safe_url(args.scim_url) if args.scim_url else None, "work_domains": sorted(domains),
+             "message": message},
             [f.row() for f in findings])
     _print_findings(findings)
+    if message:
+        print(f"mappings {message}: findings that need them say so", file=sys.stderr)
     print(f"preflight run {run_id}: {len(findings)} finding{'s' if len(findings) != 1 else ''} for "
           f"{len(users)} assigned user{'s' if len(users) != 1 else ''}"
           + ("" if targets is None else f" and {len(targets)} account{'s' if len(targets) != 1 else ''} in the app")

@@ -143,6 +143,17 @@ def work_domains(users: Iterable[Any], stored: Iterable[str] = (), allowed: Sequ
     return out
 
 
+def unknown_attributes(users: Sequence[Any]) -> dict[str, int]:
+    """Target attributes that could not be evaluated, with how many users: said in the run's message even where no
+    finding needs them."""
+    out: dict[str, int] = defaultdict(int)
+    for u in users:
+        for attr, value in (getattr(u, "attributes", None) or {}).items():
+            if is_unknown(value):
+                out[attr] += 1
+    return dict(sorted(out.items()))
+
+
 def _provisioned(u: Any, *, disabled_too: bool = False) -> bool | Any:
     """Will Entra provision this user? True, False, or the Unknown of its scoping filter. ``disabled_too``: a
     disabled user counts (Entra manages its account: it disables it)."""
@@ -225,7 +236,8 @@ def _duplicates(provisioned: list[tuple[Any, Any]]) -> list[Finding]:
             out.append(Finding(
                 "duplicate_user_name", u.user_id, u.user_id, u.user_principal_name, u.attributes["userName"],
                 f"userName {u.attributes['userName']!r} collides (case-insensitively) with {', '.join(others)}{note}",
-                {"userName": u.attributes["userName"], "colliding_with": others}, group_key=key, unknown=unknown))
+                {"userName": u.attributes["userName"], "colliding_with": others,
+                 "colliding_ids": sorted(m.user_id for m, _ in members if m is not u)}, group_key=key, unknown=unknown))
     return out
 
 
