@@ -3,8 +3,8 @@ SCIM server's accounts), find what the next cycle will fail or skip, keep the fi
 them by kind. ``--check`` reads nothing from Graph: it prints how a stored run's findings compare with what Entra
 logged since (confirmed, not yet, wrong) and the precision.
 
-Exit codes (ingest/exitcodes.py): 0 done (findings or not), 2 bad arguments, 4 Graph refused the credential or a
-permission, 5 Graph or the SCIM server could not be read, 6 the database.
+Exit codes (ingest/exitcodes.py): 0 done (findings or not), 1 the job or its schema cannot be used, 2 bad arguments,
+4 Graph refused the credential or a permission, 5 Graph or the SCIM server could not be read, 6 the database.
 """
 
 from __future__ import annotations
