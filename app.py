@@ -34,6 +34,7 @@ PAGES = [
     st.Page("pages/skipped.py", title="Skipped", icon=":material/block:", url_path="skipped"),
     st.Page("pages/violations.py", title="Constraint violations", icon=":material/rule:", url_path="violations"),
     st.Page("pages/scim.py", title="SCIM audit", icon=":material/dns:", url_path="scim"),
+    st.Page("pages/preflight.py", title="Preflight", icon=":material/flight_takeoff:", url_path="preflight"),
     st.Page("pages/identity.py", title="Identity", icon=":material/person_search:", url_path="identity"),
     st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications:", url_path="alerts"),
     st.Page("pages/export.py", title="Export", icon=":material/download:", url_path="export"),

@@ -1,5 +1,5 @@
 """Command line of the ingester:
-``python -m ingest {demo,files,scim,correlate,blobs,graph,run,migrate,compact,doctor,alerts} ...``
+``python -m ingest {demo,files,scim,correlate,blobs,graph,run,migrate,compact,doctor,alerts,preflight} ...``
 (see ``--help``).
 
 Each subcommand registers itself in :func:`build_parser`; handlers return an exit code from
@@ -276,6 +276,16 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: now, UTC)")
     alerts.add_argument("--test", metavar="TARGET", help="send a test message to this [[alerts.targets]] name")
     alerts.set_defaults(handler=cmd_alerts)
+
+    # --- Preflight (ingest/preflight/, issue 26): predict the next cycle's failures before Entra runs it
+    from ingest.preflight.command import add_preflight_arguments, cmd_preflight
+
+    preflight = sub.add_parser("preflight", help="predict the next cycle's failures, skips and collisions from the "
+                                                 "app's assignments, mappings and (optionally) the SCIM server's "
+                                                 "accounts; --check compares a stored run with what Entra logged")
+    common(preflight)
+    add_preflight_arguments(preflight)
+    preflight.set_defaults(handler=cmd_preflight)
     return parser
 
 

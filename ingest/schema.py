@@ -144,6 +144,23 @@ ALERT_DELIVERY_COLUMNS: Columns = (
     ("last_error", "VARCHAR"),
 )
 
+# Preflight (issue 26): one row per preflight run of one app's job (what was read: effective users, target accounts,
+# the SCIM URL without credentials), and its findings keyed by (run, kind, identity). A finding's identity is the
+# Entra user's object id, or "target:<SCIM id>" for an account only the target holds (an orphan). group_key ties
+# the findings that share one cause (the lower-cased userName of a duplicate). ingest/preflight/findings.py says what
+# each kind means; queries/preflight.py checks each against the events Entra logged after the run.
+PREFLIGHT_RUN_COLUMNS: Columns = (
+    ("run_id", "BIGINT PRIMARY KEY"), ("started_at", "TIMESTAMPTZ NOT NULL"), ("service_principal_id", "VARCHAR"),
+    ("job_id", "VARCHAR"), ("users", "INTEGER"), ("target_accounts", "INTEGER"), ("scim_url", "VARCHAR"),
+    ("work_domains", "VARCHAR[]"), ("findings", "INTEGER"), ("message", "VARCHAR"),
+)
+PREFLIGHT_FINDING_COLUMNS: Columns = (
+    ("run_id", "BIGINT NOT NULL"), ("kind", "VARCHAR NOT NULL"), ("identity", "VARCHAR NOT NULL"),
+    ("source_id", "VARCHAR"), ("user_principal_name", "VARCHAR"), ("user_name", "VARCHAR"), ("target_id", "VARCHAR"),
+    ("group_key", "VARCHAR"), ("detail", "VARCHAR"), ("evidence", "JSON"), ("predicted_outcome", "VARCHAR"),
+    ("recommended_action", "VARCHAR"), ("unknown", "BOOLEAN NOT NULL"),
+)
+
 # Loads whose summary refresh a fast backfill left to its last commit (Store.load_events(defer_summaries=True)).
 SUMMARY_PENDING_RUN_COLUMNS: Columns = (("run_id", "BIGINT PRIMARY KEY"),)
 
@@ -173,6 +190,8 @@ TABLES: dict[str, tuple[Columns, tuple[str, ...]]] = {
     "directory_audits": (DIRECTORY_AUDIT_COLUMNS, ()),
     "alerts": (ALERT_COLUMNS, ()),
     "alert_deliveries": (ALERT_DELIVERY_COLUMNS, ()),
+    "preflight_runs": (PREFLIGHT_RUN_COLUMNS, ()),
+    "preflight_findings": (PREFLIGHT_FINDING_COLUMNS, ("PRIMARY KEY (run_id, kind, identity)",)),
 }
 # Tables that are neither a source nor a summary: the schema's own version.
 BOOKKEEPING = ("schema_version", "summary_state")
@@ -227,6 +246,10 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (25, "alerts and alert_deliveries: alert state and its outbox (issue 24)",
      [create_table("alerts", ALERT_COLUMNS, if_not_exists=True),
       create_table("alert_deliveries", ALERT_DELIVERY_COLUMNS, if_not_exists=True)]),
+    (26, "preflight_runs and preflight_findings: preflight predictions to check against later cycles (issue 26)",
+     [create_table("preflight_runs", PREFLIGHT_RUN_COLUMNS, if_not_exists=True),
+      create_table("preflight_findings", PREFLIGHT_FINDING_COLUMNS, "PRIMARY KEY (run_id, kind, identity)",
+                   if_not_exists=True)]),
 ]
 
 LATEST_VERSION = max([BASELINE, *(version for version, _, _ in MIGRATIONS)])

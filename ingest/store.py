@@ -657,6 +657,29 @@ class Store:
         return result
 
     # ----------------------------------------------------------------- SCIM audit trail (issue 4; owner: SCIM ingest)
+    # ----------------------------------------------------------------- preflight (issue 26)
+    def record_preflight(self, run: dict[str, Any], findings: Iterable[dict[str, Any]]) -> int:
+        """Keep one preflight run and its findings in one transaction; its run id. ``run``: service_principal_id,
+        job_id, users, target_accounts, scim_url (no credentials), work_domains, message; each finding: the columns
+        of ``preflight_findings`` but run_id (``evidence`` a dict, kept as JSON). The run's time is now (UTC)."""
+        findings = list(findings)
+        cols = [c for c in schema.names(schema.PREFLIGHT_FINDING_COLUMNS) if c != "run_id"]
+        with self._transaction():
+            run_id = self.con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM preflight_runs").fetchone()[0]
+            self.con.execute(
+                "INSERT INTO preflight_runs (run_id, started_at, service_principal_id, job_id, users, target_accounts, "
+                "scim_url, work_domains, findings, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, run.get("started_at") or utcnow(), run.get("service_principal_id"), run.get("job_id"),
+                 run.get("users"), run.get("target_accounts"), run.get("scim_url"),
+                 list(run.get("work_domains") or []), len(findings), run.get("message")])
+            if findings:
+                self.con.executemany(
+                    f"INSERT INTO preflight_findings (run_id, {', '.join(cols)}) "
+                    f"VALUES (?, {', '.join('?' for _ in cols)})",
+                    [[run_id, *((json.dumps(f.get(c), sort_keys=True) if c == "evidence" else f.get(c)) for c in cols)]
+                     for f in findings])
+        return run_id
+
     # Requests are keyed on request_id (first copy wins: re-reading a line is a no-op). A batch's rows,
     # its rejects and the file's read position commit in ONE transaction, so a crash never loads a
     # line twice nor skips one.

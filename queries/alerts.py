@@ -215,3 +215,26 @@ SELECT source, max(ended_at) FILTER (WHERE outcome = 'success' AND ended_at <= {
 FROM ingest_runs WHERE started_at <= {NOW}
 GROUP BY source ORDER BY source
 """
+
+# Preflight (issue 26): per app and job, the latest preflight run at or before $now, its findings per kind and how
+# many of them its previous run (of the same app and job) did not have (by kind and identity).
+PREFLIGHT_FINDINGS = f"""
+WITH runs AS (SELECT * FROM preflight_runs WHERE started_at <= {NOW}),
+ranked AS (
+    SELECT *, row_number() OVER (PARTITION BY service_principal_id, job_id ORDER BY started_at DESC, run_id DESC) AS n
+    FROM runs),
+latest AS (SELECT * FROM ranked WHERE n = 1),
+previous AS (SELECT * FROM ranked WHERE n = 2)
+SELECT l.service_principal_id, an.app_name, l.job_id, l.run_id, l.started_at, f.kind, count(*) AS findings,
+       count(*) FILTER (WHERE p.run_id IS NULL OR NOT EXISTS (
+           SELECT 1 FROM preflight_findings o WHERE o.run_id = p.run_id AND o.kind = f.kind
+           AND o.identity = f.identity)) AS new_findings,
+       any_value(p.started_at) AS previous_started_at
+FROM latest l JOIN preflight_findings f ON f.run_id = l.run_id
+LEFT JOIN previous p ON p.service_principal_id IS NOT DISTINCT FROM l.service_principal_id
+                    AND p.job_id IS NOT DISTINCT FROM l.job_id
+LEFT JOIN {APP_NAMES} an ON an.service_principal_id = l.service_principal_id
+WHERE list_contains($kinds::VARCHAR[], f.kind)
+GROUP BY ALL
+ORDER BY l.service_principal_id, l.job_id, f.kind
+"""

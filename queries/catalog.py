@@ -8,7 +8,7 @@ never write SQL themselves.
 
 from __future__ import annotations
 
-from queries import alert_history, datasets, pages, scim
+from queries import alert_history, datasets, pages, preflight, scim
 from queries.datasets import EVENT_EXPORT_COLUMNS, OPEN_RUNS_SQL
 from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, SCOPE_FILTER, SINCE
 from queries.named import Query, q
@@ -99,7 +99,8 @@ _ALL = [
 
 def _collect() -> dict[str, Query]:
     merged: dict[str, Query] = {}
-    for query in [*_ALL, *pages.QUERY_LIST, *datasets.QUERY_LIST, *scim.QUERY_LIST, *alert_history.QUERY_LIST]:
+    for query in [*_ALL, *pages.QUERY_LIST, *datasets.QUERY_LIST, *scim.QUERY_LIST, *alert_history.QUERY_LIST,
+                  *preflight.QUERY_LIST]:
         if query.name in merged:
             raise ValueError(f"query {query.name!r} is defined twice")
         merged[query.name] = query

@@ -14,6 +14,7 @@ from ingest.skip_reasons import ADVICE_VALUES
 from ingest.summaries.events import open_runs, violation_groups
 from queries.filters import EVENT_FILTER, NO_TYPE_FILTER, SCOPE_FILTER, SINCE, TYPE_FILTER, UNTIL, time_filter
 from queries.named import q
+from queries.preflight import PREFLIGHT_COLUMNS
 from queries.scim import EXPORT_DATASETS as _SCIM_DATASETS
 
 EVENT_EXPORT_COLUMNS = [
@@ -25,7 +26,7 @@ EVENT_EXPORT_COLUMNS = [
 
 @dataclass(frozen=True)
 class Dataset:
-    """An exportable dataset: its query name, its columns and the column that dates a row."""
+    """An exportable dataset: its query name, its columns and the column that dates a row ("" when none does)."""
 
     name: str
     columns: tuple[str, ...]
@@ -256,6 +257,9 @@ DATASETS: dict[str, Dataset] = {
     "sync-jobs": Dataset("sync-jobs", SYNC_JOB_COLUMNS, "captured_at"),
     "ingest-runs": Dataset("ingest-runs", INGEST_RUN_COLUMNS, "started_at"),
     "ingest-rejects": Dataset("ingest-rejects", INGEST_REJECT_COLUMNS, "rejected_at"),
+    # Preflight findings (queries/preflight.py, the named query "preflight"): no time column of their own (the
+    # period filters the runs' start).
+    "preflight": Dataset("preflight", PREFLIGHT_COLUMNS, ""),
 }
 
 # SCIM audit trail datasets (columns documented in queries/scim.py and docs/exports.md).

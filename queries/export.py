@@ -433,7 +433,8 @@ def _export_once(db_path: str, dataset: str, out: str, *, filters: Filters | Non
             sql = dataset_sql(con, dataset)
             columns = describe(con, sql, params)
             select, text_cols = _wrapped_select(columns, f"({sql}) AS d", fmt)
-            time_col = _ident(DATASETS[dataset].time_column)
+            time_col = (_ident(DATASETS[dataset].time_column) if DATASETS[dataset].time_column
+                        else "NULL::TIMESTAMPTZ")  # a dataset no column dates (preflight): no newest time
             escaped_sql = " + ".join(
                 f"count(*) FILTER (WHERE {formula_like(c)})" for c in text_cols
             ) if fmt == "csv" and text_cols else "0"

@@ -486,3 +486,76 @@ SUMMARY_READERS: dict[str, tuple[str, ...]] = {
     "derived_scim_error_answers": ("violations",),
     "derived_scim_error_keys": ("violations",),
 }
+
+
+# Preflight (issue 26; queries/preflight.py): the same questions spelled plainly, one finding at a time. Kept apart from
+# REFERENCES because the oracle's stores (the demo and its variants) hold no preflight run;
+# tests/test_preflight_check.py holds each equal to its named query on a store that does.
+def _preflight_event(kind_sql: str, which: int) -> str:
+    from queries.preflight import EXPECTED
+
+    return "CASE " + kind_sql + " " + " ".join(f"WHEN '{k}' THEN {v[which]}" for k, v in EXPECTED.items()) + \
+        " ELSE false END"
+
+
+_PF_EVENTS = """FROM events e WHERE e.service_principal_id = {r}.service_principal_id
+                  AND e.activity_time > {r}.started_at
+                  AND (e.source_id = {f}.source_id OR ({f}.source_id IS NULL
+                       AND (e.target_id = {f}.target_id OR lower(e.user_name) = lower({f}.user_name))))"""
+
+
+def _pf_exists(f: str, r: str, which: int) -> str:
+    return (f"EXISTS (SELECT 1 {_PF_EVENTS.format(f=f, r=r)} AND "
+            f"{_preflight_event(f'{f}.kind', which)})")
+
+
+_PF_STATUS = f"""
+CASE
+    WHEN f.kind = 'duplicate_user_name' THEN CASE
+        WHEN EXISTS (SELECT 1 FROM preflight_findings g WHERE g.run_id = f.run_id AND g.kind = f.kind
+                     AND g.group_key IS NOT DISTINCT FROM f.group_key AND {_pf_exists('g', 'r', 0)}) THEN 'confirmed'
+        WHEN NOT EXISTS (SELECT 1 FROM preflight_findings g WHERE g.run_id = f.run_id AND g.kind = f.kind
+                         AND g.group_key IS NOT DISTINCT FROM f.group_key AND NOT {_pf_exists('g', 'r', 1)})
+            THEN 'wrong'
+        ELSE 'not yet' END
+    WHEN {_pf_exists('f', 'r', 0)} THEN 'confirmed'
+    WHEN {_pf_exists('f', 'r', 1)} THEN 'wrong'
+    WHEN f.kind IN ('nested_group_only', 'orphan') AND EXISTS (
+        SELECT 1 FROM events e WHERE e.service_principal_id = r.service_principal_id
+        AND e.activity_time > r.started_at) THEN 'confirmed'
+    ELSE 'not yet'
+END"""
+
+_PF_FINDINGS = f"""
+SELECT f.run_id, f.kind, f.user_principal_name, f.user_name, f.source_id, f.detail, f.predicted_outcome,
+       f.recommended_action, {_PF_STATUS} AS status
+FROM preflight_findings f, preflight_runs r
+WHERE f.run_id = r.run_id AND r.started_at >= {SINCE} AND r.started_at < {UNTIL} AND {scope_filter('r')}
+  AND ($run::BIGINT IS NULL OR r.run_id = $run::BIGINT)
+ORDER BY f.run_id, f.kind, f.identity"""
+
+PREFLIGHT_REFERENCES: dict[str, str] = {
+    "preflight": _PF_FINDINGS,
+    "preflight_page": f"""
+SELECT p.*, '/identity?q=' || url_encode(coalesce(p.user_principal_name, p.user_name, p.source_id, ''))
+           AS identity_link
+FROM ({_PF_FINDINGS}) AS p""",
+    "preflight_precision": f"""
+WITH p AS ({_PF_FINDINGS}),
+kinds AS (SELECT DISTINCT kind FROM p UNION ALL SELECT NULL)
+SELECT k.kind,
+       (SELECT count(*) FROM p WHERE p.kind IS NOT DISTINCT FROM k.kind OR k.kind IS NULL) AS findings,
+       (SELECT count(*) FROM p WHERE (p.kind = k.kind OR k.kind IS NULL) AND status = 'confirmed') AS confirmed,
+       (SELECT count(*) FROM p WHERE (p.kind = k.kind OR k.kind IS NULL) AND status = 'not yet') AS not_yet,
+       (SELECT count(*) FROM p WHERE (p.kind = k.kind OR k.kind IS NULL) AND status = 'wrong') AS wrong,
+       (SELECT CASE WHEN count(*) FILTER (WHERE status <> 'not yet') > 0 THEN
+               count(*) FILTER (WHERE status = 'confirmed') / count(*) FILTER (WHERE status <> 'not yet') END
+        FROM p WHERE p.kind = k.kind OR k.kind IS NULL) AS precision
+FROM kinds k ORDER BY k.kind NULLS LAST""",
+    "preflight_work_domains": """
+SELECT DISTINCT domain FROM (
+    SELECT lower(split_part(source_upn, '@', -1)) AS domain FROM events
+    WHERE status = 'success' AND source_upn LIKE '%@%'
+    UNION SELECT email_domain FROM events WHERE status = 'success' AND action = 'create')
+WHERE domain IS NOT NULL ORDER BY domain""",
+}

@@ -9,7 +9,7 @@ from typing import Any
 
 # The rules, by name (issue 24). `[alerts.rules.<name>]` in provlens.toml sets each one's thresholds.
 RULES = ("quarantine", "quarantine_risk", "quiet", "stale_data", "new_error", "failure_spike", "credential",
-         "violation", "unlogged_writes")
+         "violation", "unlogged_writes", "preflight")
 SEVERITIES = ("critical", "warning", "info")
 # What a notification says about an alert: it fired, it is still active (re-sent after an interval), it ended.
 NOTIFICATION_KINDS = ("fired", "reminder", "resolved")

@@ -17,6 +17,9 @@ the store held about that time. Each alert's (rule, key) is the same at every ev
                       answered to Entra's SCIM client) is newer than the newest sign that the credential works.
 - ``violation``       ``<sp>/<job>/<kind>/<source object id>``: an open constraint violation.
 - ``unlogged_writes`` ``<SCIM tenant>/<client>``: SCIM writes Entra never logged in the last day.
+- ``preflight``       ``<sp>/<job>/<kind>``: the latest preflight run (issue 26) found problems of that kind that its
+                      previous run did not (``only_new``), or any (``only_new = false``); a later run without them
+                      ends it.
 """
 
 from __future__ import annotations
@@ -345,6 +348,27 @@ def _unlogged_writes(con, settings: AlertSettings, now: datetime) -> list[Alert]
     return out
 
 
+def _preflight(con, settings: AlertSettings, now: datetime) -> list[Alert]:
+    from ingest.preflight.findings import KINDS
+
+    rule = settings.rule("preflight")
+    out = []
+    for r in _rows(con, sql.PREFLIGHT_FINDINGS, {"now": now, "kinds": list(rule["kinds"])}):
+        count = r["new_findings"] if rule["only_new"] else r["findings"]
+        if count < max(1, rule["min_findings"]):
+            continue
+        label, _, fix = KINDS.get(r["kind"], (r["kind"], "", "See the Preflight page."))
+        new = f"{r['new_findings']:,} new since the previous run" if r["previous_started_at"] else "a first run"
+        out.append(Alert(
+            rule="preflight", severity=settings.severity("preflight"),
+            key=f"{r['service_principal_id']}/{r['job_id']}/{r['kind']}", app=_app(r), job=r["job_id"],
+            first_seen=r["started_at"], last_seen=r["started_at"],
+            message=(f"{_app(r)}: preflight run {r['run_id']} ({_iso(r['started_at'])}) predicts "
+                     f"{_n(r['findings'], 'problem')} of kind {label.lower()} ({new}) before Entra's next cycle"),
+            action=fix, identities=count, url=url("preflight", sp=r["service_principal_id"])))
+    return out
+
+
 def evaluate(con, settings: AlertSettings, now: datetime) -> list[Alert]:
     """Every active alert of the enabled rules as of ``now`` (UTC), sorted by rule (as ``RULES`` lists them), key."""
     now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
@@ -358,7 +382,8 @@ def evaluate(con, settings: AlertSettings, now: datetime) -> list[Alert]:
                         ("failure_spike", lambda: _failure_spike(con, settings, now)),
                         ("credential", lambda: _credential(con, settings, now)),
                         ("violation", lambda: _violation(con, settings, now)),
-                        ("unlogged_writes", lambda: _unlogged_writes(con, settings, now))):
+                        ("unlogged_writes", lambda: _unlogged_writes(con, settings, now)),
+                        ("preflight", lambda: _preflight(con, settings, now))):
         if settings.enabled(name):
             found += check()
     from ingest.alerts.model import RULES

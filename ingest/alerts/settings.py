@@ -29,12 +29,16 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, Any]] = {
     "credential": {},
     "violation": {"kinds": ["duplicate_user_name", "non_work_email"]},
     "unlogged_writes": {"window_hours": 24.0, "min_writes": 1},
+    # issue 26: the latest preflight run of each app/job; only_new: only findings its previous run did not have.
+    "preflight": {"kinds": ["duplicate_user_name", "target_conflict", "missing_required", "non_work_email",
+                            "default_access_only", "nested_group_only", "disabled_but_active_in_target", "orphan"],
+                  "only_new": True, "min_findings": 1},
 }
 
 DEFAULT_SEVERITY = {
     "quarantine": "critical", "quarantine_risk": "warning", "quiet": "warning", "stale_data": "warning",
     "new_error": "warning", "failure_spike": "warning", "credential": "critical", "violation": "warning",
-    "unlogged_writes": "warning",
+    "unlogged_writes": "warning", "preflight": "warning",
 }
 
 VIOLATION_KINDS = ("duplicate_user_name", "duplicate_group_name", "non_work_email", "other_rejected_value")
