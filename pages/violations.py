@@ -6,7 +6,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from pages import charts, common
+from pages import charts, common, palette
 
 filters = common.page_setup("pages/violations.py")
 
@@ -45,7 +45,8 @@ c[-1].metric("Open", f"{int((violations['state'] == 'open').sum()):,}")
 
 summary = common.query("violations_summary", filters)
 fig = px.bar(summary, x="kind", y="violations", color="state", title="Violations by kind and state",
-             color_discrete_map={"open": "#c62828", "resolved": "#2e7d32"})
+             color_discrete_map=palette.VIOLATION_STATE,
+             labels={"kind": "Kind of violation", "violations": "Violations", "state": "State"})
 fig.update_layout(margin=dict(t=50, b=10), legend_title_text="")
 charts.show(fig, "violations_by_kind")
 
