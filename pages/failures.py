@@ -37,7 +37,7 @@ start, end = timebins.period(filters.since, filters.until, kpis["first_event"], 
 b = timebins.choose(start, end)
 per_bin = common.query("failures_by_code_over_time", filters, bucket=b.name)
 fig = px.bar(per_bin, x="bucket", y="failures", color="error_code", title=f"Failures {b.per} by error code (UTC)",
-             color_discrete_map=palette.color_map(per_bin["error_code"]),
+             color_discrete_map=palette.color_map(per_bin["error_code"], "error_code"),
              labels={"bucket": b.axis_title, "failures": f"Failures {b.per}", "error_code": "Error code"})
 fig.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="Error code",
                   legend=dict(orientation="h", y=-0.3))

@@ -5,9 +5,11 @@ Every chart takes its colours from here, so a thing has one colour everywhere:
 - outcomes: success green, failure red, skipped grey, warning orange (Okabe-Ito's bluish green and vermillion,
   which people with red-green colour blindness still tell apart: they differ in lightness and in blue);
 - skip categories: one fixed colour each (none red or green, the outcome colours), the same in every chart;
-- error codes and other open-ended names (SCIM operations, apps): a stable hash of the name into a colour-blind-safe
-  palette (Paul Tol's "muted" and Okabe-Ito), never the order of appearance, so a code keeps its colour whatever
-  the filter shows with it. Two codes can share a colour (12 colours); the hover and the legend name them.
+- SCIM operations: fixed, one per verb (``user.create`` and ``group.create`` share it);
+- error codes: fixed for the common ones, otherwise (and for other open-ended names such as apps) a stable hash of
+  the name into a colour-blind-safe palette (Paul Tol's "muted" and Okabe-Ito), never the order of appearance, so a
+  code keeps its colour whatever the filter shows with it. Two rare codes can share a colour (12 colours); the
+  hover and the legend name them.
 """
 
 from __future__ import annotations
@@ -49,6 +51,26 @@ SKIP_CATEGORY = {
     "other": NEUTRAL,
 }
 
+# SCIM operations (ingest/scim/parse.py derive_operation), fixed: a group operation has its user operation's colour.
+_OPERATION_VERB = {"search": "#332288", "get": "#88CCEE", "create": "#44AA99", "patch": "#999933",
+                   "replace": "#DDCC77", "deactivate": "#882255", "reactivate": "#CC79A7", "delete": "#CC6677"}
+OPERATION_OTHER = {"probe": "#6699CC", "discovery": "#AA4499", "bulk": "#56B4E9", "other": NEUTRAL}
+
+# Error codes Entra logs most (Microsoft's SCIM error codes and the ones the demo shows) get a colour each, so the
+# common ones never share one; any other code takes a stable hash of its name.
+KNOWN_ERROR_CODE = {
+    "SystemForCrossDomainIdentityManagementBadRequest": "#CC6677",
+    "SystemForCrossDomainIdentityManagementServiceIncompatibleFiltering": "#CC79A7",
+    "SystemForCrossDomainIdentityManagementCredentialValidationFailure": "#0072B2",
+    "SystemForCrossDomainIdentityManagementUnauthorized": "#332288",
+    "SystemForCrossDomainIdentityManagementServiceFailure": "#882255",
+    "EntryConflict": "#999933",
+    "TooManyRequests": "#AA4499",
+    "Timeout": "#56B4E9",
+    "DuplicateTargetEntries": "#DDCC77",
+    "AzureActiveDirectoryCannotUpdateObjectsMasteredOnPremises": "#44AA99",
+}
+
 _NONE = {"", "(none)", "none", "other", "unknown"}
 
 
@@ -65,8 +87,29 @@ def skip_category(name) -> str:
     return SKIP_CATEGORY.get(name, NEUTRAL)
 
 
+def operation(name) -> str:
+    """A SCIM operation's colour (``user.create`` and ``group.create`` share one)."""
+    text = "" if name is None else str(name)
+    if text in OPERATION_OTHER:
+        return OPERATION_OTHER[text]
+    return _OPERATION_VERB.get(text.rpartition(".")[2]) or hashed(text)
+
+
+def error_code(name) -> str:
+    """An error code's colour: its own for the common codes (an app prefix such as ``Leapsome`` in
+    ``LeapsomeEntryConflict`` is ignored), a stable hash of the name for the rest."""
+    text = "" if name is None else str(name)
+    if text in KNOWN_ERROR_CODE:
+        return KNOWN_ERROR_CODE[text]
+    for code, colour in KNOWN_ERROR_CODE.items():
+        if len(code) < len(text) and text.endswith(code) and code[0].isupper():
+            return colour
+    return hashed(text)
+
+
 def color_map(names, kind: str = "hashed") -> dict[str, str]:
-    """``{name: colour}`` for plotly.express's ``color_discrete_map``. ``kind``: ``status``, ``skip_category`` or
-    ``hashed`` (error codes, operations, apps)."""
-    pick = {"status": lambda n: STATUS.get(n, NEUTRAL), "skip_category": skip_category, "hashed": hashed}[kind]
+    """``{name: colour}`` for plotly.express's ``color_discrete_map``. ``kind``: ``status``, ``skip_category``,
+    ``error_code``, ``operation`` or ``hashed`` (apps, anything else)."""
+    pick = {"status": lambda n: STATUS.get(n, NEUTRAL), "skip_category": skip_category, "error_code": error_code,
+            "operation": operation, "hashed": hashed}[kind]
     return {str(n): pick(n) for n in dict.fromkeys(names) if n is not None}

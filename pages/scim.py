@@ -43,7 +43,7 @@ labels = {"bucket": b.axis_title, "requests": f"Requests {b.per}", "operation": 
           "status_class": "HTTP status"}
 by_operation = px.bar(over_time, x="bucket", y="requests", color="operation", labels=labels,
                       title=f"Requests {b.per} by operation (UTC)",
-                      color_discrete_map=palette.color_map(over_time["operation"]))
+                      color_discrete_map=palette.color_map(over_time["operation"], "operation"))
 by_operation.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="Operation")
 timebins.style_axis(by_operation, b, start, end, f"Requests {b.per}")
 by_status = px.bar(over_time, x="bucket", y="requests", color="status_class", labels=labels,

@@ -67,10 +67,15 @@ def bin_start(when: datetime, b: Bin) -> pd.Timestamp:
     return ts.floor(b.freq)
 
 
+def last_bin(end: datetime, b: Bin) -> pd.Timestamp:
+    """The last bin of a period that ends (exclusive) at ``end``."""
+    return bin_start(pd.Timestamp(end) - pd.Timedelta(microseconds=1), b)
+
+
 def complete(frame: pd.DataFrame, b: Bin, start: datetime, end: datetime, column: str = "bucket") -> pd.DataFrame:
     """``frame`` (one row per bin in ``column``) with a row for every bin of [start, end): the added rows are
     NaN, so a line breaks there (``connectgaps=False``)."""
-    bins = pd.date_range(bin_start(start, b), bin_start(end, b), freq=b.span, tz="UTC")
+    bins = pd.date_range(bin_start(start, b), last_bin(end, b), freq=b.span, tz="UTC")
     if not frame.empty:
         frame = frame.assign(**{column: pd.to_datetime(frame[column], utc=True)})
         bins = bins.union(pd.DatetimeIndex(frame[column]))
@@ -79,7 +84,7 @@ def complete(frame: pd.DataFrame, b: Bin, start: datetime, end: datetime, column
 
 def style_axis(fig, b: Bin, start: datetime, end: datetime, y_title: str, *, bars: bool = True, row=None) -> None:
     """The x axis spans the period with the bin's ticks and title; bars fill their bin; ``y_title`` in words."""
-    lo, hi = bin_start(start, b), bin_start(end, b) + pd.Timedelta(b.span)
+    lo, hi = bin_start(start, b), last_bin(end, b) + pd.Timedelta(b.span)
     if bars:
         fig.update_traces(width=b.ms * 0.9, offset=b.ms * 0.05, selector=dict(type="bar"))
     kw = {} if row is None else {"row": row, "col": 1}
