@@ -71,7 +71,7 @@ for row, job in enumerate(jobs, start=1):
         fig.add_trace(go.Scatter(
             x=initial["bucket"] + b.span / 2, y=[totals[t] * 1.08 + 0.3 for t in initial["bucket"]],
             mode="markers+text",
-            text=["initial"] * len(initial), textposition="top center", textfont=dict(size=11, color=palette.INFO),
+            text=["initial"] * len(initial), textposition="top right", textfont=dict(size=11, color=palette.INFO),
             marker=dict(symbol="star", size=14, color=palette.INFO), name="initial cycle",
             legendgroup="initial-star", showlegend="initial-star" not in shown_legend,
             hovertemplate="%{x}: initial cycle (a full import)<extra></extra>"), row=row, col=1)
