@@ -7,13 +7,17 @@ sidebar (filters kept in the URL, data freshness) and hands over to the page the
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import streamlit as st
 
 from ingest.store import StoreError
 from pages import auth, common  # auth: the sign-in gate (issue 8)
 
-st.set_page_config(page_title="provlens", page_icon=":material/sync_alt:", layout="wide")
+# The favicon is a local file (served by Streamlit itself): a ":material/...:" icon made every page load fetch it
+# from fonts.gstatic.com, which fails offline (issue 23).
+FAVICON = Path(__file__).resolve().parent / "static" / "favicon.png"
+st.set_page_config(page_title="provlens", page_icon=str(FAVICON), layout="wide")
 
 
 @st.cache_resource(show_spinner=False)

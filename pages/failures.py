@@ -6,7 +6,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from pages import charts, common
+from pages import charts, common, palette, timebins
 
 filters = common.page_setup("pages/failures.py")
 
@@ -32,10 +32,16 @@ c[3].metric("Still failing", f"{int(kpis['failing_identities']):,}",
 c[4].metric("Recurring", f"{recurring_total:,}",
             help="Still failing, in two or more consecutive cycles (the list below)")
 
-per_day = common.query("failures_by_code_day", filters)
-fig = px.bar(per_day, x="day", y="failures", color="error_code", title="Failures per day by error code (UTC)")
-fig.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="",
-                  legend=dict(orientation="h", y=-0.25))
+# Bins follow the period (pages/timebins.py); each error code keeps its colour whatever the filter (pages/palette.py).
+start, end = timebins.period(filters.since, filters.until, kpis["first_event"], kpis["last_event"])
+b = timebins.choose(start, end)
+per_bin = common.query("failures_by_code_over_time", filters, bucket=b.name)
+fig = px.bar(per_bin, x="bucket", y="failures", color="error_code", title=f"Failures {b.per} by error code (UTC)",
+             color_discrete_map=palette.color_map(per_bin["error_code"], "error_code"),
+             labels={"bucket": b.axis_title, "failures": f"Failures {b.per}", "error_code": "Error code"})
+fig.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="Error code",
+                  legend=dict(orientation="h", y=-0.3))
+timebins.style_axis(fig, b, start, end, f"Failures {b.per}")
 charts.show(fig, "failures_by_code")
 
 st.subheader("Top errors")

@@ -4,10 +4,48 @@ Entra and the SCIM server say about them (layout only)."""
 from __future__ import annotations
 
 import pandas as pd
-import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
-from pages import charts, common
+from pages import charts, common, palette
+
+# One lane per source and operation ("SCIM: user.create"), and inside a lane one row per outcome: a rejected create
+# is never drawn under the search that succeeded in the same second (issue 23). Failures are drawn last (on top).
+OUTCOME_OFFSET = {"failure": 0.22, "warning": 0.08, "skipped": -0.08, "success": -0.22}
+OUTCOME_ORDER = ["success", "skipped", "warning", "failure"]
+SOURCE_NAMES = {"entra": "Entra", "scim": "SCIM"}
+
+
+def timeline_figure(timeline: pd.DataFrame) -> go.Figure:
+    """Everything logged about one identity: x the time, y a lane per source and operation."""
+    frame = timeline.assign(
+        lane=timeline["source"].map(lambda s: SOURCE_NAMES.get(s, s)) + ": " + timeline["action"].fillna("(none)"),
+        status=timeline["status"].fillna("unknown"))
+    lanes = sorted(frame["lane"].unique(), key=lambda lane: (not lane.startswith("Entra"), lane))
+    index = {lane: i for i, lane in enumerate(lanes)}
+    fig = go.Figure()
+    for status in [s for s in OUTCOME_ORDER if s in set(frame["status"])] + sorted(
+            set(frame["status"]) - set(OUTCOME_ORDER)):
+        part = frame[frame["status"] == status]
+        fig.add_trace(go.Scatter(
+            x=part["time"], y=part["lane"].map(index) + OUTCOME_OFFSET.get(status, 0.0), mode="markers",
+            name=status, marker=dict(color=palette.STATUS.get(status, palette.NEUTRAL),
+                                     size=12 if status == "failure" else 9,
+                                     symbol="x" if status == "failure" else "circle",
+                                     line=dict(width=1, color="#ffffff")),
+            customdata=part[["lane", "app", "detail", "user_name", "ref", "status"]].fillna("").to_numpy(),
+            hovertemplate="%{x}<br><b>%{customdata[0]}</b> %{customdata[5]}<br>%{customdata[2]}<br>app "
+                          "%{customdata[1]}<br>%{customdata[3]}<br>%{customdata[4]}<extra></extra>"))
+    # the range runs downwards: the first lane (Entra's) on top
+    fig.update_yaxes(tickvals=list(range(len(lanes))), ticktext=lanes, range=[len(lanes) - 0.4, -0.6],
+                     title_text="Source: operation", showgrid=False, zeroline=False)
+    for i in range(len(lanes) - 1):  # lane borders
+        fig.add_hline(y=i + 0.5, line_color="#e0e0e0", line_width=1)
+    fig.update_xaxes(title_text="Time (UTC)")
+    fig.update_layout(title="Everything logged (UTC): one lane per operation, failures on top",
+                      margin=dict(t=50, b=10), legend_title_text="Outcome", height=160 + 48 * len(lanes))
+    return fig
+
 
 filters = common.page_setup("pages/identity.py")
 
@@ -48,12 +86,7 @@ else:
 st.subheader(f"Timeline of {common.md_text(labels[source_id])}")
 if scim_note:
     st.caption(scim_note)
-fig = px.scatter(timeline, x="time", y="source", color="status", symbol="action",
-                 hover_data=["app", "action", "detail", "user_name", "ref"], title="Everything logged (UTC)",
-                 color_discrete_map={"success": "#2e7d32", "failure": "#c62828", "skipped": "#9e9e9e",
-                                     "warning": "#f9a825"})
-fig.update_traces(marker_size=11)
-fig.update_layout(margin=dict(t=50, b=10), legend_title_text="", height=300)
+fig = timeline_figure(timeline)
 charts.show(fig, "identity_timeline")
 common.table(timeline.sort_values("time", ascending=False), "identity-timeline", key="identity_timeline_table",
              column_config=common.time_columns("time"))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
-from pages import alert_cards, charts, common
+from pages import alert_cards, charts, common, palette, timebins
 
 filters = common.page_setup("pages/overview.py")
 
@@ -96,16 +97,31 @@ c[2].metric("Failing now", f"{int(kpis['failing_identities']):,}",
 c[3].metric("Open violations", f"{open_violations:,}", help="Duplicate userName, non-work email and other "
             "rejected values not yet followed by a success (see Constraint violations)")
 
-per_day = common.query("events_per_day_by_status", filters)
-events_chart = px.bar(per_day, x="day", y="events", color="status", title="Events per day by status (UTC)",
-                      color_discrete_map={"success": "#2e7d32", "failure": "#c62828", "skipped": "#9e9e9e",
-                                          "warning": "#f9a825"})
-events_chart.update_layout(barmode="stack", legend_title_text="", margin=dict(t=50, b=10))
+# Bins follow the period (pages/timebins.py): hourly up to 2 days, daily up to 90, weekly above.
+start, end = timebins.period(filters.since, filters.until, kpis["first_event"], kpis["last_event"])
+b = timebins.choose(start, end)
+per_bin = common.query("events_by_status_over_time", filters, bucket=b.name)
+per_bin["status"] = per_bin["status"].fillna("unknown")
+events_chart = px.bar(per_bin, x="bucket", y="events", color="status", title=f"Events {b.per} by outcome (UTC)",
+                      color_discrete_map=palette.color_map(per_bin["status"], "status"),
+                      category_orders={"status": ["failure", "warning", "skipped", "success"]},
+                      labels={"bucket": b.axis_title, "events": f"Events {b.per}", "status": "Outcome"})
+events_chart.update_layout(barmode="stack", legend_title_text="Outcome", margin=dict(t=50, b=10))
+timebins.style_axis(events_chart, b, start, end, f"Events {b.per}")
 
-trend = common.query("success_rate_per_day", filters)
-trend_chart = px.line(trend, x="day", y="success_rate", markers=True, title="Success rate per day (UTC)",
-                      range_y=[0, 1])
-trend_chart.update_layout(yaxis_tickformat=".0%", margin=dict(t=50, b=10))
+trend = timebins.complete(common.query("success_rate_over_time", filters, bucket=b.name), b, start, end)
+trend_chart = go.Figure(go.Scatter(  # a point in the middle of its bin, above the bar of the same bin
+    x=trend["bucket"] + b.span / 2, y=trend["success_rate"], mode="lines+markers", connectgaps=False,
+    name="Success rate",
+    line=dict(color=palette.SUCCESS), marker=dict(color=palette.SUCCESS, size=6),
+    customdata=trend[["success", "failure"]].fillna(0).astype(int).assign(
+        bin=trend["bucket"].dt.strftime("%Y-%m-%d %H:%M UTC")).to_numpy(),
+    hovertemplate="%{customdata[2]}<br>%{y:.1%} succeeded<br>%{customdata[0]} succeeded, %{customdata[1]} failed"
+                  "<extra></extra>"))
+trend_chart.update_layout(title=f"Success rate {b.per} (UTC); gaps: no successes or failures",
+                          yaxis_tickformat=".0%", yaxis_range=[0, 1.05], margin=dict(t=50, b=10))
+timebins.style_axis(trend_chart, b, start, end, "Success rate", bars=False)
+trend_chart.update_yaxes(range=[0, 1.05], rangemode=None)
 charts.show_row([(events_chart, "events_per_day"), (trend_chart, "success_trend")])
 
 jobs_and_freshness()

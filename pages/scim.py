@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from pages import charts, common
+from pages import charts, common, palette, timebins
 
 filters = common.page_setup("pages/scim.py")
 
@@ -35,14 +35,23 @@ c[3].metric("Probes", f"{int(kpis['probes']):,}", help="Entra's health checks (a
 c[4].metric("p95 latency", "n/a" if kpis["p95_ms"] != kpis["p95_ms"] else f"{kpis['p95_ms']:.0f} ms")
 c[5].metric("Not logged by Entra", f"{unlogged_total:,}", help="Requests Entra never logged, probes excluded")
 
-over_time = common.query("scim_requests_over_time", filters, bucket="hour")
-by_operation = px.bar(over_time, x="bucket", y="requests", color="operation",
-                      title="Requests per hour by operation (UTC)")
-by_operation.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="")
-by_status = px.bar(over_time, x="bucket", y="requests", color="status_class",
-                   title="Requests per hour by status (UTC)",
-                   color_discrete_map={"2xx": "#2e7d32", "3xx": "#1565c0", "4xx": "#ef6c00", "5xx": "#c62828"})
-by_status.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="")
+# Bins follow the period (pages/timebins.py): hourly up to 2 days, daily up to 90, weekly above.
+start, end = timebins.period(filters.since, filters.until, kpis["first_request"], kpis["last_request"])
+b = timebins.choose(start, end)
+over_time = common.query("scim_requests_over_time", filters, bucket=b.name)
+labels = {"bucket": b.axis_title, "requests": f"Requests {b.per}", "operation": "Operation",
+          "status_class": "HTTP status"}
+by_operation = px.bar(over_time, x="bucket", y="requests", color="operation", labels=labels,
+                      title=f"Requests {b.per} by operation (UTC)",
+                      color_discrete_map=palette.color_map(over_time["operation"], "operation"))
+by_operation.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="Operation")
+timebins.style_axis(by_operation, b, start, end, f"Requests {b.per}")
+by_status = px.bar(over_time, x="bucket", y="requests", color="status_class", labels=labels,
+                   title=f"Requests {b.per} by HTTP status (UTC)",
+                   category_orders={"status_class": ["5xx", "4xx", "3xx", "2xx"]},
+                   color_discrete_map=palette.STATUS_CLASS)
+by_status.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="HTTP status")
+timebins.style_axis(by_status, b, start, end, f"Requests {b.per}")
 charts.show_row([(by_operation, "scim_by_operation"), (by_status, "scim_by_status")])
 
 st.subheader("Latency per operation")
@@ -71,8 +80,10 @@ if classes.empty:
     st.write("Nothing correlated yet: the correlation runs after `python -m ingest scim` loads a trail.")
 else:
     fig = px.bar(classes, x="rows", y="match_class", color="detail", orientation="h",
-                 title="Entra events and SCIM requests by correlation class")
-    fig.update_layout(margin=dict(t=50, b=10), legend_title_text="")
+                 title="Entra events and SCIM requests by correlation class",
+                 labels={"rows": "Events and requests", "match_class": "Correlation class", "detail": "Detail"},
+                 color_discrete_map=palette.color_map(classes["detail"]))
+    fig.update_layout(margin=dict(t=50, b=10), legend_title_text="Detail")
     charts.show(fig, "correlation_classes")
     common.table(classes, "correlation-classes", key="correlation_classes_table")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from pages import charts, common
+from pages import charts, common, palette, timebins
 
 filters = common.page_setup("pages/skipped.py")
 
@@ -28,11 +28,22 @@ for first in range(0, len(shown), 5):  # rows of five: nine categories in one ro
     for col, category in zip(st.columns(5), shown[first:first + 5]):
         col.metric(LABELS[category], f"{int(totals.get(category, 0)):,}")
 
-pie = px.pie(by_category, names="skip_category", values="skips", title="Skips by category", hole=0.4)
-pie.update_layout(margin=dict(t=50, b=10))
-per_day = common.query("skips_by_category_day", filters)
-per_day_chart = px.bar(per_day, x="day", y="skips", color="skip_category", title="Skips per day by category (UTC)")
-per_day_chart.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="")
+# One colour per category in both charts (pages/palette.py), legends in words; bins follow the period.
+named = by_category.assign(category=by_category["skip_category"].map(lambda c: LABELS.get(c, c)))
+colours = {LABELS.get(c, c): palette.skip_category(c) for c in [*LABELS, *named["skip_category"]]}
+pie = px.pie(named, names="category", values="skips", title="Skips by category", hole=0.4, color="category",
+             color_discrete_map=colours, labels={"category": "Category", "skips": "Skips"})
+pie.update_layout(margin=dict(t=50, b=10), legend_title_text="Category")
+kpis = common.query("overview_kpis", filters).iloc[0]
+start, end = timebins.period(filters.since, filters.until, kpis["first_event"], kpis["last_event"])
+b = timebins.choose(start, end)
+per_bin = common.query("skips_by_category_over_time", filters, bucket=b.name)
+per_bin["category"] = per_bin["skip_category"].map(lambda c: LABELS.get(c, c))
+per_day_chart = px.bar(per_bin, x="bucket", y="skips", color="category", title=f"Skips {b.per} by category (UTC)",
+                       color_discrete_map=colours,
+                       labels={"bucket": b.axis_title, "skips": f"Skips {b.per}", "category": "Category"})
+per_day_chart.update_layout(barmode="stack", margin=dict(t=50, b=10), legend_title_text="Category")
+timebins.style_axis(per_day_chart, b, start, end, f"Skips {b.per}")
 charts.show_row([(pie, "skips_pie"), (per_day_chart, "skips_by_day")], widths=[1, 2])
 common.table(by_category, "skips-by-category", key="skips_by_category")
 

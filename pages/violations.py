@@ -6,7 +6,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from pages import charts, common
+from pages import charts, common, palette
 
 filters = common.page_setup("pages/violations.py")
 
@@ -44,9 +44,11 @@ for col, (kind, (label, _)) in zip(c, KINDS.items()):
 c[-1].metric("Open", f"{int((violations['state'] == 'open').sum()):,}")
 
 summary = common.query("violations_summary", filters)
+summary = summary.assign(kind=summary["kind"].map(lambda k: KINDS.get(k, (k,))[0]))  # labels in words
 fig = px.bar(summary, x="kind", y="violations", color="state", title="Violations by kind and state",
-             color_discrete_map={"open": "#c62828", "resolved": "#2e7d32"})
-fig.update_layout(margin=dict(t=50, b=10), legend_title_text="")
+             color_discrete_map=palette.VIOLATION_STATE,
+             labels={"kind": "Kind of violation", "violations": "Violations", "state": "State"})
+fig.update_layout(margin=dict(t=50, b=10), legend_title_text="State", yaxis_tickformat=",d")
 charts.show(fig, "violations_by_kind")
 
 state = st.segmented_control("State", ["open", "resolved"], selection_mode="multi", default=["open", "resolved"],

@@ -8,7 +8,7 @@ import time
 
 # What the Overview and the sidebar read on a first visit (app.py, pages/common.py, pages/overview.py).
 WARM_QUERIES = ("meta", "service_principals", "jobs", "freshness", "overview_kpis", "violations_summary",
-                "events_per_day_by_status", "success_rate_per_day", "job_status", "last_cycle",
+                "events_by_status_over_time", "success_rate_over_time", "job_status", "last_cycle",
                 "top_error_codes")
 WARM_LOCK_TIMEOUT_S = 2.0
 

@@ -8,7 +8,7 @@ never write SQL themselves.
 
 from __future__ import annotations
 
-from queries import alert_history, datasets, pages, preflight, scim
+from queries import alert_history, datasets, pages, preflight, scim, timeseries
 from queries.datasets import EVENT_EXPORT_COLUMNS, OPEN_RUNS_SQL
 from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, SCOPE_FILTER, SINCE
 from queries.named import Query, q
@@ -99,8 +99,9 @@ _ALL = [
 
 def _collect() -> dict[str, Query]:
     merged: dict[str, Query] = {}
+    cycles_timeline = next(query.sql for query in pages.QUERY_LIST if query.name == "cycles_timeline")
     for query in [*_ALL, *pages.QUERY_LIST, *datasets.QUERY_LIST, *scim.QUERY_LIST, *alert_history.QUERY_LIST,
-                  *preflight.QUERY_LIST]:
+                  *preflight.QUERY_LIST, *timeseries.query_list(cycles_timeline)]:
         if query.name in merged:
             raise ValueError(f"query {query.name!r} is defined twice")
         merged[query.name] = query

@@ -18,6 +18,7 @@ from ingest.skip_reasons import CATEGORIES
 from ingest.summaries.events import RECOMMENDED_ACTION_SQL, VIOLATION_KIND_SQL
 from queries.filters import EVENT_FILTER, SCOPE_FILTER, SINCE, TYPE_FILTER, UNTIL, scope_filter, time_filter
 from queries.scim import correlation_filter, scim_time
+from queries.timeseries import references as timeseries_references
 
 SCOPE = SCOPE_FILTER
 # The same identity as ``o`` (an app, a job and a source object; events without a source id or app belong to none).
@@ -453,15 +454,19 @@ SCIM_REFERENCES = {
 
 
 REFERENCES.update(SCIM_REFERENCES)
+# The charts' binned series (queries/timeseries.py): their references live beside them.
+REFERENCES.update(timeseries_references(REFERENCES["cycles_timeline"]))
 
 # What each summary table feeds, so the oracle covers every one (tests/test_reference_oracle.py checks the list).
 SUMMARY_READERS: dict[str, tuple[str, ...]] = {
     "derived_failures": ("failures", "recurring-failures", "top_errors", "top_error_codes", "overview_kpis",
                          "violations_summary", "violations"),
     "derived_cycles": ("cycles", "cycles_timeline", "jobs", "service_principals", "overview_kpis", "newest_cycle_end",
-                       "quarantine_periods", "config_changes", "config_changes_recent"),
+                       "quarantine_periods", "config_changes", "config_changes_recent", "cycles_over_time"),
     "derived_event_hours": ("overview_kpis", "events_per_day_by_status", "success_rate_per_day",
-                            "action_status_counts", "failures_by_code_day", "skips_by_category_day"),
+                            "action_status_counts", "failures_by_code_day", "skips_by_category_day",
+                            "events_by_status_over_time", "success_rate_over_time", "failures_by_code_over_time",
+                            "skips_by_category_over_time"),
     "derived_work_domains": ("violations_summary", "violations"),
     "derived_identity_names": ("identity_search", "identity_scim_requests"),
     "derived_identity_events": ("identity_events",),
