@@ -7,8 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import common
-
-LIMIT = 500
+from queries.events import PAGE_ROWS as LIMIT
 
 filters = common.page_setup("pages/events.py")
 

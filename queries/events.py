@@ -7,6 +7,9 @@ from __future__ import annotations
 from queries.filters import DETAIL_FILTER
 from queries.named import q
 
+# How many of the newest events the Events page shows (the CSV holds them all).
+PAGE_ROWS = 500
+
 # The rows the Events page shows; ``event``: the link to the Event page (/event?id=...).
 EVENT_PAGE_COLUMNS = (
     "activity_time", "status", "action", "source_upn", "user_name", "source_type", "error_code", "skip_category",
