@@ -23,7 +23,7 @@ if not total:
     st.stop()
 
 rows = common.query("events_recent", filters, limit=LIMIT)
-st.metric("Events matching", f"{total:,}")
+st.metric("Events matching", f"{total:,}", help="Every event the filters keep: the CSV download holds them all")
 common.bounded_caption(len(rows), total, "events")
 common.table(
     rows, "events", key="events", height=560,
@@ -31,6 +31,7 @@ common.table(
         "event": st.column_config.LinkColumn("event", display_text="details", width="small",
                                              help="The event's details: steps, modified properties, raw JSON"),
         "source_upn": st.column_config.TextColumn("source UPN"),
+        "source_type": st.column_config.TextColumn("identity type"),
         "user_name": st.column_config.TextColumn("target userName"),
         "error_code": st.column_config.TextColumn("error code", width="medium"),
         "skip_category": st.column_config.TextColumn("skip category"),

@@ -10,7 +10,7 @@ from queries.named import q
 # How many of the newest events the Events page shows (the CSV holds them all).
 PAGE_ROWS = 500
 
-# The rows the Events page shows; ``event``: the link to the Event page (/event?id=...).
+# The rows the Events page shows, after ``event``: the link to the Event page (/event?id=...).
 EVENT_PAGE_COLUMNS = (
     "activity_time", "status", "action", "source_upn", "user_name", "source_type", "error_code", "skip_category",
     "service_principal_name", "cycle_id", "change_id", "job_id", "source_id", "target_id", "id",
@@ -18,7 +18,7 @@ EVENT_PAGE_COLUMNS = (
 
 QUERY_LIST = [
     q("events_recent", "The newest $limit events under every filter (the Events page), newest first", f"""
-        SELECT {', '.join(EVENT_PAGE_COLUMNS)}, '/event?id=' || url_encode(id) AS event
+        SELECT '/event?id=' || url_encode(id) AS event, {', '.join(EVENT_PAGE_COLUMNS)}
         FROM events WHERE {{EVENT_FILTER}} AND {DETAIL_FILTER}
         ORDER BY activity_time DESC, id DESC LIMIT $limit"""),
     q("events_count", "How many events every filter keeps (the Events page's true total)", f"""

@@ -265,9 +265,9 @@ REFERENCES: dict[str, str] = {
     # The Events page and the events dataset: every filter, plainly.
     "events": f"""SELECT {_EVENT_EXPORT} FROM events WHERE {EVENT_FILTER} AND {_DETAIL} ORDER BY activity_time, id""",
     "events_recent": f"""
-        SELECT activity_time, status, action, source_upn, user_name, source_type, error_code, skip_category,
-               service_principal_name, cycle_id, change_id, job_id, source_id, target_id, id,
-               '/event?id=' || url_encode(id) AS event
+        SELECT '/event?id=' || url_encode(id) AS event, activity_time, status, action, source_upn, user_name,
+               source_type, error_code, skip_category, service_principal_name, cycle_id, change_id, job_id,
+               source_id, target_id, id
         FROM events WHERE {EVENT_FILTER} AND {_DETAIL} ORDER BY activity_time DESC, id DESC LIMIT $limit""",
     "events_count": f"SELECT count(*) AS events FROM events WHERE {EVENT_FILTER} AND {_DETAIL}",
     "recurring-failures": f"""WITH {_LAST_SUCCESS}, {_OPEN_RUNS}
