@@ -26,7 +26,7 @@ rows = common.query("events_recent", filters, limit=LIMIT)
 st.metric("Events matching", f"{total:,}", help="Every event the filters keep: the CSV download holds them all")
 common.bounded_caption(len(rows), total, "events")
 common.table(
-    rows, "events", key="events", height=560,
+    rows, "events", key="events", height=560 if len(rows) > 14 else "auto",
     column_config=common.time_columns("activity_time") | {
         "event": st.column_config.LinkColumn("event", display_text="details", width="small",
                                              help="The event's details: steps, modified properties, raw JSON"),
