@@ -134,7 +134,7 @@ BAD_URL = {"sp": "nosuchapp", "job": "nosuchjob", "type": "Robot", "status": "bo
            "error": "NoSuchCode", "skip": "nosuchskip", "cycle": "nosuchcycle", "rows": "lots", "colour": "red"}
 
 
-@pytest.mark.parametrize("name", [*PAGES, "events"])
+@pytest.mark.parametrize("name", PAGES)
 def test_every_bad_url_parameter_is_named_in_a_notice_on_every_page(demo_db, monkeypatch, name):
     at = _open(_app(demo_db, monkeypatch, **BAD_URL), name)
     notices = " ".join(w.value for w in at.warning)
