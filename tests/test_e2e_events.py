@@ -2,7 +2,8 @@
 database. Event filters given in the URL show in the sidebar and narrow the page to what a plain query counts; a
 filter typed into the sidebar goes into the URL, and opening that URL in a fresh tab gives the same filters and
 the same count; a URL parameter the page cannot use is named on the page. Saves a 1440x1000 screenshot of the
-Events page to test-output/screenshots/events.png for a person to look at.
+Events page to test-output/screenshots/events.png (and the filtered view and the notices beside it) for a
+person to look at.
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ def test_the_events_page_and_its_notices(server, browser, demo_db):
         body.get_by_text("app id no-such-app is not in this database; showing all apps").wait_for()
         body.get_by_text(re.compile(r"status=bogus.*unknown status")).wait_for()
         assert _matching(tab) == _plain_count(demo_db, "true", [])
+        _shot(tab, "events-url-notices")
         tab.goto(f"{server}/events?range=all")
         wait_for_app(tab, "Events")
         _shot(tab, "events")
