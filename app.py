@@ -33,6 +33,7 @@ def _ensure_database(path: str) -> str | None:
 
 PAGES = [
     st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("pages/events.py", title="Events", icon=":material/list_alt:", url_path="events"),
     st.Page("pages/cycles.py", title="Sync cycles", icon=":material/autorenew:", url_path="cycles"),
     st.Page("pages/failures.py", title="Failures", icon=":material/error:", url_path="failures"),
     st.Page("pages/skipped.py", title="Skipped", icon=":material/block:", url_path="skipped"),

@@ -91,7 +91,10 @@ def page_setup(page_file: str) -> Filters:
     if "filters" in st.session_state:
         if notice := st.session_state.get("f_date_notice"):  # bad dates in the URL (sidebar_filters)
             st.warning(notice, icon=":material/event_busy:")
-        return st.session_state["filters"]
+        show_url_notices()
+        filters = st.session_state["filters"]
+        _unused_event_filters(page_file, filters)
+        return filters
     st.session_state["url_at_start"] = {k: st.query_params.get_all(k) for k in st.query_params}
     st.session_state["deep_link"] = page_file
     st.switch_page("app.py")
@@ -148,6 +151,51 @@ def export_builder(dataset: str, filters: Filters | None, fmt: str, part: str = 
     return build
 
 
+# --- Honest URLs: a URL parameter that cannot be used is named in a visible notice, never silently dropped ---
+
+# Every URL parameter a page reads (the sidebar's, the event filters', and the pages' own). Another name in a URL
+# gets a notice. Add a page's new parameter here.
+KNOWN_PARAMS = {"range", "from", "to", "sp", "job", "type", "rows", "status", "action", "error", "skip", "identity",
+                "cycle", "change", "q", "dataset", "id", "embed", "embed_options"}
+
+
+def url_notice(param: str, value, problem: str) -> None:
+    """Name a URL parameter that could not be used, and what the page shows instead: ``param=value: problem``.
+    The notice is shown at the top of every page (:func:`page_setup`) until the filter it concerns is changed."""
+    shown = f"{md_text(param)}={md_text(value)}" if value is not None else md_text(param)
+    st.session_state.setdefault("f_url_notices", {})[param] = f"The URL's **{shown}**: {problem}"
+
+
+def show_url_notices() -> None:
+    """The notices :func:`url_notice` collected, one warning each."""
+    for message in st.session_state.get("f_url_notices", {}).values():
+        st.warning(message, icon=":material/link_off:")
+
+
+def _drop_notice(*params: str) -> None:
+    notices = st.session_state.get("f_url_notices", {})
+    for param in (*params, "_unknown"):
+        notices.pop(param, None)
+
+
+# The event filters (queries/filters.py) each page applies; the others are named on the page as not used there.
+EVENT_FILTER_LABELS = {"status": "status", "action": "action", "error": "error code", "skip": "skip category",
+                       "identity": "identity", "cycle": "cycle id", "change": "change id"}
+PAGE_EVENT_FILTERS = {
+    "pages/events.py": set(EVENT_FILTER_LABELS),
+    "pages/export.py": set(EVENT_FILTER_LABELS),  # the events, failures and skipped datasets
+    "pages/failures.py": {"status", "action", "error", "identity", "cycle", "change"},
+}
+
+
+def _unused_event_filters(page_file: str, filters: Filters) -> None:
+    unused = [EVENT_FILTER_LABELS[n] for n in filters.details() if n not in PAGE_EVENT_FILTERS.get(page_file, ())]
+    if unused:
+        st.caption(f":material/filter_alt_off: Not applied on this page: the {', '.join(unused)} filter"
+                   f"{'s' if len(unused) > 1 else ''} (sidebar, Event filters). The Events page applies every "
+                   "filter.")
+
+
 def _query_param(name: str, default: str | None = None) -> str | None:
     values = st.session_state.get("url_at_start", {}).get(name) or [None]
     return values[0] if values[0] not in (None, "") else default
@@ -200,6 +248,7 @@ def preset_since(preset: str, now: datetime) -> datetime:
 
 def _drop_date_notice() -> None:
     st.session_state.pop("f_date_notice", None)
+    _drop_notice("range")
 
 
 def sidebar_filters(now: datetime | None = None) -> Filters:
@@ -211,6 +260,10 @@ def sidebar_filters(now: datetime | None = None) -> Filters:
             ss.url_at_start = {k: st.query_params.get_all(k) for k in st.query_params}
         preset = _query_param("range", DEFAULT_PRESET)
         ss.f_range = preset if preset in PRESETS else DEFAULT_PRESET
+        ss.f_url_notices = {}
+        if preset not in PRESETS:
+            url_notice("range", preset, f"not a time range ({', '.join(PRESETS)}); showing the "
+                                        f"{PRESETS[DEFAULT_PRESET].lower()}.")
         ss.f_custom, ss.f_date_notice = _url_days(now)
         if ss.f_date_notice and ss.f_range == "custom":
             ss.f_range = DEFAULT_PRESET
@@ -219,8 +272,15 @@ def sidebar_filters(now: datetime | None = None) -> Filters:
         ss.f_sps = [s for s in ss.url_at_start.get("sp", []) if s]
         ss.f_job = _query_param("job", ALL_JOBS)
         ss.f_types = [t for t in ss.url_at_start.get("type", []) if t]
+        for param in ("status", "action", "error", "skip"):
+            ss[f"f_{param}"] = [v for v in ss.url_at_start.get(param, []) if v]
+        for param in ("identity", "cycle", "change"):
+            ss[f"f_{param}"] = _query_param(param, "")
+        ss.f_check_url = True
     apps = query("service_principals")
     names = dict(zip(apps["service_principal_id"], apps["service_principal_name"].fillna("(unnamed)")))
+    if ss.pop("f_check_url", False):
+        _check_url(names)
     ss.f_sps = [s for s in ss.f_sps if s in names]
     with st.sidebar:
         st.selectbox("Time range", list(PRESETS), format_func=PRESETS.get, key="f_range",
@@ -236,14 +296,21 @@ def sidebar_filters(now: datetime | None = None) -> Filters:
             j: f"{names.get(sp, sp)}: {j.split('.')[0]} job"
             for j, sp in zip(jobs["job_id"], jobs["service_principal_id"])}
         if ss.get("f_job") not in job_labels:
+            if ss.pop("f_check_job", False):
+                url_notice("job", ss.f_job, "this job is not in this database"
+                           + (" for the chosen apps" if ss.f_sps else "") + "; showing all jobs.")
             ss.f_job = ALL_JOBS
+        ss.pop("f_check_job", None)
         st.selectbox("Provisioning job", list(job_labels), format_func=job_labels.get, key="f_job",
+                     on_change=_drop_notice, args=("job",),
                      help="A job is one app's synchronization job (its id is shown on the Sync cycles page)")
         types = list(query("identity_types")["source_type"])
         ss.f_types = [t for t in ss.get("f_types", []) if t in types]
         st.multiselect("Identity types", types, key="f_types", placeholder="All types",
+                       on_change=_drop_notice, args=("type",),
                        help="Entra's identityType of the source object (User, Group, ...). Events, failures, skips "
                             "and violations are filtered; sync cycles count every type.")
+        details = _event_filter_widgets()
     since = until = None
     if ss.f_range in PRESET_SPANS:
         since = preset_since(ss.f_range, now)
@@ -265,8 +332,93 @@ def sidebar_filters(now: datetime | None = None) -> Filters:
         st.query_params["job"] = job
     if ss.f_types:
         st.query_params["type"] = list(ss.f_types)
+    for param, value in details.items():
+        st.query_params[param] = list(value) if isinstance(value, tuple) else value
     return Filters(since=since, until=until, service_principal_ids=tuple(ss.f_sps) or None, job_id=job,
-                   identity_types=tuple(ss.f_types) or None)
+                   identity_types=tuple(ss.f_types) or None, statuses=details.get("status"),
+                   actions=details.get("action"), error_codes=details.get("error"),
+                   skip_categories=details.get("skip"), identity=details.get("identity"),
+                   cycle_id=details.get("cycle"), change_id=details.get("change"))
+
+
+STATUSES = ("success", "failure", "skipped", "warning")  # Entra's provisioningStatusInfo.status values
+
+
+def _vocabulary() -> dict[str, list[str]]:
+    """The values each list filter can take: those in the database (statuses: Entra's four as well)."""
+    vocab = query("event_vocabulary")
+    out = {kind: list(vocab.loc[vocab["kind"] == kind, "value"]) for kind in ("status", "action", "error", "skip")}
+    out["status"] = list(dict.fromkeys([*STATUSES, *out["status"]]))
+    return out
+
+
+def _check_url(names: dict) -> None:
+    """On a session's first run: a notice for each URL parameter the filters cannot use (an unknown app, job,
+    identity type, status, action, error code, skip category or cycle, a bad ``rows``, an unknown name)."""
+    ss = st.session_state
+    unknown_apps = [s for s in ss.f_sps if s not in names]
+    for sp in unknown_apps:
+        rest = "showing all apps" if len(unknown_apps) == len(ss.f_sps) else "ignored; showing the other apps"
+        url_notice("sp", sp, f"app id {md_text(sp)} is not in this database; {rest}.")
+    ss.f_check_job = bool(ss.f_job)
+    types = set(query("identity_types")["source_type"])
+    for t in [t for t in ss.f_types if t not in types]:
+        url_notice("type", t, "no event has this identity type; ignored.")
+    vocab = _vocabulary()
+    for param, label in (("status", "status"), ("action", "action"), ("error", "error code"),
+                         ("skip", "skip category")):
+        bad = [v for v in ss[f"f_{param}"] if v not in vocab[param]]
+        for value in bad:
+            known = f" (one of: {', '.join(vocab[param])})" if param in ("status", "action", "skip") else ""
+            url_notice(param, value, f"unknown {label}{md_text(known)}; ignored.")
+        ss[f"f_{param}"] = [v for v in ss[f"f_{param}"] if v in vocab[param]]
+    if ss.f_cycle and not bool(query("cycle_known", Filters(cycle_id=ss.f_cycle)).iloc[0]["known"]):
+        url_notice("cycle", ss.f_cycle, "no sync cycle has this id in this database; the filter is kept and "
+                                        "matches no event.")
+    rows = _query_param("rows")
+    if rows is not None and not (rows.isdigit() and int(rows) > 0):
+        url_notice("rows", rows, "not a positive whole number; tables show their usual number of rows.")
+    unknown = sorted(set(ss.url_at_start) - KNOWN_PARAMS)
+    if unknown:
+        known = ", ".join(sorted(KNOWN_PARAMS - {"embed", "embed_options"}))
+        ss.f_url_notices["_unknown"] = (
+            f"The URL parameter{'s' if len(unknown) > 1 else ''} **{', '.join(md_text(n) for n in unknown)}** "
+            f"{'are' if len(unknown) > 1 else 'is'} unknown to provlens and ignored (known: {known}).")
+
+
+def _event_filter_widgets() -> dict:
+    """The event filters in the sidebar (status, action, error code, skip category, identity, cycle, change); the
+    ones set, by URL parameter name."""
+    ss = st.session_state
+    vocab = _vocabulary()
+    for param in ("status", "action", "error", "skip"):  # a value the database no longer has
+        ss[f"f_{param}"] = [v for v in ss.get(f"f_{param}", []) if v in vocab[param]]
+    for param in ("identity", "cycle", "change"):
+        ss.setdefault(f"f_{param}", "")
+    is_set = any(ss.get(f"f_{p}") for p in EVENT_FILTER_LABELS)
+    with st.expander("Event filters", expanded=is_set, icon=":material/filter_alt:"):
+        st.multiselect("Status", vocab["status"], key="f_status", placeholder="Any status",
+                       on_change=_drop_notice, args=("status",))
+        st.multiselect("Action", vocab["action"], key="f_action", placeholder="Any action",
+                       on_change=_drop_notice, args=("action",))
+        st.multiselect("Error code", vocab["error"], key="f_error", placeholder="Any error code",
+                       on_change=_drop_notice, args=("error",))
+        st.multiselect("Skip category", vocab["skip"], key="f_skip", placeholder="Any skip category",
+                       on_change=_drop_notice, args=("skip",))
+        st.text_input("Identity", key="f_identity", placeholder="UPN, userName or object id",
+                      help="The source UPN, the target userName, the source or the target object id: the whole "
+                           "value, any case", on_change=_drop_notice, args=("identity",))
+        st.text_input("Cycle id", key="f_cycle", placeholder="Any cycle", on_change=_drop_notice, args=("cycle",))
+        st.text_input("Change id", key="f_change", placeholder="Any change", on_change=_drop_notice,
+                      args=("change",))
+    out: dict = {}
+    for param in ("status", "action", "error", "skip"):
+        if ss[f"f_{param}"]:
+            out[param] = tuple(ss[f"f_{param}"])
+    for param in ("identity", "cycle", "change"):
+        if value := str(ss[f"f_{param}"]).strip():
+            out[param] = value
+    return out
 
 
 def url_value(param: str, key: str, default: str = "") -> None:

@@ -17,6 +17,8 @@ st.caption("Audit exports of the period, apps and job chosen in the sidebar: UTF
 
 common.url_value("dataset", "export_dataset", "events")
 if st.session_state["export_dataset"] not in DATASETS:
+    common.url_notice("dataset", st.session_state["export_dataset"], "no such dataset; showing events.")
+    common.show_url_notices()
     st.session_state["export_dataset"] = "events"
 dataset = st.selectbox("Dataset", list(DATASETS), key="export_dataset",
                        format_func=lambda d: f"{d}: {QUERIES[d].description}")

@@ -18,6 +18,9 @@ if top.empty:
                        "filter; if you expected failures, check the freshness panel and run the ingest.")
     st.stop()
 
+if filters.details():
+    st.caption("The event filters (sidebar) narrow **Top errors** and **Every failure**; the counts, the chart and "
+               "the recurring failures cover every failure of the period, apps and job.")
 recurring = common.query("recurring_failures_top", filters, limit=500)
 recurring_total = int(common.query("recurring_failures_count", filters).iloc[0]["identities"])
 failure_total = int(top["failures"].sum())

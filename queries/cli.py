@@ -29,7 +29,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         since = parse_time(args.since) if args.since else None
         until = parse_time(args.until) if args.until else None
         filters = Filters(since=since, until=until, service_principal_ids=tuple(args.service_principal or ()) or None,
-                          job_id=args.job, identity_types=tuple(args.identity_type or ()) or None)
+                          job_id=args.job, identity_types=tuple(args.identity_type or ()) or None,
+                          statuses=tuple(args.status or ()) or None, actions=tuple(args.action or ()) or None,
+                          error_codes=tuple(args.error_code or ()) or None,
+                          skip_categories=tuple(args.skip_category or ()) or None, identity=args.identity,
+                          cycle_id=args.cycle, change_id=args.change)
         extra = {"allowed_domains": [d.lower() for d in args.allowed_domain]} if args.allowed_domain else {}
         result = export(args.db, args.dataset, args.out, filters=filters, fmt=args.format, **extra)
     except ExportError as exc:
@@ -73,6 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--identity-type", action="append", metavar="TYPE",
                      help="Entra's identity type to keep (User, Group, ...; repeatable); cycles and sync-jobs "
                           "ignore it")
+    # the event filters (queries/filters.py): the events, failures (not --skip-category) and skipped datasets
+    for flag, what in (("--status", "an event status (success, failure, skipped, warning)"), ("--action", "an action"),
+                       ("--error-code", "an error code"), ("--skip-category", "a skip category")):
+        exp.add_argument(flag, action="append", metavar=flag.lstrip("-").split("-")[0].upper(),
+                         help=f"events, failures, skipped: keep {what}; repeatable")
+    exp.add_argument("--identity", metavar="WHO", help="events, failures, skipped: one identity (source UPN, target "
+                                                       "userName, source or target object id; any case)")
+    exp.add_argument("--cycle", metavar="CYCLE_ID", help="events, failures, skipped: one sync cycle")
+    exp.add_argument("--change", metavar="CHANGE_ID", help="events, failures, skipped: one change id")
     exp.add_argument("--allowed-domain", action="append", metavar="DOMAIN",
                      help="violations: an allowed email domain (repeatable; default: derived from the data)")
     exp.add_argument("--format", choices=list(FORMATS), default="csv", help="file format")

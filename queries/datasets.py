@@ -12,7 +12,17 @@ from dataclasses import dataclass
 
 from ingest.skip_reasons import ADVICE_VALUES
 from ingest.summaries.events import open_runs, violation_groups
-from queries.filters import EVENT_FILTER, NO_TYPE_FILTER, SCOPE_FILTER, SINCE, TYPE_FILTER, UNTIL, time_filter
+from queries.filters import (
+    DETAIL_FILTER,
+    EVENT_FILTER,
+    NO_TYPE_FILTER,
+    SCOPE_FILTER,
+    SINCE,
+    TYPE_FILTER,
+    UNTIL,
+    detail_filter,
+    time_filter,
+)
 from queries.named import q
 from queries.preflight import PREFLIGHT_COLUMNS
 from queries.scim import EXPORT_DATASETS as _SCIM_DATASETS
@@ -56,6 +66,8 @@ INGEST_RUN_COLUMNS = ("run_id", "source", "scope", "started_at", "ended_at", "wi
                       "throttled", "outcome", "message")
 INGEST_REJECT_COLUMNS = ("run_id", "source", "file", "position", "reason", "excerpt", "rejected_at")
 
+# The failures and skipped datasets (and the events dataset, queries/catalog.py) take the event filters
+# (queries/filters.py: status, action, error code, skip category, identity, cycle, change) too.
 # A failure's run: failures of one identity (source_id within service principal and job) in a row,
 # ordered by time, reset by a success of that identity; skipped/warning events neither count nor reset.
 # consecutive_cycles counts the distinct cycles of the run up to and including this event. The store
@@ -64,7 +76,7 @@ INGEST_REJECT_COLUMNS = ("run_id", "source", "file", "position", "reason", "exce
 FAILURES_SQL = f"""
 SELECT {_EVENT_COLS}, http_status, scim_type, scim_detail, next_retry_at, consecutive_cycles, recommended_action
 FROM derived_failures
-WHERE {{EVENT_FILTER}}
+WHERE {{EVENT_FILTER}} AND {detail_filter(skip=False)}
 ORDER BY activity_time, id
 """
 
@@ -96,7 +108,7 @@ ORDER BY consecutive_cycles DESC, last_failure DESC, service_principal_id, job_i
 SKIPPED_SQL = f"""
 SELECT {_EVENT_COLS}, skip_reason, skip_category, skip_detail, skip_advice.what_to_do AS recommended_action
 FROM events LEFT JOIN {ADVICE_VALUES} USING (skip_category)
-WHERE status = 'skipped' AND {{EVENT_FILTER}}
+WHERE status = 'skipped' AND {{EVENT_FILTER}} AND {DETAIL_FILTER}
 ORDER BY activity_time, id
 """
 

@@ -166,6 +166,8 @@ def filters_for_manifest(filters: Filters | None, extra: dict) -> dict:
            "job_id": f.job_id}
     if f.identity_types:  # only when set: manifests without it stay as they were
         out["identity_types"] = list(f.identity_types)
+    out.update({name: list(value) if isinstance(value, tuple) else value  # the event filters, when set
+                for name, value in f.details().items()})
     out.update({k: v for k, v in sorted(extra.items()) if v is not None})
     return out
 

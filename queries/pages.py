@@ -21,6 +21,7 @@ from ingest.summaries.events import (
 from queries import datasets
 from queries.filters import (
     DAY_OF_HOUR,
+    DETAIL_UNSET,
     EVENT_COUNTS,
     EVENT_FILTER,
     SCOPE_FILTER,
@@ -39,7 +40,7 @@ MISSED_AFTER_MINUTES = 1.5 * CYCLE_MINUTES
 # True when the shared filters are all unset (all time, every app and job): a constant once bound, so DuckDB
 # drops the branch that is not taken.
 _UNFILTERED = ("($since::TIMESTAMPTZ IS NULL AND $until::TIMESTAMPTZ IS NULL AND $sps::VARCHAR[] IS NULL "
-               "AND $job::VARCHAR IS NULL AND $types::VARCHAR[] IS NULL)")
+               f"AND $job::VARCHAR IS NULL AND $types::VARCHAR[] IS NULL AND {DETAIL_UNSET})")
 
 # True when a time window is set: a constant once the parameters are bound, so without a window the plan
 # has no events scan at all.

@@ -148,11 +148,28 @@ SELECT source_id, service_principal_id, any_value(service_principal_name) AS ser
 FROM events WHERE status = 'skipped' AND {EVENT_FILTER}
 GROUP BY source_id, service_principal_id, coalesce(skip_category, 'other')"""
 
+# The event filters, plainly: each list as an IN over its values, the identity as upper-case equality with any of
+# the four identity columns.
+def _detail(skip: bool = True) -> str:
+    parts = [f"(${p}::VARCHAR[] IS NULL OR {c} IN (SELECT unnest(${p}::VARCHAR[])))"
+             for p, c in (("statuses", "status"), ("actions", "action"), ("codes", "error_code"))]
+    if skip:
+        parts.append("($skips::VARCHAR[] IS NULL OR skip_category IN (SELECT unnest($skips::VARCHAR[])))")
+    parts += ["($who::VARCHAR IS NULL OR upper($who::VARCHAR) IN (upper(source_upn), upper(user_name), "
+              "upper(source_id), upper(target_id)))",
+              "($cycle::VARCHAR IS NULL OR cycle_id = $cycle::VARCHAR)",
+              "($change::VARCHAR IS NULL OR change_id = $change::VARCHAR)"]
+    return " AND ".join(parts)
+
+
+_DETAIL, _DETAIL_NO_SKIP = _detail(), _detail(skip=False)
+
 _TOP_ERRORS = f"""
 SELECT error_code, count(*) AS failures, count(DISTINCT source_id) AS identities, min(activity_time) AS first_seen,
        max(activity_time) AS last_seen, mode(http_status) AS http_status, mode(scim_type) AS scim_type,
        mode(scim_detail) AS scim_detail, max(next_retry_at) AS next_retry_at, mode(advice) AS recommended_action
-FROM (SELECT *, {RECOMMENDED_ACTION_SQL} AS advice FROM events e WHERE status = 'failure' AND {EVENT_FILTER})
+FROM (SELECT *, {RECOMMENDED_ACTION_SQL} AS advice FROM events e WHERE status = 'failure' AND {EVENT_FILTER}
+      AND {_DETAIL_NO_SKIP})
 GROUP BY error_code"""
 
 
@@ -240,11 +257,20 @@ REFERENCES: dict[str, str] = {
     "failures": f"""WITH {_FAILURES}
         SELECT {_EVENT_EXPORT}, http_status, scim_type, scim_detail, next_retry_at, consecutive_cycles,
                advice AS recommended_action
-        FROM failures_all WHERE {EVENT_FILTER} ORDER BY activity_time, id""",
+        FROM failures_all WHERE {EVENT_FILTER} AND {_DETAIL_NO_SKIP} ORDER BY activity_time, id""",
     "failures_recent": f"""WITH {_FAILURES}
         SELECT {_EVENT_EXPORT}, http_status, scim_type, scim_detail, next_retry_at, consecutive_cycles,
                advice AS recommended_action
-        FROM failures_all WHERE {EVENT_FILTER} ORDER BY activity_time DESC, id DESC LIMIT $limit""",
+        FROM failures_all WHERE {EVENT_FILTER} AND {_DETAIL_NO_SKIP}
+        ORDER BY activity_time DESC, id DESC LIMIT $limit""",
+    # The Events page and the events dataset: every filter, plainly.
+    "events": f"""SELECT {_EVENT_EXPORT} FROM events WHERE {EVENT_FILTER} AND {_DETAIL} ORDER BY activity_time, id""",
+    "events_recent": f"""
+        SELECT '/event?id=' || url_encode(id) AS event, activity_time, status, action, source_upn, user_name,
+               source_type, error_code, skip_category, service_principal_name, cycle_id, change_id, job_id,
+               source_id, target_id, id
+        FROM events WHERE {EVENT_FILTER} AND {_DETAIL} ORDER BY activity_time DESC, id DESC LIMIT $limit""",
+    "events_count": f"SELECT count(*) AS events FROM events WHERE {EVENT_FILTER} AND {_DETAIL}",
     "recurring-failures": f"""WITH {_LAST_SUCCESS}, {_OPEN_RUNS}
         SELECT r.service_principal_id, r.job_id, r.source_id, r.source_upn, r.user_name, r.consecutive_cycles,
                r.failing_since, r.last_failure, r.error_code,
@@ -304,7 +330,7 @@ REFERENCES: dict[str, str] = {
         ORDER BY skip_category, cycles DESC, last_seen DESC, source_id, service_principal_id""",
     "skipped": f"""SELECT {_EVENT_EXPORT}, skip_reason, skip_category, skip_detail,
                {_SKIP_ADVICE} AS recommended_action FROM events
-        WHERE status = 'skipped' AND {EVENT_FILTER} ORDER BY activity_time, id""",
+        WHERE status = 'skipped' AND {EVENT_FILTER} AND {_DETAIL} ORDER BY activity_time, id""",
     "cycles": f"WITH {_CYCLES} SELECT * FROM cycles ORDER BY started_at, job_id, cycle_id",
     "cycles_timeline": f"""WITH {_CYCLES}, {_APP_NAMES}
         SELECT c.*, n.service_principal_name FROM cycles c LEFT JOIN app_names n USING (service_principal_id)

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from pages.common import md_text
 from tests.conftest import ROOT, chart_figures, html_tables, run_cli
 
-PAGES = ["overview", "cycles", "failures", "skipped", "violations", "scim", "identity", "export"]
+PAGES = ["overview", "events", "cycles", "failures", "skipped", "violations", "scim", "identity", "export"]
 
 
 def _app(db, monkeypatch, **params) -> AppTest:

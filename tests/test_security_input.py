@@ -211,10 +211,14 @@ def test_sql_injection_in_filters_and_search_changes_nothing(payload, demo_db, t
     monkeypatch.setenv("PROVLENS_DB", str(db))
     monkeypatch.chdir(ROOT)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    for key in ("range", "from", "to", "sp", "job", "q", "dataset"):
+    for key in ("range", "from", "to", "sp", "job", "q", "dataset", "type", "status", "action", "error", "skip",
+                "identity", "cycle", "change"):
         at.query_params[key] = payload
     at.run()
     assert not at.exception, at.exception
+    at.switch_page("pages/events.py").run()  # identity, cycle and change reach SQL: bound, so they match nothing
+    assert not at.exception, at.exception
+    assert any("No event matches" in m.value for m in at.info), [m.value for m in at.info]
     at.switch_page("pages/identity.py").run()
     assert not at.exception, at.exception
     assert any("Nobody matches" in m.value for m in at.info), [m.value for m in at.info]
