@@ -1,14 +1,14 @@
 """The named queries. Each is SQL with bound parameters ($since, $until, $sps, $job, ...).
 
 This module holds the core event queries and merges the lists of the topic modules (``QUERY_LIST`` in
-:mod:`queries.pages`, :mod:`queries.datasets` and :mod:`queries.scim`; none of them imports this one) into
-:data:`QUERIES`. Call them with :func:`queries.db.run`; pages
+:mod:`queries.pages`, :mod:`queries.datasets`, :mod:`queries.scim` and :mod:`queries.event`; none of them
+imports this one) into :data:`QUERIES`. Call them with :func:`queries.db.run`; pages
 never write SQL themselves.
 """
 
 from __future__ import annotations
 
-from queries import datasets, pages, scim
+from queries import datasets, event, pages, scim
 from queries.datasets import EVENT_EXPORT_COLUMNS, OPEN_RUNS_SQL
 from queries.filters import DAY_OF_HOUR, EVENT_COUNTS, SCOPE_FILTER, SINCE
 from queries.named import Query, q
@@ -99,7 +99,8 @@ _ALL = [
 
 def _collect() -> dict[str, Query]:
     merged: dict[str, Query] = {}
-    for query in [*_ALL, *pages.QUERY_LIST, *datasets.QUERY_LIST, *scim.QUERY_LIST]:
+    for query in [*_ALL, *pages.QUERY_LIST, *datasets.QUERY_LIST, *scim.QUERY_LIST,
+                  *event.QUERY_LIST]:
         if query.name in merged:
             raise ValueError(f"query {query.name!r} is defined twice")
         merged[query.name] = query
