@@ -9,7 +9,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages import charts, common
+from pages import charts, common, links
 
 filters = common.page_setup("pages/cycles.py")
 
@@ -98,6 +98,13 @@ pick = common.table(shown, "cycles", column_config=common.time_columns("started_
 
 labels = {r.cycle_id: f"{common.fmt_time(r.started_at)} · {r.app} · {r.kind} · {r.events} event(s)"
           for r in cycles.sort_values("started_at", ascending=False).itertuples()}
+common.url_value("cycle", "cycle_pick")  # a cycle picked here, or linked from an event, is in the URL
+if st.session_state.get("cycle_pick") not in labels:
+    if st.session_state.get("cycle_pick"):
+        st.info(f"Cycle {common.md_text(st.session_state['cycle_pick'])} is not in this period or app/job filter: "
+                "showing the newest cycle. Widen the time range in the sidebar to see it.",
+                icon=":material/event_busy:")
+    st.session_state["cycle_pick"] = next(iter(labels))
 rows = getattr(getattr(pick, "selection", None), "rows", None) or []
 clicked = shown.iloc[rows[0]]["cycle_id"] if rows else None
 if clicked and clicked != st.session_state.get("cycle_clicked"):  # a new click in the table wins once
@@ -105,8 +112,18 @@ if clicked and clicked != st.session_state.get("cycle_clicked"):  # a new click 
 st.session_state["cycle_clicked"] = clicked
 chosen = st.selectbox("Events of cycle", list(labels), format_func=labels.get, key="cycle_pick",
                       help="Or click a row in the table above")
+common.keep_in_url("cycle", chosen)
 events = common.query("cycle_events_first", filters, cycle_id=chosen, limit=1000)
 common.bounded_caption(len(events), int(cycles.loc[cycles["cycle_id"] == chosen, "events"].sum()), "events",
                        order="first")
-common.table(events, "cycle-events", column_config=common.time_columns("activity_time"), key="cycle_events",
+common.table(links.with_event_link(links.with_identity_link(events)), "cycle-events", key="cycle_events",
+             column_order=[links.IDENTITY_COLUMN, "action", "status", "error_code", "skip_category", "scim_type",
+                           "activity_time", links.EVENT_COLUMN, "user_name", "target_id", "source_id", "id"],
+             column_config=links.identity_column() | links.event_column() | {
+                 "activity_time": st.column_config.DatetimeColumn("Time (UTC)", **common.TIME_COLUMN),
+                 "action": "Action", "status": "Status",
+                 "error_code": st.column_config.TextColumn("Error code", width="medium",
+                                                           help="Entra's errorCode (click a cell for all of it)"),
+                 "skip_category": "Skip category", "scim_type": "scimType", "user_name": "userName",
+                 "target_id": "Target id", "source_id": "Object id", "id": "Event id"},
              full=common.full_query_csv("cycle_events", filters, cycle_id=chosen))

@@ -4,6 +4,7 @@ links to their views, the SCIM requests correlated with it and the raw JSON (lay
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from pages import common, links
@@ -30,7 +31,7 @@ e = found.iloc[0]
 
 
 def _text(value) -> str:
-    return "" if value is None or (not isinstance(value, str) and value != value) else str(value)
+    return "" if value is None or (not isinstance(value, str) and bool(pd.isna(value))) else str(value)
 
 
 who = _text(e.source_upn) or _text(e.source_name) or _text(e.source_id) or "(no source identity)"

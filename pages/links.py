@@ -121,3 +121,30 @@ def event_column() -> dict:
     return {EVENT_COLUMN: st.column_config.LinkColumn(
         "Event", display_text="details", width="small",
         help="Open the event's details: steps, modified properties, error, SCIM requests, raw JSON")}
+
+
+ADMIN_COLUMN = "fix_in_entra"
+
+
+def with_admin_link(df: pd.DataFrame, *, tenant: str = "tenant_id", sp: str = "service_principal_id") -> pd.DataFrame:
+    """``df`` with a ``fix_in_entra`` column: the app's "Users and groups" blade in the Entra admin center."""
+    out = df.copy()
+    tenants = df[tenant] if tenant in df else [None] * len(df)
+    out[ADMIN_COLUMN] = [admin_center_urls(t if isinstance(t, str) and t else None, s if isinstance(s, str) else None,
+                                           None).get("Users and groups") for t, s in zip(tenants, df[sp])]
+    return out
+
+
+def admin_column() -> dict:
+    return {ADMIN_COLUMN: st.column_config.LinkColumn(
+        "Fix in Entra", display_text="users and groups", width="small",
+        help="The enterprise app's Users and groups in the Entra admin center (its Provisioning blade has "
+             "Provision on demand): where an assignment or the identity's attributes are fixed")}
+
+
+def more_columns(key: str, technical: list[str], labels: dict[str, str] | None = None) -> list[str]:
+    """A column picker beside a wide table: the technical columns a person adds to the important ones."""
+    labels = labels or {}
+    with st.popover("More columns", icon=":material/view_column:"):
+        return st.multiselect("Show also", technical, key=f"cols_{key}", format_func=lambda c: labels.get(c, c),
+                              placeholder="Technical columns (ids, raw codes, ...)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from pages import charts, common
+from pages import charts, common, links
 
 filters = common.page_setup("pages/violations.py")
 
@@ -65,8 +65,10 @@ for kind, (label, fix) in KINDS.items():
         st.caption("Allowed (work) domains, from the domains of successful users: "
                    + ", ".join(common.md_text(d) for d in allowed["domain"]))
     common.bounded_caption(min(limit, len(rows)), len(rows), "violations", order="most recently seen")
-    common.table(rows.head(limit), f"violations-{kind}", key=f"violations_{kind}",
-                 column_config=common.time_columns("first_seen", "last_seen", "resolved_at"),
+    common.table(links.with_identity_link(rows.head(limit), upn="user_name", fallback=None), f"violations-{kind}",
+                 key=f"violations_{kind}",
+                 column_config=common.time_columns("first_seen", "last_seen", "resolved_at")
+                 | links.identity_column("Open this identity's timeline (its userName, or object id)"),
                  full=(lambda rows=rows: common.csv_bytes(rows)) if len(rows) > limit else None)
 
 duplicates = shown[shown["kind"] == "duplicate_user_name"].head(limit)
