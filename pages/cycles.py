@@ -116,14 +116,15 @@ common.keep_in_url("cycle", chosen)
 events = common.query("cycle_events_first", filters, cycle_id=chosen, limit=1000)
 common.bounded_caption(len(events), int(cycles.loc[cycles["cycle_id"] == chosen, "events"].sum()), "events",
                        order="first")
-common.table(links.with_event_link(links.with_identity_link(events)), "cycle-events", key="cycle_events",
-             column_order=[links.IDENTITY_COLUMN, "action", "status", "error_code", "skip_category", "scim_type",
-                           "activity_time", links.EVENT_COLUMN, "user_name", "target_id", "source_id", "id"],
-             column_config=links.identity_column() | links.event_column() | {
+common.table(links.with_short_code(links.with_event_link(links.with_identity_link(events))), "cycle-events",
+             key="cycle_events",
+             column_order=[links.IDENTITY_COLUMN, "action", "status", "error_short", "skip_category", "scim_type",
+                           "activity_time", links.EVENT_COLUMN, "error_code", "user_name", "target_id", "source_id",
+                           "id"],
+             column_config=links.identity_column() | links.event_column() | links.short_code_column() | {
                  "activity_time": st.column_config.DatetimeColumn("Time (UTC)", **common.TIME_COLUMN),
                  "action": "Action", "status": "Status",
-                 "error_code": st.column_config.TextColumn("Error code", width="medium",
-                                                           help="Entra's errorCode (click a cell for all of it)"),
+                 "error_code": st.column_config.TextColumn("Error code (full)", width="medium"),
                  "skip_category": "Skip category", "scim_type": "scimType", "user_name": "userName",
                  "target_id": "Target id", "source_id": "Object id", "id": "Event id"},
              full=common.full_query_csv("cycle_events", filters, cycle_id=chosen))

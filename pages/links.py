@@ -83,6 +83,9 @@ def admin_center_urls(tenant_id: str | None, sp_id: str | None, app_id: str | No
 # --- Tables ---
 
 IDENTITY_COLUMN = "identity"
+# Column widths (pixels) that put identity, what to do, error, time and the links side by side in the 980 pixels a
+# table gets at 1440 pixels wide with the sidebar open (issue 23 item 6).
+WIDTHS = {"identity": 210, "action": 330, "code": 165, "time": 125, "link": 65}
 EVENT_COLUMN = "event"
 
 
@@ -114,12 +117,12 @@ def with_event_link(df: pd.DataFrame, *, event_id: str = "id", where: pd.Series 
 
 def identity_column(help_text: str = "Open this identity's timeline (UPN, or object id when it has none)") -> dict:
     return {IDENTITY_COLUMN: st.column_config.LinkColumn("Identity", display_text=r"[?&]q=([^&]*)",
-                                                         help=help_text, width="medium")}
+                                                         help=help_text, width=WIDTHS["identity"])}
 
 
 def event_column() -> dict:
     return {EVENT_COLUMN: st.column_config.LinkColumn(
-        "Event", display_text="details", width="small",
+        "Event", display_text="details", width=WIDTHS["link"],
         help="Open the event's details: steps, modified properties, error, SCIM requests, raw JSON")}
 
 
@@ -137,7 +140,7 @@ def with_admin_link(df: pd.DataFrame, *, tenant: str = "tenant_id", sp: str = "s
 
 def admin_column() -> dict:
     return {ADMIN_COLUMN: st.column_config.LinkColumn(
-        "Fix in Entra", display_text="users and groups", width="small",
+        "Fix in Entra", display_text="open", width=WIDTHS["link"],
         help="The enterprise app's Users and groups in the Entra admin center (its Provisioning blade has "
              "Provision on demand): where an assignment or the identity's attributes are fixed")}
 
@@ -148,3 +151,28 @@ def more_columns(key: str, technical: list[str], labels: dict[str, str] | None =
     with st.popover("More columns", icon=":material/view_column:"):
         return st.multiselect("Show also", technical, key=f"cols_{key}", format_func=lambda c: labels.get(c, c),
                               placeholder="Technical columns (ids, raw codes, ...)")
+
+
+# Entra's SCIM error codes all start with this 38-character word: shown as "SCIM", the rest is what went wrong.
+SCIM_PREFIX = "SystemForCrossDomainIdentityManagement"
+
+
+def short_code(code) -> str | None:
+    """An error code short enough for a table column ("SCIM·BadRequest"); the full code is in the picker's
+    "Error code (full)" column and the CSV."""
+    if not isinstance(code, str):
+        return None
+    return "SCIM·" + code[len(SCIM_PREFIX):] if code.startswith(SCIM_PREFIX) and len(code) > len(SCIM_PREFIX) else code
+
+
+def with_short_code(df: pd.DataFrame, column: str = "error_code") -> pd.DataFrame:
+    out = df.copy()
+    out["error_short"] = out[column].map(short_code)
+    return out
+
+
+def short_code_column(label: str = "Error code") -> dict:
+    return {"error_short": st.column_config.TextColumn(
+        label, width=WIDTHS["code"],
+        help=f"Entra's errorCode, shortened: SCIM· stands for {SCIM_PREFIX} (click a cell for all of it; the full "
+             "code is under More columns and in the CSV)")}
