@@ -13,9 +13,10 @@ filters = common.page_setup("pages/event.py")
 
 st.title("Event")
 common.url_value("id", "event_id")
-event_id = st.text_input("Event id", key="event_id", placeholder="The Graph id of a provisioning event",
-                         help="Every event link of the other pages opens here; the id is Entra's "
-                              "provisioningObjectSummary id").strip()
+with st.expander("Event id", expanded=not st.session_state.get("event_id")):
+    event_id = st.text_input("Event id", key="event_id", placeholder="The Graph id of a provisioning event",
+                             help="Every event link of the other pages opens here; the id is Entra's "
+                                  "provisioningObjectSummary id", label_visibility="collapsed").strip()
 common.keep_in_url("id", event_id)
 if not event_id:
     common.empty_state("Open an event from a table (Failures, Identity, Sync cycles, ...) or paste an event id.")
@@ -54,12 +55,12 @@ if status in ("failure", "warning", "skipped") or _text(e.recommended_action):
             if _text(e.skip_detail):
                 st.markdown(f"**Entra says:** {common.md_text(e.skip_detail)}")
         if _text(e.error_code) and status != "skipped":
-            c = st.columns(4)
-            c[0].markdown(f"**Error code**  \n`{_text(e.error_code)}`")
-            c[1].markdown(f"**Category**  \n{common.md_text(_text(e.error_category) or '-')}")
-            c[2].markdown(f"**SCIM status / scimType**  \n{common.md_text(_text(e.http_status) or '-')} / "
-                          f"{common.md_text(_text(e.scim_type) or '-')}")
-            c[3].markdown(f"**Retries / next retry**  \n{common.md_text(_text(e.retry_count) or '-')} / "
+            st.markdown(f"**Error code:** {common.md_text(e.error_code)} · **category:** "
+                        f"{common.md_text(_text(e.error_category) or '-')}")
+            c = st.columns(3)
+            c[0].markdown(f"**SCIM status**  \n{common.md_text(_text(e.http_status) or '-')}")
+            c[1].markdown(f"**scimType**  \n{common.md_text(_text(e.scim_type) or '-')}")
+            c[2].markdown(f"**Retries / next retry**  \n{common.md_text(_text(e.retry_count) or '-')} / "
                           f"{common.fmt_time(e.next_retry_at) if _text(e.next_retry_at) else '-'}")
             if _text(e.scim_detail):
                 st.markdown(f"**SCIM detail:** {common.md_text(e.scim_detail)}")
@@ -71,7 +72,7 @@ if status in ("failure", "warning", "skipped") or _text(e.recommended_action):
 left, right = st.columns(2)
 with left, st.container(border=True):
     st.markdown("**Source identity**")
-    st.markdown(f"{common.md_text(_text(e.source_name) or '-')} · type "
+    st.markdown(f"{common.md_text(_text(e.source_name) or '(no display name)')} · type "
                 f"{common.md_text(_text(e.source_type) or '-')} · in {common.md_text(_text(e.source_system) or '-')}")
     st.markdown(f"UPN: {common.md_text(_text(e.source_upn) or '-')}  \nObject id: `{_text(e.source_id) or '-'}`")
     url = links.identity_url(_text(e.source_upn) or None, _text(e.source_id) or None)
@@ -84,7 +85,7 @@ with left, st.container(border=True):
             f"[{label}]({href})" for label, href in admin.items()))
 with right, st.container(border=True):
     st.markdown("**Target identity**")
-    st.markdown(f"{common.md_text(_text(e.target_name) or '-')} · type "
+    st.markdown(f"{common.md_text(_text(e.target_name) or '(no display name)')} · type "
                 f"{common.md_text(_text(e.target_type) or '-')} · in {common.md_text(_text(e.target_system) or '-')}")
     st.markdown(f"userName: {common.md_text(_text(e.user_name) or '-')}  \nTarget id: `{_text(e.target_id) or '-'}`")
     st.markdown(f"Initiated by: {common.md_text(_text(e.initiated_by) or '-')} "
