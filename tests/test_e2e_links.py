@@ -136,3 +136,28 @@ def test_from_a_failure_to_its_identity_to_an_event(server, context, demo_db):
     _shot(event_tab, "links-event-steps")
     event_tab.locator('h3:has-text("SCIM requests correlated")').scroll_into_view_if_needed()
     _shot(event_tab, "links-event-scim")
+
+
+def test_the_event_page_of_a_real_azure_monitor_record(tmp_path, context):
+    """The real Event Hub sample (diagnostic settings, PascalCase keys, numeric enums): the page shows the file's own
+    step descriptions."""
+    from ingest.file_ingest import ingest_files
+    from tests.test_event_page import REAL, _file_steps, _records
+
+    db = tmp_path / "real.duckdb"
+    sample = REAL / "elastic-provisioninglogs-raw.log"
+    ingest_files(str(db), [str(sample)], quiet=True)
+    steps = dict(map(_file_steps, _records(sample)))  # an id sent twice: the later record is the stored one
+    event_id, descriptions = next((i, d) for i, d in steps.items() if d)
+    with running_dashboard(str(db), tmp_path / "server.log") as (base, _proc):
+        page = context.new_page()
+        page.goto(f"{base}/event?range=all&id={event_id}")
+        wait_for_app(page, "Event")
+        _settled(page)
+        shown = [_plain(t) for t in page.locator('[data-testid="stMarkdownContainer"]').all_inner_texts()]
+        headers = [i for i, text in enumerate(shown) if re.search(r"\d+\. \S+ · .+ · ", text)]
+        assert [shown[i + 1].strip() for i in headers] == [d.strip() for d in descriptions]
+        _shot(page, "links-event-real-sample")
+        page.locator('h3:has-text("Ids")').scroll_into_view_if_needed()
+        _shot(page, "links-event-real-sample-steps")
+        page.close()
