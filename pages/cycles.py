@@ -9,7 +9,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages import charts, common, links
+from pages import charts, columns, common, links
 
 filters = common.page_setup("pages/cycles.py")
 
@@ -74,26 +74,27 @@ with mc:
     if missed.empty:
         st.write("No missed cycles in this period.")
     else:
-        common.table(missed, "missed-cycles",
-                     column_config=common.time_columns("expected_at", "previous_began", "next_began"))
+        common.table(missed, "missed-cycles", column_config=columns.labelled(
+            missed.columns, ("expected_at", "previous_began", "next_began")))
 with qc:
     if quarantine.empty:
         st.write("No quarantine in this period.")
     else:
-        common.table(quarantine, "quarantine-periods",
-                     column_config=common.time_columns("began", "ended", "last_next_attempt"))
+        common.table(quarantine, "quarantine-periods", column_config=columns.labelled(
+            quarantine.columns, ("began", "ended", "last_next_attempt")))
         st.caption("source: the job status snapshots provlens took, or the directory audit log (quarantine before "
                    "the snapshots began, or between two of them)")
 
 if not changes.empty:
     st.subheader("Configuration changes")
-    common.table(changes, "config-changes", column_config=common.time_columns("activity_time"))
+    common.table(changes, "config-changes", column_config=columns.labelled(changes.columns, ("activity_time",)))
 
 st.subheader("Cycles")
 first = ["started_at", "app", "kind", "events", "success", "failure", "skipped", "duration_s", "gap_before_min"]
 shown = cycles.sort_values("started_at", ascending=False).drop(columns=["end", "service_principal_name"])
 shown = shown[first + [c for c in shown.columns if c not in first]]
-pick = common.table(shown, "cycles", column_config=common.time_columns("started_at", "ended_at"), key="cycles",
+pick = common.table(shown, "cycles", column_config=columns.labelled(shown.columns, ("started_at", "ended_at")),
+                    key="cycles",
                     height=300, on_select="rerun", selection_mode="single-row")
 
 labels = {r.cycle_id: f"{common.fmt_time(r.started_at)} · {r.app} · {r.kind} · {r.events} event(s)"
@@ -116,12 +117,12 @@ common.keep_in_url("cycle", chosen)
 events = common.query("cycle_events_first", filters, cycle_id=chosen, limit=1000)
 common.bounded_caption(len(events), int(cycles.loc[cycles["cycle_id"] == chosen, "events"].sum()), "events",
                        order="first")
-common.table(links.with_short_code(links.with_event_link(links.with_identity_link(events))), "cycle-events",
+common.table(columns.with_short_code(links.with_event_link(links.with_identity_link(events))), "cycle-events",
              key="cycle_events",
              column_order=[links.IDENTITY_COLUMN, "action", "status", "error_short", "skip_category", "scim_type",
                            "activity_time", links.EVENT_COLUMN, "error_code", "user_name", "target_id", "source_id",
                            "id"],
-             column_config=links.identity_column() | links.event_column() | links.short_code_column() | {
+             column_config=links.identity_column() | links.event_column() | columns.short_code_column() | {
                  "activity_time": st.column_config.DatetimeColumn("Time (UTC)", **common.TIME_COLUMN),
                  "action": "Action", "status": "Status",
                  "error_code": st.column_config.TextColumn("Error code (full)", width="medium"),

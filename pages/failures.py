@@ -6,7 +6,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from pages import charts, common, links
+from pages import charts, columns, common, links
 
 filters = common.page_setup("pages/failures.py")
 
@@ -41,12 +41,12 @@ charts.show(fig, "failures_by_code")
 st.subheader("Top errors")
 st.caption("SCIM status, scimType and detail are parsed from Entra's \"Web Response\" text; the next retry is "
            "the latest one Entra announced. The action is Microsoft's where Entra gives one, ours otherwise.")
-common.table(links.with_short_code(top), "top-errors", key="top_errors",
+common.table(columns.with_short_code(top), "top-errors", key="top_errors",
              column_order=["error_short", "recommended_action", "failures", "identities", "scim_detail",
                            "next_retry_at", "http_status", "scim_type", "first_seen", "last_seen", "error_code"],
-             column_config=links.short_code_column() | {
+             column_config=columns.short_code_column() | {
                  "error_code": st.column_config.TextColumn("Error code (full)", width="medium"),
-                 "recommended_action": st.column_config.TextColumn("What to do", width=links.WIDTHS["action"]),
+                 "recommended_action": st.column_config.TextColumn("What to do", width=columns.WIDTHS["action"]),
                  "failures": st.column_config.NumberColumn("Failures", width="small"),
                  "identities": st.column_config.NumberColumn("Identities", width="small"),
                  "http_status": st.column_config.NumberColumn("HTTP", width="small", format="%d",
@@ -54,7 +54,7 @@ common.table(links.with_short_code(top), "top-errors", key="top_errors",
                  "scim_type": st.column_config.TextColumn("scimType", width="small"),
                  "scim_detail": st.column_config.TextColumn("SCIM detail", width=190,
                                                             help="The app's own words (click a cell for all of it)"),
-                 "next_retry_at": st.column_config.DatetimeColumn("Next retry (UTC)", width=links.WIDTHS["time"],
+                 "next_retry_at": st.column_config.DatetimeColumn("Next retry (UTC)", width=columns.WIDTHS["time"],
                                                                   **common.TIME_COLUMN),
                  "first_seen": st.column_config.DatetimeColumn("First seen (UTC)", **common.TIME_COLUMN),
                  "last_seen": st.column_config.DatetimeColumn("Last seen (UTC)", **common.TIME_COLUMN)})
@@ -68,19 +68,19 @@ else:
                "error. Runs that a success ended are history: they stay in the failures table below. "
                "Longest runs first.")
     common.bounded_caption(len(recurring), recurring_total, "identities", order="longest-failing")
-    common.table(links.with_short_code(links.with_admin_link(links.with_identity_link(recurring))),
+    common.table(columns.with_short_code(links.with_admin_link(links.with_identity_link(recurring))),
                  "recurring-failures", key="recurring",
                  column_order=[links.IDENTITY_COLUMN, "recommended_action", "consecutive_cycles", "error_short",
                                "failing_since", links.ADMIN_COLUMN, "last_failure", "error_code", "user_name",
                                "source_id", "service_principal_id", "job_id"],
-                 column_config=links.identity_column() | links.admin_column() | links.short_code_column("Latest error")
-                 | {
-                     "recommended_action": st.column_config.TextColumn("What to do", width=links.WIDTHS["action"]),
+                 column_config=links.identity_column() | links.admin_column()
+                 | columns.short_code_column("Latest error") | {
+                     "recommended_action": st.column_config.TextColumn("What to do", width=columns.WIDTHS["action"]),
                      "consecutive_cycles": st.column_config.NumberColumn(
                          "Cycles", width="small", help="Consecutive cycles the identity has failed in"),
                      "error_code": st.column_config.TextColumn("Latest error (full code)", width="medium"),
-                     "failing_since": st.column_config.DatetimeColumn("Failing since (UTC)", width=links.WIDTHS["time"],
-                                                                       **common.TIME_COLUMN),
+                     "failing_since": st.column_config.DatetimeColumn(
+                         "Failing since (UTC)", width=columns.WIDTHS["time"], **common.TIME_COLUMN),
                      "last_failure": st.column_config.DatetimeColumn("Last failure (UTC)", **common.TIME_COLUMN),
                      "user_name": "userName", "source_id": "Object id", "service_principal_id": "App id",
                      "job_id": "Job id"},
@@ -97,17 +97,17 @@ FAILURE_LABELS = {"scim_detail": "SCIM detail", "http_status": "HTTP status", "s
                   "cycle_id": "Cycle id", "change_id": "Change id", "job_id": "Job id", "tenant_id": "Tenant id",
                   "service_principal_id": "App id", "duration_ms": "Duration (ms)", "id": "Event id"}
 FAILURE_LABELS["error_code"] = "Error code (full)"
-extra = links.more_columns("failures", [c for c in FAILURE_LABELS if c not in ("action", "service_principal_name")],
+extra = columns.more_columns("failures", [c for c in FAILURE_LABELS if c not in ("action", "service_principal_name")],
                            FAILURE_LABELS)
-common.table(links.with_short_code(links.with_admin_link(links.with_event_link(links.with_identity_link(failures)))),
+common.table(columns.with_short_code(links.with_admin_link(links.with_event_link(links.with_identity_link(failures)))),
              "failures", key="failures", height=320,
              column_order=[links.IDENTITY_COLUMN, "recommended_action", "error_short", "activity_time",
                            links.EVENT_COLUMN, links.ADMIN_COLUMN, "service_principal_name", "action", *extra],
              column_config=links.identity_column() | links.event_column() | links.admin_column()
-             | links.short_code_column()
+             | columns.short_code_column()
              | {c: st.column_config.Column(label) for c, label in FAILURE_LABELS.items()} | {
-                 "recommended_action": st.column_config.TextColumn("What to do", width=links.WIDTHS["action"]),
-                 "activity_time": st.column_config.DatetimeColumn("Time (UTC)", width=links.WIDTHS["time"],
+                 "recommended_action": st.column_config.TextColumn("What to do", width=columns.WIDTHS["action"]),
+                 "activity_time": st.column_config.DatetimeColumn("Time (UTC)", width=columns.WIDTHS["time"],
                                                                   **common.TIME_COLUMN),
                  "next_retry_at": st.column_config.DatetimeColumn("Next retry (UTC)", **common.TIME_COLUMN)},
              full=common.full_dataset_csv("failures", filters))

@@ -12,6 +12,8 @@ from urllib.parse import quote, urlencode
 import pandas as pd
 import streamlit as st
 
+from pages.columns import WIDTHS
+
 # Parameters that belong to one page's own state, not to the shared filters.
 PAGE_LOCAL = ("q", "pick", "id", "cycle", "change")
 # The Events page (issue 23 item 3) filters by change id with this parameter.
@@ -83,9 +85,6 @@ def admin_center_urls(tenant_id: str | None, sp_id: str | None, app_id: str | No
 # --- Tables ---
 
 IDENTITY_COLUMN = "identity"
-# Column widths (pixels) that put identity, what to do, error, time and the links side by side in the 980 pixels a
-# table gets at 1440 pixels wide with the sidebar open (issue 23 item 6).
-WIDTHS = {"identity": 210, "action": 330, "code": 165, "time": 125, "link": 65}
 EVENT_COLUMN = "event"
 
 
@@ -143,36 +142,3 @@ def admin_column() -> dict:
         "Fix in Entra", display_text="open", width=WIDTHS["link"],
         help="The enterprise app's Users and groups in the Entra admin center (its Provisioning blade has "
              "Provision on demand): where an assignment or the identity's attributes are fixed")}
-
-
-def more_columns(key: str, technical: list[str], labels: dict[str, str] | None = None) -> list[str]:
-    """A column picker beside a wide table: the technical columns a person adds to the important ones."""
-    labels = labels or {}
-    with st.popover("More columns", icon=":material/view_column:"):
-        return st.multiselect("Show also", technical, key=f"cols_{key}", format_func=lambda c: labels.get(c, c),
-                              placeholder="Technical columns (ids, raw codes, ...)")
-
-
-# Entra's SCIM error codes all start with this 38-character word: shown as "SCIM", the rest is what went wrong.
-SCIM_PREFIX = "SystemForCrossDomainIdentityManagement"
-
-
-def short_code(code) -> str | None:
-    """An error code short enough for a table column ("SCIM·BadRequest"); the full code is in the picker's
-    "Error code (full)" column and the CSV."""
-    if not isinstance(code, str):
-        return None
-    return "SCIM·" + code[len(SCIM_PREFIX):] if code.startswith(SCIM_PREFIX) and len(code) > len(SCIM_PREFIX) else code
-
-
-def with_short_code(df: pd.DataFrame, column: str = "error_code") -> pd.DataFrame:
-    out = df.copy()
-    out["error_short"] = out[column].map(short_code)
-    return out
-
-
-def short_code_column(label: str = "Error code") -> dict:
-    return {"error_short": st.column_config.TextColumn(
-        label, width=WIDTHS["code"],
-        help=f"Entra's errorCode, shortened: SCIM· stands for {SCIM_PREFIX} (click a cell for all of it; the full "
-             "code is under More columns and in the CSV)")}

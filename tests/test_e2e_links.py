@@ -161,3 +161,25 @@ def test_the_event_page_of_a_real_azure_monitor_record(tmp_path, context):
         page.locator('h3:has-text("Ids")').scroll_into_view_if_needed()
         _shot(page, "links-event-real-sample-steps")
         page.close()
+
+
+def test_a_linked_cycle_stays_in_the_url_and_the_wide_tables_fit(server, context, demo_db):
+    """The Sync cycles page opened with ``cycle=`` shows that cycle's events and keeps it in the URL; screenshots of
+    it and of the Constraint violations page (identity and what matters first, at 1440 px)."""
+    with duckdb.connect(str(demo_db), read_only=True) as con:
+        cycle_id = con.execute("SELECT cycle_id FROM events WHERE status = 'failure' GROUP BY cycle_id "
+                               "ORDER BY count(*) DESC, cycle_id LIMIT 1").fetchone()[0]
+    release(str(demo_db))
+    page = context.new_page()
+    page.goto(f"{server}/cycles?range=all&cycle={cycle_id}")
+    wait_for_app(page, "Sync cycles")
+    _settled(page)
+    assert parse_qs(urlparse(page.url).query)["cycle"] == [cycle_id], page.url
+    events = page.locator('[data-testid="stDataFrame"]').last  # the cycle's events: the page's last table
+    events.scroll_into_view_if_needed()
+    _shot(page, "links-cycle-events")
+    page.goto(f"{server}/violations?range=all")
+    wait_for_app(page, "Constraint violations")
+    page.locator('[data-testid="stDataFrame"]').first.scroll_into_view_if_needed()
+    _shot(page, "links-violations")
+    page.close()
