@@ -12,6 +12,13 @@ import streamlit as st
 WIDTHS = {"identity": 210, "action": 330, "code": 165, "time": 125, "link": 65}
 
 
+def display_only(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Mark ``column`` as shown only (a link, a shortened code): the table's CSV download leaves it out
+    (pages/common.py)."""
+    df.attrs["display_only"] = [*df.attrs.get("display_only", ()), column]
+    return df
+
+
 # Entra's SCIM error codes all start with this 38-character word: shown as "SCIM", the rest is what went wrong.
 SCIM_PREFIX = "SystemForCrossDomainIdentityManagement"
 
@@ -27,7 +34,7 @@ def short_code(code) -> str | None:
 def with_short_code(df: pd.DataFrame, column: str = "error_code") -> pd.DataFrame:
     out = df.copy()
     out["error_short"] = out[column].map(short_code)
-    return out
+    return display_only(out, "error_short")
 
 
 def short_code_column(label: str = "Error code") -> dict:

@@ -12,7 +12,7 @@ from urllib.parse import quote, urlencode
 import pandas as pd
 import streamlit as st
 
-from pages.columns import WIDTHS
+from pages.columns import WIDTHS, display_only
 
 # Parameters that belong to one page's own state, not to the shared filters.
 PAGE_LOCAL = ("q", "pick", "id", "cycle", "change")
@@ -100,7 +100,7 @@ def with_identity_link(df: pd.DataFrame, *, upn: str = "source_upn", source_id: 
              for n, s in zip(names, df[source_id] if source_id in df else [None] * len(df))]
     out = df.copy()
     out.insert(0, IDENTITY_COLUMN, links)
-    return out
+    return display_only(out, IDENTITY_COLUMN)
 
 
 def with_event_link(df: pd.DataFrame, *, event_id: str = "id", where: pd.Series | None = None) -> pd.DataFrame:
@@ -111,7 +111,7 @@ def with_event_link(df: pd.DataFrame, *, event_id: str = "id", where: pd.Series 
         ids = ids.where(where)
     out = df.copy()
     out[EVENT_COLUMN] = [event_url(i, keep) if isinstance(i, str) and i else None for i in ids]
-    return out
+    return display_only(out, EVENT_COLUMN)
 
 
 def identity_column(help_text: str = "Open this identity's timeline (UPN, or object id when it has none)") -> dict:
@@ -134,7 +134,7 @@ def with_admin_link(df: pd.DataFrame, *, tenant: str = "tenant_id", sp: str = "s
     tenants = df[tenant] if tenant in df else [None] * len(df)
     out[ADMIN_COLUMN] = [admin_center_urls(t if isinstance(t, str) and t else None, s if isinstance(s, str) else None,
                                            None).get("Users and groups") for t, s in zip(tenants, df[sp])]
-    return out
+    return display_only(out, ADMIN_COLUMN)
 
 
 def admin_column() -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import duckdb
@@ -16,7 +17,8 @@ import pytest
 
 from bench.dashboard import ARGS as CHROMIUM_ARGS
 from bench.dashboard import CHROMIUM, running_dashboard
-from queries.db import release
+from queries.db import release, run
+from queries.filters import Filters
 from tests.browser import BUDGET_S, wait_for_app
 from tests.conftest import ROOT
 
@@ -72,6 +74,7 @@ def _grid(page, heading: str):
 
 def _click(page, grid, row: int, x_px: int) -> None:
     """The grid draws on a canvas: the mouse goes over the cell first (the grid tracks the hovered cell)."""
+    grid.scroll_into_view_if_needed()
     box = grid.bounding_box()
     x, y = box["x"] + x_px, box["y"] + ROW_PX * (row + 1) + ROW_PX / 2
     page.mouse.move(x, y)
@@ -95,6 +98,13 @@ def test_from_a_failure_to_its_identity_to_an_event(server, context, demo_db):
     wait_for_app(page, "Failures")
     grid = _grid(page, "Every failure")
     _shot(page, "links-failures-every-failure")
+    # the table's CSV holds the data, not the columns added to show it (links, shortened codes)
+    button = page.locator('[data-testid="stDownloadButton"] button', has_text="Download top-errors (CSV)")
+    with page.expect_download() as download:
+        button.click()
+    header = Path(download.value.path()).read_text(encoding="utf-8").splitlines()[0].split(",")
+    assert header == list(run(str(demo_db), "top_errors", Filters()).columns)
+    release(str(demo_db))
     # the first row is the newest failure (failures_recent: newest first)
     with duckdb.connect(str(demo_db), read_only=True) as con:
         upn, source_id = con.execute("SELECT source_upn, source_id FROM events WHERE status = 'failure' "
