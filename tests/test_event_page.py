@@ -183,3 +183,25 @@ def test_a_cycle_in_the_url_is_picked_and_kept(demo_db, monkeypatch):
     assert at.query_params["cycle"] == [cycle_id] or at.query_params["cycle"] == cycle_id
     events = next(d.value for d in at.dataframe if {"event", "id"} <= set(d.value.columns))
     assert set(events["id"]) == ids
+
+
+@pytest.mark.parametrize("page_name", ["skipped", "violations"])
+def test_identity_links_of_the_skipped_and_violations_tables(demo_db, monkeypatch, page_name):
+    """Each row's Identity link searches a name this object really went by (a plain query over the events) and, where
+    the row has the object id, picks it; the filters go along."""
+    at = _open(_app(demo_db, monkeypatch), page_name)
+    frames = [d.value for d in at.dataframe if {"identity", "source_id"} <= set(d.value.columns)]
+    assert frames
+    with duckdb.connect(str(demo_db), read_only=True) as con:
+        for frame in frames:
+            for row in frame.head(20).itertuples():
+                params = _params(row.identity)
+                names = {r[0] for r in con.execute(
+                    "SELECT source_upn FROM events WHERE source_id = ? UNION SELECT user_name FROM events "
+                    "WHERE source_id = ? UNION SELECT source_id FROM events WHERE source_id = ?",
+                    [row.source_id] * 3).fetchall()}
+                assert params["q"][0] in names, (row.identity, names)
+                if page_name == "skipped":
+                    assert params["pick"] == [row.source_id]
+                assert params["range"] == ["all"]
+    release(str(demo_db))
