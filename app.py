@@ -43,6 +43,8 @@ PAGES = [
     st.Page("pages/identity.py", title="Identity", icon=":material/person_search:", url_path="identity"),
     st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications:", url_path="alerts"),
     st.Page("pages/export.py", title="Export", icon=":material/download:", url_path="export"),
+    # issue 23: one event's details, opened from the tables' event links (/event?id=...)
+    st.Page("pages/event.py", title="Event", icon=":material/receipt_long:", url_path="event"),
 ]
 
 

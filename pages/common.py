@@ -185,6 +185,7 @@ PAGE_EVENT_FILTERS = {
     "pages/events.py": set(EVENT_FILTER_LABELS),
     "pages/export.py": set(EVENT_FILTER_LABELS),  # the events, failures and skipped datasets
     "pages/failures.py": {"status", "action", "error", "identity", "cycle", "change"},
+    "pages/cycles.py": {"cycle"},  # the picked cycle (its events below the table) is the cycle-id filter's `cycle`
 }
 
 
@@ -515,7 +516,9 @@ def _ids_last(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _csv_download(df: pd.DataFrame, name: str, *, key: str | None, full: Callable[[], bytes] | None = None):
-    # the CSV is built on click (a DuckDB COPY per table on every run cost 40-100 ms a table)
+    # the CSV is built on click (a DuckDB COPY per table on every run cost 40-100 ms a table); columns a page added
+    # only to show (links, shortened codes: pages/links.py, pages/columns.py) are not data and stay out of it
+    df = df.drop(columns=[c for c in df.attrs.get("display_only", ()) if c in df.columns])
     st.download_button(f"Download {'all ' if full else ''}{name} (CSV)", data=full or (lambda: csv_bytes(df)),
                        file_name=f"provlens-{name}.csv", mime="text/csv", key=f"dl_{key or name}",
                        on_click="ignore", icon=":material/download:")

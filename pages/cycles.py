@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from pages import charts, common, palette, timebins
+from pages import charts, columns, common, links, palette, timebins
 
 MAX_JOB_ROWS = 12  # one chart row per job
 
@@ -133,30 +133,38 @@ with mc:
     if missed.empty:
         st.write("No missed cycles in this period.")
     else:
-        common.table(missed, "missed-cycles",
-                     column_config=common.time_columns("expected_at", "previous_began", "next_began"))
+        common.table(missed, "missed-cycles", column_config=columns.labelled(
+            missed.columns, ("expected_at", "previous_began", "next_began")))
 with qc:
     if quarantine.empty:
         st.write("No quarantine in this period.")
     else:
-        common.table(quarantine, "quarantine-periods",
-                     column_config=common.time_columns("began", "ended", "last_next_attempt"))
+        common.table(quarantine, "quarantine-periods", column_config=columns.labelled(
+            quarantine.columns, ("began", "ended", "last_next_attempt")))
         st.caption("source: the job status snapshots provlens took, or the directory audit log (quarantine before "
                    "the snapshots began, or between two of them)")
 
 if not changes.empty:
     st.subheader("Configuration changes")
-    common.table(changes, "config-changes", column_config=common.time_columns("activity_time"))
+    common.table(changes, "config-changes", column_config=columns.labelled(changes.columns, ("activity_time",)))
 
 st.subheader("Cycles")
 first = ["started_at", "app", "kind", "events", "success", "failure", "skipped", "duration_s", "gap_before_min"]
 shown = cycles.sort_values("started_at", ascending=False).drop(columns=["service_principal_name"])
 shown = shown[first + [c for c in shown.columns if c not in first]]
-pick = common.table(shown, "cycles", column_config=common.time_columns("started_at", "ended_at"), key="cycles",
+pick = common.table(shown, "cycles", column_config=columns.labelled(shown.columns, ("started_at", "ended_at")),
+                    key="cycles",
                     height=300, on_select="rerun", selection_mode="single-row")
 
 labels = {r.cycle_id: f"{common.fmt_time(r.started_at)} · {r.app} · {r.kind} · {r.events} event(s)"
           for r in cycles.sort_values("started_at", ascending=False).itertuples()}
+common.url_value("cycle", "cycle_pick")  # a cycle picked here, or linked from an event, is in the URL
+if st.session_state.get("cycle_pick") not in labels:
+    if st.session_state.get("cycle_pick"):
+        st.info(f"Cycle {common.md_text(st.session_state['cycle_pick'])} is not in this period or app/job filter: "
+                "showing the newest cycle. Widen the time range in the sidebar to see it.",
+                icon=":material/event_busy:")
+    st.session_state["cycle_pick"] = next(iter(labels))
 rows = getattr(getattr(pick, "selection", None), "rows", None) or []
 clicked = shown.iloc[rows[0]]["cycle_id"] if rows else None
 if clicked and clicked != st.session_state.get("cycle_clicked"):  # a new click in the table wins once
@@ -164,8 +172,19 @@ if clicked and clicked != st.session_state.get("cycle_clicked"):  # a new click 
 st.session_state["cycle_clicked"] = clicked
 chosen = st.selectbox("Events of cycle", list(labels), format_func=labels.get, key="cycle_pick",
                       help="Or click a row in the table above")
+common.keep_in_url("cycle", chosen)
 events = common.query("cycle_events_first", filters, cycle_id=chosen, limit=1000)
 common.bounded_caption(len(events), int(cycles.loc[cycles["cycle_id"] == chosen, "events"].sum()), "events",
                        order="first")
-common.table(events, "cycle-events", column_config=common.time_columns("activity_time"), key="cycle_events",
+common.table(columns.with_short_code(links.with_event_link(links.with_identity_link(events))), "cycle-events",
+             key="cycle_events",
+             column_order=[links.IDENTITY_COLUMN, "action", "status", "error_short", "skip_category", "scim_type",
+                           "activity_time", links.EVENT_COLUMN, "error_code", "user_name", "target_id", "source_id",
+                           "id"],
+             column_config=links.identity_column() | links.event_column() | columns.short_code_column() | {
+                 "activity_time": st.column_config.DatetimeColumn("Time (UTC)", **common.TIME_COLUMN),
+                 "action": "Action", "status": "Status",
+                 "error_code": st.column_config.TextColumn("Error code (full)", width="medium"),
+                 "skip_category": "Skip category", "scim_type": "scimType", "user_name": "userName",
+                 "target_id": "Target id", "source_id": "Object id", "id": "Event id"},
              full=common.full_query_csv("cycle_events", filters, cycle_id=chosen))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from pages import charts, common, palette, timebins
+from pages import charts, columns, common, links, palette, timebins
 
 filters = common.page_setup("pages/failures.py")
 
@@ -50,9 +50,23 @@ charts.show(fig, "failures_by_code")
 st.subheader("Top errors")
 st.caption("SCIM status, scimType and detail are parsed from Entra's \"Web Response\" text; the next retry is "
            "the latest one Entra announced. The action is Microsoft's where Entra gives one, ours otherwise.")
-common.table(top, "top-errors", key="top_errors",
-             column_config=common.time_columns("first_seen", "last_seen", "next_retry_at")
-             | {"recommended_action": st.column_config.TextColumn("recommended action", width="large")})
+common.table(columns.with_short_code(top), "top-errors", key="top_errors",
+             column_order=["error_short", "recommended_action", "failures", "identities", "scim_detail",
+                           "next_retry_at", "http_status", "scim_type", "first_seen", "last_seen", "error_code"],
+             column_config=columns.short_code_column() | {
+                 "error_code": st.column_config.TextColumn("Error code (full)", width="medium"),
+                 "recommended_action": st.column_config.TextColumn("What to do", width=columns.WIDTHS["action"]),
+                 "failures": st.column_config.NumberColumn("Failures", width="small"),
+                 "identities": st.column_config.NumberColumn("Identities", width="small"),
+                 "http_status": st.column_config.NumberColumn("HTTP", width="small", format="%d",
+                                                              help="The SCIM reply's HTTP status"),
+                 "scim_type": st.column_config.TextColumn("scimType", width="small"),
+                 "scim_detail": st.column_config.TextColumn("SCIM detail", width=190,
+                                                            help="The app's own words (click a cell for all of it)"),
+                 "next_retry_at": st.column_config.DatetimeColumn("Next retry (UTC)", width=columns.WIDTHS["time"],
+                                                                  **common.TIME_COLUMN),
+                 "first_seen": st.column_config.DatetimeColumn("First seen (UTC)", **common.TIME_COLUMN),
+                 "last_seen": st.column_config.DatetimeColumn("Last seen (UTC)", **common.TIME_COLUMN)})
 
 st.subheader("Recurring failures")
 if recurring.empty:
@@ -63,13 +77,46 @@ else:
                "error. Runs that a success ended are history: they stay in the failures table below. "
                "Longest runs first.")
     common.bounded_caption(len(recurring), recurring_total, "identities", order="longest-failing")
-    common.table(recurring, "recurring-failures", key="recurring",
-                 column_config=common.time_columns("failing_since", "last_failure"),
+    common.table(columns.with_short_code(links.with_admin_link(links.with_identity_link(recurring))),
+                 "recurring-failures", key="recurring",
+                 column_order=[links.IDENTITY_COLUMN, "recommended_action", "consecutive_cycles", "error_short",
+                               "failing_since", links.ADMIN_COLUMN, "last_failure", "error_code", "user_name",
+                               "source_id", "service_principal_id", "job_id"],
+                 column_config=links.identity_column() | links.admin_column()
+                 | columns.short_code_column("Latest error") | {
+                     "recommended_action": st.column_config.TextColumn("What to do", width=columns.WIDTHS["action"]),
+                     "consecutive_cycles": st.column_config.NumberColumn(
+                         "Cycles", width="small", help="Consecutive cycles the identity has failed in"),
+                     "error_code": st.column_config.TextColumn("Latest error (full code)", width="medium"),
+                     "failing_since": st.column_config.DatetimeColumn(
+                         "Failing since (UTC)", width=columns.WIDTHS["time"], **common.TIME_COLUMN),
+                     "last_failure": st.column_config.DatetimeColumn("Last failure (UTC)", **common.TIME_COLUMN),
+                     "user_name": "userName", "source_id": "Object id", "service_principal_id": "App id",
+                     "job_id": "Job id"},
                  full=common.full_dataset_csv("recurring-failures", filters))
 
 st.subheader("Every failure")
 failures = common.query("failures_recent", filters, limit=500)
 common.bounded_caption(len(failures), failure_total, "failures")
-common.table(failures, "failures", key="failures", height=320,
-             column_config=common.time_columns("activity_time", "next_retry_at"),
+FAILURE_LABELS = {"scim_detail": "SCIM detail", "http_status": "HTTP status", "scim_type": "scimType",
+                  "next_retry_at": "Next retry", "error_reason": "Reason (Entra's text)", "user_name": "userName",
+                  "service_principal_name": "App", "action": "Action", "consecutive_cycles": "Cycles failing",
+                  "error_category": "Error category", "source_name": "Display name", "source_type": "Identity type",
+                  "target_type": "Target type", "target_id": "Target id", "source_id": "Object id",
+                  "cycle_id": "Cycle id", "change_id": "Change id", "job_id": "Job id", "tenant_id": "Tenant id",
+                  "service_principal_id": "App id", "duration_ms": "Duration (ms)", "id": "Event id"}
+FAILURE_LABELS["error_code"] = "Error code (full)"
+extra = columns.more_columns("failures", [c for c in FAILURE_LABELS if c not in ("action", "service_principal_name")],
+                           FAILURE_LABELS)
+common.table(columns.with_short_code(links.with_admin_link(links.with_event_link(links.with_identity_link(failures)))),
+             "failures", key="failures", height=320,
+             column_order=[links.IDENTITY_COLUMN, "recommended_action", "error_short", "activity_time",
+                           links.EVENT_COLUMN, links.ADMIN_COLUMN, "service_principal_name", "action", *extra],
+             column_config=links.identity_column() | links.event_column() | links.admin_column()
+             | columns.short_code_column()
+             | {c: st.column_config.Column(label) for c, label in FAILURE_LABELS.items()} | {
+                 "recommended_action": st.column_config.TextColumn("What to do", width=columns.WIDTHS["action"]),
+                 "activity_time": st.column_config.DatetimeColumn("Time (UTC)", width=columns.WIDTHS["time"],
+                                                                  **common.TIME_COLUMN),
+                 "next_retry_at": st.column_config.DatetimeColumn("Next retry (UTC)", **common.TIME_COLUMN)},
              full=common.full_dataset_csv("failures", filters))

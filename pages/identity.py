@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages import charts, common, palette
+from pages import charts, common, links, palette
 
 # One lane per source and operation ("SCIM: user.create"), and inside a lane one row per outcome: a rejected create
 # is never drawn under the search that succeeded in the same second (issue 23). Failures are drawn last (on top).
@@ -70,10 +70,12 @@ common.table(found, "identity-matches", key="identity_matches",
              column_config=common.time_columns("first_seen", "last_seen"))
 labels = {r.source_id: f"{r.source_upn or r.source_name or r.source_id} ({r.events} event(s))"
           for r in found.itertuples()}
+common.url_value("pick", "identity_pick")  # a link from another page picks its identity (pages/links.py)
 if st.session_state.get("identity_pick") not in labels:
     st.session_state["identity_pick"] = next(iter(labels))
 source_id = st.selectbox("Identity", list(labels), format_func=labels.get, key="identity_pick",
                          disabled=len(labels) == 1)
+common.keep_in_url("pick", source_id)
 
 timeline = common.query("identity_events", filters, source_id=source_id)
 scim_note = None
@@ -88,5 +90,16 @@ if scim_note:
     st.caption(scim_note)
 fig = timeline_figure(timeline)
 charts.show(fig, "identity_timeline")
-common.table(timeline.sort_values("time", ascending=False), "identity-timeline", key="identity_timeline_table",
-             column_config=common.time_columns("time"))
+timeline = links.with_event_link(timeline.sort_values("time", ascending=False), event_id="ref",
+                                 where=timeline.sort_values("time", ascending=False)["source"] == "entra")
+common.table(timeline, "identity-timeline", key="identity_timeline_table",
+             column_order=["time", links.EVENT_COLUMN, "source", "app", "action", "status", "detail", "user_name",
+                           "target_id", "cycle_id", "ref"],
+             column_config=common.time_columns("time") | links.event_column() | {
+                 "time": st.column_config.DatetimeColumn("Time (UTC)", **common.TIME_COLUMN),
+                 "source": st.column_config.TextColumn("Log", help="entra: the provisioning log; scim: the app's "
+                                                                   "SCIM audit trail", width="small"),
+                 "app": "App", "action": "Action", "status": "Status",
+                 "detail": st.column_config.TextColumn("Error / detail", width="large"),
+                 "user_name": "userName", "target_id": "Target id", "cycle_id": "Cycle id",
+                 "ref": st.column_config.TextColumn("Event / request id", width="small")})

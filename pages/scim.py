@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from pages import charts, common, palette, timebins
+from pages import charts, common, links, palette, timebins
 
 filters = common.page_setup("pages/scim.py")
 
@@ -93,8 +93,11 @@ if contradictions.empty:
     st.write("Entra and the SCIM server agree about every outcome in this period.")
 else:
     st.caption("Entra and the SCIM server disagree about the outcome of the same change.")
-    common.table(contradictions, "scim-contradictions", key="contradictions",
-                 column_config=common.time_columns("event_time"))
+    common.table(links.with_event_link(links.with_identity_link(contradictions, upn="user_name", source_id="",
+                                                                fallback=None), event_id="event_id"),
+                 "scim-contradictions", key="contradictions",
+                 column_config=common.time_columns("event_time") | links.event_column()
+                 | links.identity_column("Open this userName's timeline"))
 
 st.subheader(f"Requests Entra never logged ({unlogged_total:,})")
 if unlogged.empty:

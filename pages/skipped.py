@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from pages import charts, common, palette, timebins
+from pages import charts, common, links, palette, timebins
 
 filters = common.page_setup("pages/skipped.py")
 
@@ -59,8 +59,8 @@ for category in chosen:
     st.markdown(f"**{LABELS[category]}**: {total:,} identit{'y' if total == 1 else 'ies'}"
                 f". *What to do:* {common.md_text(FIXES[category])}")
     common.bounded_caption(len(rows), total, "identities", order="most-skipped")
-    common.table(rows.drop(columns=["skip_category", "category_identities"]), f"skipped-{category}",
-                 key=f"skipped_{category}",
-                 column_config=common.time_columns("first_seen", "last_seen"),
+    common.table(links.with_identity_link(rows.drop(columns=["skip_category", "category_identities"])),
+                 f"skipped-{category}", key=f"skipped_{category}",
+                 column_config=common.time_columns("first_seen", "last_seen") | links.identity_column(),
                  full=common.full_query_csv("skip_identities", filters, where={"skip_category": category},
                                             drop=("skip_category",)))

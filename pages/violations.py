@@ -6,7 +6,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from pages import charts, common, palette
+from pages import charts, columns, common, links, palette
 
 filters = common.page_setup("pages/violations.py")
 
@@ -67,8 +67,25 @@ for kind, (label, fix) in KINDS.items():
         st.caption("Allowed (work) domains, from the domains of successful users: "
                    + ", ".join(common.md_text(d) for d in allowed["domain"]))
     common.bounded_caption(min(limit, len(rows)), len(rows), "violations", order="most recently seen")
-    common.table(rows.head(limit), f"violations-{kind}", key=f"violations_{kind}",
-                 column_config=common.time_columns("first_seen", "last_seen", "resolved_at"),
+    common.table(links.with_identity_link(rows.head(limit), upn="user_name", fallback=None), f"violations-{kind}",
+                 key=f"violations_{kind}",
+                 column_order=[links.IDENTITY_COLUMN, "state", "occurrences", "email_domain", "evidence", "last_seen",
+                               "first_seen", "resolved_at", "source_name", "source_type", "target_type", "user_name",
+                               "source_id", "service_principal_id"],
+                 column_config=common.time_columns("first_seen", "last_seen", "resolved_at")
+                 | links.identity_column("Open this identity's timeline (its userName, or object id)") | {
+                     "state": st.column_config.TextColumn("State", width="small"),
+                     "occurrences": st.column_config.NumberColumn("Failures", width="small",
+                                                                  help="Failed events of this kind"),
+                     "email_domain": "Email domain", "evidence": st.column_config.TextColumn(
+                         "Evidence", width="small", help="entra: Entra's log; both: the SCIM server's reply too"),
+                     "last_seen": st.column_config.DatetimeColumn("Last seen (UTC)", width=columns.WIDTHS["time"],
+                                                                  **common.TIME_COLUMN),
+                     "first_seen": st.column_config.DatetimeColumn("First seen (UTC)", width=columns.WIDTHS["time"],
+                                                                   **common.TIME_COLUMN),
+                     "resolved_at": st.column_config.DatetimeColumn("Resolved (UTC)", **common.TIME_COLUMN),
+                     "source_name": "Display name", "source_type": "Identity type", "target_type": "Target type",
+                     "user_name": "userName", "source_id": "Object id", "service_principal_id": "App id"},
                  full=(lambda rows=rows: common.csv_bytes(rows)) if len(rows) > limit else None)
 
 duplicates = shown[shown["kind"] == "duplicate_user_name"].head(limit)
@@ -86,5 +103,22 @@ if not duplicates.empty:
         if requests.empty:
             st.write("The SCIM trail has no request for this userName in this period.")
         else:
-            common.table(requests, "violation-scim-requests", key="violation_scim",
-                         column_config=common.time_columns("ts"))
+            common.table(links.with_event_link(requests, event_id="event_id"), "violation-scim-requests",
+                         key="violation_scim",
+                         column_order=["ts", "method", "status", "resource_id", "error_detail", "scim_type",
+                                       links.EVENT_COLUMN, "operation", "user_name", "external_id", "match_class",
+                                       "detail", "path", "request_id", "event_id"],
+                         column_config=links.event_column() | {
+                             "ts": st.column_config.DatetimeColumn("Time (UTC)", width=columns.WIDTHS["time"],
+                                                                   format="YYYY-MM-DD HH:mm:ss"),
+                             "method": st.column_config.TextColumn("Method", width="small"),
+                             "status": st.column_config.NumberColumn("HTTP", width="small", format="%d"),
+                             "resource_id": st.column_config.TextColumn(
+                                 "Account in the app", width="medium",
+                                 help="The SCIM resource id: on a 409, the existing account the create collides with "
+                                      "where the trail shows it"),
+                             "error_detail": st.column_config.TextColumn("SCIM detail", width="medium"),
+                             "scim_type": st.column_config.TextColumn("scimType", width="small"),
+                             "operation": "Operation", "user_name": "userName", "external_id": "externalId",
+                             "match_class": "Match", "detail": "Match detail", "path": "Path",
+                             "request_id": "Request id", "event_id": "Event id"})

@@ -1,14 +1,14 @@
 """The named queries. Each is SQL with bound parameters ($since, $until, $sps, $job, ...).
 
 This module holds the core event queries and merges the lists of the topic modules (``QUERY_LIST`` in
-:mod:`queries.pages`, :mod:`queries.datasets`, :mod:`queries.scim` and :mod:`queries.events`; none of them
-imports this one) into :data:`QUERIES`. Call them with :func:`queries.db.run`; pages
+:mod:`queries.pages`, :mod:`queries.datasets`, :mod:`queries.scim`, :mod:`queries.events`, :mod:`queries.event`,
+...; none of them imports this one) into :data:`QUERIES`. Call them with :func:`queries.db.run`; pages
 never write SQL themselves.
 """
 
 from __future__ import annotations
 
-from queries import alert_history, datasets, events, pages, preflight, scim, timeseries
+from queries import alert_history, datasets, event, events, pages, preflight, scim, timeseries
 from queries.datasets import EVENT_EXPORT_COLUMNS, OPEN_RUNS_SQL
 from queries.filters import DAY_OF_HOUR, DETAIL_FILTER, EVENT_COUNTS, SCOPE_FILTER, SINCE
 from queries.named import Query, q
@@ -101,7 +101,8 @@ def _collect() -> dict[str, Query]:
     merged: dict[str, Query] = {}
     cycles_timeline = next(query.sql for query in pages.QUERY_LIST if query.name == "cycles_timeline")
     for query in [*_ALL, *pages.QUERY_LIST, *datasets.QUERY_LIST, *scim.QUERY_LIST, *alert_history.QUERY_LIST,
-                  *preflight.QUERY_LIST, *events.QUERY_LIST, *timeseries.query_list(cycles_timeline)]:
+                  *preflight.QUERY_LIST, *events.QUERY_LIST, *event.QUERY_LIST,
+                  *timeseries.query_list(cycles_timeline)]:
         if query.name in merged:
             raise ValueError(f"query {query.name!r} is defined twice")
         merged[query.name] = query

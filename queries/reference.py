@@ -483,6 +483,59 @@ REFERENCES.update(SCIM_REFERENCES)
 # The charts' binned series (queries/timeseries.py): their references live beside them.
 REFERENCES.update(timeseries_references(REFERENCES["cycles_timeline"]))
 
+
+# The Event page (queries/event.py): the one event by id, its steps and modified properties by JSON path (not by a
+# parsed structure), the correlated SCIM requests by subqueries.
+_STEP = "json_extract_string(raw, '$.provisioningSteps[' || (i - 1)::VARCHAR || '].{key}')"
+_MOD = "json_extract_string(raw, '$.modifiedProperties[' || (i - 1)::VARCHAR || '].{key}')"
+EVENT_REFERENCES = {
+    "event_detail": f"""
+        SELECT id, activity_time, status, action, error_code, error_category, error_reason, error_details,
+               recommended_action AS entra_recommended_action,
+               CASE WHEN status = 'skipped' THEN coalesce(nullif(recommended_action, ''), {_SKIP_ADVICE})
+                    WHEN status IN ('failure', 'warning') THEN (SELECT {RECOMMENDED_ACTION_SQL} FROM events e
+                                                                WHERE e.id = o.id)
+                    ELSE nullif(recommended_action, '') END AS recommended_action,
+               http_status, scim_type, scim_detail, retry_count, next_retry_at, skip_category, skip_reason,
+               skip_detail, source_id, source_name, source_upn, source_type,
+               json_extract_string(raw, '$.sourceSystem.displayName') AS source_system,
+               target_id, target_name, target_type, json_extract_string(raw, '$.targetSystem.displayName')
+                   AS target_system,
+               user_name, email, tenant_id, service_principal_id, service_principal_name,
+               CASE WHEN json_extract_string(raw, '$.targetSystem.details.ServicePrincipalId') = service_principal_id
+                        THEN json_extract_string(raw, '$.targetSystem.details.ApplicationId')
+                    WHEN json_extract_string(raw, '$.sourceSystem.details.ServicePrincipalId') = service_principal_id
+                        THEN json_extract_string(raw, '$.sourceSystem.details.ApplicationId') END AS app_id,
+               job_id, cycle_id, change_id, duration_ms, initiated_by,
+               json_extract_string(raw, '$.initiatedBy.initiatorType') AS initiator_type, raw::VARCHAR AS raw
+        FROM events o WHERE id = $event_id::VARCHAR""",
+    "event_steps": f"""
+        SELECT i AS step, {_STEP.format(key='provisioningStepType')} AS step_type, {_STEP.format(key='name')} AS name,
+               {_STEP.format(key='status')} AS status, {_STEP.format(key='description')} AS description,
+               json_extract(raw, '$.provisioningSteps[' || (i - 1)::VARCHAR || '].details')::VARCHAR AS details
+        FROM events, range(1, 1000) AS t(i)
+        WHERE id = $event_id::VARCHAR AND i <= coalesce(json_array_length(raw, '$.provisioningSteps'), 0)
+        ORDER BY i""",
+    "event_modified_properties": f"""
+        SELECT i AS position, {_MOD.format(key='displayName')} AS property, {_MOD.format(key='oldValue')} AS old_value,
+               {_MOD.format(key='newValue')} AS new_value
+        FROM events, range(1, 1000) AS t(i)
+        WHERE id = $event_id::VARCHAR AND i <= coalesce(json_array_length(raw, '$.modifiedProperties'), 0)
+        ORDER BY i""",
+    "event_scim_requests": """
+        SELECT r.ts, r.method, r.path, r.status, r.operation, r.scim_type, r.error_detail, r.user_name,
+               (SELECT any_value(match_class) FROM correlation c WHERE c.request_id = r.request_id
+                  AND c.event_id = $event_id::VARCHAR) AS match_class,
+               (SELECT any_value(detail) FROM correlation c WHERE c.request_id = r.request_id
+                  AND c.event_id = $event_id::VARCHAR) AS detail,
+               (SELECT any_value(delta_s) FROM correlation c WHERE c.request_id = r.request_id
+                  AND c.event_id = $event_id::VARCHAR) AS delta_s, r.request_id
+        FROM scim_requests r
+        WHERE r.request_id IN (SELECT request_id FROM correlation WHERE event_id = $event_id::VARCHAR)
+        ORDER BY r.ts, r.request_id""",
+}
+REFERENCES.update(EVENT_REFERENCES)
+
 # What each summary table feeds, so the oracle covers every one (tests/test_reference_oracle.py checks the list).
 SUMMARY_READERS: dict[str, tuple[str, ...]] = {
     "derived_failures": ("failures", "recurring-failures", "top_errors", "top_error_codes", "overview_kpis",

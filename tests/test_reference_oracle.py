@@ -128,6 +128,10 @@ def _samples(db: str) -> dict:
             "GROUP BY source_id ORDER BY count(*) DESC, source_id LIMIT 1").fetchone()
         user = con.execute("SELECT user_name FROM scim_requests WHERE user_name IS NOT NULL "
                            "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchone()
+        # the Event page's event: a failure with SCIM requests correlated to it where there are, else any failure
+        event_id = con.execute(
+            "SELECT e.id FROM events e LEFT JOIN correlation c ON c.event_id = e.id AND c.request_id IS NOT NULL "
+            "WHERE e.status = 'failure' GROUP BY e.id ORDER BY count(c.request_id) DESC, e.id LIMIT 1").fetchone()[0]
     release(db)
     filters = {
         "all": Filters(),
@@ -140,7 +144,8 @@ def _samples(db: str) -> dict:
         "one_job": Filters(job_id=job),
     }
     params = {"limit": 7, "cycle_id": cycle_id, "source_id": source_id, "term": upn.split("@")[0][:4],
-              "identity": user[0].upper() if user else upn, "bucket": "hour", "allowed_domains": None}
+              "identity": user[0].upper() if user else upn, "bucket": "hour", "allowed_domains": None,
+              "event_id": event_id}
     return {"filters": filters, "params": params}
 
 
