@@ -297,6 +297,19 @@ class Store:
             "count(*) FILTER (WHERE source_id IS NULL AND target_id IS NULL) "
             "FROM events WHERE ingest_run_id = ?", [run_id]).fetchone()
 
+    def _commit_load(self, result: LoadResult, watermark: tuple[str, str, datetime] | None, run_id: int | None,
+                     run_counters: dict[str, int] | None, *, then: Callable[[], None] | None = None) -> None:
+        """The end of a load's transaction: the watermark, the caller's further writes (``then``) and the run's
+        counters commit with the rows."""
+        if watermark is not None:
+            self._set_watermark(*watermark, run_id=run_id)
+        if then is not None:
+            then()
+        if run_counters is not None and run_id is not None:
+            self.add_to_run(run_id, **run_counters, records_read=result.read, records_new=result.new,
+                            records_updated=result.updated, records_rejected=result.invalid)
+        self.con.execute("COMMIT")
+
     def add_rejects(self, run_id: int | None, source: str, rejects: Iterable[Reject]) -> int:
         rows = [(run_id, source, r.file, r.position, r.reason, excerpt(r.excerpt), utcnow()) for r in rejects]
         if rows:
@@ -331,14 +344,7 @@ class Store:
                 result = LoadResult(read=first, new=first)
             else:
                 result = self._load_into_existing(source_sql, params, run_id, all_or_nothing)
-            if watermark is not None:
-                self._set_watermark(*watermark, run_id=run_id)
-            if then is not None:
-                then()
-            if run_counters is not None and run_id is not None:
-                self.add_to_run(run_id, **run_counters, records_read=result.read, records_new=result.new,
-                                records_updated=result.updated, records_rejected=result.invalid)
-            con.execute("COMMIT")
+            self._commit_load(result, watermark, run_id, run_counters, then=then)
         except Exception:
             _rollback(con)
             raise
@@ -642,12 +648,7 @@ class Store:
                                         AND directory_audits.last_ingested_at <> $now""",
                                   {"now": now, "run": run_id}).fetchone()[0]
             result = LoadResult(read=read, new=new, updated=updated, invalid=len(bad))
-            if watermark is not None:
-                self._set_watermark(*watermark, run_id=run_id)
-            if run_counters is not None and run_id is not None:
-                self.add_to_run(run_id, **run_counters, records_read=result.read, records_new=result.new,
-                                records_updated=result.updated, records_rejected=result.invalid)
-            con.execute("COMMIT")
+            self._commit_load(result, watermark, run_id, run_counters)
         except Exception:
             _rollback(con)
             raise

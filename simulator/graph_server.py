@@ -515,17 +515,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _provisioning(self, version: str, query: dict, *, empty: bool, truncated: bool) -> None:
         owner = self.server.owner
         try:
-            top = int(query["$top"]) if "$top" in query else DEFAULT_PAGE
-        except ValueError:
-            return self._send(400, _error("BadRequest", f"Invalid $top value '{query['$top']}'."))
-        if top < 1 or top > owner.max_top:
-            return self._send(400, _error("BadRequest", f"Invalid page size specified: '{top}'. "
-                                                        f"Must be between 1 and {owner.max_top} inclusive."))
-        token = query.get("$skiptoken")
-        if token is not None:
-            state = owner.tokens.get(token)
-            if state is None:
-                return self._send(400, _error("BadRequest", "Invalid $skiptoken: the token is expired or malformed."))
+            top, state = _page_request(owner, query)
+        except FilterError as exc:
+            return self._send(400, _error("BadRequest", str(exc)))
+        if state is not None:
             key, offset = state
         else:
             key, offset = (query.get("$filter", ""), query.get("$orderby", "")), 0
@@ -580,22 +573,33 @@ def _check_audit_filter(text: str) -> None:
             raise FilterError(f"Invalid filter clause: operator '{op}' is not supported for '{name}'.")
 
 
+def _page_request(owner, query: dict) -> tuple[int, tuple | None]:
+    """A paged list request's ``$top`` (checked against Graph's bounds) and the state its ``$skiptoken`` names (None
+    on a first page); a bad value raises :class:`FilterError` with Graph's message (answered 400)."""
+    try:
+        top = int(query["$top"]) if "$top" in query else DEFAULT_PAGE
+    except ValueError:
+        raise FilterError(f"Invalid $top value '{query['$top']}'.") from None
+    if top < 1 or top > owner.max_top:
+        raise FilterError(f"Invalid page size specified: '{top}'. Must be between 1 and {owner.max_top} inclusive.")
+    token = query.get("$skiptoken")
+    if token is None:
+        return top, None
+    state = owner.tokens.get(token)
+    if state is None:
+        raise FilterError("Invalid $skiptoken: the token is expired or malformed.")
+    return top, state
+
+
 def _directory_audits_page(handler: _Handler, version: str, query: dict, fault: Fault | None) -> None:
     """One page of the directory audit log: filtered by the predicate, ``$top`` entries from the offset, an
     absolute ``@odata.nextLink`` with a ``$skiptoken`` while more remain (faults ``empty``/``truncated`` applied)."""
     owner = handler.server.owner
     try:
-        top = int(query["$top"]) if "$top" in query else DEFAULT_PAGE
-    except ValueError:
-        return handler._send(400, _error("BadRequest", f"Invalid $top value '{query['$top']}'."))
-    if top < 1 or top > owner.max_top:
-        return handler._send(400, _error("BadRequest", f"Invalid page size specified: '{top}'. "
-                                                       f"Must be between 1 and {owner.max_top} inclusive."))
-    token = query.get("$skiptoken")
-    if token is not None:
-        state = owner.tokens.get(token)
-        if state is None:
-            return handler._send(400, _error("BadRequest", "Invalid $skiptoken: the token is expired or malformed."))
+        top, state = _page_request(owner, query)
+    except FilterError as exc:
+        return handler._send(400, _error("BadRequest", str(exc)))
+    if state is not None:
         (filter_text, _), offset = state
     else:
         filter_text, offset = query.get("$filter", ""), 0
