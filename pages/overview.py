@@ -70,6 +70,15 @@ active_alerts = common.query("alerts_active")
 if not active_alerts.empty:  # the attention list: the alerts active now (issue 24)
     st.subheader(f"Needs attention ({len(active_alerts)})")
     alert_cards.show(active_alerts, limit=5)
+resolved_alerts = common.query("alerts_resolved", filters)
+if not resolved_alerts.empty:  # incidents of the period that are over, apart from what is broken now
+    with st.expander(f"Resolved in this period ({len(resolved_alerts)})", icon=":material/check_circle:"):
+        common.table(resolved_alerts.drop(columns=["key", "episode_id"]).assign(url=resolved_alerts["url"].map(
+                     alert_cards.link)), "alerts-resolved",
+                     column_config={"url": st.column_config.LinkColumn("evidence", display_text="open")})
+elif active_alerts.empty and not int(common.query("alert_counts").iloc[0]["episodes"]):
+    st.caption("No alert recorded for this database: the alert rules run after each ingest when provlens.toml has "
+               "an `[alerts]` table, or with `python -m ingest alerts` (README, \"Get alerted\").")
 kpis = common.query("overview_kpis", filters).iloc[0]
 if not kpis["events"]:
     common.empty_state("No provisioning events in this period. Widen the time range in the sidebar, "

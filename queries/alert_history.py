@@ -9,6 +9,7 @@ aggregate); ``tests/test_alert_history_queries.py`` holds the two equal.
 
 from __future__ import annotations
 
+from queries.filters import time_filter
 from queries.named import q
 
 # critical first; then the newest
@@ -47,6 +48,10 @@ QUERY_LIST = [
         FROM alert_deliveries d JOIN alerts a USING (episode_id)
         ORDER BY d.recorded_at DESC, d.delivery_id DESC
         LIMIT coalesce($limit::BIGINT, 1000)"""),
+    q("alerts_resolved", "The alert episodes resolved in the period (the sidebar's time range), newest first", f"""
+        SELECT a.resolved_at, a.fired_at, a.severity, a.rule, a.app, a.job, a.message, a.url, a.key, a.episode_id
+        FROM alerts a WHERE a.resolved_at IS NOT NULL AND {time_filter('a.resolved_at')}
+        ORDER BY a.resolved_at DESC, a.episode_id DESC"""),
     q("alert_counts", "How many alerts are active, by severity, and notifications not delivered yet", """
         SELECT count(*) FILTER (WHERE resolved_at IS NULL) AS active,
                count(*) FILTER (WHERE resolved_at IS NULL AND severity = 'critical') AS critical,
@@ -86,6 +91,10 @@ REFERENCES = {
                (SELECT severity FROM alerts a WHERE a.episode_id = d.episode_id) AS severity,
                d.episode_id, d.delivery_id
         FROM alert_deliveries d""",
+    # all time (the tests run it with no time range; a window is checked against this filtered by hand)
+    "alerts_resolved": """
+        SELECT a.resolved_at, a.fired_at, a.severity, a.rule, a.app, a.job, a.message, a.url, a.key, a.episode_id
+        FROM alerts a WHERE a.resolved_at IS NOT NULL""",
     "alert_counts": """
         SELECT (SELECT count(*) FROM alerts WHERE resolved_at IS NULL) AS active,
                (SELECT count(*) FROM alerts WHERE resolved_at IS NULL AND severity = 'critical') AS critical,

@@ -44,6 +44,21 @@ def test_page_query_equals_its_reference(db, name):
     pd.testing.assert_frame_equal(_sorted(page), _sorted(reference), check_dtype=False)
 
 
+def test_resolved_in_a_window_are_the_references_rows_in_it(db):
+    from datetime import timedelta
+
+    from queries.filters import Filters
+
+    with duckdb.connect(db, read_only=True) as con:
+        reference = con.execute(REFERENCES["alerts_resolved"]).df()
+    first = reference["resolved_at"].min()
+    window = Filters(since=first + timedelta(seconds=1), until=reference["resolved_at"].max() + timedelta(days=1))
+    page = run(db, "alerts_resolved", window)
+    expected = reference[reference["resolved_at"] >= window.since]
+    assert 0 < len(page) == len(expected) < len(reference)
+    assert sorted(page["episode_id"]) == sorted(expected["episode_id"])
+
+
 def test_active_alerts_most_severe_first(db):
     active = run(db, "alerts_active")
     assert list(active["rule"]) == ["credential", "quarantine"]  # both critical: the newest first

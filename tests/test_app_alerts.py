@@ -85,6 +85,10 @@ def test_overview_attention_list_shows_the_active_alerts(db, monkeypatch):
     boxes = _boxes(at)
     assert sorted(b.split("**")[1] for b in boxes) == sorted(r[0] for r in _sql(
         db, "SELECT rule FROM alerts WHERE resolved_at IS NULL"))
+    # the incidents that are over are listed apart (all time here: range=all)
+    resolved = next(df.value for df in at.dataframe if "resolved_at" in df.value.columns)
+    assert sorted(resolved["rule"]) == sorted(r[0] for r in _sql(
+        db, "SELECT rule FROM alerts WHERE resolved_at IS NOT NULL"))
 
 
 def test_no_alerts(tmp_path, monkeypatch):
