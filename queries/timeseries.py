@@ -99,7 +99,7 @@ def references(cycles_timeline_reference: str) -> dict[str, str]:
         "cycles_over_time": f"""
             SELECT job_id, service_principal_id, any_value(service_principal_name) AS service_principal_name,
                    {_REF_BIN.format(col='started_at')} AS bucket, kind, {CYCLE_OUTCOME_SQL} AS outcome,
-                   count(*) AS cycles, sum(events) AS events
+                   count(*) AS cycles, sum(events)::BIGINT AS events  -- a count, not a HUGEINT
             FROM ({cycles_timeline_reference}) AS c
             GROUP BY ALL ORDER BY service_principal_name, job_id, bucket, kind, outcome""",
     }
