@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import alert_cards, common
+from pages import alert_cards, columns, common
 
 filters = common.page_setup("pages/alerts.py")
 
@@ -28,14 +28,16 @@ if active.empty:
 else:
     alert_cards.show(active)
 
-LINK = st.column_config.LinkColumn("link", display_text="evidence")
+LINK = st.column_config.LinkColumn("Evidence", display_text="open")
+_TIMES = ("fired_at", "resolved_at", "first_seen", "last_seen", "last_notified_at", "last_sent_at", "recorded_at",
+          "sent_at", "last_attempt_at")
 
 st.subheader("History")
 history = common.query("alert_history", limit=500)
 if history.empty:
     st.write("No alert has fired yet.")
 else:
-    common.table(history, "alert-history", column_config={"url": LINK})
+    common.table(history, "alert-history", column_config={**columns.labelled(history.columns, _TIMES), "url": LINK})
     st.caption(f"{int(counts['episodes']):,} alert episodes in all; the newest 500 shown.")
 
 st.subheader("Notifications")
@@ -43,4 +45,5 @@ deliveries = common.query("alert_deliveries", limit=500)
 if deliveries.empty:
     st.write("No notification recorded: configure `[[alerts.targets]]` in provlens.toml (README, \"Get alerted\").")
 else:
-    common.table(deliveries, "alert-notifications", column_config={"url": LINK})
+    common.table(deliveries, "alert-notifications",
+                 column_config={**columns.labelled(deliveries.columns, _TIMES), "url": LINK})
