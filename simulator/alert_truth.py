@@ -179,7 +179,7 @@ def _violations(f: Facts, at: datetime) -> set:
             continue
         if v["resolved_at"] is None or at < _parse(v["resolved_at"]):
             sp = v["service_principal_id"]
-            out.add(("violation", f"{sp}/{f.jobs[sp]}/{v['kind']}/{v['source_id']}"))
+            out.add(("violation", f"{sp}/{f.jobs[sp]}/{v['kind']}"))  # one alert per app, job and kind
     return out
 
 

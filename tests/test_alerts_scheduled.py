@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 import duckdb
 
 from ingest import exitcodes
+from queries.alerts import OPEN_VIOLATIONS
 from tests.alert_receivers import Receiver
 from tests.conftest import run_cli
 
@@ -77,9 +78,12 @@ def test_scheduled_run_delivers_each_alert_once_and_its_resolution_once(sim_dir,
         assert len(hook.requests) == len(fired)
 
         # a later cycle provisions one violating identity: its alert resolves, and only that one is sent
-        gone = next(a for a in active if a["rule"] == "violation")
-        sp, job, _kind, source_id = gone["key"].split("/")
-        with duckdb.connect(str(db), read_only=True) as con:
+        gone = next(a for a in active if a["rule"] == "violation" and a["identities"] == 1)
+        sp, job, kind = gone["key"].split("/")
+        with duckdb.connect(str(db), read_only=True) as con:  # the one identity of that app, job and kind
+            (source_id,) = {r[0] for r in con.execute(
+                f"SELECT source_id FROM ({OPEN_VIOLATIONS}) WHERE service_principal_id = $sp AND job_id = $job",
+                {"now": datetime.now(timezone.utc), "kinds": [kind], "sp": sp, "job": job}).fetchall()}
             raw = con.execute("SELECT raw FROM events WHERE service_principal_id = ? AND job_id = ? AND source_id = ? "
                               "ORDER BY activity_time DESC LIMIT 1", [sp, job, source_id]).fetchone()[0]
         event = json.loads(raw)

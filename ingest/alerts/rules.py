@@ -89,8 +89,8 @@ def parse_interval(text: str | None) -> timedelta | None:
     return value if value > timedelta(0) else None
 
 
-def _n(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
+def _n(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count:,} {word if count == 1 else plural or word + 's'}"
 
 
 def _app(row: dict) -> str | None:
@@ -314,17 +314,26 @@ _KIND_ACTION = {
 
 
 def _violation(con, settings: AlertSettings, now: datetime) -> list[Alert]:
+    """One alert per app, job and kind while any identity's violation of that kind is open (its last failure of the
+    kind has no success after it): the identities are counted, not alerted one by one (a big tenant holds thousands
+    at once). It fires when the first one opens and resolves when the last one is fixed."""
     kinds = list(settings.rule("violation")["kinds"])
-    out = []
+    groups: dict[tuple, list[dict]] = {}
     for r in _rows(con, sql.OPEN_VIOLATIONS, {"now": now, "kinds": kinds}):
+        groups.setdefault((r["service_principal_id"], r["job_id"], r["kind"]), []).append(r)
+    out = []
+    for (sp, job, kind), rows in groups.items():
+        first = min(r["first_seen"] for r in rows)
+        identities = len({r["source_id"] for r in rows})
+        failures = sum(r["occurrences"] for r in rows)
+        app = _app(rows[0])
         out.append(Alert(
-            rule="violation", severity=settings.severity("violation"),
-            key=f"{r['service_principal_id']}/{r['job_id']}/{r['kind']}/{r['source_id']}", app=_app(r),
-            job=r["job_id"], first_seen=r["first_seen"], last_seen=r["last_seen"],
-            message=(f"{_app(r)}: {_KIND_TEXT.get(r['kind'], r['kind'])} refused since {_iso(r['first_seen'])} "
-                     f"({_n(r['occurrences'], 'failure')}); the identity is not provisioned"),
-            action=_KIND_ACTION.get(r["kind"], "See the Constraint violations page."), identities=1,
-            url=url("identity", sp=r["service_principal_id"], q=r["source_id"] or "")))
+            rule="violation", severity=settings.severity("violation"), key=f"{sp}/{job}/{kind}", app=app, job=job,
+            first_seen=first, last_seen=max(r["last_seen"] for r in rows),
+            message=(f"{app}: {_n(identities, 'identity', 'identities')} not provisioned, refused for "
+                     f"{_KIND_TEXT.get(kind, kind)} ({_n(failures, 'failure')}, the first since {_iso(first)})"),
+            action=_KIND_ACTION.get(kind, "See the Constraint violations page."), identities=identities,
+            url=url("violations", since=first, until=now, sp=sp, job=job)))
     return out
 
 
