@@ -289,15 +289,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def evaluate_alerts_after(db_path, config: dict) -> None:
-    """After an ingest run (each source command, each round of ``ingest run``): evaluate the alert rules, record and
-    send what changed, when provlens.toml has an ``[alerts]`` table. Never raises; never changes the exit code."""
-    from ingest.alerts.notify import after_ingest, wanted_after_ingest
-
-    if wanted_after_ingest(config):
-        after_ingest(db_path, config)
-
-
 def main(argv: list[str] | None = None) -> int:
     from ingest.loading import remove_stale_staging
 
@@ -315,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
             return args.handler(args)
         finally:
             if getattr(args, "metrics_after", False) and metrics.runs_mark() > since:
-                evaluate_alerts_after(args.db, load_toml(args.config))  # with [alerts] configured; never raises
+                from ingest.alerts.notify import evaluate_after_ingest
+
+                evaluate_after_ingest(args.db, load_toml(args.config))  # with [alerts] configured; never raises
                 metrics.publish(args, args.db, since, args.metrics_command)
     except ConfigError as exc:
         print(f"error: {clean(str(exc))}", file=sys.stderr)

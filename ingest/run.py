@@ -195,9 +195,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 code = run_once(sources, args.db, args, log)
             finally:
                 if metrics.runs_mark() > mark:
-                    from ingest.cli import evaluate_alerts_after
+                    from ingest.alerts.notify import evaluate_after_ingest
 
-                    evaluate_alerts_after(args.db, config)  # with [alerts] in provlens.toml; never raises
+                    evaluate_after_ingest(args.db, config)  # with [alerts] in provlens.toml; never raises
                     metrics.publish(args, args.db, mark, "run")
             log.info("round_done", exit_code=code, seconds=round(time.monotonic() - started, 3))
             if every is None:

@@ -181,6 +181,13 @@ def wanted_after_ingest(config: dict | None) -> bool:
     return isinstance((config or {}).get("alerts"), dict)
 
 
+def evaluate_after_ingest(db_path, config: dict) -> None:
+    """After an ingest run (each source command, each round of ``ingest run``): evaluate the alert rules, record and
+    send what changed, when provlens.toml has an ``[alerts]`` table. Never raises; never changes the exit code."""
+    if wanted_after_ingest(config):
+        after_ingest(db_path, config)
+
+
 def after_ingest(db_path, config: dict, *, now: datetime | None = None) -> None:
     """Evaluate the rules and process the alerts after an ingest run. Never raises; one line on error. The ingest
     run's exit code never depends on it."""
