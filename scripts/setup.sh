@@ -2,8 +2,9 @@
 # Create .venv and install provlens' pinned dependencies (idempotent; skips work already done).
 # Usage: scripts/setup.sh [dev]   -- "dev" adds the test tools, Debian's chromium for browser tests, Debian's
 # nginx (nginx-light) for the SCIM access-log tests, and Node (Debian's nodejs and npm, when missing) with
-# Azurite (the Azure Storage emulator, pinned in .tools/package-lock.json) for the blob-source tests, and Debian's
-# systemd (for systemd-analyze, when missing) for the deploy/systemd unit tests.
+# Azurite (the Azure Storage emulator, pinned in .tools/package-lock.json) for the blob-source and lake tests, Debian's
+# systemd (for systemd-analyze, when missing) for the deploy/systemd unit tests, and Debian's openjdk-17-jre-headless
+# (when java is missing) for the Spark tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want=${1:-run}
@@ -38,6 +39,14 @@ if [ "$want" = dev ] && ! command -v systemd-analyze >/dev/null 2>&1; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd) >/dev/null
   else
     echo "warning: systemd-analyze is not installed and we are not root; the systemd unit test will fail" >&2
+  fi
+fi
+if [ "$want" = dev ] && ! command -v java >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing Debian's openjdk-17-jre-headless for the Spark tests (queries export --engine spark)..." >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless) >/dev/null
+  else
+    echo "warning: java is not installed and we are not root; the Spark tests will fail" >&2
   fi
 fi
 if [ "$want" = dev ] && ! command -v npm >/dev/null 2>&1; then
