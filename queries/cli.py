@@ -1,4 +1,4 @@
-"""Command line of the queries package: ``python -m queries {list,export,verify} ...``."""
+"""Command line of the queries package: ``python -m queries {list,export,verify,lake} ...``."""
 
 from __future__ import annotations
 
@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("verify", help="check an exported file against FILE.manifest.json")
     ver.add_argument("file", help="an exported file (FILE.manifest.json must be beside it)")
     ver.set_defaults(handler=cmd_verify)
+    from queries.lake_cli import add_lake_parser  # copy into a Delta lake (issue 28)
+
+    add_lake_parser(sub)
     return parser
 
 
