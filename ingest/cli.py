@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from ingest import __version__, cliargs, exitcodes
 from ingest.config import ConfigError, load_toml, resolve_db_path
 from ingest.dbfile import disk_full, is_corruption
+from ingest.lake.writethrough import add_lake_arguments
 from ingest.metrics import add_metrics_arguments
 from ingest.store import DatabaseLocked, NotAProvlensDatabase, StoreError
 from simulator.story import MIN_USERS
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(files)
     files.add_argument("paths", nargs="+", help="files, directories or globs")
     add_metrics_arguments(files, "files")
+    add_lake_arguments(files)
     files.set_defaults(handler=cmd_files)
 
     scim = sub.add_parser("scim", help="load a SCIM server's audit trail (scim-audit/1 JSON Lines or CSV, .gz)")
@@ -210,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     scim.add_argument("--window", type=float, metavar="SECONDS",
                       help="correlation window around each event's activityDateTime (default 180)")
     add_metrics_arguments(scim, "scim")
+    add_lake_arguments(scim)
     scim.set_defaults(handler=cmd_scim)
 
     corr = sub.add_parser("correlate", help="recompute the Entra <-> SCIM correlation")
@@ -237,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(blobs)
     add_blob_arguments(blobs)
     add_metrics_arguments(blobs, "blobs")
+    add_lake_arguments(blobs)
     blobs.set_defaults(handler=cmd_blobs)
 
     # --- Microsoft Graph pull and scheduled runs (ingest/graph/, ingest/run.py)
@@ -247,12 +251,14 @@ def build_parser() -> argparse.ArgumentParser:
     common(graph)
     add_graph_arguments(graph)
     add_metrics_arguments(graph, "graph")
+    add_lake_arguments(graph)
     graph.set_defaults(handler=cmd_graph)
 
     run = sub.add_parser("run", help="run every source in provlens.toml once, or --every interval (locked)")
     common(run)
     add_run_arguments(run)
     add_metrics_arguments(run, "run", after=False)  # published after each round by cmd_run
+    add_lake_arguments(run)  # copied after each round by cmd_run
     run.set_defaults(handler=cmd_run)
 
     # --- preflight: check a setup before a scheduled run finds the problem (ingest/doctor.py)
@@ -303,7 +309,12 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "own_config", False):  # doctor reports a bad config as one of its checks
             args.db = resolve_db_path(args.db, load_toml(args.config))
         try:
-            return args.handler(args)
+            code = args.handler(args)
+            if hasattr(args, "lake") and args.command != "run":  # write-through (issue 28); run copies per round
+                from ingest.lake.writethrough import write_through
+
+                code = write_through(args.db, args, load_toml(args.config), code)
+            return code
         finally:
             if getattr(args, "metrics_after", False) and metrics.runs_mark() > since:
                 from ingest.alerts.notify import evaluate_after_ingest

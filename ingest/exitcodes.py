@@ -8,3 +8,4 @@ AUTH = 4  # authentication or authorisation failed (missing permission, licence,
 UNREACHABLE = 5  # the service could not be reached or kept failing/throttling past the retry budget
 DATABASE = 6  # the database is locked for too long, foreign, damaged, from another provlens version, or full
 STRICT = 7  # --strict and some input was rejected
+LAKE = 8  # the ingest landed its data in the store, but the write-through copy to the lake (--lake) failed

@@ -158,6 +158,16 @@ def run_once(sources: list[dict], db: str, args: argparse.Namespace, log: RunLog
     return worst
 
 
+def _write_through(args: argparse.Namespace, config: dict, code: int, log: RunLog) -> int:
+    """After a round, the copy into the lake of --lake / [lake] (ingest/lake/writethrough.py), if any."""
+    from ingest.lake.writethrough import write_through
+
+    def say(line: str, is_error: bool) -> None:
+        (log.error if is_error else log.summary)("lake_failed" if is_error else "lake_done", line)
+
+    return write_through(args.db, args, config, code, say=say)
+
+
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--every", help="run forever, starting a round every interval (e.g. 40m); default: once")
     p.add_argument("--lock", help="lock file (default: <db>.run.lock); a second run exits 0 while it is held")
@@ -193,6 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             log.info("round_start", at=datetime.now(timezone.utc), sources=len(sources))
             try:
                 code = run_once(sources, args.db, args, log)
+                code = _write_through(args, config, code, log)
             finally:
                 if metrics.runs_mark() > mark:
                     from ingest.alerts.notify import evaluate_after_ingest
