@@ -308,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not getattr(args, "own_config", False):  # doctor reports a bad config as one of its checks
             args.db = resolve_db_path(args.db, load_toml(args.config))
+        if hasattr(args, "lake"):  # a bad --lake or [lake] is exit 2 before anything is loaded
+            from ingest.lake.writethrough import check_settings
+
+            check_settings(args, load_toml(args.config))
         try:
             code = args.handler(args)
             if hasattr(args, "lake") and args.command != "run":  # write-through (issue 28); run copies per round

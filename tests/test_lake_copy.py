@@ -174,3 +174,32 @@ def test_ingest_files_writes_through(store, tmp_path):
     with duckdb.connect(str(store), read_only=True) as con:  # the ingest itself was recorded, as a success
         assert con.execute("SELECT count(*) FROM ingest_runs").fetchall()[0][0] == runs_before + 1
         assert con.execute("SELECT outcome FROM ingest_runs ORDER BY run_id DESC LIMIT 1").fetchall()[0][0] == "success"
+
+
+def test_ingest_run_copies_to_the_lake_of_provlens_toml(store, tmp_path):
+    """`ingest run` with a [lake] table in provlens.toml copies after its round (the log says so)."""
+    from simulator import generate, write
+    from tests.conftest import SIM_ARGS, SIM_END
+
+    lake = tmp_path / "lake"
+    later = write(generate(seed=SIM_ARGS["seed"], users=SIM_ARGS["users"], days=1, end=SIM_END), tmp_path / "w")
+    config = tmp_path / "provlens.toml"
+    config.write_text(f'db = "{store}"\n[[sources]]\ntype = "files"\npaths = ["{later["events"]}"]\n'
+                      f'[lake]\nurl = "{lake}"\ntenant = "contoso"\n', encoding="utf-8")
+    out = run_cli("ingest", "run", "--config", str(config), "-q")
+    assert out.returncode == exitcodes.OK, out.stderr
+    assert f"lake {lake}: tenant contoso" in out.stderr
+    assert compare(store, str(lake), "contoso") == {}
+
+    config.write_text(config.read_text(encoding="utf-8").replace('[lake]\n', '[lake]\nextra = 1\n')
+                      .replace('tenant = "contoso"', 'tenant = 5'), encoding="utf-8")
+    import duckdb
+
+    with duckdb.connect(str(store), read_only=True) as con:
+        runs = con.execute("SELECT count(*) FROM ingest_runs").fetchall()[0][0]
+    bad = run_cli("ingest", "run", "--config", str(config), "-q")
+    assert bad.returncode == exitcodes.USAGE and "[lake] tenant must be a string" in bad.stderr, bad.stderr
+    bad_url = run_cli("ingest", "files", "--db", str(store), str(later["events"]), "--lake", "s3://b/l")
+    assert bad_url.returncode == exitcodes.USAGE and "not supported" in bad_url.stderr, bad_url.stderr
+    with duckdb.connect(str(store), read_only=True) as con:  # refused before anything was loaded
+        assert con.execute("SELECT count(*) FROM ingest_runs").fetchall()[0][0] == runs

@@ -42,6 +42,21 @@ def lake_settings(args: argparse.Namespace, config: dict) -> tuple[str, str | No
     return url, getattr(args, "lake_tenant", None) or section.get("tenant")
 
 
+def check_settings(args: argparse.Namespace, config: dict) -> None:
+    """Refuse a bad [lake] table, lake URL or tenant before the ingest starts (ConfigError: exit 2)."""
+    from ingest.lake.errors import LakeUsageError, check_lake_tenant, check_lake_url
+
+    settings = lake_settings(args, config)
+    if settings is None:
+        return
+    try:
+        check_lake_url(settings[0])
+        if settings[1] is not None:
+            check_lake_tenant(settings[1])
+    except LakeUsageError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def write_through(db: str, args: argparse.Namespace, config: dict, code: int, *,
                   say: Callable[[str, bool], None] | None = None) -> int:
     """Copy ``db`` into the configured lake when the ingest (exit ``code``) landed data; the exit code to return.
