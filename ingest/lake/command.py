@@ -49,7 +49,7 @@ def copy_db(db: str, lake_url: str, tenant: str | None = None, *, full: bool = F
         finally:
             bar.close()
     if optimize:
-        report.optimized = optimize_lake(lake_url)
+        report.optimized = optimize_lake(lake_url, tenant)
     return report
 
 

@@ -273,15 +273,17 @@ def copy_store(con: duckdb.DuckDBPyConnection, lake_url: str, tenant: str, *, fu
     return report
 
 
-def optimize_lake(lake_url: str, *, retention_hours: int = 168) -> dict[str, dict[str, int]]:
-    """Compact each lake table's small files (delta-rs ``optimize.compact``) and vacuum files that no version
-    newer than ``retention_hours`` references. Returns per table the files added, removed and vacuumed."""
+def optimize_lake(lake_url: str, tenant: str | None = None, *,
+                  retention_hours: int = 168) -> dict[str, dict[str, int]]:
+    """Compact each lake table's small files (delta-rs ``optimize.compact``; only ``tenant``'s partitions when
+    given, so writers of other tenants are not disturbed) and vacuum files that no version newer than
+    ``retention_hours`` references. Returns per table the files added, removed and vacuumed."""
     out = {}
     for table in (*LAKE_TABLES, STATE_TABLE):
         if not _table_exists(lake_url, table):
             continue
         dt = DeltaTable(table_uri(lake_url, table), storage_options=_storage(lake_url))
-        metrics = _compact(dt)
+        metrics = _compact(dt, [(TENANT, "=", check_tenant(tenant))] if tenant else None)
         vacuumed = dt.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False)
         out[table] = {"added": int(metrics.get("numFilesAdded", 0)), "removed": int(metrics.get("numFilesRemoved", 0)),
                       "vacuumed": len(vacuumed)}
@@ -289,6 +291,6 @@ def optimize_lake(lake_url: str, *, retention_hours: int = 168) -> dict[str, dic
 
 
 @_retry_conflicts
-def _compact(dt: DeltaTable) -> dict:
+def _compact(dt: DeltaTable, partition_filters: list | None) -> dict:
     dt.update_incremental()
-    return dt.optimize.compact(writer_properties=WRITER)
+    return dt.optimize.compact(partition_filters=partition_filters, writer_properties=WRITER)

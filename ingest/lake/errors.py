@@ -13,8 +13,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _QUERY = re.compile(r"\?[^\s'\"]*")  # a URL's query string (a SAS token lives there)
 _SECRET_KEYS = re.compile(r"(?i)(accountkey|sharedaccesssignature|sig|client_secret|access_key|sas_key|"
                           r"sas_token)=[^;&\s]*")
-SECRET_VARIABLES = ("AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_ACCESS_KEY", "AZURE_STORAGE_KEY",
-                    "AZURE_STORAGE_SAS_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_TOKEN",
+SECRET_VARIABLES = ("AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_ACCESS_KEY", "AZURE_STORAGE_MASTER_KEY",
+                    "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_TOKEN",
                     "AZURE_STORAGE_CONNECTION_STRING", "AZURE_CLIENT_SECRET", "AZURE_STORAGE_CLIENT_SECRET")
 URL_FORMS = "a local directory, az://CONTAINER/PATH, abfss://CONTAINER@ACCOUNT.dfs.core.windows.net/PATH"
 
