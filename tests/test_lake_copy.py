@@ -203,3 +203,26 @@ def test_ingest_run_copies_to_the_lake_of_provlens_toml(store, tmp_path):
     assert bad_url.returncode == exitcodes.USAGE and "not supported" in bad_url.stderr, bad_url.stderr
     with duckdb.connect(str(store), read_only=True) as con:  # refused before anything was loaded
         assert con.execute("SELECT count(*) FROM ingest_runs").fetchall()[0][0] == runs
+
+
+def test_same_tenant_writers_at_once_retry_their_conflicts(demo_db, tmp_path):
+    """Three processes copying one store into a new lake at the same time (each a first copy, then two --full
+    ones) write the same tenant's days: delta-rs refuses all but one of the concurrent commits (CommitFailedError);
+    the copy retries them, and every run ends OK with the lake equal to the store."""
+    import os
+    import subprocess
+
+    from tests.conftest import PY, ROOT
+
+    lake = tmp_path / "lake"
+    code = ("import sys; from ingest.lake.command import copy_db\n"
+            "for full in (False, True, True): copy_db(sys.argv[1], sys.argv[2], full=full, quiet=True)")
+    procs = [subprocess.Popen([PY, "-c", code, str(demo_db), str(lake)], cwd=ROOT, env=dict(os.environ),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == exitcodes.OK, err
+    tenant = store_tenant(demo_db)
+    assert compare(demo_db, str(lake), tenant) == {}
+    assert duplicate_keys(str(lake), tenant) == {}

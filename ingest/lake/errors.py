@@ -64,6 +64,9 @@ def explain(exc: BaseException, lake_url: str) -> tuple[int, str]:
     """The exit code and one line for a failed copy to ``lake_url``."""
     if isinstance(exc, LakeUsageError):
         return exitcodes.USAGE, str(exc)
+    if type(exc).__name__ == "CommitFailedError":  # deltalake.exceptions; retried (ingest/lake/copy.py) until now
+        return exitcodes.FAILED, (f"another writer kept committing to the same tenant's days of the lake "
+                                  f"{scrub(lake_url)}; run one copy per tenant at a time, then re-run")
     detail = scrub(str(exc) or type(exc).__name__)
     low = detail.lower()
     where = scrub(lake_url)
