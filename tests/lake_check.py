@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import pyarrow as pa
@@ -110,6 +111,15 @@ def changed_days(before_db: str | Path, after_db: str | Path, table: str) -> set
     return {str(r[0]) for r in rows}
 
 
+def lake_main(capsys, *argv: str) -> SimpleNamespace:
+    """``python -m queries lake ...`` run in this process: its exit code and what it printed on stderr."""
+    from queries.cli import main
+
+    capsys.readouterr()
+    code = main(["lake", *argv])
+    return SimpleNamespace(returncode=code, stderr=capsys.readouterr().err)
+
+
 def build_demo(db: Path, seed: int) -> Path:
     """A demo store of the test simulator's size, with ``seed`` (another seed: another tenant)."""
     run_cli("ingest", "demo", "--db", str(db), "--seed", str(seed), "--users", str(SIM_ARGS["users"]),
@@ -125,7 +135,9 @@ def grow(src: Path, dst: Path, workdir: Path) -> str:
     shutil.copy(src, dst)
     later = generate(seed=SIM_ARGS["seed"], users=SIM_ARGS["users"], days=2, end=SIM_END + timedelta(days=1))
     paths = write(later, workdir / f"window-{dst.stem}")
-    run_cli("ingest", "files", "--db", str(dst), str(paths["events"]), "-q", check=True)
+    from ingest.cli import main  # in this process: a second Python start per test is the slow part here
+
+    assert main(["files", "--db", str(dst), str(paths["events"]), "-q"]) == 0
     with duckdb.connect(str(dst)) as con:
         gone = con.execute("SELECT id FROM events ORDER BY activity_time, id LIMIT 1").fetchall()[0][0]
         con.execute("DELETE FROM events WHERE id = ?", [gone]).fetchall()

@@ -49,16 +49,6 @@ def test_two_writers_at_once(azurite, demo_db, tmp_path, monkeypatch):
         assert compare(db, lake, tenant, OPTIONS) == {}, tenant
         assert duplicate_keys(lake, tenant, OPTIONS) == {}, tenant
 
-    # each writer again, at once: nothing changed, nothing is rewritten
-    procs = [subprocess.Popen([PY, "-m", "queries", "lake", "--db", str(db), "--to", lake, "-q"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for db in tenants.values()]
-    for proc in procs:
-        _, err = proc.communicate(timeout=180)
-        assert proc.returncode == exitcodes.OK and " 0 day(s) rewritten" in err, err
-    for tenant, db in tenants.items():
-        assert compare(db, lake, tenant, OPTIONS) == {}, tenant
-
 
 def test_storage_errors_are_one_line_without_secrets(azurite, demo_db):
     stopped = {**azure_env(azurite), "AZURITE_BLOB_STORAGE_URL": "http://127.0.0.1:9"}  # nothing listens there

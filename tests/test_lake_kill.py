@@ -34,7 +34,9 @@ def prepared(demo_db: Path, tmp_path: Path) -> tuple[Path, Path, Path, str]:
     """(before store, after store, lake) with the lake holding the before store's copy."""
     before, after, lake = tmp_path / "before.duckdb", tmp_path / "after.duckdb", tmp_path / "lake"
     shutil.copy(demo_db, before)
-    assert run_cli("queries", "lake", "--db", str(before), "--to", str(lake), "-q").returncode == exitcodes.OK
+    from ingest.lake.command import copy_db
+
+    copy_db(str(before), str(lake), quiet=True)
     grow(before, after, tmp_path)
     return before, after, lake, store_tenant(before)
 
