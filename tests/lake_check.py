@@ -135,9 +135,7 @@ def grow(src: Path, dst: Path, workdir: Path) -> str:
     shutil.copy(src, dst)
     later = generate(seed=SIM_ARGS["seed"], users=SIM_ARGS["users"], days=2, end=SIM_END + timedelta(days=1))
     paths = write(later, workdir / f"window-{dst.stem}")
-    from ingest.cli import main  # in this process: a second Python start per test is the slow part here
-
-    assert main(["files", "--db", str(dst), str(paths["events"]), "-q"]) == 0
+    run_cli("ingest", "files", "--db", str(dst), str(paths["events"]), "-q", check=True)
     with duckdb.connect(str(dst)) as con:
         gone = con.execute("SELECT id FROM events ORDER BY activity_time, id LIMIT 1").fetchall()[0][0]
         con.execute("DELETE FROM events WHERE id = ?", [gone]).fetchall()

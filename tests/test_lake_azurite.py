@@ -54,11 +54,13 @@ def test_storage_errors_are_one_line_without_secrets(azurite, demo_db):
     stopped = {**azure_env(azurite), "AZURITE_BLOB_STORAGE_URL": "http://127.0.0.1:9"}  # nothing listens there
     out = run_cli("queries", "lake", "--db", str(demo_db), "--to", "az://lake/x", "-q", env=stopped)
     assert out.returncode == exitcodes.UNREACHABLE, out.stderr
-    assert out.stderr.startswith("error: cannot reach the lake storage") and len(out.stderr.splitlines()) == 1
-    assert KEY not in out.stderr and "Traceback" not in out.stderr
+    assert out.stderr.startswith("error: cannot reach the lake storage") and len(out.stderr.splitlines()) == 1, \
+        out.stderr
+    assert KEY not in out.stderr and "Traceback" not in out.stderr, out.stderr
 
     wrong_key = "V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3Jvbmc="
     refused = run_cli("queries", "lake", "--db", str(demo_db), "--to", "az://lake/y", "-q",
                       env={**azure_env(azurite), "AZURE_STORAGE_ACCOUNT_KEY": wrong_key})
     assert refused.returncode == exitcodes.AUTH, refused.stderr
-    assert len(refused.stderr.splitlines()) == 1 and wrong_key not in refused.stderr and KEY not in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1 and wrong_key not in refused.stderr and KEY not in refused.stderr, \
+        refused.stderr
