@@ -27,14 +27,20 @@ def add_lake_parser(sub) -> None:
 
 
 def cmd_lake(args: argparse.Namespace) -> int:
+    import duckdb
+
     from ingest.dbfile import StoreError
     from ingest.lake.command import copy_db, summary
-    from ingest.lake.errors import explain
+    from ingest.lake.errors import explain, scrub
 
     try:
         report = copy_db(args.db, args.to, args.tenant, full=args.full, quiet=args.quiet, optimize=args.optimize)
     except StoreError:
         raise  # the CLI's own handling (exit 6)
+    except duckdb.Error as exc:  # only the store is read with DuckDB
+        print(f"error: {args.db} cannot be copied ({type(exc).__name__}: {scrub(str(exc).splitlines()[0])}); is it "
+              "a provlens database? Run `python -m ingest migrate --db ...` to upgrade an old one", file=sys.stderr)
+        return exitcodes.DATABASE
     except Exception as exc:  # noqa: BLE001 - one clear line (never a traceback, never a secret)
         code, line = explain(exc, args.to)
         print(f"error: {line}", file=sys.stderr)

@@ -150,6 +150,12 @@ def test_errors_are_one_line_with_exit_codes(lake_args, store, tmp_path):
         assert "SECRETSIG" not in out.stderr and "Traceback" not in out.stderr
     missing = lake_args("--db", str(tmp_path / "nope.duckdb"), "--to", str(lake))
     assert missing.returncode == exitcodes.DATABASE and len(missing.stderr.strip().splitlines()) == 1
+    foreign = tmp_path / "foreign.duckdb"
+    with duckdb.connect(str(foreign)) as con:
+        con.execute("CREATE TABLE x (a INTEGER)").fetchall()
+    not_ours = lake_args("--db", str(foreign), "--to", str(lake))
+    assert not_ours.returncode == exitcodes.DATABASE and "provlens database" in not_ours.stderr, not_ours.stderr
+    assert len(not_ours.stderr.strip().splitlines()) == 1
 
     # a store whose events name two tenants: the tenant must be given
     with duckdb.connect(str(store)) as con:

@@ -9,7 +9,8 @@ DuckDB in one grouped scan. A copy compares the store's fingerprints now with th
 the days that differ (new, changed or deleted rows); a day the store no longer has is emptied in the lake. A re-run
 over an unchanged store makes no data commit at all. The fingerprint depends on DuckDB's ``hash``: a DuckDB upgrade
 that changes it makes the next copy rewrite every day once (correct, only slower). ``full=True`` ignores the state and
-replaces all of the tenant's partitions.
+replaces all of the tenant's partitions. A row whose dating time is NULL (a preflight finding whose run is gone) has
+no day and is not copied.
 
 **Order and crashes.** The data commit comes first and the state commit after it. A writer killed before its data
 commit leaves no commit at all (Delta commits are atomic: files it wrote are never referenced, ``vacuum`` removes
