@@ -245,3 +245,28 @@ def test_same_tenant_writers_at_once_retry_their_conflicts(demo_db, tmp_path):
     tenant = store_tenant(demo_db)
     assert compare(demo_db, str(lake), tenant) == {}
     assert duplicate_keys(str(lake), tenant) == {}
+
+
+def test_a_column_added_by_a_migration_reaches_the_lake(store, tmp_path, monkeypatch):
+    """A source table that gains a column (as a migration adds one) gains it in the lake at the next copy, filled
+    for every row."""
+    import duckdb
+
+    from ingest import schema
+    from ingest.dbfile import read_connection
+    from ingest.lake.copy import copy_store
+
+    lake = tmp_path / "lake"
+    tenant = store_tenant(store)
+    with read_connection(str(store)) as con:
+        copy_store(con, str(lake), tenant)
+    with duckdb.connect(str(store)) as con:
+        con.execute("ALTER TABLE events ADD COLUMN lake_test_note VARCHAR").fetchall()
+        con.execute("UPDATE events SET lake_test_note = 'note ' || id").fetchall()
+    columns, constraints = schema.TABLES["events"]
+    monkeypatch.setitem(schema.TABLES, "events", ((*columns, ("lake_test_note", "VARCHAR")), constraints))
+    with read_connection(str(store)) as con:
+        report = copy_store(con, str(lake), tenant)
+    assert report.days["events"] == len({d for _, d in partition_files(str(lake), "events")})  # every day
+    assert "lake_test_note" in delta(str(lake), "events").to_pyarrow_table().column_names
+    assert compare(store, str(lake), tenant) == {}

@@ -25,6 +25,10 @@ it touches, would not remove rows the store dropped, and costs a join per row wh
 partition of one tenant is small (a 200k-user tenant logs a few hundred thousand events a day), so rewriting a
 changed day whole is cheap.
 
+**New columns.** A store migration that adds a column to a source table (``ingest/schema.py``) adds it to the lake
+table at the next copy (``schema_mode="merge"``); the rows' fingerprints change with it, so every day is rewritten
+once and older rows get the column too.
+
 **Concurrency.** Writers of different tenants touch disjoint partitions: delta-rs rebases such commits on each
 other by itself. Two writers of the *same* tenant and day conflict (``CommitFailedError``); the losing commit is
 retried (tenacity) by re-reading the store, so the last one wins with the store's content. Rows stream from DuckDB
@@ -179,7 +183,7 @@ def write_days(con: duckdb.DuckDBPyConnection, lake_url: str, tenant: str, table
         write_deltalake(table_uri(lake_url, table),
                         pa.RecordBatchReader.from_batches(target, _stream(reader, target, counted)),
                         partition_by=list(PARTITION_COLUMNS), mode="overwrite", predicate=predicate,
-                        storage_options=_storage(lake_url), writer_properties=WRITER,
+                        schema_mode="merge", storage_options=_storage(lake_url), writer_properties=WRITER,
                         commit_properties=_commit(tenant, table, len(days)))
         return written
 
