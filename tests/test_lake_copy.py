@@ -210,6 +210,12 @@ def test_ingest_run_copies_to_the_lake_of_provlens_toml(store, tmp_path):
     assert f"lake {lake}: tenant contoso" in out.stderr
     assert compare(store, str(lake), "contoso") == {}
 
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the lake's directory should be")
+    failing = run_cli("ingest", "run", "--config", str(config), "-q", "--lake", str(blocked))
+    assert failing.returncode == exitcodes.LAKE, failing.stderr
+    assert "store's data is kept" in failing.stderr and "Traceback" not in failing.stderr
+
     config.write_text(config.read_text(encoding="utf-8").replace('[lake]\n', '[lake]\nextra = 1\n')
                       .replace('tenant = "contoso"', 'tenant = 5'), encoding="utf-8")
     import duckdb
