@@ -15,46 +15,25 @@ import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ingest.dbfile import connect
 from ingest.lake.cache import VERSIONS_KEY, cache_path
-from ingest.lake.copy import copy_store
 from pages.common import md_text
-from queries.db import run_sql
-from queries.filters import Filters
-from queries.reference import REFERENCES
-from tests.conftest import ROOT, SIM_ARGS, SIM_END, run_cli
-
-TENANTS = ("contoso", "fabrikam")
+from tests.conftest import ROOT
+from tests.lake_tenants import KPI_LABELS, TENANTS, copy_into, other_store, reference_kpis, two_tenant_lake
 
 
 @pytest.fixture(scope="module")
-def other_db(tmp_path_factory):
-    """A second tenant's store, built by the simulator with other arguments than the demo's."""
-    db = tmp_path_factory.mktemp("other") / "other.duckdb"
-    run_cli("ingest", "demo", "--db", str(db), "--seed", str(SIM_ARGS["seed"] + 6), "--users", "35", "--days", "4",
-            "--end", SIM_END.isoformat(), "-q", check=True)
-    return db
-
-
-def _copy(db, lake: str, tenant: str) -> None:
-    con = connect(str(db), read_only=True)
-    try:
-        copy_store(con, lake, tenant)
-    finally:
-        con.close()
+def other_db(tmp_path_factory) -> str:
+    return other_store(tmp_path_factory.mktemp("other"))
 
 
 @pytest.fixture(scope="module")
 def lake(demo_db, other_db, tmp_path_factory) -> str:
-    url = str(tmp_path_factory.mktemp("lake") / "lake")
-    _copy(demo_db, url, "contoso")
-    _copy(other_db, url, "fabrikam")
-    return url
+    return two_tenant_lake(str(demo_db), other_db, tmp_path_factory.mktemp("lake"))
 
 
 @pytest.fixture(scope="module")
 def stores(demo_db, other_db) -> dict[str, str]:
-    return {"contoso": str(demo_db), "fabrikam": str(other_db)}
+    return {"contoso": str(demo_db), "fabrikam": other_db}
 
 
 @pytest.fixture()
@@ -71,21 +50,6 @@ def app(lake, tmp_path, monkeypatch):
             at.query_params[key] = value
         return at.run()
     return start
-
-
-def _reference_kpis(db: str) -> dict[str, str]:
-    """The Overview's numbers as the page formats them, from the plain reference query over ``db``'s source rows."""
-    with duckdb.connect(db, read_only=True) as con:
-        con.execute("SET TimeZone = 'UTC'")
-        k = run_sql(con, REFERENCES["overview_kpis"], Filters().params()).iloc[0]
-    return {"Events": f"{int(k['events']):,}", "Failures": f"{int(k['failure']):,}",
-            "Skipped": f"{int(k['skipped']):,}", "Sync cycles": f"{int(k['cycles']):,}",
-            "Identities": f"{int(k['identities']):,}", "Failed in this period": f"{int(k['failed_identities']):,}",
-            "Failing now": f"{int(k['failing_identities']):,}", "Success rate": f"{k['success_rate']:.1%}"}
-
-
-KPI_LABELS = ("Events", "Failures", "Skipped", "Sync cycles", "Identities", "Failed in this period", "Failing now",
-              "Success rate")
 
 
 def _kpis(at) -> dict[str, str]:
@@ -106,7 +70,7 @@ def test_overview_on_the_lake_equals_the_reference_on_each_store(app, stores, la
     assert at.sidebar.selectbox(key="f_tenant").options == list(TENANTS)
     assert at.sidebar.selectbox(key="f_tenant").value == "contoso"  # the first tenant when the URL names none
     assert at.query_params["tenant"] in ("contoso", ["contoso"])
-    want = _reference_kpis(stores["contoso"])
+    want = reference_kpis(stores["contoso"])
     assert _kpis(at) == want
     assert not [i for i in at.info if "Demo data" in i.value]  # the lake holds no store's metadata
 
@@ -114,7 +78,7 @@ def test_overview_on_the_lake_equals_the_reference_on_each_store(app, stores, la
     assert not at.exception, at.exception
     assert at.sidebar.selectbox(key="f_tenant").value == "fabrikam"
     assert at.query_params["tenant"] in ("fabrikam", ["fabrikam"])
-    other = _reference_kpis(stores["fabrikam"])
+    other = reference_kpis(stores["fabrikam"])
     assert other != want  # the two tenants differ, so the switch is visible
     assert _kpis(at) == other
     assert os.path.exists(cache_path(lake, "fabrikam"))
@@ -125,7 +89,7 @@ def test_an_unknown_tenant_in_the_url_is_named(app, stores):
     assert not at.exception, at.exception
     assert at.sidebar.selectbox(key="f_tenant").value == "contoso"
     assert any("tenant=nobody" in w.value and "not a tenant of this lake" in w.value for w in at.warning)
-    assert _kpis(at) == _reference_kpis(stores["contoso"])
+    assert _kpis(at) == reference_kpis(stores["contoso"])
 
 
 def test_the_copy_is_built_again_only_when_the_lake_changed(app, lake, demo_db, stores, tmp_path):
@@ -139,9 +103,9 @@ def test_the_copy_is_built_again_only_when_the_lake_changed(app, lake, demo_db, 
     at = app()  # a new session, the lake unchanged: the copy is read as it is
     assert not at.exception, at.exception
     assert _stat(path) == first
-    assert _kpis(at) == _reference_kpis(stores["contoso"])
+    assert _kpis(at) == reference_kpis(stores["contoso"])
 
-    _copy(demo_db, lake, "contoso")  # a new commit per lake table (the same rows)
+    copy_into(str(demo_db), lake, "contoso")  # a new commit per lake table (the same rows)
     at = app()
     assert not at.exception, at.exception
     assert _stat(path) != first
@@ -150,7 +114,7 @@ def test_the_copy_is_built_again_only_when_the_lake_changed(app, lake, demo_db, 
     # a table with rows got a commit (an empty one gets none: copy_store only makes sure it exists)
     assert set(rebuilt) == set(versions) and all(rebuilt[t] >= versions[t] for t in versions)
     assert rebuilt["events"] > versions["events"]
-    assert _kpis(at) == _reference_kpis(stores["contoso"])
+    assert _kpis(at) == reference_kpis(stores["contoso"])
 
 
 def test_the_alerts_page_says_alerts_are_not_in_the_lake(app):
