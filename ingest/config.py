@@ -36,8 +36,8 @@ def load_toml(path: str | os.PathLike | None = None) -> dict[str, Any]:
 # MotherDuck (``md:`` paths) was named in the design but never tested: no MotherDuck-compatible DuckDB installs
 # offline here, and MotherDuck's clients stop at DuckDB 1.5.x while provlens runs 2.x. Untested paths do not ship.
 MOTHERDUCK_UNSUPPORTED = ("MotherDuck (md:) databases are not supported: provlens reads and writes a local DuckDB "
-                          "file; to share data beyond one machine copy stores into a lake (README, \"When one "
-                          "machine is not enough\")")
+                          "file; to share data beyond one machine, copy stores into a lake (python -m queries lake; "
+                          "README, \"Reading a lake from the dashboard\")")
 
 
 def check_db_setting(path: str) -> str:
