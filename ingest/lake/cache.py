@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -123,6 +124,7 @@ def build(cache: TenantCache, *, progress=None) -> float:
             for leftover in (fresh, fresh + ".wal"):
                 if os.path.exists(leftover):
                     os.unlink(leftover)
+            shutil.rmtree(fresh + ".tmp", ignore_errors=True)  # the writer's spill folder (ingest/dbfile.py)
         return time.perf_counter() - started
 
 
