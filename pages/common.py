@@ -388,6 +388,8 @@ def _check_url(names: dict) -> None:
     if ss.f_cycle and not bool(query("cycle_known", Filters(cycle_id=ss.f_cycle)).iloc[0]["known"]):
         url_notice("cycle", ss.f_cycle, "no sync cycle has this id in this database; the filter is kept and "
                                         "matches no event.")
+    if (tenant := _query_param("tenant")) is not None and not lake.lake_url():
+        url_notice("tenant", tenant, "this dashboard reads one database, not a lake (PROVLENS_LAKE); ignored.")
     rows = _query_param("rows")
     if rows is not None and not (rows.isdigit() and int(rows) > 0):
         url_notice("rows", rows, "not a positive whole number; tables show their usual number of rows.")

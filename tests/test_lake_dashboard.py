@@ -133,3 +133,15 @@ def test_a_missing_lake_is_one_line_on_the_page(tmp_path, monkeypatch):
     assert not at.exception, at.exception
     assert [e for e in at.error if "cannot be read" in e.value and md_text("no-lake-here") in e.value]
     assert not os.path.exists(tmp_path / "cache")
+
+
+def test_a_tenant_in_the_url_of_a_database_dashboard_is_named(demo_db, monkeypatch):
+    monkeypatch.delenv("PROVLENS_LAKE", raising=False)
+    monkeypatch.setenv("PROVLENS_DB", str(demo_db))
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params["tenant"] = "contoso"
+    at.run()
+    assert not at.exception, at.exception
+    assert any("tenant=contoso" in w.value and "not a lake" in w.value for w in at.warning)
+    assert not [s for s in at.sidebar.selectbox if s.key == "f_tenant"]
