@@ -145,3 +145,25 @@ def test_a_tenant_in_the_url_of_a_database_dashboard_is_named(demo_db, monkeypat
     assert not at.exception, at.exception
     assert any("tenant=contoso" in w.value and "not a lake" in w.value for w in at.warning)
     assert not [s for s in at.sidebar.selectbox if s.key == "f_tenant"]
+
+
+def test_the_dashboard_reads_a_lake_on_azure_storage(demo_db, stores, tmp_path, monkeypatch):
+    """The same over Azurite (``az://container/path``; delta-rs reads the AZURE_STORAGE_* variables)."""
+    from tests.azurite import running_azurite
+
+    with running_azurite(tmp_path) as azurite:
+        azurite.service().create_container("provlens")
+        monkeypatch.setenv("AZURE_STORAGE_USE_EMULATOR", "true")
+        monkeypatch.setenv("AZURITE_BLOB_STORAGE_URL", azurite.url)
+        url = "az://provlens/lake"
+        copy_into(str(demo_db), url, "contoso")
+        monkeypatch.setenv("PROVLENS_LAKE", url)
+        monkeypatch.setenv("PROVLENS_CACHE", str(tmp_path / "cache"))
+        monkeypatch.chdir(ROOT)
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at.query_params["range"] = "all"
+        at.run()
+        assert not at.exception, at.exception
+        assert at.sidebar.selectbox(key="f_tenant").options == ["contoso"]
+        assert _kpis(at) == reference_kpis(stores["contoso"])
+        assert os.path.exists(cache_path(url, "contoso"))
