@@ -1,7 +1,8 @@
 """provlens dashboard entry point: ``streamlit run app.py``.
 
 Builds the demo database on first start when the configured one does not exist, draws the shared
-sidebar (filters kept in the URL, data freshness) and hands over to the page the user picked.
+sidebar (filters kept in the URL, data freshness) and hands over to the page the user picked. With
+``PROVLENS_LAKE`` it reads a lake instead, one tenant at a time (pages/lake.py).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from ingest.config import ConfigError
 from ingest.store import StoreError
-from pages import auth, common  # auth: the sign-in gate (issue 8)
+from pages import auth, common, lake  # auth: the sign-in gate (issue 8)
 
 # The favicon is a local file (served by Streamlit itself): a ":material/...:" icon made every page load fetch it
 # from fonts.gstatic.com, which fails offline (issue 23).
@@ -23,7 +25,7 @@ st.set_page_config(page_title="provlens", page_icon=str(FAVICON), layout="wide")
 @st.cache_resource(show_spinner=False)
 def _ensure_database(path: str) -> str | None:
     """Build the demo database once per server when the configured file does not exist."""
-    if os.path.exists(path) or path.startswith("md:"):
+    if os.path.exists(path):
         return None
     from ingest.demo import build_demo
 
@@ -48,21 +50,34 @@ PAGES = [
 ]
 
 
-def main() -> None:
-    auth.require_login()  # issue 8: nothing below runs (no data is read) until the visitor may see it
-    path = common.db_path()
-    if not os.path.exists(path) and not path.startswith("md:") and os.environ.get("PROVLENS_NO_DEMO") == "1":
+def database_or_demo(path: str) -> None:
+    """A database file that does not exist: the demo is built (or, with PROVLENS_NO_DEMO=1, the page says wait)."""
+    if os.path.exists(path):
+        return
+    if os.environ.get("PROVLENS_NO_DEMO") == "1":
         # `provlens dashboard --read-only`: a scheduled ingest writes this database; the dashboard never does
         st.info(f"No database at {common.md_text(path)} yet: the ingest job creates it on its first run "
                 "(`provlens ingest run`). This page shows it once it exists.", icon=":material/hourglass_top:")
         st.stop()
-    if not os.path.exists(path) and not path.startswith("md:"):
-        with st.spinner(f"No database at {path} yet: building the demo database from the simulator..."):
-            try:
-                _ensure_database(path)
-            except StoreError as exc:
-                st.error(f"Could not build the demo database: {common.md_text(exc)}")
-                st.stop()
+    with st.spinner(f"No database at {path} yet: building the demo database from the simulator..."):
+        try:
+            _ensure_database(path)
+        except StoreError as exc:
+            st.error(f"Could not build the demo database: {common.md_text(exc)}")
+            st.stop()
+
+
+def main() -> None:
+    auth.require_login()  # issue 8: nothing below runs (no data is read) until the visitor may see it
+    if url := lake.lake_url():  # issue 28: a lake, read-only; the pages read the chosen tenant's local copy
+        lake.tenant_database(url, lake.pick_tenant(url))
+    else:
+        try:
+            path = common.db_path()
+        except ConfigError as exc:  # e.g. a MotherDuck md: path, which provlens does not support
+            st.error(f"The database setting cannot be used: {common.md_text(exc)}")
+            st.stop()
+        database_or_demo(path)
     meta = dict(common.query("meta").itertuples(index=False, name=None))
     if meta.get("demo") == "true":
         st.info(

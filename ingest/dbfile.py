@@ -82,8 +82,8 @@ READER_YIELD_MAX_S = 10.0
 
 
 def _is_local_file(path: str) -> bool:
-    """Whether ``path`` names a database file on this machine (not ``:memory:``, not a MotherDuck ``md:``)."""
-    return path != ":memory:" and not path.startswith("md:")
+    """Whether ``path`` names a database file on this machine (not ``:memory:``)."""
+    return path != ":memory:"
 
 
 def _writer_mark(path: str) -> str | None:
@@ -450,13 +450,6 @@ def _finish(att: _Attachment) -> None:
 @contextmanager
 def read_connection(db_path: str, *, lock_timeout: float = 20.0) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection to ``db_path`` for one call (the attachment may be kept for the next one)."""
-    if db_path.startswith("md:"):  # MotherDuck: a connection of its own, as the DSN says
-        con = connect_with_retry(db_path, read_only=True, timeout=lock_timeout)
-        try:
-            yield con
-        finally:
-            con.close()
-        return
     if not os.path.exists(db_path):
         raise DatabaseMissing(f"database {db_path} does not exist; run `python -m ingest demo` or an ingest")
     cur = _host_connection().cursor()
@@ -484,10 +477,6 @@ def isolated_read_connection(db_path: str, spill_dir: str, *, memory_limit: str,
     """A read-only connection on a DuckDB of its own: memory-limited and spilling to ``spill_dir``, so an export
     sorting millions of rows does not hold them all in memory (the dashboard's shared host keeps its own
     settings)."""
-    if db_path.startswith("md:"):  # MotherDuck runs the query remotely
-        with read_connection(db_path, lock_timeout=lock_timeout) as con:
-            yield con
-        return
     if not os.path.exists(db_path):
         raise DatabaseMissing(f"database {db_path} does not exist; run `python -m ingest demo` or an ingest")
     con = connect(config={"memory_limit": memory_limit, "temp_directory": spill_dir})

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest import exitcodes
-from ingest.config import DEFAULT_CONFIG, DEFAULT_DB, ConfigError, load_toml
+from ingest.config import DEFAULT_CONFIG, DEFAULT_DB, ConfigError, check_db_setting, load_toml
 
 OK, FAIL, SKIP = "ok", "fail", "skip"
 MOUNTINFO = "/proc/self/mountinfo"
@@ -235,6 +235,10 @@ def check_config(doc: Doctor) -> tuple[str, str]:
         db_from = "default"
     doc.db = args.db or os.environ.get("PROVLENS_DB") or doc.config.get("db") or \
         doc.config.get("store", {}).get("db") or DEFAULT_DB
+    try:
+        check_db_setting(doc.db)
+    except ConfigError as exc:
+        return FAIL, f"the database from {db_from}: {exc}"
     sources = doc.config.get("sources")
     if sources is not None:
         from ingest.run import configured_sources
@@ -492,8 +496,6 @@ def _existing_ancestor(path: str) -> str:
 
 def check_db_writable(doc: Doctor) -> tuple[str, str]:
     db = doc.db
-    if db.startswith("md:"):
-        return SKIP, f"skipped: {db} is not a local file"
     folder = os.path.dirname(os.path.abspath(db))
     if os.path.isdir(db):
         return FAIL, f"{db} is a directory: give --db / PROVLENS_DB a file name, e.g. {db}/provlens.duckdb"
@@ -546,8 +548,6 @@ def is_network_fs(fstype: str) -> bool:
 
 
 def check_db_local(doc: Doctor) -> tuple[str, str]:
-    if doc.db.startswith("md:"):
-        return SKIP, f"skipped: {doc.db} is not a local file"
     where = _existing_ancestor(doc.db) if not os.path.exists(doc.db) else doc.db
     mount = mount_of(where, doc.mountinfo)
     if mount is None:
@@ -562,8 +562,6 @@ def check_db_local(doc: Doctor) -> tuple[str, str]:
 
 
 def check_disk_space(doc: Doctor) -> tuple[str, str]:
-    if doc.db.startswith("md:"):
-        return SKIP, f"skipped: {doc.db} is not a local file"
     base = _existing_ancestor(doc.db)
     free_mb = shutil.disk_usage(base).free / 1024 / 1024
     if free_mb < doc.min_free_mb:

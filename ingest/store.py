@@ -796,6 +796,30 @@ class Store:
                 con.execute(sql, params)
             scim_derived.refresh_correlation(con)  # derived correlation state (issue 7 B4)
 
+    def replace_source_rows(self, sources: dict[str, Any], meta: dict[str, str], *, progress=None) -> dict[str, int]:
+        """Make the store a copy of someone else's source rows: each table of ``sources`` (table -> an Arrow
+        reader, table or dataset with the table's columns, e.g. a lake tenant's rows, ingest/lake/cache.py) gets
+        exactly those rows, ``meta`` is set, all in one transaction; then every summary is rebuilt from them
+        (``progress(table)`` before each). Returns the rows per table."""
+        con = self.con
+        rows: dict[str, int] = {}
+        with self._memory_capped(CORRELATION_MEMORY_LIMIT):
+            with self._transaction():
+                for table, source in sources.items():
+                    columns = ", ".join(f'"{name}"' for name in schema.names(schema.TABLES[table][0]))
+                    con.register("provlens_snapshot_source", source)
+                    try:
+                        con.execute(f"DELETE FROM {table}")
+                        rows[table] = con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} "
+                                                  "FROM provlens_snapshot_source").fetchone()[0]
+                    finally:
+                        con.unregister("provlens_snapshot_source")
+                for key, value in meta.items():
+                    self.set_meta(key, value)
+                summaries.forget(con, [s.table for s in summaries.declared()])  # rebuilt below from these rows
+            summaries.ensure(con, progress=progress)
+        return rows
+
     def scim_resort_due(self) -> bool:
         """Whether the requests appended to ``derived_scim_requests_by_user`` since it was written exceed a quarter
         of it (then :meth:`resort_scim_by_user` is due)."""

@@ -9,6 +9,11 @@ from pages import alert_cards, columns, common
 filters = common.page_setup("pages/alerts.py")
 
 st.title("Alerts")
+if common.on_lake():
+    st.info("Alerts are not in the lake: the alert rules run on each tenant's own store after its ingest, and their "
+            "state and notifications stay with that store (README, \"Reading a lake from the dashboard\"). Open the "
+            "dashboard on the tenant's store (`PROVLENS_DB`) to see its alerts.", icon=":material/cloud_off:")
+    st.stop()
 st.caption("The alert rules run after every ingest run (and with `python -m ingest alerts`). A firing alert is "
            "sent once to each target that takes it, again after the re-notify interval while it stays active, and "
            "its resolution once. Alerts are the whole tenant's: the sidebar's filters do not apply here.")

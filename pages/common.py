@@ -15,6 +15,7 @@ import streamlit as st
 
 from ingest.config import resolve_db_path
 from ingest.store import StoreError
+from pages import lake
 from pages.html_table import table_html
 from queries import db as qdb
 from queries.catalog import QUERIES
@@ -49,7 +50,16 @@ def md_text(value) -> str:
 
 
 def db_path() -> str:
+    """The database the pages read: the file configured, or on a lake (``PROVLENS_LAKE``) this session's local copy
+    of the chosen tenant (pages/lake.py)."""
+    if lake.lake_url() and (copy := lake.current_database()):
+        return copy
     return resolve_db_path(None)
+
+
+def on_lake() -> bool:
+    """Whether the dashboard reads a lake (``PROVLENS_LAKE``) rather than a database file."""
+    return lake.lake_url() is not None
 
 
 def db_version(path: str) -> tuple:
@@ -156,7 +166,7 @@ def export_builder(dataset: str, filters: Filters | None, fmt: str, part: str = 
 # Every URL parameter a page reads (the sidebar's, the event filters', and the pages' own). Another name in a URL
 # gets a notice. Add a page's new parameter here.
 KNOWN_PARAMS = {"range", "from", "to", "sp", "job", "type", "rows", "status", "action", "error", "skip", "identity",
-                "cycle", "change", "q", "dataset", "id", "embed", "embed_options"}
+                "cycle", "change", "q", "dataset", "id", "embed", "embed_options", "tenant"}
 
 
 def url_notice(param: str, value, problem: str) -> None:
@@ -261,7 +271,7 @@ def sidebar_filters(now: datetime | None = None) -> Filters:
             ss.url_at_start = {k: st.query_params.get_all(k) for k in st.query_params}
         preset = _query_param("range", DEFAULT_PRESET)
         ss.f_range = preset if preset in PRESETS else DEFAULT_PRESET
-        ss.f_url_notices = {}
+        ss.f_url_notices = ss.get("f_url_notices", {})  # the tenant picker (pages/lake.py) may have one
         if preset not in PRESETS:
             url_notice("range", preset, f"not a time range ({', '.join(PRESETS)}); showing the "
                                         f"{PRESETS[DEFAULT_PRESET].lower()}.")
@@ -324,6 +334,8 @@ def sidebar_filters(now: datetime | None = None) -> Filters:
     params = {"range": ss.f_range}
     if ss.f_range == "custom" and since and until:
         params |= {"from": since.date().isoformat(), "to": (until - timedelta(days=1)).date().isoformat()}
+    if lake.lake_url() and ss.get("f_tenant"):  # the lake's tenant picker (pages/lake.py), drawn before these
+        params["tenant"] = ss.f_tenant
     st.query_params.clear()
     st.query_params.update(params)
     if ss.f_sps:
@@ -376,6 +388,8 @@ def _check_url(names: dict) -> None:
     if ss.f_cycle and not bool(query("cycle_known", Filters(cycle_id=ss.f_cycle)).iloc[0]["known"]):
         url_notice("cycle", ss.f_cycle, "no sync cycle has this id in this database; the filter is kept and "
                                         "matches no event.")
+    if (tenant := _query_param("tenant")) is not None and not lake.lake_url():
+        url_notice("tenant", tenant, "this dashboard reads one database, not a lake (PROVLENS_LAKE); ignored.")
     rows = _query_param("rows")
     if rows is not None and not (rows.isdigit() and int(rows) > 0):
         url_notice("rows", rows, "not a positive whole number; tables show their usual number of rows.")

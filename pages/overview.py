@@ -76,6 +76,8 @@ if not resolved_alerts.empty:  # incidents of the period that are over, apart fr
         common.table(resolved_alerts.drop(columns=["key", "episode_id"]).assign(url=resolved_alerts["url"].map(
                      alert_cards.link)), "alerts-resolved",
                      column_config={"url": st.column_config.LinkColumn("evidence", display_text="open")})
+elif common.on_lake():
+    st.caption("Alerts are not in the lake: they stay with each tenant's own store (see the Alerts page).")
 elif active_alerts.empty and not int(common.query("alert_counts").iloc[0]["episodes"]):
     st.caption("No alert recorded for this database: the alert rules run after each ingest when provlens.toml has "
                "an `[alerts]` table, or with `python -m ingest alerts` (README, \"Get alerted\").")

@@ -6,7 +6,9 @@ when run from one. The settings are those of scripts/dashboard.sh: the database 
 ``provlens.toml`` > ``data/provlens.duckdb``, the address and port from ``PROVLENS_ADDRESS``/``PROVLENS_PORT``
 (127.0.0.1:8501), headless, no usage statistics. Before serving, a missing database is built from the demo and an
 existing one brought up to date (``ingest migrate``); ``--read-only`` skips both (a dashboard beside a scheduled
-ingest job, which alone writes) and sets ``PROVLENS_NO_DEMO=1`` so the app never builds a demo either.
+ingest job, which alone writes) and sets ``PROVLENS_NO_DEMO=1`` so the app never builds a demo either. ``--lake URL``
+(or ``PROVLENS_LAKE``) serves a lake instead, read-only, one tenant at a time (README, "Reading a lake from the
+dashboard").
 Arguments it does not know are passed to ``streamlit run`` (``--server.baseUrlPath x``). The process becomes
 Streamlit's (exec), so a container's stop signal reaches the server.
 """
@@ -23,6 +25,7 @@ from ingest import exitcodes
 from ingest.config import ConfigError, resolve_db_path
 
 NO_DEMO_ENV = "PROVLENS_NO_DEMO"
+LAKE_ENV = "PROVLENS_LAKE"
 
 
 def dashboard_dir() -> Path:
@@ -55,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "'Security and login' before exposing it)")
     parser.add_argument("--port", type=_port, default=os.environ.get("PROVLENS_PORT") or "8501",
                         help="port (default: PROVLENS_PORT, else 8501)")
+    parser.add_argument("--lake", help="read this lake instead of a database file, one tenant at a time (a local "
+                        "folder or az://container/path; sets PROVLENS_LAKE; never writes the lake)")
     parser.add_argument("--read-only", action="store_true",
                         help="never write the database: no demo build, no migrate (a scheduled ingest writes it)")
     return parser
@@ -74,8 +79,6 @@ def _prepare(db: str) -> int:
     """scripts/dashboard.sh's first step: the demo where no database is, else migrate (a no-op when current)."""
     from ingest.cli import main as ingest_main
 
-    if db.startswith("md:"):
-        return exitcodes.OK
     if not os.path.exists(db):
         return ingest_main(["demo", "--db", db])
     return ingest_main(["migrate", "--db", db])
@@ -83,14 +86,20 @@ def _prepare(db: str) -> int:
 
 def main(argv: list[str]) -> int:
     args, extra = build_parser().parse_known_args(argv)
+    lake = args.lake or os.environ.get(LAKE_ENV, "").strip()
     try:
-        db = resolve_db_path(args.db)
+        if args.lake and args.db:
+            raise ConfigError("--lake and --db name two sources: the dashboard reads one")
+        db = None if lake else resolve_db_path(args.db)
         folder = dashboard_dir()
     except (ConfigError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exitcodes.USAGE
-    os.environ["PROVLENS_DB"] = db
-    if args.read_only:
+    if lake:  # the lake is only read; each tenant's local copy is built by the dashboard (ingest/lake/cache.py)
+        os.environ[LAKE_ENV] = lake
+    else:
+        os.environ["PROVLENS_DB"] = db
+    if args.read_only or lake:
         os.environ[NO_DEMO_ENV] = "1"
     else:
         code = _prepare(db)

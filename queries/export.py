@@ -307,15 +307,11 @@ def spill_directory(out_dir: str) -> Iterator[str]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _summarise_while_copying(con: duckdb.DuckDBPyConnection, summary_sql: str, params: dict, write, *,
-                             own_instance: bool) -> tuple:
+def _summarise_while_copying(con: duckdb.DuckDBPyConnection, summary_sql: str, params: dict, write) -> tuple:
     """(newest time, escaped cells, rows written): the manifest's summary query and ``write()`` (the COPY or
-    the chunked COPYs; returns the rows written). On an export's own instance the COPY runs on one thread
+    the chunked COPYs; returns the rows written). On the export's own instance the COPY runs on one thread
     (its sort then fits the memory limit) and the summary runs beside it on a second connection, so the two
     scans share the cores instead of taking turns."""
-    if not own_instance:
-        newest, escaped = con.execute(summary_sql, params).fetchone()
-        return newest, escaped, write()
     con.execute(f"SET threads = {EXPORT_COPY_THREADS}")
 
     def summary() -> tuple:
@@ -453,8 +449,7 @@ def _export_once(db_path: str, dataset: str, out: str, *, filters: Filters | Non
                 return written
 
             newest, escaped, rows = _summarise_while_copying(
-                con, f"SELECT max({time_col}), {escaped_sql} FROM ({unordered(sql)}) AS d", bound, write,
-                own_instance=not db_path.startswith("md:"))
+                con, f"SELECT max({time_col}), {escaped_sql} FROM ({unordered(sql)}) AS d", bound, write)
             freshness = _last_successful_ingest(con)
         manifest = build_manifest(
             dataset=dataset, file_name=os.path.basename(out), fmt=fmt, filters=filters_for_manifest(filters, extra),

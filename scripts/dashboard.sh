@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Set up and run the dashboard. With no database configured it builds and shows the demo data.
+# Set up and run the dashboard. With no database configured it builds and shows the demo data; with PROVLENS_LAKE
+# set it reads that lake instead (read-only, one tenant at a time: no demo, no migrate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-export PROVLENS_DB=${PROVLENS_DB:-data/provlens.duckdb}
-if [ ! -e "$PROVLENS_DB" ]; then
-  echo "provlens: no database at $PROVLENS_DB: building the demo database from the simulator (a few seconds)" >&2
-  .venv/bin/python -m ingest demo --db "$PROVLENS_DB"
-elif [ "${PROVLENS_DB#md:}" = "$PROVLENS_DB" ]; then
-  # a store written by an older provlens: the dashboard only reads, so bring it up to date first (a no-op if current)
-  .venv/bin/python -m ingest migrate --db "$PROVLENS_DB"
+if [ -z "${PROVLENS_LAKE:-}" ]; then
+  export PROVLENS_DB=${PROVLENS_DB:-data/provlens.duckdb}
+  if [ ! -e "$PROVLENS_DB" ]; then
+    echo "provlens: no database at $PROVLENS_DB: building the demo database from the simulator (a few seconds)" >&2
+    .venv/bin/python -m ingest demo --db "$PROVLENS_DB"
+  else
+    # a store written by an older provlens: the dashboard only reads, so bring it up to date first (a no-op if current)
+    .venv/bin/python -m ingest migrate --db "$PROVLENS_DB"
+  fi
 fi
 echo "provlens: starting the dashboard at http://${PROVLENS_ADDRESS:-127.0.0.1}:${PROVLENS_PORT:-8501}" \
      "(it warms up for a few seconds before it answers)" >&2
