@@ -137,10 +137,13 @@ def _source_frame(spark, lake_url: str, table: str, tenants: list[str] | None):
     return reader.load()
 
 
-def register_lake(spark, lake_url: str, tenants: list[str] | None = None, *, native_delta: bool = False) -> None:
+def register_lake(spark, lake_url: str, tenants: list[str] | None = None, *, native_delta: bool = False,
+                  cache: bool = False) -> None:
     """Temporary views named like the store's source tables over the lake's tables: ``tenants``' rows (all when
     None), without the partition columns, so their columns are the store's. ``native_delta``: read with Spark's
-    Delta reader (a session with Delta support)."""
+    Delta reader (a session with Delta support). ``cache``: keep each view's rows once read (memory, then disk),
+    for several datasets in one session: a reference query scans events several times, and each scan through
+    the Python data source reads the files again."""
     if not is_remote(lake_url) and not os.path.isdir(table_uri(lake_url, "events")):
         raise LakeMissing(f"no lake at {lake_url} (no events table there): copy a store there first "
                           "(python -m queries lake --db F --to URL)")
@@ -154,7 +157,11 @@ def register_lake(spark, lake_url: str, tenants: list[str] | None = None, *, nat
             frame = _source_frame(spark, lake_url, table, tenants)
         else:
             frame = _native_frame(spark, lake_url, table)
+        if spark.catalog.tableExists(table) and spark.catalog.isCached(table):
+            spark.catalog.uncacheTable(table)
         frame.where(_tenant_filter(tenants)).drop(TENANT, DAY).createOrReplaceTempView(table)
+        if cache:
+            spark.catalog.cacheTable(table)
 
 
 def run_dataset(spark, name: str, params: dict | None = None) -> pa.Table:
@@ -175,11 +182,6 @@ def _partition_values(uri: str, version: int, tenants: list[str] | None, options
 def _make_source():
     from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
 
-    class LakePartition(InputPartition):
-        def __init__(self, tenant: str, day: str):
-            super().__init__((tenant, day))
-            self.tenant, self.day = tenant, day
-
     class LakeReader(DataSourceReader):
         def __init__(self, schema, options):
             self.schema = schema
@@ -191,20 +193,23 @@ def _make_source():
             return storage_options(self.uri)
 
         def partitions(self):
-            return [LakePartition(t, d) for t, d in _partition_values(self.uri, self.version, self.tenants,
+            return [InputPartition((t, d)) for t, d in _partition_values(self.uri, self.version, self.tenants,
                                                                        self._options())]
 
         def read(self, partition) -> Iterator[pa.RecordBatch]:
             from deltalake import DeltaTable
 
+            if partition is None or partition.value is None:  # an empty table: Spark asks for one partition
+                return
+            tenant, day = partition.value
             dt = DeltaTable(self.uri, version=self.version, storage_options=self._options())
-            dataset = dt.to_pyarrow_dataset(partitions=[(TENANT, "=", partition.tenant), (DAY, "=", partition.day)])
+            dataset = dt.to_pyarrow_dataset(partitions=[(TENANT, "=", tenant), (DAY, "=", day)])
             names = self.schema.fieldNames()
             for batch in dataset.to_batches(columns=[n for n in names if n not in (TENANT, DAY)]):
                 n = batch.num_rows
                 columns = {c: batch.column(c) for c in batch.schema.names}
-                columns[TENANT] = pa.array([partition.tenant] * n, pa.string())
-                columns[DAY] = pa.array([partition.day] * n, pa.string()).cast(pa.date32())
+                columns[TENANT] = pa.array([tenant] * n, pa.string())
+                columns[DAY] = pa.array([day] * n, pa.string()).cast(pa.date32())
                 yield pa.RecordBatch.from_arrays([columns[c] for c in names], names=names)
 
     class LakeSource(DataSource):

@@ -118,7 +118,7 @@ def spark(azure_lake):
 def test_every_dataset_is_the_same_on_spark_duckdb_over_the_lake_and_each_store(azure_lake, spark, tmp_path):
     params = Filters().params()
     for tenant, db in azure_lake.items():
-        register_lake(spark, LAKE, [tenant])
+        register_lake(spark, LAKE, [tenant], cache=True)
         con = lake_connection(LAKE, [tenant])
         for name, dataset in DATASETS.items():
             want = store_rows(db, name, tmp_path)
@@ -136,7 +136,7 @@ def test_every_dataset_is_the_same_on_spark_duckdb_over_the_lake_and_each_store(
 
 
 def test_both_tenants_at_once_are_the_union_of_the_stores(azure_lake, spark, tmp_path):
-    register_lake(spark, LAKE, None)
+    register_lake(spark, LAKE, None, cache=True)
     for name in ("events", "scim-requests"):
         per_store = []
         for tenant, db in azure_lake.items():
