@@ -52,13 +52,14 @@ def duckdb_result(lake_url: str, dataset: str, params: dict, tenants: list[str] 
 
 
 def spark_result(lake_url: str, dataset: str, params: dict, tenants: list[str] | None, *,
-                 master: str | None = None, spark=None) -> tuple[pa.Table, pa.Table]:
+                 master: str | None = None, spark=None, registered: bool = False) -> tuple[pa.Table, pa.Table]:
     """(the dataset's rows, the lake's ingest runs) from Spark (``spark``: a session to use, else a new one on
-    ``master``)."""
+    ``master``; ``registered``: its views already read ``tenants`` of ``lake_url``, see register_lake)."""
     from queries.spark_engine import register_lake, run_dataset, spark_session
 
     spark = spark or spark_session(master)
-    register_lake(spark, lake_url, tenants)
+    if not registered:
+        register_lake(spark, lake_url, tenants)
     rows = run_dataset(spark, dataset, params)
     runs = spark.table("ingest_runs").select("source", "ended_at", "outcome").toArrow()
     return rows, runs
@@ -116,15 +117,17 @@ def write_result(rows: pa.Table, runs: pa.Table, dataset: str, out: str, *, fmt:
 
 def export_lake(lake_url: str, dataset: str, out: str, *, engine: str = "duckdb", tenants: list[str] | None = None,
                 filters: Filters | None = None, fmt: str = "csv", master: str | None = None, spark=None,
-                **extra) -> ExportResult:
+                registered: bool = False, **extra) -> ExportResult:
     """Write ``dataset`` over the lake ``lake_url`` (``tenants``' rows; all when None) to ``out`` and its manifest,
-    answered by ``engine`` (``duckdb`` or ``spark``)."""
+    answered by ``engine`` (``duckdb`` or ``spark``; ``spark``, ``master`` and ``registered``: see
+    :func:`spark_result`)."""
     check_request(dataset, fmt, filters)
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r} (duckdb or spark)")
     params = (filters or Filters()).params() | extra
     if engine == "spark":
-        rows, runs = spark_result(lake_url, dataset, params, tenants, master=master, spark=spark)
+        rows, runs = spark_result(lake_url, dataset, params, tenants, master=master, spark=spark,
+                                  registered=registered)
     else:
         rows, runs = duckdb_result(lake_url, dataset, params, tenants)
     source = {"engine": engine, "lake": lake_url, "tenants": tenants}

@@ -116,11 +116,13 @@ def _tenant_filter(tenants: list[str] | None) -> str:
     return f"{TENANT} IN ({', '.join(repr(check_tenant(t)) for t in tenants) or 'NULL'})"
 
 
-def _native_frame(spark, lake_url: str, table: str):
-    """The table's current snapshot read with Spark's Parquet reader (local lake): the snapshot's files, with the
-    table folder as base path so lake_tenant and lake_day come from the file paths."""
+def _native_frame(spark, lake_url: str, table: str, tenants: list[str] | None):
+    """The table's current snapshot read with Spark's Parquet reader (local lake): the snapshot's files of
+    ``tenants`` (all when None), with the table folder as base path so lake_tenant and lake_day come from the
+    file paths."""
     dt = _delta(lake_url, table)
-    files = [uri.removeprefix("file://") for uri in dt.file_uris()]
+    chosen = None if tenants is None else [(TENANT, "in", [check_tenant(t) for t in tenants])]
+    files = [uri.removeprefix("file://") for uri in dt.file_uris(partition_filters=chosen)] if tenants != [] else []
     schema = spark_ddl(table)
     if not files:
         return spark.createDataFrame([], schema)
@@ -156,7 +158,7 @@ def register_lake(spark, lake_url: str, tenants: list[str] | None = None, *, nat
         elif remote:
             frame = _source_frame(spark, lake_url, table, tenants)
         else:
-            frame = _native_frame(spark, lake_url, table)
+            frame = _native_frame(spark, lake_url, table, tenants)
         if spark.catalog.tableExists(table) and spark.catalog.isCached(table):
             spark.catalog.uncacheTable(table)
         frame.where(_tenant_filter(tenants)).drop(TENANT, DAY).createOrReplaceTempView(table)

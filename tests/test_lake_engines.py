@@ -163,11 +163,12 @@ def test_filtered_exports_write_the_stores_bytes(azure_lake, spark, tmp_path, en
     one_app = duckdb.connect(str(db), read_only=True).execute(
         "SELECT service_principal_id FROM events GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
     cases = [*FILTERED, ("skipped", Filters(service_principal_ids=(one_app,)))]
+    register_lake(spark, LAKE, [TENANTS[0]], cache=True)  # once for every case (the CLI registers per export)
     for name, filters in cases:
         store_file, lake_file = tmp_path / f"{name}-store.csv", tmp_path / f"{name}-{engine}.csv"
         want = export(str(db), name, str(store_file), filters=filters)
         got = export_lake(LAKE, name, str(lake_file), engine=engine, tenants=[TENANTS[0]], filters=filters,
-                          spark=spark)
+                          spark=spark, registered=True)
         assert lake_file.read_bytes() == store_file.read_bytes(), name
         assert got.rows == want.rows and got.manifest["filters"] == want.manifest["filters"], name
         assert got.manifest["newest_activity_time"] == want.manifest["newest_activity_time"], name
