@@ -31,7 +31,7 @@ from queries.export import export
 from queries.filters import Filters
 from queries.lake_export import export_lake
 from queries.lake_read import lake_connection
-from queries.lake_sql import dataset_sql
+from queries.lake_sql import LakeSQLError, dataset_sql, spark_sql, tables_read
 from queries.spark_engine import register_lake, run_dataset, spark_session
 from tests.azurite import ACCOUNT, KEY, running_azurite
 from tests.conftest import PY, ROOT, SIM_END, run_cli
@@ -125,7 +125,9 @@ def test_every_dataset_is_the_same_on_spark_duckdb_over_the_lake_and_each_store(
             started = time.monotonic()
             on_spark = run_dataset(spark, name, params)
             TIMINGS[f"spark {name} ({tenant})"] = time.monotonic() - started
+            started = time.monotonic()
             on_duckdb = duckdb_lake_rows(con, name, params)
+            TIMINGS[f"duckdb-lake {name} ({tenant})"] = time.monotonic() - started
             for got in (on_spark, on_duckdb):
                 assert tuple(got.column_names) == dataset.columns, name
             assert rows(on_spark) == rows(want), f"{name}: Spark over the lake differs from the {tenant} store"
@@ -222,3 +224,26 @@ def test_the_cli_exports_over_the_lake_and_says_what_is_wrong_in_one_line(azure_
         lines = result.stderr.strip().splitlines()
         assert result.returncode == code and len(lines) == 1 and message in lines[0], (args, result.stderr)
         assert not (tmp_path / "x.csv").exists()
+
+
+def test_a_dataset_without_a_reference_must_read_only_lake_tables(monkeypatch):
+    """The choice of SQL: a named query over the store's summaries (cycles reads derived_cycles) is refused when
+    no reference query stands in for it; one over lake tables only (sync-jobs) is used as it is."""
+    from queries import lake_sql
+    from queries.catalog import QUERIES
+
+    assert "derived_cycles" in tables_read(QUERIES["cycles"].sql)
+    monkeypatch.setattr(lake_sql, "REFERENCES", {k: v for k, v in lake_sql.REFERENCES.items() if k != "cycles"})
+    with pytest.raises(LakeSQLError, match="derived_cycles"):
+        dataset_sql("cycles")
+    assert dataset_sql("sync-jobs") == QUERIES["sync-jobs"].sql
+    with pytest.raises(LakeSQLError, match="unknown dataset"):
+        dataset_sql("nope")
+
+
+def test_parameters_become_typed_spark_literals():
+    since = datetime(2026, 10, 1, 2, 0, tzinfo=timezone(timedelta(hours=2)))  # 00:00 UTC
+    sql = spark_sql("events", Filters(since=since, service_principal_ids=("sp-1", "sp'2")).params())
+    assert "$" not in sql and "infinity" not in sql
+    assert "CAST('2026-10-01 00:00:00.000000' AS TIMESTAMP)" in sql
+    assert "ARRAY('sp-1', 'sp\\'2')" in sql
