@@ -96,6 +96,11 @@ def _export_lake(args: argparse.Namespace, filters: Filters, extra: dict):
     except (DeltaError, FileNotFoundError) as exc:
         raise LakeExportFailed(f"cannot read the lake {lake}: {str(exc).splitlines()[0] if str(exc) else exc}; "
                                "is a store copied there (python -m queries lake --db F --to URL)?") from exc
+    except Exception as exc:
+        if not type(exc).__module__.startswith(("pyspark", "py4j")):
+            raise
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise LakeExportFailed(f"Spark could not answer {args.dataset} over {lake}: {first}") from exc
 
 
 class LakeExportFailed(RuntimeError):

@@ -57,12 +57,17 @@ def spark_result(lake_url: str, dataset: str, params: dict, tenants: list[str] |
     ``master``; ``registered``: its views already read ``tenants`` of ``lake_url``, see register_lake)."""
     from queries.spark_engine import register_lake, run_dataset, spark_session
 
+    own = spark is None
     spark = spark or spark_session(master)
-    if not registered:
-        register_lake(spark, lake_url, tenants)
-    rows = run_dataset(spark, dataset, params)
-    runs = spark.table("ingest_runs").select("source", "ended_at", "outcome").toArrow()
-    return rows, runs
+    try:
+        if not registered:
+            register_lake(spark, lake_url, tenants)
+        rows = run_dataset(spark, dataset, params)
+        runs = spark.table("ingest_runs").select("source", "ended_at", "outcome").toArrow()
+        return rows, runs
+    finally:
+        if own:
+            spark.stop()
 
 
 def write_result(rows: pa.Table, runs: pa.Table, dataset: str, out: str, *, fmt: str, manifest_filters: dict,
