@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import duckdb
@@ -35,7 +36,12 @@ def cmd_export(args: argparse.Namespace) -> int:
                           skip_categories=tuple(args.skip_category or ()) or None, identity=args.identity,
                           cycle_id=args.cycle, change_id=args.change)
         extra = {"allowed_domains": [d.lower() for d in args.allowed_domain]} if args.allowed_domain else {}
-        result = export(args.db, args.dataset, args.out, filters=filters, fmt=args.format, **extra)
+        if args.engine == "store":
+            if args.lake or args.tenant:
+                raise ExportError("--lake and --tenant need --engine duckdb or --engine spark")
+            result = export(args.db, args.dataset, args.out, filters=filters, fmt=args.format, **extra)
+        else:
+            result = _export_lake(args, filters, extra)
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exitcodes.USAGE
@@ -45,10 +51,60 @@ def cmd_export(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exitcodes.FAILED
+    except LakeExportFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exitcodes.FAILED
     print(f"exported {result.rows} row(s) of {args.dataset} to {result.path} (manifest {result.manifest_path})"
           + (f"; {result.escaped_cells} formula-like cell(s) neutralised" if result.escaped_cells else ""),
           file=sys.stderr)
     return exitcodes.OK
+
+
+def _export_lake(args: argparse.Namespace, filters: Filters, extra: dict):
+    """``export --engine duckdb|spark --lake URL``: the dataset over the lake (queries/lake_export.py). Errors that
+    are the caller's (no lake given, an unknown tenant) raise ExportError; the others, LakeExportFailed."""
+    from deltalake.exceptions import DeltaError
+
+    from ingest.lake.layout import check_tenant
+    from queries.lake_export import export_lake
+    from queries.lake_read import lake_tenants
+    from queries.lake_sql import LakeSQLError
+    from queries.spark_engine import LakeMissing, SparkUnavailable
+
+    lake = args.lake or os.environ.get("PROVLENS_LAKE")
+    if not lake:
+        raise ExportError(f"--engine {args.engine} needs --lake URL (a local folder, az:// or abfss://) "
+                          "or PROVLENS_LAKE")
+    try:
+        tenants = [check_tenant(t) for t in args.tenant] if args.tenant else None
+        if tenants:
+            known = lake_tenants(lake)
+            unknown = [t for t in tenants if t not in known]
+            if unknown:
+                raise ExportError(f"tenant {', '.join(unknown)} is not in the lake {lake} (it holds: "
+                                  f"{', '.join(known) or 'no tenant yet'})")
+        return export_lake(lake, args.dataset, args.out, engine=args.engine, tenants=tenants, filters=filters,
+                           fmt=args.format, master=args.spark_master, **extra)
+    except (LakeSQLError, ExportError):
+        raise
+    except ValueError as exc:  # a bad tenant name
+        raise ExportError(str(exc)) from exc
+    except SparkUnavailable as exc:
+        raise LakeExportFailed(str(exc)) from exc
+    except LakeMissing as exc:
+        raise LakeExportFailed(str(exc)) from exc
+    except (DeltaError, FileNotFoundError) as exc:
+        raise LakeExportFailed(f"cannot read the lake {lake}: {str(exc).splitlines()[0] if str(exc) else exc}; "
+                               "is a store copied there (python -m queries lake --db F --to URL)?") from exc
+    except Exception as exc:
+        if not type(exc).__module__.startswith(("pyspark", "py4j")):
+            raise
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise LakeExportFailed(f"Spark could not answer {args.dataset} over {lake}: {first}") from exc
+
+
+class LakeExportFailed(RuntimeError):
+    """An export over the lake that could not run (no Spark or Java, a missing or unreadable lake): one line."""
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -88,6 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--change", metavar="CHANGE_ID", help="events, failures, skipped: one change id")
     exp.add_argument("--allowed-domain", action="append", metavar="DOMAIN",
                      help="violations: an allowed email domain (repeatable; default: derived from the data)")
+    exp.add_argument("--engine", choices=("store", "duckdb", "spark"), default="store",
+                     help="who answers: the store file (--db; default), DuckDB over the lake or Spark over the lake "
+                          "(both need --lake)")
+    exp.add_argument("--lake", metavar="URL", help="--engine duckdb/spark: the lake (a local folder, "
+                                                   "az://container/path or abfss://...; default PROVLENS_LAKE)")
+    exp.add_argument("--tenant", action="append", metavar="TENANT",
+                     help="--engine duckdb/spark: keep this lake tenant's rows (repeatable; default: every tenant)")
+    exp.add_argument("--spark-master", metavar="MASTER",
+                     help="--engine spark: Spark master URL (default PROVLENS_SPARK_MASTER, else local[2])")
     exp.add_argument("--format", choices=list(FORMATS), default="csv", help="file format")
     exp.add_argument("--out", required=True, help="the file to write (its manifest is written beside it)")
     exp.set_defaults(handler=cmd_export)
@@ -103,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if hasattr(args, "db"):
+        if hasattr(args, "db") and getattr(args, "engine", "store") == "store":
             args.db = resolve_db_path(args.db, load_toml())
         return args.handler(args)
     except ConfigError as exc:

@@ -37,7 +37,19 @@ _SKIP_ADVICE = ("CASE skip_category " + " ".join(
 # Every failure with its run: the identity's failures since its latest success before it (by time, then id),
 # up to and including it; consecutive_cycles counts their distinct cycles. A failure without a source id or
 # app is its own identity of one (NULL never equals NULL): its run is the failures with the same NULL keys.
+# In two steps (the latest success before each failure, then the failures after it), so that no subquery reads a
+# column two levels out: Spark runs the same text (queries/lake_sql.py).
 _FAILURES = f"""
+failures_after AS (
+    SELECT e.*, (
+        SELECT max((s.activity_time, s.id)) FROM events s
+        WHERE s.status = 'success'
+          AND s.source_id IS NOT DISTINCT FROM e.source_id
+          AND s.service_principal_id IS NOT DISTINCT FROM e.service_principal_id
+          AND s.job_id IS NOT DISTINCT FROM e.job_id
+          AND (s.activity_time, s.id) < (e.activity_time, e.id)
+        ) AS latest_success
+    FROM events e WHERE e.status = 'failure'),
 failures_all AS (
     SELECT e.*, (
         SELECT count(DISTINCT g.cycle_id) FROM events g
@@ -46,17 +58,10 @@ failures_all AS (
           AND g.service_principal_id IS NOT DISTINCT FROM e.service_principal_id
           AND g.job_id IS NOT DISTINCT FROM e.job_id
           AND (g.activity_time, g.id) <= (e.activity_time, e.id)
-          AND NOT EXISTS (
-              SELECT 1 FROM events s
-              WHERE s.status = 'success'
-                AND s.source_id IS NOT DISTINCT FROM e.source_id
-                AND s.service_principal_id IS NOT DISTINCT FROM e.service_principal_id
-                AND s.job_id IS NOT DISTINCT FROM e.job_id
-                AND (s.activity_time, s.id) > (g.activity_time, g.id)
-                AND (s.activity_time, s.id) < (e.activity_time, e.id))
+          AND (e.latest_success IS NULL OR (g.activity_time, g.id) > e.latest_success)
         ) AS consecutive_cycles,
         {RECOMMENDED_ACTION_SQL} AS advice
-    FROM events e WHERE e.status = 'failure')"""
+    FROM failures_after e)"""
 
 # Per identity (source id, app, job), the latest success before $until.
 _LAST_SUCCESS = f"""
@@ -593,13 +598,18 @@ def _pf_exists(f: str, r: str, which: int) -> str:
             f"{_preflight_event(f'{f}.kind', which)})")
 
 
+# A duplicate's group: the findings of its run and kind, each with its run's app and start, so that the events
+# subquery reads only the group's row (no column two levels out: Spark runs the same text, queries/lake_sql.py).
+_PF_GROUP = ("(SELECT g0.*, r0.service_principal_id, r0.started_at FROM preflight_findings g0 "
+             "JOIN preflight_runs r0 ON r0.run_id = g0.run_id)")
+
 _PF_STATUS = f"""
 CASE
     WHEN f.kind = 'duplicate_user_name' THEN CASE
-        WHEN EXISTS (SELECT 1 FROM preflight_findings g WHERE g.run_id = f.run_id AND g.kind = f.kind
-                     AND g.group_key IS NOT DISTINCT FROM f.group_key AND {_pf_exists('g', 'r', 0)}) THEN 'confirmed'
-        WHEN NOT EXISTS (SELECT 1 FROM preflight_findings g WHERE g.run_id = f.run_id AND g.kind = f.kind
-                         AND g.group_key IS NOT DISTINCT FROM f.group_key AND NOT {_pf_exists('g', 'r', 1)})
+        WHEN EXISTS (SELECT 1 FROM {_PF_GROUP} g WHERE g.run_id = f.run_id AND g.kind = f.kind
+                     AND g.group_key IS NOT DISTINCT FROM f.group_key AND {_pf_exists('g', 'g', 0)}) THEN 'confirmed'
+        WHEN NOT EXISTS (SELECT 1 FROM {_PF_GROUP} g WHERE g.run_id = f.run_id AND g.kind = f.kind
+                         AND g.group_key IS NOT DISTINCT FROM f.group_key AND NOT {_pf_exists('g', 'g', 1)})
             THEN 'wrong'
         ELSE 'not yet' END
     WHEN {_pf_exists('f', 'r', 0)} THEN 'confirmed'
