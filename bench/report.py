@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 
 TARGETS = {
     "B1": "≥ 25,000 events/s and ≥ 100× the typed SDK path",
@@ -862,6 +863,9 @@ def render(results: dict) -> str:
         if key in results:
             b = results[key]
             lines += [f"## {key} — {b['title']}", "", b["text"], ""]
+    b10 = Path(__file__).resolve().parent / "B10.md"  # the lake (python -m bench.lake, its own run)
+    if b10.exists():
+        lines += [b10.read_text()]
     lines += [FINDINGS]
     if results.get("notes"):
         lines += ["## Notes from this run", ""] + [f"- {n}" for n in results["notes"]] + [""]
