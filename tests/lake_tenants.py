@@ -28,10 +28,12 @@ def other_store(folder: Path) -> str:
     return str(db)
 
 
-def copy_into(db: str, lake: str, tenant: str) -> None:
+def copy_into(db: str, lake: str, tenant: str, *, full: bool = False) -> None:
+    """Copy ``db`` into ``lake`` as ``tenant`` (``full``: rewrite every day, a new commit per table even when
+    nothing changed; the incremental copy writes nothing then)."""
     con = connect(str(db), read_only=True)
     try:
-        copy_store(con, lake, tenant)
+        copy_store(con, lake, tenant, full=full)
     finally:
         con.close()
 
