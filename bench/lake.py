@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.harness import PY, ROOT, machine, run_measured
+from bench.harness import ROOT, machine, python_measured
 from bench.report import now_text
 
 HEAVY = ("failures", "skipped", "recurring-failures", "violations", "cycles")
@@ -57,23 +57,24 @@ def write_sides(db: str, ndjson: Path, work: Path, tenant: str) -> dict:
         path.unlink(missing_ok=True)
     shutil.rmtree(lake, ignore_errors=True)
     print("[bench] B10 write: ingest files (baseline)", file=sys.stderr)
-    ingest = run_measured([PY, "-m", "ingest", "files", "--db", str(fresh), str(ndjson)])
+    ingest = python_measured(["-m", "ingest", "files", "--db", str(fresh), str(ndjson), "-q"])
     import duckdb
 
     with duckdb.connect(db, read_only=True) as con:
         events = con.execute("SELECT count(*) FROM events").fetchone()[0]
         rows = sum(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in _lake_tables())
     print("[bench] B10 write: queries lake (first copy)", file=sys.stderr)
-    first = run_measured([PY, "-m", "queries", "lake", "--db", db, "--to", str(lake), "--tenant", tenant])
+    first = python_measured(["-m", "queries", "lake", "--db", db, "--to", str(lake), "--tenant", tenant, "-q"])
     print("[bench] B10 write: queries lake (re-run, nothing changed)", file=sys.stderr)
-    again = run_measured([PY, "-m", "queries", "lake", "--db", db, "--to", str(lake), "--tenant", tenant])
+    again = python_measured(["-m", "queries", "lake", "--db", db, "--to", str(lake), "--tenant", tenant, "-q"])
     store_bytes = Path(db).stat().st_size
     lake_bytes = sum(p.stat().st_size for p in lake.rglob("*") if p.is_file())
     files = sum(1 for p in lake.rglob("*.parquet"))
     fresh.unlink(missing_ok=True)
     return {"events": events, "rows": rows, "ingest_s": ingest.seconds, "ingest_events_per_s": events / ingest.seconds,
             "ingest_peak_mb": ingest.peak_rss_mb, "copy_s": first.seconds, "copy_events_per_s": events / first.seconds,
-            "copy_rows_per_s": rows / first.seconds, "rerun_s": again.seconds, "store_bytes": store_bytes,
+            "copy_rows_per_s": rows / first.seconds, "copy_peak_mb": first.peak_rss_mb,
+            "rerun_s": again.seconds, "store_bytes": store_bytes,
             "lake_bytes": lake_bytes, "parquet_files": files, "lake": str(lake)}
 
 
@@ -149,6 +150,8 @@ def render(results: dict) -> str:
         f"| `queries lake`: first copy of the store ({w['copy_rows_per_s']:,.0f} rows/s over all tables) | "
         f"{w['copy_s']:,.1f} | {w['copy_events_per_s']:,.0f} | {w['copy_s'] / w['ingest_s']:.2f} |",
         f"| `queries lake` again, nothing changed | {w['rerun_s']:,.1f} | — | {w['rerun_s'] / w['ingest_s']:.2f} |",
+        "",
+        f"Peak memory: `ingest files` {w['ingest_peak_mb']:,.0f} MB, `queries lake` {w['copy_peak_mb']:,.0f} MB.",
         "",
         f"Size: store file {w['store_bytes'] / 1e9:,.2f} GB, lake {w['lake_bytes'] / 1e9:,.2f} GB in "
         f"{w['parquet_files']:,} Parquet files (zstd).", "",
