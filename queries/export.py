@@ -423,7 +423,6 @@ def _export_once(db_path: str, dataset: str, out: str, *, filters: Filters | Non
     except OSError as exc:
         raise OSError(f"cannot write in {out_dir}: {exc.strerror or exc}") from exc
     os.close(fd)
-    tmp_manifest = tmp + ".manifest"
     try:
         with spill_directory(out_dir) as spill_dir, \
                 isolated_read_connection(db_path, spill_dir, memory_limit=memory_limit) as con:
@@ -456,18 +455,30 @@ def _export_once(db_path: str, dataset: str, out: str, *, filters: Filters | Non
             rows=int(rows), sha256=hashed.get("sha256") or sha256_file(tmp), escaped_cells=int(escaped or 0),
             newest_activity_time=newest, last_successful_ingest=freshness,
             columns=[{"name": n, "type": t} for n, t in columns], version=__version__)
-        with open(tmp_manifest, "w", encoding="utf-8") as fh:
-            json.dump(manifest, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, out)
-        os.replace(tmp_manifest, manifest_path(out))
+        publish(tmp, out, manifest)
     except BaseException:
-        for leftover in (tmp, tmp_manifest):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
+        discard(tmp)
         raise
     return ExportResult(path=out, rows=int(rows), escaped_cells=int(escaped or 0),
                         manifest_path=manifest_path(out), manifest=manifest)
+
+
+def publish(tmp: str, out: str, manifest: dict) -> None:
+    """Write ``manifest`` beside the finished temporary file ``tmp``, then move both into place (``out`` and its
+    manifest): a reader never sees a file without its manifest."""
+    tmp_manifest = tmp + ".manifest"
+    with open(tmp_manifest, "w", encoding="utf-8") as fh:
+        json.dump(manifest, fh, indent=2)
+        fh.write("\n")
+    os.replace(tmp, out)
+    os.replace(tmp_manifest, manifest_path(out))
+
+
+def discard(tmp: str) -> None:
+    """Remove a failed export's temporary file and manifest, where they exist."""
+    for leftover in (tmp, tmp + ".manifest"):
+        if os.path.exists(leftover):
+            os.unlink(leftover)
 
 
 def export_bytes(db_path: str, dataset: str, filters: Filters | None = None, fmt: str = "csv",

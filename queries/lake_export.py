@@ -9,7 +9,6 @@ engine, lake and tenants answered (``source``).
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 
@@ -25,8 +24,10 @@ from queries.export import (
     _quote_path,
     _wrapped_select,
     check_request,
+    discard,
     filters_for_manifest,
     formula_like,
+    publish,
     remove_stale_leftovers,
 )
 from queries.filters import Filters
@@ -84,7 +85,6 @@ def write_result(rows: pa.Table, runs: pa.Table, dataset: str, out: str, *, fmt:
     except OSError as exc:
         raise OSError(f"cannot write in {out_dir}: {exc.strerror or exc}") from exc
     os.close(fd)
-    tmp_manifest = tmp + ".manifest"
     con = dbfile.connect(":memory:")
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -104,15 +104,9 @@ def write_result(rows: pa.Table, runs: pa.Table, dataset: str, out: str, *, fmt:
             last_successful_ingest=_last_successful_ingest(con), columns=[{"name": n, "type": t} for n, t in columns],
             version=__version__)
         manifest["source"] = source
-        with open(tmp_manifest, "w", encoding="utf-8") as fh:
-            json.dump(manifest, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, out)
-        os.replace(tmp_manifest, manifest_path(out))
+        publish(tmp, out, manifest)
     except BaseException:
-        for leftover in (tmp, tmp_manifest):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
+        discard(tmp)
         raise
     finally:
         con.close()
