@@ -9,6 +9,9 @@ clean-clone CI run). Every wait here has one generous overall budget (``BUDGET_S
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 BUDGET_S = 120.0  # overall budget of one wait: generous for a busy 2-core machine; a healthy page takes ~1 s
 
 # True when the last script run finished with the session connected and, if given, an h1 holds ``title``.
@@ -25,3 +28,22 @@ _APP_READY_JS = """(title) => {
 def wait_for_app(page, title: str | None = None, budget_s: float = BUDGET_S) -> None:
     """Until the page's script run has finished (connected, not running) and an h1 holds ``title``."""
     page.wait_for_function(_APP_READY_JS, arg=title, timeout=budget_s * 1000, polling=100)
+
+
+@contextmanager
+def chromium_context(profile_dir, **options) -> Iterator:
+    """Debian's headless Chromium (never a downloaded browser) with a fresh profile in ``profile_dir``, a
+    1440x1000 window unless ``options`` say otherwise, and every wait on the one budget (``BUDGET_S``)."""
+    from playwright.sync_api import sync_playwright
+
+    from bench.dashboard import ARGS, CHROMIUM
+
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(profile_dir), executable_path=CHROMIUM, headless=True, args=ARGS,
+            **{"viewport": {"width": 1440, "height": 1000}, **options})
+        context.set_default_timeout(BUDGET_S * 1000)
+        try:
+            yield context
+        finally:
+            context.close()

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.dashboard import ARGS as CHROMIUM_ARGS
-from bench.dashboard import CHROMIUM, running_dashboard
-from tests.browser import BUDGET_S, wait_for_app
+from bench.dashboard import running_dashboard
+from tests.browser import BUDGET_S, chromium_context, wait_for_app
 from tests.conftest import ROOT
 
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
@@ -59,19 +58,11 @@ def test_the_server_warmed_up_before_it_took_connections(server, server_log):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, accept_downloads=True, viewport={"width": 1500, "height": 2400})
-        # every wait (an element, a download, a URL) has the one generous budget of tests/browser.py: on a busy
-        # machine a 30 s wait_for_load_state("networkidle") timed out (issue 27); nothing waits on the network
-        context.set_default_timeout(BUDGET_S * 1000)
-        try:
-            yield context
-        finally:
-            context.close()
+    # every wait (an element, a download, a URL) has the one generous budget of tests/browser.py: on a busy
+    # machine a 30 s wait_for_load_state("networkidle") timed out (issue 27); nothing waits on the network
+    with chromium_context(tmp_path_factory.mktemp("chromium-profile"), accept_downloads=True,
+                          viewport={"width": 1500, "height": 2400}) as context:
+        yield context
 
 
 @pytest.fixture()

@@ -14,10 +14,9 @@ from urllib.parse import parse_qs, quote, urlparse
 import duckdb
 import pytest
 
-from bench.dashboard import ARGS as CHROMIUM_ARGS
-from bench.dashboard import CHROMIUM, running_dashboard
+from bench.dashboard import running_dashboard
 from queries.db import release
-from tests.browser import BUDGET_S, wait_for_app
+from tests.browser import chromium_context, wait_for_app
 from tests.conftest import ROOT
 
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
@@ -31,17 +30,8 @@ def server(demo_db, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1440, "height": 1000})
-        context.set_default_timeout(BUDGET_S * 1000)
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium_context(tmp_path_factory.mktemp("chromium-profile")) as context:
+        yield context
 
 
 def _plain_count(db, where: str, params: list) -> int:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.dashboard import ARGS as CHROMIUM_ARGS
-from bench.dashboard import CHROMIUM, running_dashboard
+from bench.dashboard import running_dashboard
 from ingest.lake.cache import cache_path
-from tests.browser import BUDGET_S, wait_for_app
+from tests.browser import chromium_context, wait_for_app
 from tests.conftest import ROOT
 from tests.lake_tenants import other_store, reference_kpis, two_tenant_lake
 
@@ -39,17 +38,8 @@ def served(stores, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tab(tmp_path_factory):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1440, "height": 1000})
-        context.set_default_timeout(BUDGET_S * 1000)
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
+    with chromium_context(tmp_path_factory.mktemp("chromium-profile")) as context:
+        yield context.new_page()
 
 
 def _metric(tab, label: str, value: str) -> None:

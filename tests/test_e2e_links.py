@@ -15,11 +15,10 @@ from urllib.parse import parse_qs, urlparse
 import duckdb
 import pytest
 
-from bench.dashboard import ARGS as CHROMIUM_ARGS
-from bench.dashboard import CHROMIUM, running_dashboard
+from bench.dashboard import running_dashboard
 from queries.db import release, run
 from queries.filters import Filters
-from tests.browser import BUDGET_S, wait_for_app
+from tests.browser import BUDGET_S, chromium_context, wait_for_app
 from tests.conftest import ROOT
 
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
@@ -34,17 +33,8 @@ def server(demo_db, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def context(tmp_path_factory):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1440, "height": 1000})
-        ctx.set_default_timeout(BUDGET_S * 1000)
-        try:
-            yield ctx
-        finally:
-            ctx.close()
+    with chromium_context(tmp_path_factory.mktemp("chromium-profile")) as ctx:
+        yield ctx
 
 
 def _plain(text: str) -> str:
