@@ -409,20 +409,28 @@ def _hash_and_append(path: str, digest, out_fh) -> None:
         os.unlink(path)
 
 
-def _export_once(db_path: str, dataset: str, out: str, *, filters: Filters | None, fmt: str, memory_limit: str,
-                 **extra) -> ExportResult:
-    check_request(dataset, fmt, filters)
-    params = (filters or Filters()).params() | extra
+def temporary_beside(out: str) -> tuple[str, str]:
+    """(``out``'s folder, a new empty temporary file there) for an export to ``out``; OSError with one line saying
+    why when ``out`` cannot be written (no such folder, a folder itself, no room or no right to write)."""
     out_dir = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(out_dir):
         raise OSError(f"cannot write {out}: directory {out_dir} does not exist")
     if os.path.isdir(out):
         raise OSError(f"cannot write {out}: it is a directory")
-    try:  # stale leftovers of killed exports go when the spill folder is made (spill_directory)
+    try:
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.{os.getpid()}-", suffix=".part", dir=out_dir)
     except OSError as exc:
         raise OSError(f"cannot write in {out_dir}: {exc.strerror or exc}") from exc
     os.close(fd)
+    return out_dir, tmp
+
+
+def _export_once(db_path: str, dataset: str, out: str, *, filters: Filters | None, fmt: str, memory_limit: str,
+                 **extra) -> ExportResult:
+    check_request(dataset, fmt, filters)
+    params = (filters or Filters()).params() | extra
+    # stale leftovers of killed exports go when the spill folder is made (spill_directory)
+    out_dir, tmp = temporary_beside(out)
     try:
         with spill_directory(out_dir) as spill_dir, \
                 isolated_read_connection(db_path, spill_dir, memory_limit=memory_limit) as con:

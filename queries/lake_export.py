@@ -10,7 +10,6 @@ engine, lake and tenants answered (``source``).
 from __future__ import annotations
 
 import os
-import tempfile
 
 import pyarrow as pa
 
@@ -29,6 +28,7 @@ from queries.export import (
     formula_like,
     publish,
     remove_stale_leftovers,
+    temporary_beside,
 )
 from queries.filters import Filters
 from queries.lake_sql import dataset_sql
@@ -74,17 +74,8 @@ def spark_result(lake_url: str, dataset: str, params: dict, tenants: list[str] |
 def write_result(rows: pa.Table, runs: pa.Table, dataset: str, out: str, *, fmt: str, manifest_filters: dict,
                  source: dict) -> ExportResult:
     """Write ``rows`` (a dataset's answer, in its order) to ``out`` and its manifest, as a store's export does."""
-    out_dir = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(out_dir):
-        raise OSError(f"cannot write {out}: directory {out_dir} does not exist")
-    if os.path.isdir(out):
-        raise OSError(f"cannot write {out}: it is a directory")
+    out_dir, tmp = temporary_beside(out)
     remove_stale_leftovers(out_dir)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.{os.getpid()}-", suffix=".part", dir=out_dir)
-    except OSError as exc:
-        raise OSError(f"cannot write in {out_dir}: {exc.strerror or exc}") from exc
-    os.close(fd)
     con = dbfile.connect(":memory:")
     try:
         con.execute("SET TimeZone = 'UTC'")
