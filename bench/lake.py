@@ -92,7 +92,7 @@ def read_sides(db: str, lake: str, tenant: str, datasets: list[str], reps: int, 
     from queries.db import bind
     from queries.lake_read import lake_connection
     from queries.lake_sql import dataset_sql
-    from queries.spark_engine import register_lake, run_dataset, spark_session
+    from queries.spark_engine import register_lake, run_dataset, spark_session, stop_session
 
     params = {"since": None, "until": None, "sps": None, "job": None}
     store = connect(db, read_only=True)
@@ -128,7 +128,7 @@ def read_sides(db: str, lake: str, tenant: str, datasets: list[str], reps: int, 
             took = f"{statistics.median(times):.2f} s" if times else f"> {timeout:.0f} s"
             print(f"[bench] B10 {name}: {side}: {took}", file=sys.stderr)
         rows_out.append(result)
-    spark.stop()
+    stop_session(spark)
     return [{"spark_start_s": spark_start}, *rows_out]
 
 

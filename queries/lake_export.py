@@ -56,7 +56,7 @@ def spark_result(lake_url: str, dataset: str, params: dict, tenants: list[str] |
                  master: str | None = None, spark=None, registered: bool = False) -> tuple[pa.Table, pa.Table]:
     """(the dataset's rows, the lake's ingest runs) from Spark (``spark``: a session to use, else a new one on
     ``master``; ``registered``: its views already read ``tenants`` of ``lake_url``, see register_lake)."""
-    from queries.spark_engine import register_lake, run_dataset, spark_session
+    from queries.spark_engine import register_lake, run_dataset, spark_session, stop_session
 
     own = spark is None
     spark = spark or spark_session(master)
@@ -68,7 +68,7 @@ def spark_result(lake_url: str, dataset: str, params: dict, tenants: list[str] |
         return rows, runs
     finally:
         if own:
-            spark.stop()
+            stop_session(spark)
 
 
 def write_result(rows: pa.Table, runs: pa.Table, dataset: str, out: str, *, fmt: str, manifest_filters: dict,

@@ -139,6 +139,24 @@ def _source_frame(spark, lake_url: str, table: str, tenants: list[str] | None):
     return reader.load()
 
 
+def stop_session(spark) -> None:
+    """Stop ``spark`` and the JVM behind it. ``SparkSession.stop`` leaves PySpark's gateway JVM running for the rest
+    of the Python process (about 1.3 GB, and busy); that JVM exits when the pipe to its stdin closes."""
+    from pyspark import SparkContext
+
+    spark.stop()
+    gateway = SparkContext._gateway
+    if gateway is None:
+        return
+    gateway.shutdown()
+    proc = getattr(gateway, "proc", None)
+    if proc is not None:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    SparkContext._gateway = None
+    SparkContext._jvm = None
+
+
 def register_lake(spark, lake_url: str, tenants: list[str] | None = None, *, native_delta: bool = False,
                   cache: bool = False) -> None:
     """Temporary views named like the store's source tables over the lake's tables: ``tenants``' rows (all when

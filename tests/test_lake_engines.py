@@ -32,7 +32,7 @@ from queries.filters import Filters
 from queries.lake_export import export_lake
 from queries.lake_read import lake_connection
 from queries.lake_sql import LakeSQLError, dataset_sql, spark_sql, tables_read
-from queries.spark_engine import register_lake, run_dataset, spark_session
+from queries.spark_engine import register_lake, run_dataset, spark_session, stop_session
 from tests.azurite import ACCOUNT, KEY, running_azurite
 from tests.conftest import PY, ROOT, SIM_END, run_cli
 from tests.test_preflight_check import store  # noqa: F401 - the preflight store fixture (runs, findings, events)
@@ -111,7 +111,7 @@ def spark(azure_lake):
     session = spark_session("local[2]")
     TIMINGS["spark startup"] = time.monotonic() - started
     yield session
-    session.stop()
+    stop_session(session)
     print("\nlake engine timings (s):", {k: round(v, 2) for k, v in TIMINGS.items()}, file=sys.stderr)
 
 
